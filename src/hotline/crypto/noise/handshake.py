@@ -9,6 +9,7 @@ it was before the call, so the caller can drop it and go on waiting, or abandon 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from hotline.crypto.noise.functions import (
     CIPHERS,
@@ -72,7 +73,8 @@ class HandshakeState:
         self.pattern = name.pattern
         self.initiator = initiator
         self.s, self.e, self.rs, self.re = s, e, rs, re
-        self.e1, self.re1 = e1, None
+        self.e1: KEMKeyPair | None = e1
+        self.re1: bytes | None = None
         self._rng = rng
         self._encapsulate = encapsulate
         if any(len(psk) != PSK_LEN for psk in psks):
@@ -83,7 +85,9 @@ class HandshakeState:
             )
         self._psks = tuple(psks)
         self._psk_used = 0
-        self.symmetric = SymmetricState(protocol_name.encode("ascii"), lookup(HASHES, name.hash, "hash"), cipher)
+        self.symmetric = SymmetricState(
+            protocol_name.encode("ascii"), lookup(HASHES, name.hash, "hash"), cipher
+        )
         self.symmetric.mix_hash(prologue)
         self._index = 0
         self._result: tuple[CipherState, CipherState] | None = None
@@ -111,7 +115,7 @@ class HandshakeState:
     def write_message(self, payload: bytes = b"") -> bytes:
         if not self.my_turn:
             raise NoiseStateError("it is not this side's turn to write a handshake message")
-        saved = self._save()
+        saved = self.save()
         try:
             out = bytearray()
             for token in self.pattern.messages[self._index]:
@@ -120,7 +124,7 @@ class HandshakeState:
             if len(out) > MAX_MESSAGE_LEN:
                 raise NoiseStateError(f"handshake message of {len(out)} bytes is too long")
         except Exception:
-            self._restore(saved)
+            self.restore(saved)
             raise
         self._advance()
         return bytes(out)
@@ -136,14 +140,14 @@ class HandshakeState:
             raise NoiseStateError("it is not this side's turn to read a handshake message")
         if len(message) > MAX_MESSAGE_LEN:
             raise HandshakeError(f"handshake message of {len(message)} bytes is too long")
-        saved = self._save()
+        saved = self.save()
         try:
             rest = memoryview(message)
             for token in self.pattern.messages[self._index]:
                 rest = self._read_token(token, rest)
             payload = self._decrypt_and_hash(bytes(rest))
         except Exception:
-            self._restore(saved)
+            self.restore(saved)
             raise
         self._advance()
         return payload
@@ -249,14 +253,32 @@ class HandshakeState:
         self._psk_used += 1
         return psk
 
-    def _save(self) -> tuple[object, ...]:
-        return (self.symmetric.snapshot(), self.e, self.e1, self.re, self.rs, self.re1,
-                self._psk_used)
+    def save(self) -> _Saved:
+        """A checkpoint of the whole state, for `restore`."""
+        return _Saved(
+            self.symmetric.snapshot(),
+            self.e,
+            self.e1,
+            self.re,
+            self.rs,
+            self.re1,
+            self._psk_used,
+            self._index,
+            self._result,
+        )
 
-    def _restore(self, saved: tuple[object, ...]) -> None:
-        """Undo a message that failed half-way: no partial state survives a refused message."""
-        self.symmetric.restore(saved[0])  # type: ignore[arg-type]
-        (self.e, self.e1, self.re, self.rs, self.re1, self._psk_used) = saved[1:]  # type: ignore[assignment]
+    def restore(self, saved: _Saved) -> None:
+        """Go back to a checkpoint. Used inside to undo a message that failed half-way, and by a
+        caller that refuses a message after reading it (a replayed timestamp, say)."""
+        self.symmetric.restore(saved.symmetric)
+        self.e, self.e1, self.re, self.rs, self.re1 = (
+            saved.e,
+            saved.e1,
+            saved.re,
+            saved.rs,
+            saved.re1,
+        )
+        self._psk_used, self._index, self._result = saved.psk_used, saved.index, saved.result
 
     def _advance(self) -> None:
         self._index += 1
@@ -272,16 +294,17 @@ class HandshakeState:
         ):
             mine = owner_is_initiator == self.initiator
             for token in tokens:
-                key = (self.e.public if self.e else None) if token == "e" and mine else None
-                if token == "e" and not mine:
-                    key = self.re
-                if token == "s":
-                    key = (self.s.public if self.s else None) if mine else self.rs
-                if key is None:
-                    raise NoiseStateError(f"pattern {self.pattern.name} needs a pre-known {token}")
+                key = self._pre_message_key(token, mine)
                 self.symmetric.mix_hash(key)
                 if token == "e" and self.pattern.has_psk:
                     self.symmetric.mix_key(key)
+
+    def _pre_message_key(self, token: str, mine: bool) -> bytes:
+        local = self.e if token == "e" else self.s
+        key = (local.public if local else None) if mine else (self.re if token == "e" else self.rs)
+        if key is None:
+            raise NoiseStateError(f"pattern {self.pattern.name} needs a pre-known {token}")
+        return key
 
     def _need_kem(self) -> KEMFunctions:
         if self.kem is None:
@@ -292,6 +315,19 @@ class HandshakeState:
         if self._rng is None:
             raise NoiseStateError("an ephemeral key is needed but no random source was given")
         return self._rng(n)
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    symmetric: tuple[bytes, bytes, bytes | None, int]
+    e: DHKeyPair | None
+    e1: KEMKeyPair | None
+    re: bytes | None
+    rs: bytes | None
+    re1: bytes | None
+    psk_used: int
+    index: int
+    result: tuple[CipherState, CipherState] | None
 
 
 def _take(view: memoryview, n: int) -> bytes:

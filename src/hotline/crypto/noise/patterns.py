@@ -142,7 +142,7 @@ def modified_pattern(full_name: str) -> HandshakePattern:
     if not match or match.group(1) not in BASE_PATTERNS:
         raise UnsupportedError(f"unsupported handshake pattern {full_name!r}")
     pattern = BASE_PATTERNS[match.group(1)]
-    modifiers = [m for m in match.group(2).split("+")] if match.group(2) else []
+    modifiers = match.group(2).split("+") if match.group(2) else []
     for modifier in modifiers:
         if re.fullmatch(r"psk\d", modifier):
             messages = _apply_psk(pattern, int(modifier[3:]))

@@ -65,6 +65,7 @@ def _party(vector: dict[str, Any], side: str, kem_pair: KEMKeyPair | None) -> Ha
         re=_hex(vector, f"{side}_remote_ephemeral"),
         psks=[bytes.fromhex(p) for p in vector.get(f"{side}_psks", [])],
         e1=kem_pair if side == "init" else None,
+        encapsulate=encapsulate,
     )
 
 
@@ -102,7 +103,10 @@ def _play(vector: dict[str, Any]) -> None:
     init, resp = _party(vector, "init", kem_pair), _party(vector, "resp", kem_pair)
     transport = None
     for i, message in enumerate(vector["messages"]):
-        payload, ciphertext = bytes.fromhex(message["payload"]), bytes.fromhex(message["ciphertext"])
+        payload, ciphertext = (
+            bytes.fromhex(message["payload"]),
+            bytes.fromhex(message["ciphertext"]),
+        )
         from_init = protocol.pattern.one_way or i % 2 == 0
         sender, receiver = (init, resp) if from_init else (resp, init)
         if not sender.complete:

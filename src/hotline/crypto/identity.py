@@ -1,0 +1,142 @@
+"""A station's long-term identity: an X25519 static key for Noise, and a hybrid signing key
+(Ed25519 + ML-DSA-65) whose signatures verify only when both halves verify.
+
+Pure: an identity is made from seeds the caller supplies. Every signature is domain-separated by
+a purpose label, so a signature made for one purpose (a card, a rotation, a receipt) can never be
+replayed as another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, x25519
+
+__all__ = [
+    "FINGERPRINT_LEN",
+    "HYBRID_SIGNATURE_LEN",
+    "SEED_LEN",
+    "PublicIdentity",
+    "StationIdentity",
+    "format_fingerprint",
+    "short_authentication_string",
+]
+
+SEED_LEN = 32
+FINGERPRINT_LEN = 32
+ED25519_SIGNATURE_LEN = 64
+MLDSA65_SIGNATURE_LEN = 3309
+HYBRID_SIGNATURE_LEN = ED25519_SIGNATURE_LEN + MLDSA65_SIGNATURE_LEN
+MLDSA65_PUBLIC_LEN = 1952
+_MLDSA_CONTEXT = b"hotline"  # FIPS 204 context string: binds ML-DSA signatures to this protocol
+
+
+def _digest(algorithm: hashes.HashAlgorithm, *parts: bytes) -> bytes:
+    """A hash over length-prefixed parts, so no two different lists of parts collide."""
+    h = hashes.Hash(algorithm)
+    for part in parts:
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return h.finalize()
+
+
+def _signed_message(purpose: str, message: bytes) -> bytes:
+    """What both halves of a hybrid signature cover: a versioned purpose label, then the message."""
+    label = f"hotline/v1/{purpose}".encode()
+    return len(label).to_bytes(1, "big") + label + message
+
+
+@dataclass(frozen=True, slots=True)
+class PublicIdentity:
+    """The public half of a station identity, as a peer pins it."""
+
+    dh: bytes  # X25519, 32 bytes: the Noise static key
+    ed25519: bytes  # 32 bytes
+    mldsa65: bytes  # 1952 bytes
+
+    def __post_init__(self) -> None:
+        if (len(self.dh), len(self.ed25519), len(self.mldsa65)) != (32, 32, MLDSA65_PUBLIC_LEN):
+            raise ValueError("public identity keys have the wrong lengths")
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 over the three public keys, each length-prefixed, under a fixed label."""
+        return _digest(
+            hashes.SHA256(), b"hotline-fingerprint-v1", self.dh, self.ed25519, self.mldsa65
+        )
+
+    def verify(self, purpose: str, message: bytes, signature: bytes) -> bool:
+        """True only when both the Ed25519 and the ML-DSA-65 signature verify."""
+        if len(signature) != HYBRID_SIGNATURE_LEN:
+            return False
+        signed = _signed_message(purpose, message)
+        classic, post_quantum = signature[:ED25519_SIGNATURE_LEN], signature[ED25519_SIGNATURE_LEN:]
+        try:
+            ed25519.Ed25519PublicKey.from_public_bytes(self.ed25519).verify(classic, signed)
+            mldsa.MLDSA65PublicKey.from_public_bytes(self.mldsa65).verify(
+                post_quantum, signed, _MLDSA_CONTEXT
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class StationIdentity:
+    """A station's private keys, made from three 32-byte seeds."""
+
+    dh_seed: bytes = field(repr=False)
+    ed25519_seed: bytes = field(repr=False)
+    mldsa65_seed: bytes = field(repr=False)
+    public: PublicIdentity = field(init=False)
+    _ed: ed25519.Ed25519PrivateKey = field(init=False, repr=False, compare=False)
+    _ml: mldsa.MLDSA65PrivateKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if {len(self.dh_seed), len(self.ed25519_seed), len(self.mldsa65_seed)} != {SEED_LEN}:
+            raise ValueError(f"identity seeds must be {SEED_LEN} bytes each")
+        ed = ed25519.Ed25519PrivateKey.from_private_bytes(self.ed25519_seed)
+        ml = mldsa.MLDSA65PrivateKey.from_seed_bytes(self.mldsa65_seed)
+        dh = x25519.X25519PrivateKey.from_private_bytes(self.dh_seed)
+        public = PublicIdentity(
+            dh.public_key().public_bytes_raw(),
+            ed.public_key().public_bytes_raw(),
+            ml.public_key().public_bytes_raw(),
+        )
+        object.__setattr__(self, "public", public)
+        object.__setattr__(self, "_ed", ed)
+        object.__setattr__(self, "_ml", ml)
+
+    @classmethod
+    def from_random(cls, random_bytes: bytes) -> StationIdentity:
+        """Make an identity from 96 random bytes that the caller drew."""
+        if len(random_bytes) != 3 * SEED_LEN:
+            raise ValueError(f"need {3 * SEED_LEN} random bytes")
+        return cls(random_bytes[:32], random_bytes[32:64], random_bytes[64:])
+
+    def sign(self, purpose: str, message: bytes) -> bytes:
+        """A hybrid signature: Ed25519 (64 bytes) then ML-DSA-65 (3309 bytes)."""
+        signed = _signed_message(purpose, message)
+        return self._ed.sign(signed) + self._ml.sign(signed, _MLDSA_CONTEXT)
+
+
+def format_fingerprint(fingerprint: bytes) -> str:
+    """Upper-case hex in groups of four, the way operators read it aloud."""
+    text = fingerprint.hex().upper()
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def short_authentication_string(a: PublicIdentity, b: PublicIdentity) -> str:
+    """The string both operators read to each other to confirm a pairing.
+
+    It is the same on both sides (the two fingerprints are sorted), 8 groups of 5 digits: each
+    group is 5 bytes of a SHA-512 over both fingerprints, reduced modulo 100000, as Signal's
+    safety numbers are. About 133 bits, so an attacker who swaps cards cannot search for a key
+    pair that gives the same string.
+    """
+    first, second = sorted((a.fingerprint, b.fingerprint))
+    digest = _digest(hashes.SHA512(), b"hotline-sas-v1", first, second)
+    groups = [int.from_bytes(digest[i : i + 5], "big") % 100000 for i in range(0, 40, 5)]
+    return " ".join(f"{g:05d}" for g in groups)
