@@ -1,0 +1,182 @@
+"""Station cards: the public part of a station, self-signed, in a versioned text format.
+
+A card file looks like this (docs/protocol.md, "Station card", gives every byte):
+
+    -----BEGIN HOTLINE STATION CARD-----
+    Name: London
+    Fingerprint: 3F2A 9C01 ...
+
+    <base64 of the signed card, 64 characters a line>
+    -----END HOTLINE STATION CARD-----
+
+The base64 holds a MessagePack array [body, signature]. `body` is the exact byte string that was
+signed and is kept as such (never re-encoded); the signature is the station's hybrid signature
+over it for purpose "card". The header lines are for people; they are checked against the signed
+body, so an edited header is refused like an edited body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+import msgspec
+
+from hotline.crypto.identity import PublicIdentity, StationIdentity, format_fingerprint
+from hotline.errors import CardError
+
+__all__ = [
+    "CARD_VERSION",
+    "CardBody",
+    "SignedCard",
+    "card_from_bytes",
+    "make_card",
+    "parse_card",
+]
+
+CARD_VERSION = 1
+_BEGIN, _END = "-----BEGIN HOTLINE STATION CARD-----", "-----END HOTLINE STATION CARD-----"
+MAX_NAME_LEN = 64
+MAX_PATHS = 16
+_PATH_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+
+
+class CardBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
+    """What a card says. Encoded as a MessagePack array in this field order."""
+
+    version: int
+    name: str
+    created: int  # seconds since the Unix epoch
+    dh: bytes  # X25519 public key
+    ed25519: bytes
+    mldsa65: bytes
+    paths: list[str]  # where this station listens, "host:port"
+
+
+class _Envelope(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    body: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCard:
+    """A card whose signature has been verified. `body_bytes` are the exact signed bytes."""
+
+    body: CardBody
+    body_bytes: bytes
+    signature: bytes
+
+    @property
+    def identity(self) -> PublicIdentity:
+        return PublicIdentity(self.body.dh, self.body.ed25519, self.body.mldsa65)
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self.identity.fingerprint
+
+    def to_bytes(self) -> bytes:
+        return msgspec.msgpack.encode(_Envelope(self.body_bytes, self.signature))
+
+    def armored(self) -> str:
+        text = base64.b64encode(self.to_bytes()).decode("ascii")
+        lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+        header = [f"Name: {self.body.name}", f"Fingerprint: {format_fingerprint(self.fingerprint)}"]
+        return "\n".join([_BEGIN, *header, "", *lines, _END]) + "\n"
+
+
+def validate_name(name: str) -> str:
+    if not name.strip() or len(name) > MAX_NAME_LEN or not name.isprintable():
+        raise ValueError(f"a station name is 1 to {MAX_NAME_LEN} printable characters")
+    return name
+
+
+def validate_path(path: str) -> str:
+    match = _PATH_RE.match(path)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"a path is host:port with a port from 1 to 65535, not {path!r}")
+    return path
+
+
+def make_card(identity: StationIdentity, name: str, paths: list[str], created: int) -> SignedCard:
+    """Make and sign a card for our own station."""
+    validate_name(name)
+    if len(paths) > MAX_PATHS:
+        raise ValueError(f"a card lists at most {MAX_PATHS} paths")
+    for path in paths:
+        validate_path(path)
+    public = identity.public
+    body = CardBody(CARD_VERSION, name, created, public.dh, public.ed25519, public.mldsa65, paths)
+    body_bytes = msgspec.msgpack.encode(body)
+    return SignedCard(body, body_bytes, identity.sign("card", body_bytes))
+
+
+def parse_card(text: str) -> SignedCard:
+    """Read a card file and verify it.
+
+    Raises:
+        CardError: the text is not a card, is truncated or altered, or is of another version.
+    """
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if _BEGIN not in lines:
+        raise CardError("not a Hotline station card: no BEGIN line")
+    lines = lines[lines.index(_BEGIN) + 1 :]
+    if _END not in lines:
+        raise CardError("station card is truncated: no END line")
+    lines = lines[: lines.index(_END)]
+    header = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ":" in ln)}
+    blob_text = "".join(ln for ln in lines if ln and ":" not in ln)
+    try:
+        blob = base64.b64decode(blob_text, validate=True)
+    except (binascii.Error, ValueError):
+        raise CardError("station card is corrupted: its base64 does not decode") from None
+    card = card_from_bytes(blob)
+    _check_header(header, card)
+    return card
+
+
+def card_from_bytes(blob: bytes) -> SignedCard:
+    """Decode and verify the binary form of a card (what `SignedCard.to_bytes` gives)."""
+    try:
+        envelope = msgspec.msgpack.decode(blob, type=_Envelope)
+    except msgspec.DecodeError:
+        raise CardError("station card is truncated or corrupted: it does not decode") from None
+    body = _decode_body(envelope.body)
+    try:
+        identity = PublicIdentity(body.dh, body.ed25519, body.mldsa65)
+    except ValueError:
+        raise CardError("station card is corrupted: its keys have the wrong lengths") from None
+    if not identity.verify("card", envelope.body, envelope.signature):
+        raise CardError("station card signature does not verify: the card was altered")
+    try:
+        validate_name(body.name)
+        for path in body.paths:
+            validate_path(path)
+    except ValueError as exc:
+        raise CardError(f"station card is invalid: {exc}") from None
+    return SignedCard(body, envelope.body, envelope.signature)
+
+
+def _decode_body(body_bytes: bytes) -> CardBody:
+    try:
+        first = msgspec.msgpack.decode(body_bytes, type=list[msgspec.Raw])[0]
+        version: int | None = msgspec.msgpack.decode(first, type=int)
+    except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
+        version = None  # not even a versioned array: reported below as corruption
+    if version is not None and version != CARD_VERSION:
+        raise CardError(
+            f"station card format version {version} is not supported (this build reads "
+            f"version {CARD_VERSION})"
+        )
+    try:
+        return msgspec.msgpack.decode(body_bytes, type=CardBody)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CardError(f"station card is corrupted: {exc}") from None
+
+
+def _check_header(header: dict[str, str], card: SignedCard) -> None:
+    if "Name" in header and header["Name"] != card.body.name:
+        raise CardError("station card header names another station than its signed content")
+    if "Fingerprint" in header and header["Fingerprint"] != format_fingerprint(card.fingerprint):
+        raise CardError("station card header shows another fingerprint than its signed content")
