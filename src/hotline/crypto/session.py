@@ -21,6 +21,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives import hashes
+
+from hotline.crypto.identity import PublicIdentity
 from hotline.crypto.noise.functions import DH_FUNCTIONS
 from hotline.crypto.noise.handshake import HandshakeState
 from hotline.crypto.noise.state import CipherState
@@ -35,6 +38,7 @@ __all__ = [
     "LinkKeys",
     "Responder",
     "Session",
+    "link_id_for",
     "prologue",
 ]
 
@@ -51,6 +55,14 @@ _PAYLOAD = struct.Struct(">BQ")  # version, sender's clock in ns since the Unix 
 
 Rng = Callable[[int], bytes]
 Encapsulate = Callable[[bytes], tuple[bytes, bytes]]
+
+
+def link_id_for(a: PublicIdentity, b: PublicIdentity) -> bytes:
+    """The 32-byte link id of two stations: the same on both sides, whatever the order."""
+    first, second = sorted((a.fingerprint, b.fingerprint))
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(b"hotline-link-id-v1" + first + second)
+    return digest.finalize()
 
 
 def prologue(link_id: bytes) -> bytes:

@@ -1,0 +1,7 @@
+"""`python -m hotline` is the `hotline` command."""
+
+import sys
+
+from hotline.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `hotline` command line: one module per command, errors mapped to exit codes in `app`."""

@@ -1,0 +1,64 @@
+"""The `hotline` command: the Typer app, and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from hotline import __version__
+from hotline.cli import card_cmd, demo_cmd, fingerprint_cmd, init_cmd
+from hotline.cli.common import err_console
+from hotline.errors import HotlineError, KeystoreError, LocalError, RemoteError
+
+app = typer.Typer(
+    name="hotline",
+    help="Hotline: a secure, post-quantum, always-verified direct link between two organisations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("init")(init_cmd.init)
+app.command("card")(card_cmd.card)
+app.command("fingerprint")(fingerprint_cmd.fingerprint)
+app.command("demo")(demo_cmd.demo)
+
+# Exit status by whose fault it was; 2 is also what the parser uses for a bad argument.
+EXIT_CODES: list[tuple[type[HotlineError], int]] = [
+    (LocalError, 2),
+    (KeystoreError, 3),
+    (RemoteError, 4),
+    (HotlineError, 1),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"hotline {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Hotline station tools."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI. A bad argument is reported by the parser (exit status 2); every deliberate
+    error is one line on stderr and the exit status of its kind; anything else is a bug and keeps
+    its traceback."""
+    try:
+        app(args=argv)  # standalone: the parser reports usage errors and exits by itself
+    except HotlineError as exc:
+        err_console.print(f"hotline: error: {exc}", markup=False)
+        return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

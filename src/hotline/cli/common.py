@@ -1,0 +1,66 @@
+"""What several commands share: the data-directory option, the passphrase, the consoles."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hotline.errors import ConfigError
+from hotline.station.datadir import DataDir
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+PASSPHRASE_ENV = "HOTLINE_PASSPHRASE"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hotline"
+
+
+DATA_DIR_OPTION = typer.Option(
+    None,
+    "--data-dir",
+    "-d",
+    envvar="HOTLINE_DATA_DIR",
+    help="The station's data directory [default: $XDG_DATA_HOME/hotline].",
+    show_default=False,
+)
+PASSPHRASE_FILE_OPTION = typer.Option(
+    None,
+    "--passphrase-file",
+    help=f"Read the keystore passphrase from this file (else ${PASSPHRASE_ENV}, else a prompt).",
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def data_dir(path: Path | None) -> DataDir:
+    return DataDir(path if path is not None else default_data_dir())
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> bytes:
+    """The passphrase from a file, the environment, or a prompt, in that order.
+
+    Only a trailing newline is stripped from a file, so a passphrase may hold any other spaces.
+    """
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read passphrase file {passphrase_file}: {exc.strerror}"
+            ) from None
+        return text.rstrip("\r\n").encode("utf-8")
+    if PASSPHRASE_ENV in os.environ:
+        return os.environ[PASSPHRASE_ENV].encode("utf-8")
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"no passphrase: give --passphrase-file, set {PASSPHRASE_ENV}, or run in a terminal"
+        )
+    text = typer.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+    return str(text).encode("utf-8")

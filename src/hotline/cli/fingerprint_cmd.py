@@ -1,0 +1,55 @@
+"""`hotline fingerprint`: this station's fingerprint, or a card's, or the pairing string."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
+from hotline.crypto.card import SignedCard, parse_card
+from hotline.crypto.identity import format_fingerprint, short_authentication_string
+from hotline.errors import ConfigError
+
+
+def fingerprint(
+    card_file: Path | None = typer.Option(
+        None, "--card", help="Show the fingerprint of this card file instead of our own."
+    ),
+    peer: Path | None = typer.Option(
+        None,
+        "--peer",
+        help="A peer's card file: also show the short authentication string to read aloud.",
+    ),
+    data: Path | None = DATA_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print a station fingerprint, and with --peer the string both operators compare."""
+    card = _read_card(card_file) if card_file else data_dir(data).card()
+    result: dict[str, str] = {"name": card.body.name, "fingerprint": card.fingerprint.hex()}
+    if peer is not None:
+        other = _read_card(peer)
+        result["peer"] = other.body.name
+        result["peer_fingerprint"] = other.fingerprint.hex()
+        result["sas"] = short_authentication_string(card.identity, other.identity)
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    console.print(f"{card.body.name}: {format_fingerprint(card.fingerprint)}")
+    if peer is not None:
+        console.print(
+            f"{result['peer']}: {format_fingerprint(bytes.fromhex(result['peer_fingerprint']))}"
+        )
+        console.print(f"Short authentication string: {result['sas']}")
+        console.print("Read it to the other operator; pair only if every group matches.")
+
+
+def _read_card(path: Path) -> SignedCard:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read card file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text card file") from None
+    return parse_card(text)

@@ -1,0 +1,34 @@
+"""`hotline init`: create a station (identity, sealed keystore, card, configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hotline.cli.common import (
+    DATA_DIR_OPTION,
+    PASSPHRASE_FILE_OPTION,
+    console,
+    data_dir,
+    read_passphrase,
+)
+from hotline.crypto.identity import format_fingerprint
+
+
+def init(
+    name: str = typer.Option(..., "--name", "-n", help="The station's name, e.g. London."),
+    listen: list[str] = typer.Option(
+        [], "--listen", "-l", help="host:port where the station listens; repeat for more paths."
+    ),
+    data: Path | None = DATA_DIR_OPTION,
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
+) -> None:
+    """Create a new station: its keys, sealed keystore, signed card and configuration."""
+    directory = data_dir(data)
+    passphrase = read_passphrase(passphrase_file, confirm=True)
+    card = directory.init(name, passphrase, listen)
+    console.print(f"Created station {card.body.name!r} in {directory.path}")
+    console.print(f"  fingerprint  {format_fingerprint(card.fingerprint)}")
+    console.print(f"  card         {directory.card_file}")
+    console.print(f"  keystore     {directory.keystore_file} (sealed with your passphrase)")
