@@ -44,9 +44,8 @@ def demo(
     stations = {name: _make_station(root, name, paths) for name, paths in STATIONS}
     cards = {name: _exchange_card(root, name) for name in stations}
     london, moscow = (stations[n][1] for n in ("London", "Moscow"))
-    console.print(
-        f"\nBoth operators read aloud: [bold]{short_authentication_string(london.public, moscow.public)}[/bold]"
-    )
+    sas = short_authentication_string(london.public, moscow.public)
+    console.print(f"\nBoth operators read aloud: [bold]{sas}[/bold]")
     console.print("(the same string on both sides, so the cards were not swapped on the way)\n")
     _talk(london, moscow, cards)
 
@@ -67,9 +66,8 @@ def _make_station(root: Path, name: str, paths: list[str]) -> tuple[DataDir, Sta
 def _exchange_card(root: Path, name: str) -> SignedCard:
     """Each side reads the other's card file, as an operator would after receiving it."""
     card = parse_card((root / name.lower() / "card.hotline").read_text(encoding="utf-8"))
-    console.print(
-        f"Card of {name} verified: self-signed with Ed25519 + ML-DSA-65, paths {', '.join(card.body.paths)}"
-    )
+    paths = ", ".join(card.body.paths)
+    console.print(f"Card of {name} verified: self-signed with Ed25519 + ML-DSA-65, paths {paths}")
     return card
 
 
@@ -88,9 +86,9 @@ def _talk(london: StationIdentity, moscow: StationIdentity, cards: dict[str, Sig
     at_london = initiator.finish(message2, time.time_ns())
     elapsed_ms = (time.perf_counter() - started) * 1000
     console.print(f"Handshake {PROTOCOL_NAME}")
-    console.print(
-        f"  {len(message1)} + {len(message2)} bytes, {elapsed_ms:.1f} ms, session {at_london.session.handshake_hash.hex()[:16]}…"
-    )
+    session_id = at_london.session.handshake_hash.hex()[:16]
+    sizes = f"{len(message1)} + {len(message2)} bytes"
+    console.print(f"  {sizes}, {elapsed_ms:.1f} ms, session {session_id}…")
     assert at_london.session.handshake_hash == at_moscow.session.handshake_hash
     for sender, receiver, text in (
         (at_london.session, at_moscow.session, GREETINGS["London"]),
