@@ -140,7 +140,7 @@ def card_from_bytes(blob: bytes) -> SignedCard:
     """Decode and verify the binary form of a card (what `SignedCard.to_bytes` gives)."""
     try:
         envelope = msgspec.msgpack.decode(blob, type=_Envelope)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         raise CardError("station card is truncated or corrupted: it does not decode") from None
     body = _decode_body(envelope.body)
     try:
@@ -162,7 +162,7 @@ def _decode_body(body_bytes: bytes) -> CardBody:
     try:
         first = msgspec.msgpack.decode(body_bytes, type=list[msgspec.Raw])[0]
         version: int | None = msgspec.msgpack.decode(first, type=int)
-    except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, IndexError):
         version = None  # not even a versioned array: reported below as corruption
     if version is not None and version != CARD_VERSION:
         raise CardError(
@@ -171,7 +171,7 @@ def _decode_body(body_bytes: bytes) -> CardBody:
         )
     try:
         return msgspec.msgpack.decode(body_bytes, type=CardBody)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise CardError(f"station card is corrupted: {exc}") from None
 
 

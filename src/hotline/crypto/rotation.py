@@ -68,7 +68,7 @@ def verify_rotation(data: bytes, old: PublicIdentity) -> Rotation:
     try:
         signed = msgspec.msgpack.decode(data, type=_Signed)
         statement = msgspec.msgpack.decode(signed.statement, type=_Statement)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         raise RotationError("rotation statement is truncated or corrupted") from None
     if statement.version != ROTATION_VERSION:
         raise RotationError(f"rotation statement version {statement.version} is not supported")

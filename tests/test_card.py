@@ -1,0 +1,171 @@
+"""Station cards: self-signed, versioned; altered, truncated or foreign cards are refused clearly."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hotline.crypto.card import (
+    CARD_VERSION,
+    CardBody,
+    SignedCard,
+    card_from_bytes,
+    make_card,
+    parse_card,
+)
+from hotline.crypto.identity import StationIdentity
+from hotline.errors import CardError
+
+Make = Callable[[], StationIdentity]
+IDENTITY = StationIdentity.from_random(bytes(range(96)))
+CARD = make_card(IDENTITY, "Лондон / London", ["127.0.0.1:7001", "[::1]:7002", "h.example:1"], 17)
+ARMORED = CARD.armored()
+
+
+def _body_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln and ":" not in ln and not ln.startswith("-----")]
+
+
+def test_card_round_trip() -> None:
+    card = parse_card(ARMORED)
+    assert card.body == CARD.body
+    assert card.body_bytes == CARD.body_bytes
+    assert card.fingerprint == IDENTITY.public.fingerprint
+    assert card.identity == IDENTITY.public
+    assert ARMORED.startswith("-----BEGIN HOTLINE STATION CARD-----\nName: Лондон / London\n")
+
+
+def test_card_survives_surrounding_text_and_rewrapping() -> None:
+    lines = _body_lines(ARMORED)
+    rewrapped = ARMORED.replace(
+        "\n".join(lines),
+        "\n".join("".join(lines)[i : i + 40] for i in range(0, len("".join(lines)), 40)),
+    )
+    assert (
+        parse_card("From the London duty officer:\n\n" + rewrapped + "\n-- \nEnd").body == CARD.body
+    )
+
+
+def _resign_with_body(card: SignedCard, body: CardBody, identity: StationIdentity | None) -> str:
+    """A card whose body was changed; signed by `identity`, or keeping the old signature."""
+    body_bytes = msgspec.msgpack.encode(body)
+    signature = identity.sign("card", body_bytes) if identity else card.signature
+    return (
+        SignedCard(card.body, body_bytes, signature)
+        .armored()
+        .replace(f"Name: {card.body.name}", f"Name: {body.name}")
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": "Moscow"},
+        {"paths": ["10.0.0.1:7001"]},
+        {"created": 18},
+    ],
+)
+def test_altered_card_is_refused(change: dict[str, object]) -> None:
+    altered = msgspec.structs.replace(CARD.body, **change)
+    with pytest.raises(CardError, match="signature does not verify: the card was altered"):
+        parse_card(_resign_with_body(CARD, altered, None))
+
+
+def test_card_with_swapped_keys_is_refused(make_identity: Make) -> None:
+    attacker = make_identity()
+    body = msgspec.structs.replace(CARD.body, dh=attacker.public.dh)
+    with pytest.raises(CardError, match="signature does not verify"):
+        parse_card(_resign_with_body(CARD, body, None))
+
+
+def test_card_of_another_version_is_refused_by_name() -> None:
+    future = msgspec.structs.replace(CARD.body, version=CARD_VERSION + 1)
+    with pytest.raises(CardError, match="format version 2 is not supported"):
+        parse_card(_resign_with_body(CARD, future, IDENTITY))
+
+
+def test_edited_header_is_refused() -> None:
+    with pytest.raises(CardError, match="header names another station"):
+        parse_card(ARMORED.replace("Name: Лондон / London", "Name: Moscow"))
+    with pytest.raises(CardError, match="header shows another fingerprint"):
+        parse_card(ARMORED.replace("Fingerprint: ", "Fingerprint: 0"))
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.99])
+def test_truncated_card_is_refused(keep: float) -> None:
+    cut = "\n".join(ARMORED.splitlines()[: max(1, int(len(ARMORED.splitlines()) * keep))])
+    with pytest.raises(CardError, match="truncated|corrupted|does not"):
+        parse_card(cut)
+    lines = ARMORED.splitlines()
+    data_lines = [i for i, ln in enumerate(lines) if ln in _body_lines(ARMORED)]
+    dropped = int(len(data_lines) * keep)  # the END line is kept; data lines go missing
+    shortened = [ln for i, ln in enumerate(lines) if i not in data_lines[dropped:][:5]]
+    with pytest.raises(CardError, match="corrupted|does not"):
+        parse_card("\n".join(shortened))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "not a Hotline station card"),
+        ("hello\n", "not a Hotline station card"),
+        ("-----BEGIN HOTLINE STATION CARD-----\nAAAA\n", "truncated: no END line"),
+        (
+            "-----BEGIN HOTLINE STATION CARD-----\n!!!!\n-----END HOTLINE STATION CARD-----",
+            "base64",
+        ),
+        (
+            "-----BEGIN HOTLINE STATION CARD-----\nkqA=\n-----END HOTLINE STATION CARD-----",
+            "corrupted",
+        ),
+    ],
+)
+def test_garbage_is_refused_with_a_clear_message(text: str, message: str) -> None:
+    with pytest.raises(CardError, match=message):
+        parse_card(text)
+
+
+def test_make_card_checks_its_input() -> None:
+    with pytest.raises(ValueError, match="station name"):
+        make_card(IDENTITY, "", [], 0)
+    with pytest.raises(ValueError, match="host:port"):
+        make_card(IDENTITY, "London", ["127.0.0.1"], 0)
+    with pytest.raises(ValueError, match="host:port"):
+        make_card(IDENTITY, "London", ["127.0.0.1:70000"], 0)
+
+
+@given(st.integers(min_value=0), st.integers(min_value=1, max_value=255))
+def test_any_byte_change_in_the_signed_card_is_refused(position: int, xor: int) -> None:
+    blob = bytearray(CARD.to_bytes())
+    blob[position % len(blob)] ^= xor
+    with pytest.raises(CardError):
+        card_from_bytes(bytes(blob))
+
+
+@given(st.text(max_size=300), st.integers(min_value=0, max_value=len(ARMORED)))
+def test_arbitrary_text_only_ever_gives_a_card_error(noise: str, position: int) -> None:
+    text = ARMORED[:position] + noise + ARMORED[position:]
+    try:
+        card = parse_card(text)
+    except CardError:
+        return
+    assert card.body_bytes == CARD.body_bytes  # accepted only if the signed content is intact
+
+
+def test_card_bytes_are_kept_exactly_as_signed() -> None:
+    decoded = base64.b64decode("".join(_body_lines(ARMORED)))
+    assert CARD.body_bytes in decoded
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [[b"x", 5], [5, b"x"], [b"x"], [b"x", b"y", b"z"], {"body": b"x"}, "text", None],
+)
+def test_envelopes_of_the_wrong_shape_are_refused(envelope: object) -> None:
+    with pytest.raises(CardError, match="truncated or corrupted"):
+        card_from_bytes(msgspec.msgpack.encode(envelope))
