@@ -1,4 +1,4 @@
-"""Station cards: self-signed, versioned; altered, truncated or foreign cards are refused clearly."""
+"""Station cards: self-signed and versioned; altered, truncated or foreign cards are refused."""
 
 from __future__ import annotations
 
@@ -99,13 +99,13 @@ def test_edited_header_is_refused() -> None:
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.99])
 def test_truncated_card_is_refused(keep: float) -> None:
     cut = "\n".join(ARMORED.splitlines()[: max(1, int(len(ARMORED.splitlines()) * keep))])
-    with pytest.raises(CardError, match="truncated|corrupted|does not"):
+    with pytest.raises(CardError, match=r"truncated|corrupted|does not"):
         parse_card(cut)
     lines = ARMORED.splitlines()
     data_lines = [i for i, ln in enumerate(lines) if ln in _body_lines(ARMORED)]
     dropped = int(len(data_lines) * keep)  # the END line is kept; data lines go missing
     shortened = [ln for i, ln in enumerate(lines) if i not in data_lines[dropped:][:5]]
-    with pytest.raises(CardError, match="corrupted|does not"):
+    with pytest.raises(CardError, match=r"corrupted|does not"):
         parse_card("\n".join(shortened))
 
 

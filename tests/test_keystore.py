@@ -12,7 +12,7 @@ from hotline.errors import KeystoreError
 
 IDENTITY = StationIdentity.from_random(bytes(range(96)))
 CHEAP = KdfParams(memory_kib=64, iterations=1, lanes=1)  # the format is under test, not the cost
-PASSPHRASE = "correct horse battery staple".encode()
+PASSPHRASE = b"correct horse battery staple"
 BLOB = seal(IDENTITY, 1234, PASSPHRASE, salt=b"s" * 16, nonce=b"n" * 12, params=CHEAP)
 
 

@@ -1,4 +1,4 @@
-"""The hotline handshake and session: only the pinned peer gets in; nothing refused leaves a trace."""
+"""The hotline handshake and session: only the pinned peer gets in; a refusal leaves no trace."""
 
 from __future__ import annotations
 
@@ -123,10 +123,10 @@ def test_truncated_messages_are_refused(length: int) -> None:
     init_keys, resp_keys = _keys()
     initiator = Initiator(init_keys, rng=os.urandom)
     message1 = initiator.start(NOW)
-    with pytest.raises(HandshakeError, match="truncated|authentication|too short"):
+    with pytest.raises(HandshakeError, match=r"truncated|authentication|too short"):
         Responder(resp_keys, rng=os.urandom).respond(message1[:length], NOW)
     _result, message2 = Responder(resp_keys, rng=os.urandom).respond(message1, NOW)
-    with pytest.raises(HandshakeError, match="truncated|authentication|too short"):
+    with pytest.raises(HandshakeError, match=r"truncated|authentication|too short"):
         initiator.finish(message2[: min(length, len(message2) - 1)], NOW)
     assert initiator.finish(message2, NOW).session.initiator
 
@@ -222,7 +222,7 @@ def test_transport_replay_reorder_alteration_and_truncation_are_refused() -> Non
 
 
 def test_messages_cannot_cross_sessions_or_directions() -> None:
-    a, b = _sessions()
+    a, _b = _sessions()
     c, _d = _sessions()
     with pytest.raises(TransportError):
         c.open(a.seal(b"for b only"))

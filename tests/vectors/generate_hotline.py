@@ -32,7 +32,7 @@ CASES = [
     ("with-app-data", 1_795_000_123_456_789_012, b"path=primary", b"path=primary ok"),
 ]
 TRANSPORT = [
-    "London to Moscow: test message, hourly, 00:00 UTC".encode(),
+    b"London to Moscow: test message, hourly, 00:00 UTC",
     "Москва — Лондону: проверочное сообщение получено.".encode(),
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ".encode(),
     b"",
@@ -58,7 +58,7 @@ def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str,
         recorded.append(ciphertext)
         return ciphertext, shared
 
-    common = {"prologue": prologue(link_id), "psks": [psk]}
+    common_prologue = prologue(link_id)
     init = HandshakeState(
         PROTOCOL_NAME,
         initiator=True,
@@ -66,8 +66,8 @@ def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str,
         e=init_e,
         rs=resp_s.public,
         e1=init_kem,
-        prologue=common["prologue"],
-        psks=common["psks"],
+        prologue=common_prologue,
+        psks=[psk],
     )
     resp = HandshakeState(
         PROTOCOL_NAME,
@@ -75,8 +75,8 @@ def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str,
         s=resp_s,
         e=resp_e,
         rs=init_s.public,
-        prologue=common["prologue"],
-        psks=common["psks"],
+        prologue=common_prologue,
+        psks=[psk],
         encapsulate=encapsulate,
     )
     messages = []
@@ -95,13 +95,13 @@ def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str,
         )
     return {
         "protocol_name": PROTOCOL_NAME,
-        "init_prologue": common["prologue"].hex(),
+        "init_prologue": common_prologue.hex(),
         "init_static": init_s.private.hex(),
         "init_ephemeral": init_e.private.hex(),
         "init_remote_static": resp_s.public.hex(),
         "init_psks": [psk.hex()],
         "init_kem_ephemeral": init_kem.seed.hex(),
-        "resp_prologue": common["prologue"].hex(),
+        "resp_prologue": common_prologue.hex(),
         "resp_static": resp_s.private.hex(),
         "resp_ephemeral": resp_e.private.hex(),
         "resp_remote_static": init_s.public.hex(),

@@ -1,0 +1,280 @@
+"""The `hotline` command, run as a real process: init, card, fingerprint, demo, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hotline.crypto.card import parse_card
+from hotline.errors import ConfigError, KeystoreError
+from hotline.station.datadir import DataDir
+
+PASSPHRASE = "a long enough passphrase"
+
+
+def hotline(
+    *args: str, env: dict[str, str] | None = None, preexec: Callable[[], object] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "hotline", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        preexec_fn=preexec,
+    )
+
+
+@pytest.fixture
+def passphrase_file(tmp_path: Path) -> Path:
+    path = tmp_path / "passphrase"
+    path.write_text(PASSPHRASE + "\n")
+    return path
+
+
+def init(data: Path, passphrase_file: Path, name: str = "London", *listen: str) -> str:
+    args = ["init", "-d", str(data), "--name", name, "--passphrase-file", str(passphrase_file)]
+    for path in listen:
+        args += ["--listen", path]
+    done = hotline(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_init_creates_a_station_that_opens_with_its_passphrase(
+    tmp_path: Path, passphrase_file: Path
+) -> None:
+    data = tmp_path / "london"
+    out = init(data, passphrase_file, "London", "127.0.0.1:7001", "[::1]:7002")
+    assert "Created station 'London'" in out
+    assert sorted(snapshot(data)) == ["card.hotline", "keystore.hotline", "station.toml"]
+    assert (data / "keystore.hotline").stat().st_mode & 0o777 == 0o600
+    assert data.stat().st_mode & 0o777 == 0o700
+    station = DataDir(data)
+    assert station.config().station.listen == ["127.0.0.1:7001", "[::1]:7002"]
+    identity = station.open_keystore(PASSPHRASE.encode())
+    assert identity.public == station.card().identity
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        station.open_keystore(b"not the passphrase")
+
+
+def test_init_reads_the_passphrase_from_the_environment(tmp_path: Path) -> None:
+    done = hotline(
+        "init", "-d", str(tmp_path / "s"), "-n", "Moscow", env={"HOTLINE_PASSPHRASE": PASSPHRASE}
+    )
+    assert done.returncode == 0, done.stderr
+    DataDir(tmp_path / "s").open_keystore(PASSPHRASE.encode())
+
+
+def test_init_without_any_passphrase_source_says_how_to_give_one(tmp_path: Path) -> None:
+    done = hotline("init", "-d", str(tmp_path / "s"), "-n", "London")
+    assert done.returncode == 2
+    assert "no passphrase: give --passphrase-file, set HOTLINE_PASSPHRASE" in done.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_init_refuses_to_overwrite_a_station(tmp_path: Path, passphrase_file: Path) -> None:
+    data = tmp_path / "london"
+    init(data, passphrase_file)
+    before = snapshot(data)
+    done = hotline(
+        "init", "-d", str(data), "-n", "Other", "--passphrase-file", str(passphrase_file)
+    )
+    assert done.returncode == 2
+    assert "already holds a station" in done.stderr
+    assert snapshot(data) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-n", ""], "a station name is 1 to 64 printable characters"),
+        (["-n", "London", "--listen", "nowhere"], "a path is host:port"),
+        (["-n", "London", "--listen", "127.0.0.1:0"], "a path is host:port"),
+    ],
+)
+def test_init_rejects_bad_values(
+    tmp_path: Path, passphrase_file: Path, args: list[str], message: str
+) -> None:
+    done = hotline(
+        "init", "-d", str(tmp_path / "s"), "--passphrase-file", str(passphrase_file), *args
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_init_rejects_a_short_passphrase(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    done = hotline(
+        "init", "-d", str(tmp_path / "s"), "-n", "London", "--passphrase-file", str(short)
+    )
+    assert done.returncode == 2
+    assert "at least 10 characters" in done.stderr
+
+
+def test_unknown_argument_is_a_usage_error(tmp_path: Path) -> None:
+    done = hotline("card", "--bogus")
+    assert done.returncode == 2
+    assert "No such option: --bogus" in done.stderr
+    done = hotline("launch")
+    assert done.returncode == 2
+    assert "No such command" in done.stderr
+
+
+def _limit_file_size() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+
+def test_a_failing_disk_leaves_no_half_written_station(
+    tmp_path: Path, passphrase_file: Path
+) -> None:
+    """The keystore fits, the card (over 1000 bytes) does not: the error is clear, no temporary
+    file is left behind and, with no station.toml, the directory does not count as a station."""
+    data = tmp_path / "s"
+    done = hotline(
+        "init",
+        "-d",
+        str(data),
+        "-n",
+        "London",
+        "--passphrase-file",
+        str(passphrase_file),
+        preexec=_limit_file_size,
+    )
+    assert done.returncode == 2
+    assert "cannot write" in done.stderr
+    assert "File too large" in done.stderr
+    assert not [p for p in data.iterdir() if p.name.endswith(".tmp")]
+    assert not (data / "station.toml").exists()
+    with pytest.raises(ConfigError, match="no station"):
+        DataDir(data).config()
+
+
+def test_card_prints_exports_and_speaks_json(tmp_path: Path, passphrase_file: Path) -> None:
+    data = tmp_path / "london"
+    init(data, passphrase_file, "London", "127.0.0.1:7001")
+    shown = hotline("card", "-d", str(data))
+    assert shown.returncode == 0
+    assert "-----BEGIN HOTLINE STATION CARD-----" in shown.stdout
+    assert parse_card(shown.stdout).body.name == "London"
+    exported = tmp_path / "london.card"
+    assert hotline("card", "-d", str(data), "--export", str(exported)).returncode == 0
+    assert parse_card(exported.read_text()).body_bytes == DataDir(data).card().body_bytes
+    as_json = json.loads(hotline("card", "-d", str(data), "--json").stdout)
+    assert as_json["name"] == "London"
+    assert as_json["paths"] == ["127.0.0.1:7001"]
+    assert as_json["fingerprint"] == DataDir(data).card().fingerprint.hex()
+
+
+def test_fingerprint_and_the_pairing_string_agree_on_both_sides(
+    tmp_path: Path, passphrase_file: Path
+) -> None:
+    london, moscow = tmp_path / "london", tmp_path / "moscow"
+    init(london, passphrase_file, "London")
+    init(moscow, passphrase_file, "Moscow")
+    ours = json.loads(hotline("fingerprint", "-d", str(london), "--json").stdout)
+    assert ours["fingerprint"] == DataDir(london).card().fingerprint.hex()
+    at_london = json.loads(
+        hotline(
+            "fingerprint", "-d", str(london), "--peer", str(moscow / "card.hotline"), "--json"
+        ).stdout
+    )
+    at_moscow = json.loads(
+        hotline(
+            "fingerprint", "-d", str(moscow), "--peer", str(london / "card.hotline"), "--json"
+        ).stdout
+    )
+    assert at_london["sas"] == at_moscow["sas"]
+    human = hotline("fingerprint", "-d", str(london), "--peer", str(moscow / "card.hotline"))
+    assert f"Short authentication string: {at_london['sas']}" in human.stdout
+
+
+def test_a_tampered_peer_card_is_refused(tmp_path: Path, passphrase_file: Path) -> None:
+    london = tmp_path / "london"
+    init(london, passphrase_file, "London")
+    card = (london / "card.hotline").read_text()
+    tampered = tmp_path / "tampered.card"
+    tampered.write_text(card.replace("Name: London", "Name: Moscow"))
+    done = hotline("fingerprint", "-d", str(london), "--peer", str(tampered))
+    assert done.returncode == 4
+    assert "hotline: error: station card header names another station" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[station]\nname = 'London'\ncolour = 'red'\n", "Object contains unknown field `colour`"),
+        ("[station\n", "is not valid TOML"),
+        ("[station]\nlisten = []\n", "missing required field `name`"),
+        ("[station]\nname = 'London'\nlisten = ['x']\n", "a path is host:port"),
+    ],
+)
+def test_bad_config_is_a_clear_error(
+    tmp_path: Path, passphrase_file: Path, config: str, message: str
+) -> None:
+    data = tmp_path / "london"
+    init(data, passphrase_file)
+    (data / "station.toml").write_text(config)
+    done = hotline("card", "-d", str(data))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert done.stderr.count("\n") == 1  # one line, no traceback
+
+
+def test_missing_data_directory(tmp_path: Path) -> None:
+    done = hotline("fingerprint", "-d", str(tmp_path / "nowhere"))
+    assert done.returncode == 2
+    assert "no station in" in done.stderr
+    assert "create one with `hotline init`" in done.stderr
+
+
+def test_keystore_of_another_station_is_refused(tmp_path: Path, passphrase_file: Path) -> None:
+    london, moscow = tmp_path / "london", tmp_path / "moscow"
+    init(london, passphrase_file, "London")
+    init(moscow, passphrase_file, "Moscow")
+    (london / "keystore.hotline").write_bytes((moscow / "keystore.hotline").read_bytes())
+    with pytest.raises(KeystoreError, match="another identity than this station's card"):
+        DataDir(london).open_keystore(PASSPHRASE.encode())
+
+
+def test_demo_pairs_two_stations_and_exchanges_greetings(tmp_path: Path) -> None:
+    done = hotline("demo", "--dir", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stderr
+    assert "Noise_KKpsk0+hfs_25519+MLKEM768_ChaChaPoly_SHA256" in done.stdout
+    assert "Лондон, говорит Москва" in done.stdout
+    assert "Moscow, this is London" in done.stdout
+    assert DataDir(tmp_path / "demo" / "london").card().body.name == "London"
+    assert {p.name for p in (tmp_path / "demo").iterdir()} >= {"london", "moscow"}
+
+
+def test_demo_refuses_a_directory_in_use(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("keep me")
+    done = hotline("demo", "--dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "is not empty" in done.stderr
+    assert (tmp_path / "x").read_text() == "keep me"
+
+
+def test_version_and_help() -> None:
+    assert hotline("--version").stdout.startswith("hotline 0.")
+    help_text = hotline("--help").stdout
+    for command in ("init", "card", "fingerprint", "demo"):
+        assert command in help_text
