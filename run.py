@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""The project's two entry points, needing nothing but Python 3.11+ on the machine.
+
+    python3 run.py demo    create .venv if needed, then run `hotline demo`
+    python3 run.py test    create .venv if needed, then lint, type-check, run the vectors and tests
+
+The virtual environment is rebuilt whenever pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".hotline-installed"
+
+
+def _run(*command: str | Path) -> None:
+    print("+", " ".join(str(c) for c in command), flush=True)
+    done = subprocess.run([str(c) for c in command], cwd=ROOT, check=False)
+    if done.returncode != 0:
+        sys.exit(done.returncode)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Hotline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    if VENV.exists():
+        shutil.rmtree(VENV)
+    _run(sys.executable, "-m", "venv", VENV)
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(wanted + "\n")
+
+
+def demo(args: list[str]) -> None:
+    _run(BIN / "hotline", "demo", *args)
+
+
+def test(args: list[str]) -> None:
+    _run(BIN / "ruff", "check", ".")
+    _run(BIN / "ruff", "format", "--check", ".")
+    _run(BIN / "mypy")
+    _run(BIN / "python", "bench/crypto.py", "--quick")
+    _run(
+        BIN / "python",
+        "-m",
+        "hotline.crypto.noise.vectors",
+        "tests/vectors/noise/cacophony.txt",
+        "tests/vectors/hotline.json",
+    )
+    _run(BIN / "pytest", *args)
+
+
+COMMANDS = {"demo": demo, "test": test}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(f"usage: python3 run.py {{{'|'.join(COMMANDS)}}} [ARGS...]")
+    ensure_venv()
+    COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
