@@ -140,10 +140,21 @@ class DataDir:
             params=kdf,
         )
         config = StationConfig(_StationSection(name, listen))
-        # The keystore first and the config last: a station counts as made once its config exists.
-        write_atomically(self.keystore_file, sealed, mode=0o600)
-        write_atomically(self.card_file, card.armored().encode("utf-8"))
-        write_atomically(self.config_file, config.to_toml().encode("utf-8"))
+        # The config last: a station counts as made once its config exists. If any write fails
+        # (a full disk, say), the files this call wrote go again, so a retry starts clean.
+        written: list[Path] = []
+        try:
+            for target, data, mode in (
+                (self.keystore_file, sealed, 0o600),
+                (self.card_file, card.armored().encode("utf-8"), 0o644),
+                (self.config_file, config.to_toml().encode("utf-8"), 0o644),
+            ):
+                write_atomically(target, data, mode)
+                written.append(target)
+        except ConfigError:
+            for target in written:
+                target.unlink(missing_ok=True)
+            raise
         return card
 
     def config(self) -> StationConfig:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -112,10 +112,10 @@ class CipherFunctions:
 
     name: str
     make: Callable[[bytes], _Aead]
-    byteorder: str  # "little" for ChaChaPoly, "big" for AESGCM
+    byteorder: Literal["little", "big"]  # little-endian for ChaChaPoly, big for AESGCM
 
     def nonce(self, n: int) -> bytes:
-        return b"\x00\x00\x00\x00" + n.to_bytes(8, self.byteorder)  # type: ignore[arg-type]
+        return b"\x00\x00\x00\x00" + n.to_bytes(8, self.byteorder)
 
     def encrypt(self, aead: _Aead, n: int, ad: bytes, plaintext: bytes) -> bytes:
         return aead.encrypt(self.nonce(n), plaintext, ad)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotline.crypto.noise.functions import DH_FUNCTIONS, KEMS, KEMKeyPair, lookup
+from hotline.crypto.noise.functions import DH_FUNCTIONS, KEMS, AeadFailure, KEMKeyPair, lookup
 from hotline.crypto.noise.handshake import HandshakeState
 from hotline.crypto.noise.patterns import parse_protocol_name
 from hotline.errors import HotlineError
@@ -87,7 +87,7 @@ def run_vector(vector: dict[str, Any]) -> VectorResult:
     name = vector.get("protocol_name", "<unnamed>")
     try:
         _play(vector)
-    except (_Mismatch, HotlineError, ValueError, KeyError) as exc:
+    except (_Mismatch, HotlineError, AeadFailure, ValueError, KeyError, TypeError) as exc:
         return VectorResult(name, False, f"{type(exc).__name__}: {exc}")
     return VectorResult(name, True)
 
