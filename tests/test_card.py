@@ -169,3 +169,17 @@ def test_card_bytes_are_kept_exactly_as_signed() -> None:
 def test_envelopes_of_the_wrong_shape_are_refused(envelope: object) -> None:
     with pytest.raises(CardError, match="truncated or corrupted"):
         card_from_bytes(msgspec.msgpack.encode(envelope))
+
+
+@pytest.mark.parametrize("name", [" London", "London ", "Lon\ndon"])
+def test_names_that_would_not_read_back_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="station name"):
+        make_card(IDENTITY, name, [], 0)
+
+
+def test_paths_are_checked_whole_and_counted_when_read() -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        make_card(IDENTITY, "London", ["127.0.0.1:7001\n"], 0)
+    body = msgspec.structs.replace(CARD.body, paths=[f"127.0.0.1:{7000 + i}" for i in range(17)])
+    with pytest.raises(CardError, match="at most 16 paths"):
+        parse_card(_resign_with_body(CARD, body, IDENTITY))

@@ -249,3 +249,32 @@ def test_rekey_happens_in_step_and_a_bad_message_at_the_boundary_changes_nothing
         b.open(altered)
     assert b.open(at_boundary) == b"after rekey"
     assert b.open(a.seal(b"and on")) == b"and on"
+
+
+def test_initiator_refusing_a_bad_payload_can_still_read_the_genuine_message2() -> None:
+    init_keys, resp_keys = _keys()
+    initiator = Initiator(init_keys, rng=os.urandom)
+    message1 = initiator.start(NOW)
+    responder_state = HandshakeState(
+        PROTOCOL_NAME,
+        initiator=False,
+        prologue=prologue(resp_keys.link_id),
+        s=DH.keypair(resp_keys.local_static),
+        rs=resp_keys.peer_static,
+        psks=[resp_keys.psk],
+        rng=os.urandom,
+    )
+    saved = responder_state.save()
+    responder_state.read_message(message1)
+    short_payload = responder_state.write_message(b"\x01")  # authentic, but too short
+    with pytest.raises(HandshakeError, match="too short"):
+        initiator.finish(short_payload, NOW)
+    responder_state.restore(saved)
+    _result, genuine = Responder(resp_keys, rng=os.urandom).respond(message1, NOW)
+    assert initiator.finish(genuine, NOW).peer_time_ns == NOW
+
+
+@pytest.mark.parametrize("bad_time", [-1, 2**64])
+def test_impossible_timestamps_are_a_local_error(bad_time: int) -> None:
+    with pytest.raises(NoiseStateError, match="timestamp"):
+        Initiator(_keys()[0], rng=os.urandom).start(bad_time)

@@ -87,13 +87,28 @@ class SignedCard:
 
 
 def validate_name(name: str) -> str:
-    if not name.strip() or len(name) > MAX_NAME_LEN or not name.isprintable():
-        raise ValueError(f"a station name is 1 to {MAX_NAME_LEN} printable characters")
+    if (
+        not name.strip()
+        or name != name.strip()
+        or len(name) > MAX_NAME_LEN
+        or not name.isprintable()
+    ):
+        raise ValueError(
+            f"a station name is 1 to {MAX_NAME_LEN} printable characters, "
+            "without spaces at either end"
+        )
     return name
 
 
+def validate_paths(paths: list[str]) -> None:
+    if len(paths) > MAX_PATHS:
+        raise ValueError(f"a card lists at most {MAX_PATHS} paths")
+    for path in paths:
+        validate_path(path)
+
+
 def validate_path(path: str) -> str:
-    match = _PATH_RE.match(path)
+    match = _PATH_RE.fullmatch(path)
     if not match or not 0 < int(match.group(2)) < 65536:
         raise ValueError(f"a path is host:port with a port from 1 to 65535, not {path!r}")
     return path
@@ -102,10 +117,7 @@ def validate_path(path: str) -> str:
 def make_card(identity: StationIdentity, name: str, paths: list[str], created: int) -> SignedCard:
     """Make and sign a card for our own station."""
     validate_name(name)
-    if len(paths) > MAX_PATHS:
-        raise ValueError(f"a card lists at most {MAX_PATHS} paths")
-    for path in paths:
-        validate_path(path)
+    validate_paths(paths)
     public = identity.public
     body = CardBody(CARD_VERSION, name, created, public.dh, public.ed25519, public.mldsa65, paths)
     body_bytes = msgspec.msgpack.encode(body)
@@ -146,13 +158,12 @@ def card_from_bytes(blob: bytes) -> SignedCard:
     try:
         identity = PublicIdentity(body.dh, body.ed25519, body.mldsa65)
     except ValueError:
-        raise CardError("station card is corrupted: its keys have the wrong lengths") from None
+        raise CardError("station card is corrupted: its keys are malformed") from None
     if not identity.verify("card", envelope.body, envelope.signature):
         raise CardError("station card signature does not verify: the card was altered")
     try:
         validate_name(body.name)
-        for path in body.paths:
-            validate_path(path)
+        validate_paths(body.paths)
     except ValueError as exc:
         raise CardError(f"station card is invalid: {exc}") from None
     return SignedCard(body, envelope.body, envelope.signature)

@@ -55,10 +55,19 @@ class PublicIdentity:
     dh: bytes  # X25519, 32 bytes: the Noise static key
     ed25519: bytes  # 32 bytes
     mldsa65: bytes  # 1952 bytes
+    _ed: ed25519.Ed25519PublicKey = field(init=False, repr=False, compare=False)
+    _ml: mldsa.MLDSA65PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (len(self.dh), len(self.ed25519), len(self.mldsa65)) != (32, 32, MLDSA65_PUBLIC_LEN):
             raise ValueError("public identity keys have the wrong lengths")
+        try:  # parsed once: a link verifies every envelope with the same key
+            ed = ed25519.Ed25519PublicKey.from_public_bytes(self.ed25519)
+            ml = mldsa.MLDSA65PublicKey.from_public_bytes(self.mldsa65)
+        except ValueError:
+            raise ValueError("public identity keys do not parse") from None
+        object.__setattr__(self, "_ed", ed)
+        object.__setattr__(self, "_ml", ml)
 
     @property
     def fingerprint(self) -> bytes:
@@ -74,11 +83,17 @@ class PublicIdentity:
         signed = _signed_message(purpose, message)
         classic, post_quantum = signature[:ED25519_SIGNATURE_LEN], signature[ED25519_SIGNATURE_LEN:]
         try:
-            ed25519.Ed25519PublicKey.from_public_bytes(self.ed25519).verify(classic, signed)
-            mldsa.MLDSA65PublicKey.from_public_bytes(self.mldsa65).verify(
-                post_quantum, signed, _MLDSA_CONTEXT
-            )
-        except (InvalidSignature, ValueError):
+            self._ed.verify(classic, signed)
+            self._ml.verify(post_quantum, signed, _MLDSA_CONTEXT)
+        except InvalidSignature:
+            return False
+        return True
+
+    def verify_ed25519(self, purpose: str, message: bytes, signature: bytes) -> bool:
+        """Check a classical signature (used per envelope; checkpoints add the hybrid one)."""
+        try:
+            self._ed.verify(signature, _signed_message(purpose, message))
+        except InvalidSignature:
             return False
         return True
 
@@ -120,6 +135,10 @@ class StationIdentity:
         """A hybrid signature: Ed25519 (64 bytes) then ML-DSA-65 (3309 bytes)."""
         signed = _signed_message(purpose, message)
         return self._ed.sign(signed) + self._ml.sign(signed, _MLDSA_CONTEXT)
+
+    def sign_ed25519(self, purpose: str, message: bytes) -> bytes:
+        """A classical signature alone (64 bytes), for what is signed often and cheaply."""
+        return self._ed.sign(_signed_message(purpose, message))
 
 
 def format_fingerprint(fingerprint: bytes) -> str:

@@ -126,6 +126,8 @@ def unseal(blob: bytes, passphrase: bytes) -> tuple[StationIdentity, int]:
         raise KeystoreError("wrong passphrase, or the keystore file is damaged") from None
     try:
         secrets = msgspec.msgpack.decode(plaintext, type=_Secrets)
+        if secrets.version != KEYSTORE_VERSION:
+            raise ValueError("inner version differs from the header's")
         return StationIdentity(secrets.dh, secrets.ed25519, secrets.mldsa65), secrets.created
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
         raise KeystoreError("keystore is corrupted: its sealed contents do not decode") from None

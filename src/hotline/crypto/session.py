@@ -106,6 +106,8 @@ def _handshake(
 
 
 def _payload(now_ns: int, app_data: bytes) -> bytes:
+    if not 0 <= now_ns < 2**64:
+        raise NoiseStateError(f"a handshake timestamp is 0 to 2^64-1 ns, not {now_ns}")
     return _PAYLOAD.pack(PROTOCOL_VERSION, now_ns) + app_data
 
 
@@ -139,8 +141,13 @@ class Initiator:
             HandshakeError: message 2 is truncated, altered, from a peer without the pinned key or
                 PSK, or of another protocol version. This Initiator can still read a genuine one.
         """
+        saved = self._state.save()
         payload = self._state.read_message(message)
-        peer_ns, app_data = _parse_payload(payload)
+        try:
+            peer_ns, app_data = _parse_payload(payload)
+        except HandshakeError:
+            self._state.restore(saved)
+            raise
         send, receive = self._state.split()
         session = Session(send, receive, self._state.handshake_hash, initiator=True)
         # The peer's clock read between our send and our receipt: assume it was read half-way.

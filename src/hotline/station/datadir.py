@@ -116,7 +116,7 @@ class DataDir:
                 validate_path(path)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if len(passphrase) < MIN_PASSPHRASE_LEN:
+        if len(passphrase.decode("utf-8", errors="replace")) < MIN_PASSPHRASE_LEN:
             raise ConfigError(f"the passphrase must be at least {MIN_PASSPHRASE_LEN} characters")
         existing = [f.name for f in (self.config_file, self.keystore_file) if f.exists()]
         if existing:

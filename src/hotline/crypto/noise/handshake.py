@@ -233,7 +233,8 @@ class HandshakeState:
             return self.symmetric.decrypt_and_hash(data)
         except AeadFailure:
             raise HandshakeError(
-                "handshake message failed authentication (wrong key or PSK, or altered)"
+                "handshake message failed authentication (wrong key or PSK, another protocol "
+                "version or link, or altered on the way)"
             ) from None
 
     def _dh_for(self, token: str) -> bytes:

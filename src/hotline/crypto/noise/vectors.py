@@ -126,6 +126,9 @@ def _play(vector: dict[str, Any]) -> None:
         _expect(recv.decrypt_with_ad(b"", written), payload, f"message {i}: transport payload")
     if not (init.complete and resp.complete):
         raise _Mismatch("the vector ended before the handshake completed")
+    if transport is None:  # no transport messages: the hash must still be checked
+        _expect(init.handshake_hash, bytes.fromhex(vector["handshake_hash"]), "handshake hash")
+        _expect(resp.handshake_hash, init.handshake_hash, "responder's handshake hash")
 
 
 def _expect(got: bytes, want: bytes, what: str) -> None:
