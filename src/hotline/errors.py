@@ -8,12 +8,16 @@ The split follows who is at fault, because that decides what the caller does:
     │   ├── HandshakeError     a session handshake that must not complete
     │   ├── TransportError     a transport message that does not decrypt or is out of order
     │   ├── CardError          a station card that is altered, truncated or of an unknown version
-    │   └── RotationError      a key-rotation statement that does not prove what it claims
+    │   ├── RotationError      a key-rotation statement that does not prove what it claims
+    │   └── ProtocolError      a link frame, envelope, receipt or checkpoint we refuse: the session
+    │                          closes with the reason; no link state changes
     ├── LocalError             we were asked to do something wrong: a bug or a bad argument
     │   ├── UnsupportedError   a protocol name, pattern or function this build does not implement
     │   ├── NoiseStateError    a Noise object used out of turn (write when it must read, ...)
     │   └── ConfigError        a configuration or data directory that cannot be used
-    └── KeystoreError          the keystore cannot be opened: wrong passphrase, damage, version
+    ├── KeystoreError          the keystore cannot be opened: wrong passphrase, damage, version
+    └── StoreError             the store cannot do what was asked (I/O, a full disk)
+        └── StoreCorruptError  the store found rows that do not verify: it refuses to go on
 
 Anything else that escapes is a bug in Hotline. Messages are written for the person who will read
 them: they say what was refused and why, never the secret material involved.
@@ -46,6 +50,10 @@ class RotationError(RemoteError):
     """A key-rotation statement was rejected."""
 
 
+class ProtocolError(RemoteError):
+    """A link frame, envelope, receipt or checkpoint was refused; the link state did not change."""
+
+
 class LocalError(HotlineError):
     """We were asked to do something that cannot be done."""
 
@@ -64,3 +72,11 @@ class ConfigError(LocalError):
 
 class KeystoreError(HotlineError):
     """The keystore cannot be opened or written; the file on disk was left as it was."""
+
+
+class StoreError(HotlineError):
+    """The store could not do what was asked; the transaction was rolled back."""
+
+
+class StoreCorruptError(StoreError):
+    """The store holds rows that do not verify (a broken chain, a bad signature, a missing row)."""

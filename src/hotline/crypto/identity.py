@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, x25519
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey
 
 __all__ = [
     "FINGERPRINT_LEN",
@@ -55,8 +57,8 @@ class PublicIdentity:
     dh: bytes  # X25519, 32 bytes: the Noise static key
     ed25519: bytes  # 32 bytes
     mldsa65: bytes  # 1952 bytes
-    _ed: ed25519.Ed25519PublicKey = field(init=False, repr=False, compare=False)
-    _ml: mldsa.MLDSA65PublicKey = field(init=False, repr=False, compare=False)
+    _ed: Ed25519PublicKey = field(init=False, repr=False, compare=False)
+    _ml: MLDSA65PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (len(self.dh), len(self.ed25519), len(self.mldsa65)) != (32, 32, MLDSA65_PUBLIC_LEN):

@@ -1,0 +1,177 @@
+"""Envelopes: the signed, hash-chained form of a message, as stored and as sent.
+
+An envelope is a MessagePack array [body, signature]. `body` is the exact byte string that was
+signed (Ed25519, purpose "envelope") and is never re-encoded; its SHA-256 is the envelope's hash.
+The body is a MessagePack array, in this order:
+
+    [version, link_id, direction, lane, seq, sent_ns, type, language, text,
+     prev_hash, peer_head, ref]
+
+`prev_hash` names the previous envelope in the same direction and lane (or that lane's genesis
+hash), so each lane is a hash chain; `peer_head` names the last envelope this station had received
+from the peer when it wrote this one, which ties the two directions together; `ref` is an
+envelope of the peer's that this one answers (an acknowledgement names the message acknowledged).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import msgspec
+from cryptography.hazmat.primitives import hashes
+
+from hotline.crypto.identity import PublicIdentity, StationIdentity
+from hotline.errors import ProtocolError
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "LANES",
+    "MAX_TEXT_BYTES",
+    "Envelope",
+    "EnvelopeBody",
+    "Lane",
+    "MessageType",
+    "Ref",
+    "decode_envelope",
+    "genesis_hash",
+    "sha256",
+]
+
+ENVELOPE_VERSION = 1
+MAX_TEXT_BYTES = 32 * 1024
+MAX_LANGUAGE_LEN = 35  # the longest BCP 47 tag worth supporting
+HASH_LEN = 32
+
+
+class Lane(enum.IntEnum):
+    """Precedence: a lane of its own each, so FLASH never waits behind ROUTINE."""
+
+    FLASH = 0
+    IMMEDIATE = 1
+    PRIORITY = 2
+    ROUTINE = 3
+
+
+LANES = tuple(Lane)
+
+
+class MessageType(enum.IntEnum):
+    PRINCIPAL = 0
+    SERVICE = 1
+    TEST = 2
+    ACKNOWLEDGEMENT = 3  # a person on this side acknowledged `ref`; carried like any message
+
+
+class Ref(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
+    lane: int
+    seq: int
+    hash: bytes
+
+
+class EnvelopeBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
+    version: int
+    link_id: bytes
+    direction: int
+    lane: int
+    seq: int
+    sent_ns: int
+    type: int
+    language: str
+    text: str
+    prev_hash: bytes
+    peer_head: bytes
+    ref: Ref | None
+
+
+class _Wire(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    body: bytes
+    signature: bytes
+
+
+def sha256(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+def genesis_hash(link_id: bytes, direction: int, lane: int) -> bytes:
+    """The `prev_hash` of a lane's first envelope: distinct for every link, direction and lane."""
+    return sha256(b"hotline-chain-genesis-v1" + link_id + bytes([direction, lane]))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded envelope together with its exact signed bytes."""
+
+    body: EnvelopeBody
+    body_bytes: bytes
+    signature: bytes
+    hash: bytes
+
+    @property
+    def lane(self) -> Lane:
+        return Lane(self.body.lane)
+
+    @property
+    def seq(self) -> int:
+        return self.body.seq
+
+    def to_bytes(self) -> bytes:
+        return msgspec.msgpack.encode(_Wire(self.body_bytes, self.signature))
+
+    @classmethod
+    def create(cls, body: EnvelopeBody, identity: StationIdentity) -> Envelope:
+        """Sign a new envelope. The body is checked first, so a bad one is never signed."""
+        _check_body(body)
+        body_bytes = msgspec.msgpack.encode(body)
+        return cls(
+            body, body_bytes, identity.sign_ed25519("envelope", body_bytes), sha256(body_bytes)
+        )
+
+    @classmethod
+    def from_parts(cls, body_bytes: bytes, signature: bytes, signer: PublicIdentity) -> Envelope:
+        """Decode and verify an envelope's signed bytes.
+
+        Raises:
+            ProtocolError: the body does not decode, is out of bounds, or the signature fails.
+        """
+        try:
+            body = msgspec.msgpack.decode(body_bytes, type=EnvelopeBody)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"envelope does not decode: {exc}") from None
+        _check_body(body)
+        if not signer.verify_ed25519("envelope", body_bytes, signature):
+            raise ProtocolError(f"envelope {body.lane}/{body.seq} has a bad signature")
+        return cls(body, body_bytes, signature, sha256(body_bytes))
+
+
+def decode_envelope(data: bytes, signer: PublicIdentity) -> Envelope:
+    """Decode the stored form [body, signature] and verify it."""
+    try:
+        wire = msgspec.msgpack.decode(data, type=_Wire)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"envelope does not decode: {exc}") from None
+    return Envelope.from_parts(wire.body, wire.signature, signer)
+
+
+def _check_body(body: EnvelopeBody) -> None:
+    problem = None
+    if body.version != ENVELOPE_VERSION:
+        problem = f"version {body.version} is not supported"
+    elif len(body.link_id) != HASH_LEN or body.direction not in (0, 1):
+        problem = "bad link id or direction"
+    elif body.lane not in Lane.__members__.values() or body.seq < 1 or body.sent_ns < 0:
+        problem = "bad lane, sequence number or time"
+    elif body.type not in MessageType.__members__.values():
+        problem = f"unknown message type {body.type}"
+    elif not 0 < len(body.language) <= MAX_LANGUAGE_LEN or len(body.text.encode()) > MAX_TEXT_BYTES:
+        problem = "language tag or text out of bounds"
+    elif len(body.prev_hash) != HASH_LEN or len(body.peer_head) != HASH_LEN:
+        problem = "bad chain hash"
+    elif (body.type == MessageType.ACKNOWLEDGEMENT) != (body.ref is not None):
+        problem = "an acknowledgement, and only one, names the envelope it acknowledges"
+    elif body.ref is not None and (body.ref.lane not in range(4) or len(body.ref.hash) != HASH_LEN):
+        problem = "bad reference"
+    if problem:
+        raise ProtocolError(f"envelope {body.lane}/{body.seq} refused: {problem}")

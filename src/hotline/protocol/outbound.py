@@ -1,0 +1,119 @@
+"""Our side of the chains: sequence numbers, the unreceipted envelopes, and which session each one
+is travelling on. Everything here is about what we sent; link.py ties it to sessions and frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hotline.errors import ProtocolError
+from hotline.protocol.envelope import LANES, Envelope, Lane
+from hotline.protocol.statements import Head, Heads, Receipt
+
+__all__ = ["Outbound"]
+
+# Per session, at most this many ROUTINE and PRIORITY envelopes travel unreceipted; FLASH and
+# IMMEDIATE bypass the window, so a backlog never holds them up.
+WINDOW = 256
+_WINDOWED = frozenset({Lane.PRIORITY, Lane.ROUTINE})
+
+
+@dataclass(slots=True)
+class Outbound:
+    heads: list[Head]  # per lane, the last envelope accepted
+    receipted: list[Head]  # per lane, the last envelope the peer's receipts cover
+    pending: list[dict[int, Envelope]]  # per lane, unreceipted envelopes by seq (in order)
+    travelling: dict[tuple[int, int], int] = field(default_factory=dict)  # (lane, seq) -> sid
+
+    @classmethod
+    def restore(cls, heads: Heads, receipted: Heads, unreceipted: tuple[Envelope, ...]) -> Outbound:
+        pending: list[dict[int, Envelope]] = [{} for _ in LANES]
+        for envelope in unreceipted:
+            pending[envelope.body.lane][envelope.seq] = envelope
+        return cls(list(heads), list(receipted), pending)
+
+    def next_seq(self, lane: Lane) -> int:
+        return self.heads[lane].seq + 1
+
+    def accept(self, envelope: Envelope) -> None:
+        lane = envelope.body.lane
+        self.heads[lane] = Head(envelope.seq, envelope.hash)
+        self.pending[lane][envelope.seq] = envelope
+
+    def due(self, sid: int, peer_held: list[int], in_flight: int) -> list[Envelope]:
+        """The envelopes to put on session `sid` now: FLASH first, each lane in order, none that
+        is already travelling or that the peer said it holds."""
+        out: list[Envelope] = []
+        for lane in LANES:
+            for seq, envelope in self.pending[lane].items():
+                if seq <= peer_held[lane] or (lane, seq) in self.travelling:
+                    continue
+                if lane in _WINDOWED and in_flight + len(out) >= WINDOW:
+                    break
+                self.travelling[(lane, seq)] = sid
+                out.append(envelope)
+        return out
+
+    def in_flight(self, sid: int) -> int:
+        return sum(1 for s in self.travelling.values() if s == sid)
+
+    def session_lost(self, sid: int) -> None:
+        """Whatever travelled on a lost session goes again on another: the peer's dedupe makes
+        a second copy harmless."""
+        for key in [k for k, s in self.travelling.items() if s == sid]:
+            del self.travelling[key]
+
+    def apply_receipt(self, receipt: Receipt) -> list[tuple[Lane, int]]:
+        """Check a receipt against what we sent; return the (lane, seq) it newly covers.
+
+        Raises:
+            ProtocolError: the receipt covers envelopes we never sent, names a hash that is not
+                ours, or goes back on an earlier receipt in one lane while advancing another.
+        """
+        advanced = [h.seq > r.seq for h, r in zip(receipt.heads, self.receipted, strict=True)]
+        behind = [h.seq < r.seq for h, r in zip(receipt.heads, self.receipted, strict=True)]
+        if any(behind):
+            if any(advanced):
+                raise ProtocolError("receipt goes back in one lane and forward in another")
+            return []  # an older receipt arriving late on another path
+        for lane in LANES:
+            self._check_receipted_head(lane, receipt.heads[lane])
+        covered: list[tuple[Lane, int]] = []
+        for lane in LANES:
+            head = receipt.heads[lane]
+            for seq in [s for s in self.pending[lane] if s <= head.seq]:
+                del self.pending[lane][seq]
+                self.travelling.pop((lane, seq), None)
+                covered.append((lane, seq))
+            self.receipted[lane] = head
+        return covered
+
+    def _check_receipted_head(self, lane: Lane, head: Head) -> None:
+        if head.seq > self.heads[lane].seq:
+            raise ProtocolError(f"receipt covers {lane.name} {head.seq}, which we never sent")
+        if head.seq == self.receipted[lane].seq:
+            ours = self.receipted[lane].hash
+        elif head.seq in self.pending[lane]:
+            ours = self.pending[lane][head.seq].hash
+        else:
+            raise ProtocolError(f"receipt names {lane.name} {head.seq}, which is not pending")
+        if head.hash != ours:
+            raise ProtocolError(f"receipt for {lane.name} {head.seq} names another envelope")
+
+    def check_peer_claim(self, lane: Lane, head: Head) -> None:
+        """The peer says it holds our lane up to `head` (in a hello or a checkpoint)."""
+        if head.seq > self.heads[lane].seq:
+            raise ProtocolError(f"peer claims {lane.name} {head.seq}, which we never sent")
+        if head.seq < self.receipted[lane].seq:
+            raise ProtocolError(
+                f"peer holds {lane.name} up to {head.seq} only, but receipted "
+                f"{self.receipted[lane].seq}: it lost data it had confirmed"
+            )
+        ours = self.pending[lane].get(head.seq)
+        known = (
+            ours.hash
+            if ours
+            else (self.receipted[lane].hash if head.seq == self.receipted[lane].seq else None)
+        )
+        if known is not None and known != head.hash:
+            raise ProtocolError(f"peer holds another envelope at {lane.name} {head.seq}")

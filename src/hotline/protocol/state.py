@@ -1,0 +1,185 @@
+"""What flows between the link core and its driver: configuration, the state a store restores,
+the batch a store must commit, the events people see, and the output of every call.
+
+The contract (docs/link.md): for every `Output`, the driver first commits `batch` in one
+transaction, and only then sends `packets`, closes `close` and shows `events`. If the commit fails,
+the driver throws the core away and rebuilds it from the store, exactly as after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hotline.crypto.identity import PublicIdentity, StationIdentity
+from hotline.protocol.envelope import LANES, Envelope, Lane, genesis_hash
+from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt
+
+__all__ = [
+    "Acknowledged",
+    "AuditRecord",
+    "Batch",
+    "CheckpointReceived",
+    "Event",
+    "LinkConfig",
+    "LinkState",
+    "MessageReceived",
+    "Output",
+    "ProtocolViolation",
+    "Receipted",
+    "RttMeasured",
+    "SessionClosed",
+    "SessionReady",
+    "empty_heads",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    """One side's view of a link: its keys and the peer it pinned."""
+
+    link_id: bytes
+    identity: StationIdentity
+    peer: PublicIdentity
+
+    @property
+    def direction(self) -> int:
+        """0 for the station whose fingerprint sorts first, 1 for the other: the same on both."""
+        return 0 if self.identity.public.fingerprint < self.peer.fingerprint else 1
+
+    @property
+    def peer_direction(self) -> int:
+        return 1 - self.direction
+
+
+def empty_heads(link_id: bytes, direction: int) -> Heads:
+    return tuple(Head(0, genesis_hash(link_id, direction, lane)) for lane in LANES)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """Everything a core needs to resume, as the store holds it durably."""
+
+    outbound: Heads  # per lane, the last envelope we accepted
+    receipted: Heads  # per lane, the last of ours the peer's newest receipt covers
+    unreceipted: tuple[Envelope, ...]  # ours, accepted but not yet receipted, in seq order
+    inbound: Heads  # per lane, the last of the peer's envelopes we hold
+    last_inbound_hash: bytes  # the last envelope we received, in any lane (or 32 zero bytes)
+    checkpoint: tuple[Heads, Heads] | None  # the heads of our newest checkpoint
+
+    @classmethod
+    def new(cls, config: LinkConfig) -> LinkState:
+        ours = empty_heads(config.link_id, config.direction)
+        theirs = empty_heads(config.link_id, config.peer_direction)
+        return cls(ours, ours, (), theirs, bytes(32), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """Something a person must be able to find later: a refusal, and the evidence for it."""
+
+    action: str
+    detail: str
+    evidence: bytes = b""
+
+
+@dataclass(slots=True)
+class Batch:
+    """What the driver must commit in one transaction before acting on an Output."""
+
+    outbound: list[Envelope] = field(default_factory=list)
+    inbound: list[Envelope] = field(default_factory=list)
+    receipt: Receipt | None = None  # the peer's newest receipt: our proof of delivery
+    checkpoints: list[tuple[str, Checkpoint]] = field(default_factory=list)  # ("local"|"peer", cp)
+    audit: list[AuditRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.outbound or self.inbound or self.receipt or self.checkpoints or self.audit)
+
+    def merge(self, other: Batch) -> None:
+        self.outbound += other.outbound
+        self.inbound += other.inbound
+        self.receipt = other.receipt or self.receipt
+        self.checkpoints += other.checkpoints
+        self.audit += other.audit
+
+
+# -- events: what the station shows people and records ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Receipted:
+    """The peer station durably holds our envelope (lane, seq)."""
+
+    lane: Lane
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """A person at the peer acknowledged our envelope (lane, seq)."""
+
+    lane: Lane
+    seq: int
+    by: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointReceived:
+    checkpoint: Checkpoint
+    agreed: bool  # the peer's heads are exactly ours, seen from the other side
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReady:
+    sid: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    sid: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RttMeasured:
+    sid: int
+    rtt_ns: int
+    clock_offset_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    sid: int
+    reason: str
+
+
+Event = (
+    MessageReceived
+    | Receipted
+    | Acknowledged
+    | CheckpointReceived
+    | SessionReady
+    | SessionClosed
+    | RttMeasured
+    | ProtocolViolation
+)
+
+
+@dataclass(slots=True)
+class Output:
+    batch: Batch = field(default_factory=Batch)
+    packets: list[tuple[int, bytes]] = field(default_factory=list)  # (session id, plaintext)
+    close: list[tuple[int, str]] = field(default_factory=list)  # (session id, reason)
+    events: list[Event] = field(default_factory=list)
+
+    def merge(self, other: Output) -> Output:
+        self.batch.merge(other.batch)
+        self.packets += other.packets
+        self.close += other.close
+        self.events += other.events
+        return self
