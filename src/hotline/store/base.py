@@ -1,0 +1,287 @@
+"""The store, once for both SQL backends: what a link core restores from, and what it commits.
+
+A backend (sqlite.py, postgres.py) supplies a connection, its placeholder, its transaction and its
+error types; everything else is here, so both backends pass the same tests by construction.
+Loading a link walks every stored chain (sequence, hash, link to the previous envelope): a store
+that finds a gap, a changed row or a broken link raises StoreCorruptError and the station refuses
+to send on, rather than extending a history it cannot vouch for.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from hotline.crypto.identity import PublicIdentity
+from hotline.errors import ProtocolError, StoreCorruptError, StoreError
+from hotline.protocol.envelope import LANES, Envelope, MessageType, decode_envelope, sha256
+from hotline.protocol.state import Batch, LinkConfig, LinkState, empty_heads
+from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt, Signed
+from hotline.store.schema import MIGRATIONS
+
+__all__ = ["SqlStore"]
+
+Row = tuple[Any, ...]
+
+
+class SqlStore(ABC):
+    dialect: str
+    placeholder = "?"
+
+    # -- what a backend provides -----------------------------------------------------------------
+
+    @abstractmethod
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    @abstractmethod
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]: ...
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    @abstractmethod
+    def _executemany(self, sql: str, params: list[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction; rolled back, as StoreError, if anything in it fails."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        try:
+            rows = self._rows("SELECT value FROM meta WHERE key = 'schema_version'")
+        except StoreError:
+            return 0  # no meta table yet: a new store
+        return int(rows[0][0]) if rows else 0
+
+    def migrate(self) -> None:
+        steps = MIGRATIONS[self.dialect]
+        current = self.schema_version
+        if current > len(steps):
+            raise StoreError(
+                f"the store's schema version {current} is newer than this build knows "
+                f"({len(steps)}): upgrade Hotline"
+            )
+        for version in range(current, len(steps)):
+            with self.transaction():
+                for statement in steps[version]:
+                    self._execute(statement)
+                self._execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(version + 1),),
+                )
+
+    # -- links -----------------------------------------------------------------------------------
+
+    def add_link(self, config: LinkConfig, now_ns: int) -> None:
+        with self.transaction():
+            self._execute(
+                "INSERT INTO links (link_id, direction, peer_fingerprint, created_ns) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (link_id) DO NOTHING",
+                (config.link_id, config.direction, config.peer.fingerprint, now_ns),
+            )
+
+    def newest_handshake_ns(self, link_id: bytes) -> int:
+        rows = self._rows(
+            "SELECT newest_handshake_ns FROM peer_state WHERE link_id = ?", (link_id,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def record_handshake(self, link_id: bytes, peer_ns: int) -> None:
+        with self.transaction():
+            self._execute(
+                "INSERT INTO peer_state (link_id, newest_handshake_ns) VALUES (?, ?) "
+                "ON CONFLICT (link_id) DO UPDATE SET newest_handshake_ns = "
+                "excluded.newest_handshake_ns WHERE excluded.newest_handshake_ns > "
+                "peer_state.newest_handshake_ns",
+                (link_id, peer_ns),
+            )
+
+    # -- restoring a link core -------------------------------------------------------------------
+
+    def load(self, config: LinkConfig) -> LinkState:
+        """Everything a link core needs to resume, after checking every chain.
+
+        Raises:
+            StoreCorruptError: a chain has a gap, a changed row or a broken link, or the stored
+                receipt does not match our envelopes.
+        """
+        link_id = config.link_id
+        receipted = self._stored_receipt(config)
+        outbound, keep = self._walk(config, "outbox", config.direction, receipted)
+        inbound, _ = self._walk(config, "inbox", config.peer_direction, None)
+        last = self._rows(
+            "SELECT hash FROM inbox WHERE link_id = ? ORDER BY id DESC LIMIT 1", (link_id,)
+        )
+        checkpoint = self._own_checkpoint(config)
+        for lane in LANES:
+            if receipted[lane].seq > outbound[lane].seq:
+                raise StoreCorruptError(
+                    f"the stored receipt covers {lane.name} {receipted[lane].seq}, "
+                    f"but the outbox ends at {outbound[lane].seq}"
+                )
+        return LinkState(
+            outbound,
+            receipted,
+            tuple(keep),
+            inbound,
+            bytes(last[0][0]) if last else bytes(32),
+            checkpoint,
+        )
+
+    def _walk(
+        self, config: LinkConfig, table: str, direction: int, receipted: Heads | None
+    ) -> tuple[Heads, list[Envelope]]:
+        """Walk each lane's chain; return the heads, and our envelopes the receipt does not cover
+        (signature-checked, since they are about to be sent again)."""
+        heads = list(empty_heads(config.link_id, direction))
+        keep: list[Envelope] = []
+        rows = self._stream(
+            f"SELECT lane, seq, hash, envelope FROM {table} WHERE link_id = ? ORDER BY lane, seq",  # noqa: S608 - table is ours
+            (config.link_id,),
+        )
+        for lane, seq, stored_hash, data in rows:
+            head = heads[lane]
+            where = f"{table} {LANES[lane].name} {seq}"
+            if seq != head.seq + 1:
+                raise StoreCorruptError(f"{where}: missing row, expected {head.seq + 1}")
+            covered = receipted is None or seq <= receipted[lane].seq
+            signer = None if covered else config.identity.public
+            envelope = self._decode(bytes(data), signer, where)
+            if envelope.hash != bytes(stored_hash) or envelope.body.prev_hash != head.hash:
+                raise StoreCorruptError(f"{where}: the chain does not verify")
+            if (envelope.body.lane, envelope.seq, envelope.body.direction) != (
+                lane,
+                seq,
+                direction,
+            ) or envelope.body.link_id != config.link_id:
+                raise StoreCorruptError(f"{where}: the row does not match its envelope")
+            receipt_head = receipted[lane] if receipted is not None else None
+            if receipt_head and seq == receipt_head.seq and envelope.hash != receipt_head.hash:
+                raise StoreCorruptError(f"{where}: the stored receipt names another envelope")
+            heads[lane] = Head(seq, envelope.hash)
+            if not covered:
+                keep.append(envelope)
+        return tuple(heads), keep
+
+    @staticmethod
+    def _decode(data: bytes, signer: PublicIdentity | None, where: str) -> Envelope:
+        try:
+            return decode_envelope(data, signer)
+        except ProtocolError as exc:
+            raise StoreCorruptError(f"{where}: {exc}") from None
+
+    def _stored_receipt(self, config: LinkConfig) -> Heads:
+        rows = self._rows("SELECT statement FROM receipts WHERE link_id = ?", (config.link_id,))
+        if not rows:
+            return empty_heads(config.link_id, config.direction)
+        try:
+            return Receipt.verify(Signed.from_bytes(bytes(rows[0][0])), config.peer).heads
+        except ProtocolError as exc:
+            raise StoreCorruptError(f"the stored receipt does not verify: {exc}") from None
+
+    def _own_checkpoint(self, config: LinkConfig) -> tuple[Heads, Heads] | None:
+        rows = self._rows(
+            "SELECT statement FROM checkpoints WHERE link_id = ? AND origin = 'local' "
+            "ORDER BY id DESC LIMIT 1",
+            (config.link_id,),
+        )
+        if not rows:
+            return None
+        try:
+            cp = Checkpoint.verify(Signed.from_bytes(bytes(rows[0][0])), config.identity.public)
+        except ProtocolError as exc:
+            raise StoreCorruptError(f"our stored checkpoint does not verify: {exc}") from None
+        return cp.outbound, cp.inbound
+
+    # -- committing what a core produced ---------------------------------------------------------
+
+    def commit(self, link_id: bytes, batch: Batch, now_ns: int) -> None:
+        """Make a core's batch durable, all of it or none (group commit)."""
+        if not batch:
+            return
+        with self.transaction():
+            self._commit_envelopes(link_id, batch, now_ns)
+            if batch.receipt is not None:
+                self._commit_receipt(link_id, batch.receipt, now_ns)
+            if batch.checkpoints:
+                self._executemany(
+                    "INSERT INTO checkpoints (link_id, origin, hash, statement, stored_ns) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (link_id, hash) DO NOTHING",
+                    [
+                        (
+                            link_id,
+                            origin,
+                            sha256(cp.signed.to_bytes()),
+                            cp.signed.to_bytes(),
+                            now_ns,
+                        )
+                        for origin, cp in batch.checkpoints
+                    ],
+                )
+            if batch.audit:
+                self._executemany(
+                    "INSERT INTO audit (link_id, at_ns, actor, action, detail, evidence) "
+                    "VALUES (?, ?, 'link', ?, ?, ?)",
+                    [(link_id, now_ns, a.action, a.detail, a.evidence) for a in batch.audit],
+                )
+
+    def _commit_envelopes(self, link_id: bytes, batch: Batch, now_ns: int) -> None:
+        if batch.outbound:
+            self._executemany(
+                "INSERT INTO outbox (link_id, lane, seq, hash, envelope, type, accepted_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [_envelope_row(link_id, e, now_ns) for e in batch.outbound],
+            )
+        if batch.inbound:
+            self._executemany(
+                "INSERT INTO inbox (link_id, lane, seq, hash, envelope, type, received_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [_envelope_row(link_id, e, now_ns) for e in batch.inbound],
+            )
+            acks = [e for e in batch.inbound if e.body.type == MessageType.ACKNOWLEDGEMENT]
+            self._executemany(
+                "UPDATE outbox SET acknowledged_by = ? "
+                "WHERE link_id = ? AND lane = ? AND seq = ? AND hash = ?",
+                [
+                    (e.hash, link_id, e.body.ref.lane, e.body.ref.seq, e.body.ref.hash)
+                    for e in acks
+                    if e.body.ref
+                ],
+            )
+
+    def _commit_receipt(self, link_id: bytes, receipt: Receipt, now_ns: int) -> None:
+        self._execute(
+            "INSERT INTO receipts (link_id, statement, received_ns) VALUES (?, ?, ?) "
+            "ON CONFLICT (link_id) DO UPDATE SET statement = excluded.statement, "
+            "received_ns = excluded.received_ns",
+            (link_id, receipt.signed.to_bytes(), now_ns),
+        )
+        self._executemany(
+            "UPDATE outbox SET receipted_ns = ? "
+            "WHERE link_id = ? AND lane = ? AND seq <= ? AND receipted_ns IS NULL",
+            [(now_ns, link_id, int(lane), receipt.heads[lane].seq) for lane in LANES],
+        )
+
+
+def _envelope_row(link_id: bytes, envelope: Envelope, now_ns: int) -> tuple[Any, ...]:
+    return (
+        link_id,
+        envelope.body.lane,
+        envelope.seq,
+        envelope.hash,
+        envelope.to_bytes(),
+        envelope.body.type,
+        now_ns,
+    )

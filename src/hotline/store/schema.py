@@ -1,0 +1,94 @@
+"""The store's schema, as numbered steps per dialect. A store records the step it reached in
+`meta.schema_version`; opening it applies the missing steps in order, each in a transaction.
+
+Tables (the same in both dialects):
+
+    meta         key/value: schema_version
+    links        one row per link: its id, our direction, the peer's fingerprint
+    outbox       our envelopes, exactly as signed; when the peer's receipt covered each, and which
+                 of the peer's envelopes acknowledged it
+    inbox        the peer's envelopes, exactly as signed, in arrival order (`id`)
+    receipts     the peer's newest signed receipt for our envelopes: our proof of delivery
+    checkpoints  every checkpoint made or received, as signed
+    peer_state   the newest handshake timestamp accepted from the peer (the replay guard)
+    audit        what people must find later: refusals, evidence, and (later) operators' acts
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+_COMMON_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE links (
+    link_id {blob} PRIMARY KEY,
+    direction INTEGER NOT NULL,
+    peer_fingerprint {blob} NOT NULL,
+    created_ns BIGINT NOT NULL
+);
+CREATE TABLE outbox (
+    link_id {blob} NOT NULL REFERENCES links (link_id),
+    lane INTEGER NOT NULL,
+    seq BIGINT NOT NULL,
+    hash {blob} NOT NULL,
+    envelope {blob} NOT NULL,
+    type INTEGER NOT NULL,
+    accepted_ns BIGINT NOT NULL,
+    receipted_ns BIGINT,
+    acknowledged_by {blob},
+    PRIMARY KEY (link_id, lane, seq)
+);
+CREATE TABLE inbox (
+    id {serial},
+    link_id {blob} NOT NULL REFERENCES links (link_id),
+    lane INTEGER NOT NULL,
+    seq BIGINT NOT NULL,
+    hash {blob} NOT NULL,
+    envelope {blob} NOT NULL,
+    type INTEGER NOT NULL,
+    received_ns BIGINT NOT NULL,
+    UNIQUE (link_id, lane, seq)
+);
+CREATE TABLE receipts (
+    link_id {blob} PRIMARY KEY REFERENCES links (link_id),
+    statement {blob} NOT NULL,
+    received_ns BIGINT NOT NULL
+);
+CREATE TABLE checkpoints (
+    id {serial},
+    link_id {blob} NOT NULL REFERENCES links (link_id),
+    origin TEXT NOT NULL,
+    hash {blob} NOT NULL,
+    statement {blob} NOT NULL,
+    stored_ns BIGINT NOT NULL,
+    UNIQUE (link_id, hash)
+);
+CREATE TABLE peer_state (
+    link_id {blob} PRIMARY KEY REFERENCES links (link_id),
+    newest_handshake_ns BIGINT NOT NULL
+);
+CREATE TABLE audit (
+    id {serial},
+    link_id {blob},
+    at_ns BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    evidence {blob}
+);
+"""
+
+_DIALECTS = {
+    "sqlite": {"blob": "BLOB", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgres": {"blob": "BYTEA", "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+}
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+# MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
+MIGRATIONS: dict[str, list[list[str]]] = {
+    dialect: [_statements(_COMMON_V1.format(**types))] for dialect, types in _DIALECTS.items()
+}

@@ -1,0 +1,81 @@
+"""The embedded default store: one SQLite file, WAL, synchronous=FULL, one writer.
+
+synchronous=FULL makes every commit wait for the disk, so "accepted" means on the platter; group
+commit (many envelopes per transaction) keeps that affordable. Write transactions start with
+BEGIN IMMEDIATE, so a second writer waits instead of failing half-way through a batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hotline.errors import StoreError
+from hotline.store.base import Row, SqlStore
+
+__all__ = ["SqliteStore"]
+
+
+class SqliteStore(SqlStore):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in (
+                "journal_mode = WAL",
+                "synchronous = FULL",
+                "foreign_keys = ON",
+                "busy_timeout = 10000",
+            ):
+                self._db.execute(f"PRAGMA {pragma}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self._in_transaction = False
+        self.migrate()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store query failed: {exc}") from exc
+
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        try:
+            yield from self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store query failed: {exc}") from exc
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._db.execute(sql, params)
+
+    def _executemany(self, sql: str, params: list[Sequence[Any]]) -> None:
+        if params:
+            self._db.executemany(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            raise StoreError("nested transaction")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot start a transaction on {self.path}: {exc}") from exc
+        self._in_transaction = True
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"store write failed and was rolled back: {exc}") from exc
+            raise
+        finally:
+            self._in_transaction = False
+
+    def close(self) -> None:
+        self._db.close()
