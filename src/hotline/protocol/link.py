@@ -66,6 +66,8 @@ class Timing:
     heartbeat_ns: int = 1 * SECOND  # a ping this often on every session
     dead_after_ns: int = 5 * SECOND  # a session silent this long is closed
     checkpoint_idle_ns: int = 2 * SECOND  # traffic paused this long: exchange checkpoints
+    resend_after_ns: int = 3 * SECOND  # an envelope no receipt covered by then goes again
+    checkpoint_retry_ns: int = 10 * SECOND  # still not in agreement: offer ours again
 
 
 @dataclass(slots=True)
@@ -91,8 +93,20 @@ class LinkCore:
         self.last_inbound_hash = state.last_inbound_hash
         self.sessions: dict[int, _Session] = {}
         self.last_activity_ns = now_ns
-        self.checkpoint_heads = state.checkpoint
-        self.own_checkpoint: Checkpoint | None = None
+        self.now_ns = now_ns  # the latest time any call told us
+        self.own_checkpoint = state.checkpoint
+        self._checkpoint_sent_ns = 0
+        self.peer_checkpoint_heads = state.peer_checkpoint
+
+    @property
+    def in_agreement(self) -> bool:
+        """Both stations have signed the same eight chain heads (DESIGN invariant 5): the peer's
+        newest checkpoint is our own view of the link, seen from its side."""
+        return self.peer_checkpoint_heads == (tuple(self.inbound), tuple(self.out.heads))
+
+    @property
+    def unreceipted(self) -> int:
+        return sum(len(lane) for lane in self.out.pending)
 
     # -- operators -------------------------------------------------------------------------------
 
@@ -110,6 +124,7 @@ class LinkCore:
         Raises:
             ProtocolError: the message is out of bounds (too long, bad language tag, ...).
         """
+        self.now_ns = max(self.now_ns, now_ns)
         head = self.out.heads[lane]
         body = EnvelopeBody(
             ENVELOPE_VERSION,
@@ -141,6 +156,7 @@ class LinkCore:
     # -- sessions --------------------------------------------------------------------------------
 
     def session_opened(self, sid: int, now_ns: int) -> Output:
+        self.now_ns = max(self.now_ns, now_ns)
         self.sessions[sid] = _Session(sid, now_ns, now_ns)
         hello = Hello(
             self.config.link_id, list(self.inbound), [self.out.next_seq(lane) for lane in LANES]
@@ -158,6 +174,7 @@ class LinkCore:
         """Act on one packet from session `sid`. A packet that does not decode is refused whole;
         a frame that breaks a rule closes the session with the reason, after the valid frames
         before it have been applied."""
+        self.now_ns = max(self.now_ns, now_ns)
         output = Output()
         session = self.sessions.get(sid)
         if session is None:
@@ -180,6 +197,7 @@ class LinkCore:
         return self._pump(output)
 
     def tick(self, now_ns: int) -> Output:
+        self.now_ns = max(self.now_ns, now_ns)
         output = Output()
         for session in list(self.sessions.values()):
             silent = now_ns - session.last_heard_ns
@@ -192,6 +210,7 @@ class LinkCore:
                 session.ping_sent_ns = now_ns
                 self._frames(output, session.sid, [Ping(session.ping_nonce, now_ns)])
         self._maybe_checkpoint(output, now_ns)
+        self.out.expire(now_ns, self.timing.resend_after_ns)
         return self._pump(output)
 
     # -- frames ----------------------------------------------------------------------------------
@@ -211,11 +230,11 @@ class LinkCore:
             case Pong():
                 self._on_pong(output, session, frame, now_ns)
             case CheckpointFrame():
-                self._on_checkpoint(output, frame)
+                self._on_checkpoint(output, session.sid, frame)
             case Close():
-                output.events.append(SessionClosed(session.sid, f"peer closed: {frame.reason}"))
-                self.sessions.pop(session.sid, None)
-                self.out.session_lost(session.sid)
+                reason = f"peer closed: {frame.reason}"
+                output.close.append((session.sid, reason))
+                output.merge(self.session_closed(session.sid, reason))
         return False
 
     def _on_hello(self, output: Output, session: _Session, hello: Hello) -> None:
@@ -274,11 +293,19 @@ class LinkCore:
         offset = pong.peer_ns - (pong.echo_ns + now_ns) // 2
         output.events.append(RttMeasured(session.sid, session.rtt_ns, offset))
 
-    def _on_checkpoint(self, output: Output, frame: CheckpointFrame) -> None:
+    def _on_checkpoint(self, output: Output, sid: int, frame: CheckpointFrame) -> None:
         checkpoint = Checkpoint.verify(Signed(frame.body, frame.signature), self.config.peer)
         body = checkpoint.body
         if body.link_id != self.config.link_id or body.direction != self.config.peer_direction:
             raise ProtocolError("checkpoint for another link or direction")
+        heads = (checkpoint.outbound, checkpoint.inbound)
+        if heads == self.peer_checkpoint_heads:
+            # The peer offers the same checkpoint again: it is not in agreement yet, and may lack
+            # ours. Answer with ours if it is still our view.
+            self._offer_checkpoint(output, sid)
+            return
+        if self.peer_checkpoint_heads and _not_newer(heads, self.peer_checkpoint_heads):
+            return  # an older checkpoint that another path delivered late
         for lane in LANES:
             self.out.check_peer_claim(lane, checkpoint.inbound[lane])
             ours = self.inbound[lane]
@@ -288,8 +315,19 @@ class LinkCore:
         agreed = checkpoint.outbound == tuple(self.inbound) and checkpoint.inbound == tuple(
             self.out.heads
         )
+        self.peer_checkpoint_heads = heads
         output.batch.checkpoints.append(("peer", checkpoint))
         output.events.append(CheckpointReceived(checkpoint, agreed))
+        if not agreed:  # the peer may have missed our newest checkpoint on a lost session
+            self._offer_checkpoint(output, sid)
+
+    def _offer_checkpoint(self, output: Output, sid: int) -> None:
+        """Send our newest checkpoint again, if it still states where we are."""
+        own = self.own_checkpoint
+        if own is not None and (own.outbound, own.inbound) == self._heads():
+            self._checkpoint_sent_ns = self.now_ns
+            signed = own.signed
+            self._frames(output, sid, [CheckpointFrame(signed.body_bytes, signed.signature)])
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -303,10 +341,20 @@ class LinkCore:
         )
         return ReceiptFrame(receipt.signed.body_bytes, receipt.signed.signature)
 
+    def _heads(self) -> tuple[Heads, Heads]:
+        return tuple(self.out.heads), tuple(self.inbound)
+
     def _maybe_checkpoint(self, output: Output, now_ns: int) -> None:
-        heads: tuple[Heads, Heads] = (tuple(self.out.heads), tuple(self.inbound))
+        heads = self._heads()
         session = self._best_session()
-        if session is None or heads == self.checkpoint_heads:
+        latest = self.own_checkpoint
+        if session is None:
+            return
+        if latest and heads == (latest.outbound, latest.inbound):
+            if not self.in_agreement and (
+                now_ns - self._checkpoint_sent_ns >= self.timing.checkpoint_retry_ns
+            ):
+                self._offer_checkpoint(output, session.sid)
             return
         if now_ns - self.last_activity_ns < self.timing.checkpoint_idle_ns:
             return
@@ -318,8 +366,8 @@ class LinkCore:
             heads[1],
             now_ns,
         )
-        self.checkpoint_heads = heads
         self.own_checkpoint = checkpoint
+        self._checkpoint_sent_ns = now_ns
         output.batch.checkpoints.append(("local", checkpoint))
         signed = checkpoint.signed
         self._frames(output, session.sid, [CheckpointFrame(signed.body_bytes, signed.signature)])
@@ -334,7 +382,8 @@ class LinkCore:
         session = self._best_session()
         if session is None:
             return output
-        due = self.out.due(session.sid, session.peer_held, self.out.in_flight(session.sid))
+        in_flight = self.out.in_flight(session.sid)
+        due = self.out.due(session.sid, session.peer_held, in_flight, self.now_ns)
         if due:
             frames: list[Frame] = [EnvelopeFrame(e.body_bytes, e.signature) for e in due]
             self._frames(output, session.sid, frames)
@@ -352,6 +401,15 @@ class LinkCore:
         self._frames(output, sid, [Close(1, reason[:200])])
         output.merge(self.session_closed(sid, reason))
         return output
+
+
+def _not_newer(heads: tuple[Heads, Heads], than: tuple[Heads, Heads]) -> bool:
+    """Chains only grow: a checkpoint with no head beyond another's was made before it."""
+    return all(
+        new.seq <= old.seq
+        for new_side, old_side in zip(heads, than, strict=True)
+        for new, old in zip(new_side, old_side, strict=True)
+    )
 
 
 def _evidence(frame: Frame) -> bytes:

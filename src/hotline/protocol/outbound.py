@@ -23,7 +23,8 @@ class Outbound:
     heads: list[Head]  # per lane, the last envelope accepted
     receipted: list[Head]  # per lane, the last envelope the peer's receipts cover
     pending: list[dict[int, Envelope]]  # per lane, unreceipted envelopes by seq (in order)
-    travelling: dict[tuple[int, int], int] = field(default_factory=dict)  # (lane, seq) -> sid
+    # (lane, seq) -> (session id, when sent): each pending envelope travels on one session at most
+    travelling: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
     def restore(cls, heads: Heads, receipted: Heads, unreceipted: tuple[Envelope, ...]) -> Outbound:
@@ -40,7 +41,7 @@ class Outbound:
         self.heads[lane] = Head(envelope.seq, envelope.hash)
         self.pending[lane][envelope.seq] = envelope
 
-    def due(self, sid: int, peer_held: list[int], in_flight: int) -> list[Envelope]:
+    def due(self, sid: int, peer_held: list[int], in_flight: int, now_ns: int) -> list[Envelope]:
         """The envelopes to put on session `sid` now: FLASH first, each lane in order, none that
         is already travelling or that the peer said it holds."""
         out: list[Envelope] = []
@@ -50,17 +51,24 @@ class Outbound:
                     continue
                 if lane in _WINDOWED and in_flight + len(out) >= WINDOW:
                     break
-                self.travelling[(lane, seq)] = sid
+                self.travelling[(lane, seq)] = (sid, now_ns)
                 out.append(envelope)
         return out
 
     def in_flight(self, sid: int) -> int:
-        return sum(1 for s in self.travelling.values() if s == sid)
+        return sum(1 for s, _ in self.travelling.values() if s == sid)
 
     def session_lost(self, sid: int) -> None:
         """Whatever travelled on a lost session goes again on another: the peer's dedupe makes
         a second copy harmless."""
-        for key in [k for k, s in self.travelling.items() if s == sid]:
+        for key in [k for k, (s, _) in self.travelling.items() if s == sid]:
+            del self.travelling[key]
+
+    def expire(self, now_ns: int, timeout_ns: int) -> None:
+        """Send again what no receipt covered in time. A session can stay up and still not
+        deliver: over several paths an envelope can overtake its predecessor, and the peer, which
+        only accepts a chain in order, drops it and waits for it to come again."""
+        for key in [k for k, (_, sent) in self.travelling.items() if now_ns - sent >= timeout_ns]:
             del self.travelling[key]
 
     def apply_receipt(self, receipt: Receipt) -> list[tuple[Lane, int]]:
@@ -102,13 +110,10 @@ class Outbound:
 
     def check_peer_claim(self, lane: Lane, head: Head) -> None:
         """The peer says it holds our lane up to `head` (in a hello or a checkpoint)."""
+        # Holding less than an earlier receipt said is no proof of loss: over several paths a
+        # hello or checkpoint can be older than a receipt that overtook it.
         if head.seq > self.heads[lane].seq:
             raise ProtocolError(f"peer claims {lane.name} {head.seq}, which we never sent")
-        if head.seq < self.receipted[lane].seq:
-            raise ProtocolError(
-                f"peer holds {lane.name} up to {head.seq} only, but receipted "
-                f"{self.receipted[lane].seq}: it lost data it had confirmed"
-            )
         ours = self.pending[lane].get(head.seq)
         known = (
             ours.hash

@@ -64,13 +64,14 @@ class LinkState:
     unreceipted: tuple[Envelope, ...]  # ours, accepted but not yet receipted, in seq order
     inbound: Heads  # per lane, the last of the peer's envelopes we hold
     last_inbound_hash: bytes  # the last envelope we received, in any lane (or 32 zero bytes)
-    checkpoint: tuple[Heads, Heads] | None  # the heads of our newest checkpoint
+    checkpoint: Checkpoint | None  # our newest checkpoint
+    peer_checkpoint: tuple[Heads, Heads] | None  # the heads of the peer's newest checkpoint
 
     @classmethod
     def new(cls, config: LinkConfig) -> LinkState:
         ours = empty_heads(config.link_id, config.direction)
         theirs = empty_heads(config.link_id, config.peer_direction)
-        return cls(ours, ours, (), theirs, bytes(32), None)
+        return cls(ours, ours, (), theirs, bytes(32), None, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,12 @@ class SqlStore(ABC):
             "SELECT hash FROM inbox WHERE link_id = ? ORDER BY id DESC LIMIT 1", (link_id,)
         )
         checkpoint = self._own_checkpoint(config)
+        try:
+            peer = self.peer_checkpoint(config)
+        except ProtocolError as exc:
+            raise StoreCorruptError(
+                f"the peer's stored checkpoint does not verify: {exc}"
+            ) from None
         for lane in LANES:
             if receipted[lane].seq > outbound[lane].seq:
                 raise StoreCorruptError(
@@ -138,10 +144,48 @@ class SqlStore(ABC):
             inbound,
             bytes(last[0][0]) if last else bytes(32),
             checkpoint,
+            (peer.outbound, peer.inbound) if peer else None,
         )
 
+    def verify(self, config: LinkConfig) -> None:
+        """Check everything stored for a link: every envelope's signature and chain, the stored
+        receipt, every checkpoint. Slower than `load`, which trusts signatures it made itself.
+
+        Raises:
+            StoreCorruptError: the first problem found, naming where it is.
+        """
+        self._walk(config, "outbox", config.direction, None, verify_all=True)
+        self._walk(config, "inbox", config.peer_direction, None, verify_all=True)
+        self._stored_receipt(config)
+        for origin, statement in self._rows(
+            "SELECT origin, statement FROM checkpoints WHERE link_id = ? ORDER BY id",
+            (config.link_id,),
+        ):
+            signer = config.identity.public if origin == "local" else config.peer
+            try:
+                Checkpoint.verify(Signed.from_bytes(bytes(statement)), signer)
+            except ProtocolError as exc:
+                raise StoreCorruptError(f"a stored {origin} checkpoint: {exc}") from None
+
+    def peer_checkpoint(self, config: LinkConfig) -> Checkpoint | None:
+        """The newest checkpoint the peer sent us."""
+        rows = self._rows(
+            "SELECT statement FROM checkpoints WHERE link_id = ? AND origin = 'peer' "
+            "ORDER BY id DESC LIMIT 1",
+            (config.link_id,),
+        )
+        if not rows:
+            return None
+        return Checkpoint.verify(Signed.from_bytes(bytes(rows[0][0])), config.peer)
+
     def _walk(
-        self, config: LinkConfig, table: str, direction: int, receipted: Heads | None
+        self,
+        config: LinkConfig,
+        table: str,
+        direction: int,
+        receipted: Heads | None,
+        *,
+        verify_all: bool = False,
     ) -> tuple[Heads, list[Envelope]]:
         """Walk each lane's chain; return the heads, and our envelopes the receipt does not cover
         (signature-checked, since they are about to be sent again)."""
@@ -157,7 +201,11 @@ class SqlStore(ABC):
             if seq != head.seq + 1:
                 raise StoreCorruptError(f"{where}: missing row, expected {head.seq + 1}")
             covered = receipted is None or seq <= receipted[lane].seq
-            signer = None if covered else config.identity.public
+            signer: PublicIdentity | None
+            if verify_all:
+                signer = config.identity.public if table == "outbox" else config.peer
+            else:
+                signer = None if covered else config.identity.public
             envelope = self._decode(bytes(data), signer, where)
             if envelope.hash != bytes(stored_hash) or envelope.body.prev_hash != head.hash:
                 raise StoreCorruptError(f"{where}: the chain does not verify")
@@ -191,7 +239,7 @@ class SqlStore(ABC):
         except ProtocolError as exc:
             raise StoreCorruptError(f"the stored receipt does not verify: {exc}") from None
 
-    def _own_checkpoint(self, config: LinkConfig) -> tuple[Heads, Heads] | None:
+    def _own_checkpoint(self, config: LinkConfig) -> Checkpoint | None:
         rows = self._rows(
             "SELECT statement FROM checkpoints WHERE link_id = ? AND origin = 'local' "
             "ORDER BY id DESC LIMIT 1",
@@ -200,10 +248,9 @@ class SqlStore(ABC):
         if not rows:
             return None
         try:
-            cp = Checkpoint.verify(Signed.from_bytes(bytes(rows[0][0])), config.identity.public)
+            return Checkpoint.verify(Signed.from_bytes(bytes(rows[0][0])), config.identity.public)
         except ProtocolError as exc:
             raise StoreCorruptError(f"our stored checkpoint does not verify: {exc}") from None
-        return cp.outbound, cp.inbound
 
     # -- committing what a core produced ---------------------------------------------------------
 
