@@ -58,6 +58,19 @@ def test(args: list[str]) -> None:
         "tests/vectors/noise/cacophony.txt",
         "tests/vectors/hotline.json",
     )
+    # The simulator is the main test of the link: thousands of seeds on SQLite, some on PostgreSQL.
+    _run(BIN / "python", "-m", "hotline.sim", "--seeds", "2000", "--jobs", "2")
+    _run(
+        BIN / "python",
+        "-m",
+        "hotline.sim",
+        "--seeds",
+        "100",
+        "--start",
+        "1000000",
+        "--backend",
+        "postgres",
+    )
     _run(BIN / "pytest", *args)
 
 

@@ -66,6 +66,14 @@ def run_seed(seed: int, stores: StoreFactory | None = None) -> RunResult:
 
 
 def _run(seed: int, stores: StoreFactory) -> RunResult:
+    """Any exception is a failure of the seed, reported with it, not a crash of the simulator."""
+    try:
+        return _run_checked(seed, stores)
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the seed must be reported
+        return RunResult(seed, False, [f"the run raised {type(exc).__name__}: {exc}"])
+
+
+def _run_checked(seed: int, stores: StoreFactory) -> RunResult:
     world = World(seed)
     rng = world.rng
     faults = Faults(
