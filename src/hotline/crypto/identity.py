@@ -59,6 +59,7 @@ class PublicIdentity:
     mldsa65: bytes  # 1952 bytes
     _ed: Ed25519PublicKey = field(init=False, repr=False, compare=False)
     _ml: MLDSA65PublicKey = field(init=False, repr=False, compare=False)
+    fingerprint: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (len(self.dh), len(self.ed25519), len(self.mldsa65)) != (32, 32, MLDSA65_PUBLIC_LEN):
@@ -70,13 +71,11 @@ class PublicIdentity:
             raise ValueError("public identity keys do not parse") from None
         object.__setattr__(self, "_ed", ed)
         object.__setattr__(self, "_ml", ml)
-
-    @property
-    def fingerprint(self) -> bytes:
-        """SHA-256 over the three public keys, each length-prefixed, under a fixed label."""
-        return _digest(
+        # SHA-256 over the three public keys, each length-prefixed, under a fixed label.
+        fingerprint = _digest(
             hashes.SHA256(), b"hotline-fingerprint-v1", self.dh, self.ed25519, self.mldsa65
         )
+        object.__setattr__(self, "fingerprint", fingerprint)
 
     def verify(self, purpose: str, message: bytes, signature: bytes) -> bool:
         """True only when both the Ed25519 and the ML-DSA-65 signature verify."""

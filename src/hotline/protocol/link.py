@@ -36,7 +36,6 @@ from hotline.protocol.frames import (
     Pong,
     ReceiptFrame,
     decode_packet,
-    encode_packets,
 )
 from hotline.protocol.outbound import Outbound
 from hotline.protocol.state import (
@@ -390,7 +389,7 @@ class LinkCore:
         return output
 
     def _frames(self, output: Output, sid: int, frames: list[Frame]) -> Output:
-        output.packets.extend((sid, packet) for packet in encode_packets(frames))
+        output.frames.extend((sid, frame) for frame in frames)
         return output
 
     def _violation(self, output: Output, sid: int, reason: str, evidence: bytes) -> Output:

@@ -56,7 +56,10 @@ class Outbound:
         return out
 
     def in_flight(self, sid: int) -> int:
-        return sum(1 for s, _ in self.travelling.values() if s == sid)
+        """How many windowed envelopes travel on `sid` (FLASH and IMMEDIATE do not count)."""
+        return sum(
+            1 for (lane, _), (s, _) in self.travelling.items() if s == sid and lane in _WINDOWED
+        )
 
     def session_lost(self, sid: int) -> None:
         """Whatever travelled on a lost session goes again on another: the peer's dedupe makes

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hotline.crypto.identity import PublicIdentity, StationIdentity
 from hotline.protocol.envelope import LANES, Envelope, Lane, genesis_hash
+from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt
 
 __all__ = [
@@ -40,15 +41,14 @@ class LinkConfig:
     link_id: bytes
     identity: StationIdentity
     peer: PublicIdentity
+    # 0 for the station whose fingerprint sorts first, 1 for the other: the same on both sides.
+    direction: int = field(init=False)
+    peer_direction: int = field(init=False)
 
-    @property
-    def direction(self) -> int:
-        """0 for the station whose fingerprint sorts first, 1 for the other: the same on both."""
-        return 0 if self.identity.public.fingerprint < self.peer.fingerprint else 1
-
-    @property
-    def peer_direction(self) -> int:
-        return 1 - self.direction
+    def __post_init__(self) -> None:
+        direction = 0 if self.identity.public.fingerprint < self.peer.fingerprint else 1
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "peer_direction", 1 - direction)
 
 
 def empty_heads(link_id: bytes, direction: int) -> Heads:
@@ -174,13 +174,23 @@ Event = (
 @dataclass(slots=True)
 class Output:
     batch: Batch = field(default_factory=Batch)
-    packets: list[tuple[int, bytes]] = field(default_factory=list)  # (session id, plaintext)
+    frames: list[tuple[int, Frame]] = field(default_factory=list)  # (session id, frame)
     close: list[tuple[int, str]] = field(default_factory=list)  # (session id, reason)
     events: list[Event] = field(default_factory=list)
 
+    @property
+    def packets(self) -> list[tuple[int, bytes]]:
+        """The frames packed per session, as few packets as fit: merging the outputs of many
+        sends (group commit) also puts their envelopes in one packet, so the peer commits and
+        receipts them together."""
+        by_session: dict[int, list[Frame]] = {}
+        for sid, frame in self.frames:
+            by_session.setdefault(sid, []).append(frame)
+        return [(sid, p) for sid, frames in by_session.items() for p in encode_packets(frames)]
+
     def merge(self, other: Output) -> Output:
         self.batch.merge(other.batch)
-        self.packets += other.packets
+        self.frames += other.frames
         self.close += other.close
         self.events += other.events
         return self

@@ -36,7 +36,11 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self._in_transaction = False
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self._db.close()  # a store we refuse to use leaves no connection behind
+            raise
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
