@@ -159,22 +159,66 @@ def decode_envelope(data: bytes, signer: PublicIdentity | None) -> Envelope:
 
 
 def _check_body(body: EnvelopeBody) -> None:
-    problem = None
-    if body.version != ENVELOPE_VERSION:
-        problem = f"version {body.version} is not supported"
-    elif len(body.link_id) != HASH_LEN or body.direction not in (0, 1):
-        problem = "bad link id or direction"
-    elif body.lane not in Lane.__members__.values() or body.seq < 1 or body.sent_ns < 0:
-        problem = "bad lane, sequence number or time"
-    elif body.type not in MessageType.__members__.values():
-        problem = f"unknown message type {body.type}"
-    elif not 0 < len(body.language) <= MAX_LANGUAGE_LEN or len(body.text.encode()) > MAX_TEXT_BYTES:
-        problem = "language tag or text out of bounds"
-    elif len(body.prev_hash) != HASH_LEN or len(body.peer_head) != HASH_LEN:
-        problem = "bad chain hash"
-    elif (body.type == MessageType.ACKNOWLEDGEMENT) != (body.ref is not None):
-        problem = "an acknowledgement, and only one, names the envelope it acknowledges"
-    elif body.ref is not None and (body.ref.lane not in range(4) or len(body.ref.hash) != HASH_LEN):
-        problem = "bad reference"
+    """Refuse, before signing or after decoding, any body that is out of bounds or that
+    MessagePack could not carry faithfully (a bool for an int, a lone surrogate, a huge int)."""
+    problem = _problem(body)
     if problem:
         raise ProtocolError(f"envelope {body.lane}/{body.seq} refused: {problem}")
+
+
+def _is_u64(*values: object) -> bool:
+    """A real integer (a bool is not one, though Python says so) that fits 64 bits unsigned."""
+    return all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in values)
+
+
+def _utf8_len(text: str) -> int | None:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+def _problem(body: EnvelopeBody) -> str | None:
+    text_len, language_len = _utf8_len(body.text), _utf8_len(body.language)
+    ref = body.ref
+    checks = [
+        (
+            _is_u64(body.version) and body.version == ENVELOPE_VERSION,
+            f"version {body.version!r} is not supported",
+        ),
+        (
+            len(body.link_id) == HASH_LEN and _is_u64(body.direction) and body.direction in (0, 1),
+            "bad link id or direction",
+        ),
+        (
+            _is_u64(body.lane, body.seq, body.sent_ns) and body.lane in LANES and body.seq >= 1,
+            "bad lane, sequence number or time",
+        ),
+        (
+            _is_u64(body.type) and body.type in MessageType.__members__.values(),
+            f"unknown message type {body.type!r}",
+        ),
+        (
+            language_len is not None
+            and 0 < len(body.language) <= MAX_LANGUAGE_LEN
+            and text_len is not None
+            and text_len <= MAX_TEXT_BYTES,
+            "language tag or text out of bounds (or not UTF-8)",
+        ),
+        (len(body.prev_hash) == HASH_LEN and len(body.peer_head) == HASH_LEN, "bad chain hash"),
+        (
+            (body.type == MessageType.ACKNOWLEDGEMENT) == (ref is not None),
+            "an acknowledgement, and only one, names the envelope it acknowledges",
+        ),
+        (
+            ref is None
+            or (
+                _is_u64(ref.lane, ref.seq)
+                and ref.lane in LANES
+                and ref.seq >= 1
+                and len(ref.hash) == HASH_LEN
+            ),
+            "bad reference",
+        ),
+    ]
+    return next((problem for ok, problem in checks if not ok), None)

@@ -147,8 +147,11 @@ def _decode_frame(data: bytes) -> Frame:
         frame: Frame = _DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"frame does not decode: {exc}") from None
-    if isinstance(frame, Hello) and (len(frame.held) != 4 or len(frame.next) != 4):
-        raise ProtocolError("hello frame must name 4 lanes")
+    if isinstance(frame, Hello):
+        if len(frame.held) != 4 or len(frame.next) != 4:
+            raise ProtocolError("hello frame must name 4 lanes")
+        if any(h.seq < 0 or len(h.hash) != 32 for h in frame.held) or min(frame.next) < 1:
+            raise ProtocolError("hello frame has malformed heads")
     if isinstance(frame, Close) and len(frame.reason) > MAX_REASON:
         raise ProtocolError("close reason is too long")
     return frame

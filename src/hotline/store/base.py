@@ -114,8 +114,9 @@ class SqlStore(ABC):
         """Everything a link core needs to resume, after checking every chain.
 
         Raises:
-            StoreCorruptError: a chain has a gap, a changed row or a broken link, or the stored
-                receipt does not match our envelopes.
+            StoreCorruptError: a chain has a gap, a changed row or a broken link, the stored
+                receipt does not match our envelopes, or the chains end before what our own
+                signed checkpoint says we held (rows were lost, or an old backup restored).
         """
         link_id = config.link_id
         receipted = self._stored_receipt(config)
@@ -131,12 +132,10 @@ class SqlStore(ABC):
             raise StoreCorruptError(
                 f"the peer's stored checkpoint does not verify: {exc}"
             ) from None
-        for lane in LANES:
-            if receipted[lane].seq > outbound[lane].seq:
-                raise StoreCorruptError(
-                    f"the stored receipt covers {lane.name} {receipted[lane].seq}, "
-                    f"but the outbox ends at {outbound[lane].seq}"
-                )
+        _check_receipt_within(receipted, outbound)
+        if checkpoint is not None:
+            _check_not_behind("outbox", checkpoint.outbound, outbound)
+            _check_not_behind("inbox", checkpoint.inbound, inbound)
         return LinkState(
             outbound,
             receipted,
@@ -154,9 +153,10 @@ class SqlStore(ABC):
         Raises:
             StoreCorruptError: the first problem found, naming where it is.
         """
-        self._walk(config, "outbox", config.direction, None, verify_all=True)
+        receipted = self._stored_receipt(config)
+        outbound, _ = self._walk(config, "outbox", config.direction, receipted, verify_all=True)
         self._walk(config, "inbox", config.peer_direction, None, verify_all=True)
-        self._stored_receipt(config)
+        _check_receipt_within(receipted, outbound)
         for origin, statement in self._rows(
             "SELECT origin, statement FROM checkpoints WHERE link_id = ? ORDER BY id",
             (config.link_id,),
@@ -320,6 +320,25 @@ class SqlStore(ABC):
             "WHERE link_id = ? AND lane = ? AND seq <= ? AND receipted_ns IS NULL",
             [(now_ns, link_id, int(lane), receipt.heads[lane].seq) for lane in LANES],
         )
+
+
+def _check_receipt_within(receipted: Heads, outbound: Heads) -> None:
+    for lane in LANES:
+        if receipted[lane].seq > outbound[lane].seq:
+            raise StoreCorruptError(
+                f"the stored receipt covers {lane.name} {receipted[lane].seq}, "
+                f"but the outbox ends at {outbound[lane].seq}"
+            )
+
+
+def _check_not_behind(table: str, signed: Heads, stored: Heads) -> None:
+    """Our own checkpoint is our signed word of what we held: the store may not hold less."""
+    for lane in LANES:
+        if stored[lane].seq < signed[lane].seq:
+            raise StoreCorruptError(
+                f"{table} {lane.name} ends at {stored[lane].seq}, but our own checkpoint "
+                f"says we held {signed[lane].seq}: rows were lost or an old copy restored"
+            )
 
 
 def _envelope_row(link_id: bytes, envelope: Envelope, now_ns: int) -> tuple[Any, ...]:
