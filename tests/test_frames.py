@@ -57,7 +57,7 @@ hellos: st.SearchStrategy[Hello] = st.builds(
     Hello,
     hashes,
     st.lists(heads, min_size=4, max_size=4),
-    st.lists(u64s, min_size=4, max_size=4),
+    st.lists(st.integers(min_value=1, max_value=2**64 - 1), min_size=4, max_size=4),
 )
 envelope_frames: st.SearchStrategy[EnvelopeFrame] = st.builds(EnvelopeFrame, bodies, signatures)
 receipt_frames: st.SearchStrategy[ReceiptFrame] = st.builds(
@@ -374,3 +374,16 @@ def test_largest_frame_fills_a_packet_exactly() -> None:
 def test_frame_too_large_for_a_packet_raises_value_error(frame: Frame) -> None:
     with pytest.raises(ValueError, match=r"frame of \d+ bytes cannot be sent"):
         encode_packets([Ping(1, 2), frame])
+
+
+@pytest.mark.parametrize(
+    "hello",
+    [
+        pytest.param([1, HASH, [[0, HASH[:31]], *HEADS4[1:]], [1, 1, 1, 1]], id="short-hash"),
+        pytest.param([1, HASH, [[-1, HASH], *HEADS4[1:]], [1, 1, 1, 1]], id="negative-seq"),
+        pytest.param([1, HASH, HEADS4, [0, 1, 1, 1]], id="next-zero"),
+    ],
+)
+def test_hello_with_malformed_heads_is_refused(hello: list[object]) -> None:
+    with pytest.raises(ProtocolError, match="hello frame has malformed heads"):
+        decode_packet(_packet(_mp(hello)))
