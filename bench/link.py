@@ -5,7 +5,11 @@
 Prints `name: value` lines:
   durable_msgs_per_s_<backend>_batch<N>: messages per second, each accepted durably at the sender,
       stored durably at the receiver and covered by a receipt stored back at the sender; the
-      sender accepts N messages per transaction (group commit); 200-byte texts.
+      sender accepts N messages per transaction (group commit); 200-byte texts. Both stations
+      run in this one process, one after the other.
+  station_msgs_per_s_<backend>_batch<N>: the same run, counting only the busier station's time
+      (its core calls and its commits): what one station can sustain when, as deployed, each
+      station has a machine of its own.
   latency_<backend>_p50_ms / _p99_ms: accept-to-receipt time at 100 messages/s offered load, one
       message per transaction: from the operator's send() to the sender's commit of the receipt.
   sim_seeds_per_min: the deterministic simulator's speed, one process.
@@ -57,6 +61,7 @@ class Pair:
             store.add_link(config, time.time_ns())
             self.cores.append(LinkCore(config, LinkState.new(config), time.time_ns()))
         self.receipted = 0
+        self.busy = [0.0, 0.0]  # seconds each station spent in its core calls and commits
         self.deliver(0, self.cores[0].session_opened(SID, time.time_ns()))
         self.deliver(1, self.cores[1].session_opened(SID, time.time_ns()))
 
@@ -65,18 +70,26 @@ class Pair:
         queue = [(side, output)]
         while queue:
             who, out = queue.pop(0)
+            started = time.perf_counter()
             self.stores[who].commit(self.configs[who].link_id, out.batch, time.time_ns())
+            packets = out.packets
+            self.busy[who] += time.perf_counter() - started
             if who == 0:
                 self.receipted += sum(1 for e in out.events if isinstance(e, Receipted))
-            for sid, packet in out.packets:
-                queue.append((1 - who, self.cores[1 - who].receive(sid, packet, time.time_ns())))
+            for sid, packet in packets:
+                started = time.perf_counter()
+                reply = self.cores[1 - who].receive(sid, packet, time.time_ns())
+                self.busy[1 - who] += time.perf_counter() - started
+                queue.append((1 - who, reply))
 
     def send_batch(self, count: int) -> None:
         output = Output()
+        started = time.perf_counter()
         for _ in range(count):
             output.merge(
                 self.cores[0].send(Lane.ROUTINE, MessageType.PRINCIPAL, "en", TEXT, time.time_ns())
             )
+        self.busy[0] += time.perf_counter() - started
         self.deliver(0, output)
 
     def close(self) -> None:
@@ -84,15 +97,19 @@ class Pair:
             store.close()
 
 
-def throughput(open_store: Callable[[str], SqlStore], batch: int, total: int) -> float:
+def throughput(
+    open_store: Callable[[str], SqlStore], batch: int, total: int
+) -> tuple[float, float]:
+    """Messages per second end to end, and for the busier station alone."""
     pair = Pair(open_store)
     pair.send_batch(batch)  # warm-up
+    pair.busy = [0.0, 0.0]
     start, goal = time.perf_counter(), pair.receipted + total
     while pair.receipted < goal:
         pair.send_batch(batch)
     elapsed = time.perf_counter() - start
     pair.close()
-    return total / elapsed
+    return total / elapsed, total / max(pair.busy)
 
 
 def latency(open_store: Callable[[str], SqlStore], count: int, rate: float) -> list[float]:
@@ -119,7 +136,9 @@ def percentile(samples: list[float], p: float) -> float:
 def run_backend(name: str, open_store: Callable[[str], SqlStore], quick: bool) -> None:
     for batch in (1, 10, 100, 500):
         total = max(batch, 200 if quick else 5000 if batch > 1 else 1000)
-        print(f"durable_msgs_per_s_{name}_batch{batch}: {throughput(open_store, batch, total):.0f}")
+        end_to_end, station = throughput(open_store, batch, total)
+        print(f"durable_msgs_per_s_{name}_batch{batch}: {end_to_end:.0f}")
+        print(f"station_msgs_per_s_{name}_batch{batch}: {station:.0f}")
     samples = latency(open_store, 20 if quick else 500, 100.0)
     print(f"latency_{name}_p50_ms: {statistics.median(samples):.2f}")
     print(f"latency_{name}_p99_ms: {percentile(samples, 99):.2f}")

@@ -166,9 +166,16 @@ def _check_body(body: EnvelopeBody) -> None:
         raise ProtocolError(f"envelope {body.lane}/{body.seq} refused: {problem}")
 
 
+_TYPES = frozenset(MessageType)
+_U64 = 2**64
+
+
 def _is_u64(*values: object) -> bool:
     """A real integer (a bool is not one, though Python says so) that fits 64 bits unsigned."""
-    return all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in values)
+    for value in values:  # a plain loop: this runs for every envelope sent and received
+        if value.__class__ is bool or not isinstance(value, int) or not 0 <= value < _U64:
+            return False
+    return True
 
 
 def _utf8_len(text: str) -> int | None:
@@ -178,47 +185,30 @@ def _utf8_len(text: str) -> int | None:
         return None
 
 
-def _problem(body: EnvelopeBody) -> str | None:
-    text_len, language_len = _utf8_len(body.text), _utf8_len(body.language)
+def _problem(body: EnvelopeBody) -> str | None:  # noqa: PLR0911 - one return per rule, in order
     ref = body.ref
-    checks = [
-        (
-            _is_u64(body.version) and body.version == ENVELOPE_VERSION,
-            f"version {body.version!r} is not supported",
-        ),
-        (
-            len(body.link_id) == HASH_LEN and _is_u64(body.direction) and body.direction in (0, 1),
-            "bad link id or direction",
-        ),
-        (
-            _is_u64(body.lane, body.seq, body.sent_ns) and body.lane in LANES and body.seq >= 1,
-            "bad lane, sequence number or time",
-        ),
-        (
-            _is_u64(body.type) and body.type in MessageType.__members__.values(),
-            f"unknown message type {body.type!r}",
-        ),
-        (
-            language_len is not None
-            and 0 < len(body.language) <= MAX_LANGUAGE_LEN
-            and text_len is not None
-            and text_len <= MAX_TEXT_BYTES,
-            "language tag or text out of bounds (or not UTF-8)",
-        ),
-        (len(body.prev_hash) == HASH_LEN and len(body.peer_head) == HASH_LEN, "bad chain hash"),
-        (
-            (body.type == MessageType.ACKNOWLEDGEMENT) == (ref is not None),
-            "an acknowledgement, and only one, names the envelope it acknowledges",
-        ),
-        (
-            ref is None
-            or (
-                _is_u64(ref.lane, ref.seq)
-                and ref.lane in LANES
-                and ref.seq >= 1
-                and len(ref.hash) == HASH_LEN
-            ),
-            "bad reference",
-        ),
-    ]
-    return next((problem for ok, problem in checks if not ok), None)
+    if not (_is_u64(body.version) and body.version == ENVELOPE_VERSION):
+        return f"version {body.version!r} is not supported"
+    if not (len(body.link_id) == HASH_LEN and _is_u64(body.direction) and body.direction < 2):
+        return "bad link id or direction"
+    if not (_is_u64(body.lane, body.seq, body.sent_ns) and body.lane < 4 and body.seq >= 1):
+        return "bad lane, sequence number or time"
+    if not (_is_u64(body.type) and body.type in _TYPES):
+        return f"unknown message type {body.type!r}"
+    text_len, language_len = _utf8_len(body.text), _utf8_len(body.language)
+    if not (
+        language_len is not None
+        and 0 < len(body.language) <= MAX_LANGUAGE_LEN
+        and text_len is not None
+        and text_len <= MAX_TEXT_BYTES
+    ):
+        return "language tag or text out of bounds (or not UTF-8)"
+    if len(body.prev_hash) != HASH_LEN or len(body.peer_head) != HASH_LEN:
+        return "bad chain hash"
+    if (body.type == MessageType.ACKNOWLEDGEMENT) != (ref is not None):
+        return "an acknowledgement, and only one, names the envelope it acknowledges"
+    if ref is not None and not (
+        _is_u64(ref.lane, ref.seq) and ref.lane < 4 and ref.seq >= 1 and len(ref.hash) == HASH_LEN
+    ):
+        return "bad reference"
+    return None

@@ -4,6 +4,7 @@ is travelling on. Everything here is about what we sent; link.py ties it to sess
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hotline.errors import ProtocolError
@@ -25,6 +26,7 @@ class Outbound:
     pending: list[dict[int, Envelope]]  # per lane, unreceipted envelopes by seq (in order)
     # (lane, seq) -> (session id, when sent): each pending envelope travels on one session at most
     travelling: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    windowed: dict[int, int] = field(default_factory=dict)  # sid -> ROUTINE/PRIORITY travelling
 
     @classmethod
     def restore(cls, heads: Heads, receipted: Heads, unreceipted: tuple[Envelope, ...]) -> Outbound:
@@ -49,30 +51,38 @@ class Outbound:
             for seq, envelope in self.pending[lane].items():
                 if seq <= peer_held[lane] or (lane, seq) in self.travelling:
                     continue
-                if lane in _WINDOWED and in_flight + len(out) >= WINDOW:
-                    break
+                if lane in _WINDOWED:
+                    if in_flight >= WINDOW:
+                        break
+                    in_flight += 1
+                    self.windowed[sid] = self.windowed.get(sid, 0) + 1
                 self.travelling[(lane, seq)] = (sid, now_ns)
                 out.append(envelope)
         return out
 
     def in_flight(self, sid: int) -> int:
         """How many windowed envelopes travel on `sid` (FLASH and IMMEDIATE do not count)."""
-        return sum(
-            1 for (lane, _), (s, _) in self.travelling.items() if s == sid and lane in _WINDOWED
-        )
+        return self.windowed.get(sid, 0)
+
+    def _arrived_or_lost(self, key: tuple[int, int]) -> None:
+        """`key` no longer travels: a receipt covered it, or it must go again."""
+        travelling = self.travelling.pop(key, None)
+        if travelling is not None and key[0] in _WINDOWED:
+            self.windowed[travelling[0]] -= 1
 
     def session_lost(self, sid: int) -> None:
         """Whatever travelled on a lost session goes again on another: the peer's dedupe makes
         a second copy harmless."""
         for key in [k for k, (s, _) in self.travelling.items() if s == sid]:
-            del self.travelling[key]
+            self._arrived_or_lost(key)
+        self.windowed.pop(sid, None)
 
     def expire(self, now_ns: int, timeout_ns: int) -> None:
         """Send again what no receipt covered in time. A session can stay up and still not
         deliver: over several paths an envelope can overtake its predecessor, and the peer, which
         only accepts a chain in order, drops it and waits for it to come again."""
         for key in [k for k, (_, sent) in self.travelling.items() if now_ns - sent >= timeout_ns]:
-            del self.travelling[key]
+            self._arrived_or_lost(key)
 
     def apply_receipt(self, receipt: Receipt) -> list[tuple[Lane, int]]:
         """Check a receipt against what we sent; return the (lane, seq) it newly covers.
@@ -92,9 +102,11 @@ class Outbound:
         covered: list[tuple[Lane, int]] = []
         for lane in LANES:
             head = receipt.heads[lane]
-            for seq in [s for s in self.pending[lane] if s <= head.seq]:
-                del self.pending[lane][seq]
-                self.travelling.pop((lane, seq), None)
+            pending = self.pending[lane]
+            covered_seqs = list(itertools.takewhile(head.seq.__ge__, pending))
+            for seq in covered_seqs:
+                del pending[seq]
+                self._arrived_or_lost((lane, seq))
                 covered.append((lane, seq))
             self.receipted[lane] = head
         return covered
