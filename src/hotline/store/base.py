@@ -64,6 +64,14 @@ class SqlStore(ABC):
             return 0  # no meta table yet: a new store
         return int(rows[0][0]) if rows else 0
 
+    def _migrate_or_close(self) -> None:
+        """Bring a just-opened store up to date; a store we refuse leaves no connection open."""
+        try:
+            self.migrate()
+        except BaseException:
+            self.close()
+            raise
+
     def migrate(self) -> None:
         steps = MIGRATIONS[self.dialect]
         current = self.schema_version

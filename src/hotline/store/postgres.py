@@ -29,11 +29,7 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from exc
         self._in_transaction = False
-        try:
-            self.migrate()
-        except BaseException:
-            self._db.close()  # a store we refuse to use leaves no connection behind
-            raise
+        self._migrate_or_close()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:

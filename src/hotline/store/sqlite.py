@@ -36,11 +36,7 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self._in_transaction = False
-        try:
-            self.migrate()
-        except BaseException:
-            self._db.close()  # a store we refuse to use leaves no connection behind
-            raise
+        self._migrate_or_close()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
