@@ -7,7 +7,7 @@ import sys
 import typer
 
 from hotline import __version__
-from hotline.cli import card_cmd, demo_cmd, fingerprint_cmd, init_cmd
+from hotline.cli import card_cmd, client, demo_cmd, fingerprint_cmd, init_cmd, pair_cmd, serve_cmd
 from hotline.cli.common import err_console
 from hotline.errors import HotlineError, KeystoreError, LocalError, RemoteError
 
@@ -22,6 +22,14 @@ app = typer.Typer(
 app.command("init")(init_cmd.init)
 app.command("card")(card_cmd.card)
 app.command("fingerprint")(fingerprint_cmd.fingerprint)
+app.command("pair")(pair_cmd.pair)
+app.command("serve")(serve_cmd.serve)
+app.command("send")(client.send)
+app.command("inbox")(client.inbox)
+app.command("outbox")(client.outbox)
+app.command("ack")(client.ack)
+app.command("status")(client.status)
+app.command("paths")(client.paths)
 app.command("demo")(demo_cmd.demo)
 
 # Exit status by whose fault it was; 2 is also what the parser uses for a bad argument.

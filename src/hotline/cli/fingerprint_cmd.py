@@ -26,10 +26,10 @@ def fingerprint(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print a station fingerprint, and with --peer the string both operators compare."""
-    card = _read_card(card_file) if card_file else data_dir(data).card()
+    card = read_card(card_file) if card_file else data_dir(data).card()
     result: dict[str, str] = {"name": card.body.name, "fingerprint": card.fingerprint.hex()}
     if peer is not None:
-        other = _read_card(peer)
+        other = read_card(peer)
         result["peer"] = other.body.name
         result["peer_fingerprint"] = other.fingerprint.hex()
         result["sas"] = short_authentication_string(card.identity, other.identity)
@@ -45,7 +45,7 @@ def fingerprint(
         console.print("Read it to the other operator; pair only if every group matches.")
 
 
-def _read_card(path: Path) -> SignedCard:
+def read_card(path: Path) -> SignedCard:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

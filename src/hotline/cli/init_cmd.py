@@ -14,6 +14,7 @@ from hotline.cli.common import (
     read_passphrase,
 )
 from hotline.crypto.identity import format_fingerprint
+from hotline.station.datadir import DEFAULT_API
 
 
 def init(
@@ -21,13 +22,14 @@ def init(
     listen: list[str] = typer.Option(
         [], "--listen", "-l", help="host:port where the station listens; repeat for more paths."
     ),
+    api: str = typer.Option(DEFAULT_API, "--api", help="host:port of the local service API."),
     data: Path | None = DATA_DIR_OPTION,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
 ) -> None:
     """Create a new station: its keys, sealed keystore, signed card and configuration."""
     directory = data_dir(data)
     passphrase = read_passphrase(passphrase_file, confirm=True)
-    card = directory.init(name, passphrase, listen)
+    card = directory.init(name, passphrase, listen, api=api)
     console.print(f"Created station {card.body.name!r} in {directory.path}")
     console.print(f"  fingerprint  {format_fingerprint(card.fingerprint)}")
     console.print(f"  card         {directory.card_file}")

@@ -169,6 +169,15 @@ class LinkCore:
             output.events.append(SessionClosed(sid, reason))
         return self._pump(output)
 
+    def shutdown(self, reason: str) -> Output:
+        """The station is stopping: say so on every session, then forget them."""
+        output = Output()
+        for sid in list(self.sessions):
+            self._frames(output, sid, [Close(0, reason[:200])])
+            output.close.append((sid, reason))
+            output.merge(self.session_closed(sid, reason))
+        return output
+
     def receive(self, sid: int, packet: bytes, now_ns: int) -> Output:
         """Act on one packet from session `sid`. A packet that does not decode is refused whole;
         a frame that breaks a rule closes the session with the reason, after the valid frames

@@ -36,15 +36,28 @@ MIN_PASSPHRASE_LEN = 10
 _DEFAULT_KDF = KdfParams()
 
 
+DEFAULT_API = "127.0.0.1:8470"
+
+
 class _StationSection(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     listen: list[str] = msgspec.field(default_factory=list)
+
+
+class _ApiSection(msgspec.Struct, forbid_unknown_fields=True):
+    listen: str = DEFAULT_API  # the local service API; loopback only
+
+
+class _StoreSection(msgspec.Struct, forbid_unknown_fields=True):
+    url: str = ""  # empty: SQLite in store.db here; or a postgresql:// URL
 
 
 class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     """station.toml, decoded strictly: an unknown key is an error, not a silent no-op."""
 
     station: _StationSection
+    api: _ApiSection = msgspec.field(default_factory=_ApiSection)
+    store: _StoreSection = msgspec.field(default_factory=_StoreSection)
 
     def to_toml(self) -> str:
         listen = ", ".join(_toml_string(p) for p in self.station.listen)
@@ -52,7 +65,13 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             "# Hotline station configuration, written by `hotline init`.\n"
             "[station]\n"
             f"name = {_toml_string(self.station.name)}\n"
-            f"listen = [{listen}]\n"
+            f"listen = [{listen}]\n\n"
+            "# The service API for the console and the CLI, on loopback.\n"
+            "[api]\n"
+            f"listen = {_toml_string(self.api.listen)}\n\n"
+            "# Empty: SQLite in store.db in this directory. Or a postgresql:// URL.\n"
+            "[store]\n"
+            f"url = {_toml_string(self.store.url)}\n"
         )
 
 
@@ -98,12 +117,32 @@ class DataDir:
     def card_file(self) -> Path:
         return self.path / CARD_FILE
 
+    @property
+    def token_file(self) -> Path:
+        return self.path / "api.token"
+
+    @property
+    def store_file(self) -> Path:
+        return self.path / "store.db"
+
+    def api_token(self) -> str:
+        """The service API's bearer token: made on first use, kept in a file only we can read."""
+        try:
+            return self.token_file.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            token = secrets.token_urlsafe(32)
+            write_atomically(self.token_file, token.encode("ascii") + b"\n", mode=0o600)
+            return token
+        except OSError as exc:
+            raise ConfigError(f"cannot read {self.token_file}: {exc.strerror}") from exc
+
     def init(
         self,
         name: str,
         passphrase: bytes,
         listen: list[str],
         kdf: KdfParams = _DEFAULT_KDF,
+        api: str = DEFAULT_API,
     ) -> SignedCard:
         """Create a new station: identity, keystore, card and configuration.
 
@@ -112,7 +151,7 @@ class DataDir:
         """
         try:
             validate_name(name)
-            for path in listen:
+            for path in [*listen, api]:
                 validate_path(path)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -139,7 +178,7 @@ class DataDir:
             nonce=secrets.token_bytes(NONCE_LEN),
             params=kdf,
         )
-        config = StationConfig(_StationSection(name, listen))
+        config = StationConfig(_StationSection(name, listen), _ApiSection(api))
         # The config last: a station counts as made once its config exists. If any write fails
         # (a full disk, say), the files this call wrote go again, so a retry starts clean.
         written: list[Path] = []
@@ -176,7 +215,7 @@ class DataDir:
         try:
             config = msgspec.convert(raw, StationConfig)
             validate_name(config.station.name)
-            for path in config.station.listen:
+            for path in [*config.station.listen, config.api.listen]:
                 validate_path(path)
         except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigError(f"{self.config_file}: {exc}") from None

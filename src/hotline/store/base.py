@@ -260,6 +260,44 @@ class SqlStore(ABC):
         except ProtocolError as exc:
             raise StoreCorruptError(f"our stored checkpoint does not verify: {exc}") from None
 
+    # -- what people look at ---------------------------------------------------------------------
+
+    def outbox(self, link_id: bytes, limit: int = 100) -> list[Row]:
+        """Newest first: lane, seq, type, accepted_ns, receipted_ns, acknowledged_by, envelope."""
+        return self._rows(
+            "SELECT lane, seq, type, accepted_ns, receipted_ns, acknowledged_by, envelope "
+            "FROM outbox WHERE link_id = ? ORDER BY accepted_ns DESC, lane, seq DESC LIMIT ?",
+            (link_id, limit),
+        )
+
+    def inbox(self, link_id: bytes, limit: int = 100) -> list[Row]:
+        """Newest first: lane, seq, type, received_ns, acknowledged (by us), envelope."""
+        return self._rows(
+            "SELECT i.lane, i.seq, i.type, i.received_ns, "
+            "EXISTS (SELECT 1 FROM outbox o WHERE o.link_id = i.link_id AND o.type = 3 "
+            "AND o.ref_lane = i.lane AND o.ref_seq = i.seq), i.envelope "
+            "FROM inbox i WHERE i.link_id = ? ORDER BY i.id DESC LIMIT ?",
+            (link_id, limit),
+        )
+
+    def inbound(self, link_id: bytes, lane: int, seq: int) -> bytes | None:
+        rows = self._rows(
+            "SELECT envelope FROM inbox WHERE link_id = ? AND lane = ? AND seq = ?",
+            (link_id, lane, seq),
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    def audit(
+        self, link_id: bytes | None, action: str, detail: str, evidence: bytes, now_ns: int
+    ) -> None:
+        """Record what people must find later, outside any link batch (a refused handshake)."""
+        with self.transaction():
+            self._execute(
+                "INSERT INTO audit (link_id, at_ns, actor, action, detail, evidence) "
+                "VALUES (?, ?, 'station', ?, ?, ?)",
+                (link_id, now_ns, action, detail, evidence),
+            )
+
     # -- committing what a core produced ---------------------------------------------------------
 
     def commit(self, link_id: bytes, batch: Batch, now_ns: int) -> None:
@@ -295,9 +333,9 @@ class SqlStore(ABC):
     def _commit_envelopes(self, link_id: bytes, batch: Batch, now_ns: int) -> None:
         if batch.outbound:
             self._executemany(
-                "INSERT INTO outbox (link_id, lane, seq, hash, envelope, type, accepted_ns) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [_envelope_row(link_id, e, now_ns) for e in batch.outbound],
+                "INSERT INTO outbox (link_id, lane, seq, hash, envelope, type, accepted_ns, "
+                "ref_lane, ref_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*_envelope_row(link_id, e, now_ns), *_ref(e)) for e in batch.outbound],
             )
         if batch.inbound:
             self._executemany(
@@ -347,6 +385,11 @@ def _check_not_behind(table: str, signed: Heads, stored: Heads) -> None:
                 f"{table} {lane.name} ends at {stored[lane].seq}, but our own checkpoint "
                 f"says we held {signed[lane].seq}: rows were lost or an old copy restored"
             )
+
+
+def _ref(envelope: Envelope) -> tuple[int | None, int | None]:
+    ref = envelope.body.ref
+    return (ref.lane, ref.seq) if ref is not None else (None, None)
 
 
 def _envelope_row(link_id: bytes, envelope: Envelope, now_ns: int) -> tuple[Any, ...]:

@@ -88,7 +88,14 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
+# Version 2: an acknowledgement in the outbox names the inbox envelope it acknowledges, so the
+# inbox can show what a person here has acknowledged.
+_V2 = [
+    "ALTER TABLE outbox ADD COLUMN ref_lane INTEGER",
+    "ALTER TABLE outbox ADD COLUMN ref_seq BIGINT",
+]
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
-    dialect: [_statements(_COMMON_V1.format(**types))] for dialect, types in _DIALECTS.items()
+    dialect: [_statements(_COMMON_V1.format(**types)), _V2] for dialect, types in _DIALECTS.items()
 }

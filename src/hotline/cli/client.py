@@ -1,0 +1,191 @@
+"""The commands that talk to a running station through its service API: send, inbox, outbox,
+ack, status, paths. They read the API address from station.toml and the token from api.token."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.table import Table
+
+from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
+from hotline.errors import ConfigError, HotlineError
+
+LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+TIMEOUT_S = 30.0
+
+
+class ApiError(HotlineError):
+    """The station answered with an error, or could not be reached."""
+
+
+def _call(data: Path | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    directory = data_dir(data)
+    address = directory.config().api.listen
+    token = directory.token_file.read_text().strip() if directory.token_file.exists() else ""
+    try:
+        response = httpx.request(
+            method,
+            f"http://{address}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT_S,
+        )
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            f"station not reachable at {address} ({exc}); is `hotline serve` running?"
+        ) from None
+    if response.status_code >= 400:
+        detail = response.json().get("detail", response.text) if response.content else ""
+        raise ApiError(f"the station refused: {detail} (HTTP {response.status_code})")
+    return response.json()
+
+
+def _when(ns: int | None) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"
+
+
+def _only_link(data: Path | None, link: str | None) -> str:
+    if link:
+        return link
+    links = [entry["name"] for entry in _call(data, "GET", "/api/v1/status")["links"]]
+    if len(links) != 1:
+        raise ConfigError(
+            f"say which link with --link (this station has: {', '.join(links) or 'none'})"
+        )
+    return str(links[0])
+
+
+LINK_OPTION = typer.Option(None, "--link", "-L", help="The link (needed when there are several).")
+
+
+def send(
+    text: str | None = typer.Argument(None, help="The text; else --file, else standard input."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from this file."),
+    precedence: str = typer.Option(
+        "ROUTINE", "--precedence", "-p", help="FLASH, IMMEDIATE, PRIORITY or ROUTINE."
+    ),
+    kind: str = typer.Option("principal", "--type", "-t", help="principal, service or test."),
+    lang: str = typer.Option("en", "--lang", help="The language of the text (BCP 47)."),
+    link: str | None = LINK_OPTION,
+    data: Path | None = DATA_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Send a message; returns once the station has made it durable (accepted)."""
+    if precedence.upper() not in LANES:
+        raise ConfigError(f"precedence is one of {', '.join(LANES)}, not {precedence!r}")
+    body = (
+        text if text is not None else file.read_text(encoding="utf-8") if file else sys.stdin.read()
+    )
+    name = _only_link(data, link)
+    message = {"text": body, "lane": precedence.upper(), "type": kind.lower(), "language": lang}
+    result = _call(data, "POST", f"/api/v1/links/{name}/messages", message)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print(f"accepted: {result['lane']} {result['seq']} to {name}")
+
+
+def _messages(data: Path | None, link: str | None, box: str, limit: int, as_json: bool) -> None:
+    name = _only_link(data, link)
+    rows = _call(data, "GET", f"/api/v1/links/{name}/{box}?limit={limit}")
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{box} of {name}")
+    for column in ("lane", "seq", "type", "lang", "when", "state", "text"):
+        table.add_column(column)
+    for row in rows:
+        when = row.get("accepted_ns") or row.get("received_ns")
+        state = row.get("state") or ("acknowledged" if row.get("acknowledged") else "received")
+        text = row["text"] if len(row["text"]) <= 60 else row["text"][:57] + "..."
+        table.add_row(
+            row["lane"], str(row["seq"]), row["type"], row["language"], _when(when), state, text
+        )
+    console.print(table)
+
+
+def inbox(
+    link: str | None = LINK_OPTION,
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000),
+    data: Path | None = DATA_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Messages received from the peer, newest first."""
+    _messages(data, link, "inbox", limit, as_json)
+
+
+def outbox(
+    link: str | None = LINK_OPTION,
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000),
+    data: Path | None = DATA_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Messages sent, newest first, with their state: accepted, receipted, acknowledged."""
+    _messages(data, link, "outbox", limit, as_json)
+
+
+def ack(
+    precedence: str = typer.Argument(..., help="The lane of the received message."),
+    seq: int = typer.Argument(..., help="Its sequence number."),
+    text: str = typer.Option("Acknowledged", "--text"),
+    link: str | None = LINK_OPTION,
+    data: Path | None = DATA_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Acknowledge a received message: the peer learns that a person here has read it."""
+    name = _only_link(data, link)
+    result = _call(
+        data, "POST", f"/api/v1/links/{name}/inbox/{precedence.upper()}/{seq}/ack", {"text": text}
+    )
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print(f"acknowledged {precedence.upper()} {seq}")
+
+
+def status(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """The station's links and their state: UP, DEGRADED or DOWN, and since when."""
+    result = _call(data, "GET", "/api/v1/status")
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(f"Station {result['station']}")
+    table = Table()
+    for column in ("link", "peer", "state", "since", "unreceipted", "agreement"):
+        table.add_column(column)
+    for link in result["links"]:
+        agreement = "yes" if link["in_agreement"] else "not yet"
+        table.add_row(
+            link["name"],
+            link["peer"],
+            link["state"],
+            _when(link["since_ns"]),
+            str(link["unreceipted"]),
+            agreement,
+        )
+    console.print(table)
+
+
+def paths(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Every path of every link: state, since when, round-trip time, the peer's clock offset."""
+    result = _call(data, "GET", "/api/v1/status")
+    rows = [{"link": link["name"], **path} for link in result["links"] for path in link["paths"]]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    for column in ("link", "path", "state", "since", "rtt", "clock offset"):
+        table.add_column(column)
+    for row in rows:
+        rtt = f"{row['rtt_ms']:.2f} ms" if row["rtt_ms"] is not None else "-"
+        offset = f"{row['clock_offset_ms']:+.1f} ms" if row["clock_offset_ms"] is not None else "-"
+        table.add_row(
+            row["link"], row["address"], row["state"], _when(row["since_ns"]), rtt, offset
+        )
+    console.print(table)

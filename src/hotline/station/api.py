@@ -1,0 +1,158 @@
+"""The local service API: what the console and the `hotline` commands call. JSON over HTTP on
+loopback, every route but /health behind the bearer token in the data directory's api.token.
+FastAPI writes the OpenAPI schema (at /openapi.json) from these declarations."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from hotline import __version__
+from hotline.errors import ProtocolError
+from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.station.events import envelope_json
+
+if TYPE_CHECKING:
+    from hotline.station.link_runtime import LinkRuntime
+    from hotline.station.runtime import Station
+
+__all__ = ["make_app"]
+
+LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+TypeName = Literal["principal", "service", "test"]
+
+
+class NewMessage(BaseModel):
+    text: str = Field(min_length=1, max_length=32 * 1024)
+    lane: LaneName = "ROUTINE"
+    type: TypeName = "principal"
+    language: str = Field(default="en", min_length=1, max_length=35)
+
+
+class Acknowledgement(BaseModel):
+    text: str = Field(default="Acknowledged", min_length=1, max_length=1000)
+    language: str = Field(default="en", min_length=1, max_length=35)
+
+
+class Accepted(BaseModel):
+    link: str
+    lane: LaneName
+    seq: int
+    hash: str
+    state: Literal["accepted"] = "accepted"
+
+
+def make_app(station: Station) -> FastAPI:
+    app = FastAPI(title="Hotline station API", version=__version__)
+    bearer = HTTPBearer(auto_error=False)
+    token = station.data.api_token()
+
+    def authorised(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008 - FastAPI
+    ) -> None:
+        if credentials is None or not hmac.compare_digest(credentials.credentials, token):
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+
+    def link_of(name: str) -> LinkRuntime:
+        runtime = station.links.get(name)
+        if runtime is None:
+            raise HTTPException(404, f"no link named {name!r}")
+        return runtime
+
+    auth = [Depends(authorised)]
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/status", dependencies=auth)
+    async def status() -> dict[str, Any]:
+        return {
+            "station": station.card.body.name,
+            "fingerprint": station.card.fingerprint.hex(),
+            "started_ns": station.started_ns,
+            "links": [runtime.status() for runtime in station.links.values()],
+        }
+
+    @app.post("/api/v1/links/{name}/messages", dependencies=auth, status_code=201)
+    async def send(name: str, message: NewMessage) -> Accepted:
+        runtime = link_of(name)
+        try:
+            envelope = await runtime.send(
+                Lane[message.lane],
+                MessageType[message.type.upper()],
+                message.language,
+                message.text,
+            )
+        except ProtocolError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return Accepted(link=name, lane=message.lane, seq=envelope.seq, hash=envelope.hash.hex())
+
+    @app.get("/api/v1/links/{name}/outbox", dependencies=auth)
+    async def outbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
+        runtime = link_of(name)
+        link_id, me = runtime.link.config.link_id, runtime.link.config.identity.public
+        rows = await runtime.store.call(lambda s: s.outbox(link_id, max(1, min(limit, 1000))))
+        return [
+            {
+                **envelope_json(decode_envelope(bytes(data), me)),
+                "accepted_ns": accepted,
+                "receipted_ns": receipted,
+                "state": "acknowledged" if acked else "receipted" if receipted else "accepted",
+            }
+            for _lane, _seq, _type, accepted, receipted, acked, data in rows
+        ]
+
+    @app.get("/api/v1/links/{name}/inbox", dependencies=auth)
+    async def inbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
+        runtime = link_of(name)
+        link_id, peer = runtime.link.config.link_id, runtime.link.config.peer
+        rows = await runtime.store.call(lambda s: s.inbox(link_id, max(1, min(limit, 1000))))
+        return [
+            {
+                **envelope_json(decode_envelope(bytes(data), peer)),
+                "received_ns": received,
+                "acknowledged": bool(acked),
+            }
+            for _lane, _seq, _type, received, acked, data in rows
+        ]
+
+    @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", dependencies=auth, status_code=201)
+    async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:
+        runtime = link_of(name)
+        envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text)
+        if envelope is None:
+            raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
+        return Accepted(link=name, lane=lane, seq=envelope.seq, hash=envelope.hash.hex())
+
+    @app.get("/api/v1/events", dependencies=auth)
+    async def events(request: Request) -> StreamingResponse:
+        queue = station.hub.listen()
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield ": hotline events\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        event = await asyncio.wait_for(queue.get(), 15)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    data = json.dumps(event, ensure_ascii=False)
+                    yield f"event: {event['type']}\ndata: {data}\n\n"
+            finally:
+                station.hub.forget(queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    return app

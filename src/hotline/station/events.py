@@ -1,0 +1,81 @@
+"""Events for people: each link event becomes a small JSON object, fanned out to every listener
+of the service API's event stream (the console, `hotline` commands)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hotline.protocol.envelope import Envelope, Lane, MessageType
+from hotline.protocol.state import (
+    Acknowledged,
+    CheckpointReceived,
+    Event,
+    MessageReceived,
+    ProtocolViolation,
+    Receipted,
+    RttMeasured,
+    SessionClosed,
+    SessionReady,
+)
+
+__all__ = ["EventHub", "describe", "envelope_json"]
+
+QUEUE_LIMIT = 10_000  # a listener that falls this far behind is dropped, not buffered for
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    def listen(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self._listeners.add(queue)
+        return queue
+
+    def forget(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._listeners.discard(queue)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for queue in list(self._listeners):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._listeners.discard(queue)
+
+
+def envelope_json(envelope: Envelope) -> dict[str, Any]:
+    body = envelope.body
+    return {
+        "lane": Lane(body.lane).name,
+        "seq": body.seq,
+        "type": MessageType(body.type).name.lower(),
+        "language": body.language,
+        "text": body.text,
+        "sent_ns": body.sent_ns,
+        "hash": envelope.hash.hex(),
+        "acknowledges": (
+            {"lane": Lane(body.ref.lane).name, "seq": body.ref.seq} if body.ref else None
+        ),
+    }
+
+
+def describe(link: str, event: Event) -> dict[str, Any]:  # noqa: PLR0911 - one case per event
+    match event:
+        case MessageReceived(envelope=envelope):
+            return {"type": "message", "link": link, **envelope_json(envelope)}
+        case Receipted(lane=lane, seq=seq):
+            return {"type": "receipted", "link": link, "lane": lane.name, "seq": seq}
+        case Acknowledged(lane=lane, seq=seq):
+            return {"type": "acknowledged", "link": link, "lane": lane.name, "seq": seq}
+        case CheckpointReceived(agreed=agreed):
+            return {"type": "checkpoint", "link": link, "agreed": agreed}
+        case SessionReady(sid=sid):
+            return {"type": "session_ready", "link": link, "session": sid}
+        case SessionClosed(sid=sid, reason=reason):
+            return {"type": "session_closed", "link": link, "session": sid, "reason": reason}
+        case RttMeasured(sid=sid, rtt_ns=rtt):
+            return {"type": "rtt", "link": link, "session": sid, "rtt_ms": rtt / 1e6}
+        case ProtocolViolation(sid=sid, reason=reason):
+            return {"type": "violation", "link": link, "session": sid, "reason": reason}
+    return {"type": "unknown", "link": link}

@@ -1,0 +1,237 @@
+"""One link inside the station process: its core, its live connections, its paths' states.
+
+Every core call goes through `act`, which holds the link's lock, commits the Output's batch on
+the store's single writer thread, and only then writes packets, closes connections and publishes
+events: the core's contract (hotline.protocol.state). Operators' messages are gathered by a writer
+task and accepted many per transaction (group commit), so "accepted" costs one fsync per batch,
+not per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline.crypto.session import Session
+from hotline.errors import ProtocolError
+from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
+from hotline.protocol.link import LinkCore
+from hotline.protocol.state import Event, Output, RttMeasured, SessionClosed, SessionReady
+from hotline.station.events import EventHub, describe
+from hotline.station.links import Link
+from hotline.station.storethread import StoreThread
+from hotline.station.wire import write_message
+
+__all__ = ["Connection", "LinkRuntime", "PathState"]
+
+log = logging.getLogger("hotline.link")
+MAX_WRITE_BUFFER = 8 * 1024 * 1024  # a peer that stops reading is cut off, not buffered for
+SEND_BATCH = 500
+
+
+@dataclass(slots=True)
+class Connection:
+    sid: int
+    path: str
+    session: Session
+    writer: asyncio.StreamWriter
+
+
+@dataclass(slots=True)
+class PathState:
+    address: str
+    state: str = "DOWN"
+    since_ns: int = field(default_factory=time.time_ns)
+    rtt_ms: float | None = None
+    clock_offset_ms: float | None = None
+
+
+@dataclass(slots=True)
+class _SendRequest:
+    lane: Lane
+    type: MessageType
+    language: str
+    text: str
+    acknowledges: Envelope | None
+    done: asyncio.Future[Envelope]
+
+
+class LinkRuntime:
+    def __init__(self, link: Link, store: StoreThread, hub: EventHub, paths: list[str]) -> None:
+        self.link = link
+        self.store = store
+        self.hub = hub
+        self.core: LinkCore | None = None
+        self.connections: dict[int, Connection] = {}
+        self.paths = {address: PathState(address) for address in paths}
+        self.state = "DOWN"
+        self.since_ns = time.time_ns()
+        self._lock = asyncio.Lock()
+        self._sends: asyncio.Queue[_SendRequest] = asyncio.Queue()
+
+    async def start(self) -> None:
+        state = await self.store.call(lambda s: s.load(self.link.config))
+        self.core = LinkCore(self.link.config, state, time.time_ns())
+
+    # -- the one way into the core ---------------------------------------------------------------
+
+    async def act(self, call: Callable[[LinkCore], Output]) -> Output:
+        async with self._lock:
+            assert self.core is not None
+            output = call(self.core)
+            if output.batch:
+                link_id, batch, now = self.link.config.link_id, output.batch, time.time_ns()
+                await self.store.call(lambda s: s.commit(link_id, batch, now))
+            self._deliver(output)
+        return output
+
+    def _deliver(self, output: Output) -> None:
+        for sid, packet in output.packets:
+            connection = self.connections.get(sid)
+            if connection is None:
+                continue
+            write_message(connection.writer, connection.session.seal(packet))
+            if connection.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                log.warning(
+                    "link %s path %s: peer not reading, closing", self.link.name, connection.path
+                )
+                connection.writer.close()
+        for sid, reason in output.close:
+            connection = self.connections.get(sid)
+            if connection is not None:
+                log.info(
+                    "link %s path %s: closing session: %s", self.link.name, connection.path, reason
+                )
+                connection.writer.close()
+        for event in output.events:
+            self._on_event(event)
+
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case SessionReady(sid=sid) if sid in self.connections:
+                self._set_path(self.connections[sid].path, "UP")
+            case SessionClosed(sid=sid, reason=reason) if sid in self.connections:
+                path = self.connections.pop(sid).path
+                if not any(c.path == path for c in self.connections.values()):
+                    self._set_path(path, "DOWN", reason)
+            case RttMeasured(sid=sid, rtt_ns=rtt, clock_offset_ns=offset) if (
+                sid in self.connections
+            ):
+                path_state = self.paths.get(self.connections[sid].path)
+                if path_state is not None:
+                    path_state.rtt_ms, path_state.clock_offset_ms = rtt / 1e6, offset / 1e6
+        self.hub.publish(describe(self.link.name, event))
+
+    def _set_path(self, address: str, state: str, reason: str = "") -> None:
+        path = self.paths.setdefault(address, PathState(address))
+        if path.state != state:
+            path.state, path.since_ns = state, time.time_ns()
+            log.warning(
+                "link %s path %s is %s%s",
+                self.link.name,
+                address,
+                state,
+                f": {reason}" if reason else "",
+            )
+            self.hub.publish(
+                {
+                    "type": "path",
+                    "link": self.link.name,
+                    "path": address,
+                    "state": state,
+                    "reason": reason,
+                }
+            )
+        up = sum(1 for p in self.paths.values() if p.state == "UP")
+        link_state = "UP" if up == len(self.paths) else "DEGRADED" if up else "DOWN"
+        if link_state != self.state:
+            self.state, self.since_ns = link_state, time.time_ns()
+            log.warning("link %s is %s", self.link.name, link_state)
+            self.hub.publish({"type": "link", "link": self.link.name, "state": link_state})
+
+    # -- operators' messages, accepted in groups -------------------------------------------------
+
+    async def send(
+        self,
+        lane: Lane,
+        type: MessageType,
+        language: str,
+        text: str,
+        acknowledges: Envelope | None = None,
+    ) -> Envelope:
+        """Returns once the message is durable (accepted). Raises ProtocolError if out of bounds."""
+        done: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        await self._sends.put(_SendRequest(lane, type, language, text, acknowledges, done))
+        return await done
+
+    async def run_sender(self) -> None:
+        while True:
+            requests = [await self._sends.get()]
+            while not self._sends.empty() and len(requests) < SEND_BATCH:
+                requests.append(self._sends.get_nowait())
+            accepted: list[tuple[_SendRequest, Envelope]] = []
+            try:
+                await self.act(functools.partial(self._send_all, requests, accepted))
+            except Exception as exc:
+                for request, _ in accepted:  # the commit failed: none of them was accepted
+                    request.done.set_exception(exc)
+                raise
+            for request, envelope in accepted:
+                request.done.set_result(envelope)
+
+    def _send_all(
+        self,
+        requests: list[_SendRequest],
+        accepted: list[tuple[_SendRequest, Envelope]],
+        core: LinkCore,
+    ) -> Output:
+        output = Output()
+        for request in requests:
+            try:
+                output.merge(self._one_send(core, request))
+            except ProtocolError as exc:  # out of bounds: refused before signing, nothing changed
+                request.done.set_exception(exc)
+                continue
+            accepted.append((request, output.batch.outbound[-1]))
+        return output
+
+    def _one_send(self, core: LinkCore, request: _SendRequest) -> Output:
+        now = time.time_ns()
+        if request.acknowledges is not None:
+            return core.acknowledge(request.acknowledges, request.language, request.text, now)
+        return core.send(request.lane, request.type, request.language, request.text, now)
+
+    async def acknowledge(self, lane: int, seq: int, language: str, text: str) -> Envelope | None:
+        link_id = self.link.config.link_id
+        data = await self.store.call(lambda s: s.inbound(link_id, lane, seq))
+        if data is None:
+            return None
+        received = decode_envelope(data, self.link.config.peer)
+        return await self.send(received.lane, MessageType.ACKNOWLEDGEMENT, language, text, received)
+
+    def status(self) -> dict[str, Any]:
+        core = self.core
+        return {
+            "name": self.link.name,
+            "peer": self.link.peer_card.body.name,
+            "peer_fingerprint": self.link.peer_card.fingerprint.hex(),
+            "state": self.state,
+            "since_ns": self.since_ns,
+            "unreceipted": core.unreceipted if core else None,
+            "in_agreement": core.in_agreement if core else None,
+            "paths": [
+                {
+                    "address": p.address,
+                    "state": p.state,
+                    "since_ns": p.since_ns,
+                    "rtt_ms": p.rtt_ms,
+                    "clock_offset_ms": p.clock_offset_ms,
+                }
+                for p in self.paths.values()
+            ],
+        }

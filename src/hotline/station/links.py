@@ -1,0 +1,115 @@
+"""The links a station has paired, as files in its data directory:
+
+    <data dir>/links/<name>/peer.card    the peer's card, as received and verified
+    <data dir>/links/<name>/link.toml    how this side uses it: the paths to dial
+
+`name` is the peer station's name in lower case (letters, digits and dashes), the name operators
+use on the command line. A link exists only once both files are written, the card first.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from hotline.crypto.card import SignedCard, parse_card, validate_path
+from hotline.crypto.identity import StationIdentity
+from hotline.crypto.pairing import card_pairing_keys
+from hotline.crypto.session import LinkKeys
+from hotline.errors import CardError, ConfigError
+from hotline.protocol.state import LinkConfig
+from hotline.station.datadir import DataDir, write_atomically
+
+__all__ = ["Link", "add_link", "link_name", "load_links"]
+
+
+class _LinkSection(msgspec.Struct, forbid_unknown_fields=True):
+    peer_fingerprint: str
+    dial: list[str] = msgspec.field(default_factory=list)
+    paired_at: int = 0
+    method: str = "sas"
+
+
+class _LinkFile(msgspec.Struct, forbid_unknown_fields=True):
+    link: _LinkSection
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    peer_card: SignedCard
+    config: LinkConfig
+    keys: LinkKeys
+    dial: list[str]  # the peer's addresses we dial; empty when the peer dials us
+
+    @property
+    def dials(self) -> bool:
+        """One side dials, the other listens: the side of direction 0 dials."""
+        return self.config.direction == 0
+
+
+def link_name(card: SignedCard) -> str:
+    name = re.sub(r"[^a-z0-9]+", "-", card.body.name.lower()).strip("-")
+    return name or card.fingerprint.hex()[:12]
+
+
+def add_link(data: DataDir, identity: StationIdentity, peer: SignedCard, now_s: int) -> Link:
+    """Record a confirmed pairing.
+
+    Raises:
+        ConfigError: the card is our own, or a link with that name or peer already exists.
+    """
+    if peer.fingerprint == identity.public.fingerprint:
+        raise ConfigError("that is this station's own card")
+    for existing in load_links(data, identity):
+        if existing.peer_card.fingerprint == peer.fingerprint:
+            raise ConfigError(f"already paired with this station, as link {existing.name!r}")
+    name = link_name(peer)
+    directory = data.path / "links" / name
+    if directory.exists():
+        raise ConfigError(f"a link named {name!r} already exists; remove {directory} first")
+    directory.mkdir(parents=True, mode=0o700)
+    write_atomically(directory / "peer.card", peer.armored().encode("utf-8"))
+    dial = ", ".join(msgspec.json.encode(p).decode() for p in peer.body.paths)
+    write_atomically(
+        directory / "link.toml",
+        (
+            "# A paired link, written by `hotline pair`.\n[link]\n"
+            f'peer_fingerprint = "{peer.fingerprint.hex()}"\n'
+            f'dial = [{dial}]\npaired_at = {now_s}\nmethod = "sas"\n'
+        ).encode(),
+    )
+    return _load_one(directory, identity)
+
+
+def load_links(data: DataDir, identity: StationIdentity) -> list[Link]:
+    root = data.path / "links"
+    if not root.is_dir():
+        return []
+    return [_load_one(d, identity) for d in sorted(root.iterdir()) if (d / "link.toml").exists()]
+
+
+def _load_one(directory: Path, identity: StationIdentity) -> Link:
+    try:
+        card = parse_card((directory / "peer.card").read_text(encoding="utf-8"))
+        raw = tomllib.loads((directory / "link.toml").read_text(encoding="utf-8"))
+        section = msgspec.convert(raw, _LinkFile).link
+        for path in section.dial:
+            validate_path(path)
+    except (
+        OSError,
+        CardError,
+        tomllib.TOMLDecodeError,
+        msgspec.ValidationError,
+        ValueError,
+    ) as exc:
+        raise ConfigError(f"link {directory.name}: {exc}") from None
+    if section.peer_fingerprint != card.fingerprint.hex():
+        raise ConfigError(f"link {directory.name}: peer.card is not the card that was paired")
+    keys = card_pairing_keys(identity, card.identity)
+    config = LinkConfig(keys.link_id, identity, card.identity)
+    return Link(directory.name, card, config, keys, section.dial)

@@ -1,0 +1,239 @@
+"""The station process: `hotline serve`. It opens the keystore and the store, holds the data
+directory's lock, runs every paired link (paths, sessions, heartbeats, checkpoints), serves the
+local service API, and shuts down cleanly on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import functools
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+
+from hotline.crypto.identity import StationIdentity
+from hotline.errors import ConfigError
+from hotline.protocol.state import LinkConfig
+from hotline.station.connections import PathManager
+from hotline.station.datadir import DataDir, StationConfig
+from hotline.station.events import EventHub
+from hotline.station.link_runtime import LinkRuntime
+from hotline.station.links import load_links
+from hotline.station.storethread import StoreThread
+from hotline.store.base import SqlStore
+from hotline.store.postgres import PostgresStore
+from hotline.store.sqlite import SqliteStore
+
+__all__ = ["Station", "open_store"]
+
+log = logging.getLogger("hotline.station")
+TICK_S = 0.25
+
+
+def open_store(data: DataDir, config: StationConfig) -> SqlStore:
+    url = config.store.url
+    if not url:
+        return SqliteStore(data.store_file)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    raise ConfigError(f"store url {url!r}: use an empty value (SQLite) or a postgresql:// URL")
+
+
+class _DataDirLock:
+    """One station process per data directory: a second one is refused, not allowed to write."""
+
+    def __init__(self, data: DataDir) -> None:
+        self.path = data.path / "station.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise ConfigError(
+                    f"{self.path.parent} is in use by station process {holder}"
+                ) from None
+            raise
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn inside the station's loop: the station, not uvicorn, handles SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Station:
+    def __init__(self, data: DataDir, identity: StationIdentity) -> None:
+        self.data = data
+        self.identity = identity
+        self.config = data.config()
+        self.card = data.card()
+        self.hub = EventHub()
+        self.lock = _DataDirLock(data)
+        self.store: StoreThread | None = None
+        self.links: dict[str, LinkRuntime] = {}
+        self.started_ns = time.time_ns()
+        self._stop = asyncio.Event()
+        self._servers: list[asyncio.AbstractServer] = []
+        self.failure: BaseException | None = None
+
+    async def run(self) -> None:
+        self.lock.acquire()
+        try:
+            await self._run()
+        finally:
+            self.lock.release()
+
+    async def _run(self) -> None:
+        store = open_store(self.data, self.config)
+        self.store = StoreThread(store)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            links = load_links(self.data, self.identity)
+            for link in links:
+                await self.store.call(functools.partial(_add_link, config=link.config))
+                paths = link.dial if link.dials else list(self.config.station.listen)
+                runtime = LinkRuntime(link, self.store, self.hub, paths)
+                await runtime.start()
+                self.links[link.name] = runtime
+            manager = PathManager(list(self.links.values()))
+            await self._listen(manager)
+            tasks = self._start_tasks(manager)
+            api = await self._serve_api()
+            tasks.append(api)
+            self._install_signals()
+            log.info(
+                "station %s up: %d link(s), API on %s",
+                self.card.body.name,
+                len(links),
+                self.config.api.listen,
+            )
+            print(
+                f"station {self.card.body.name} ready, API on http://{self.config.api.listen}",
+                flush=True,
+            )
+            for task in tasks:
+                task.add_done_callback(self._task_done)
+            await self._stop.wait()
+            await self._shutdown(tasks)
+            if self.failure is not None:
+                raise self.failure
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.store.close()
+
+    async def _listen(self, manager: PathManager) -> None:
+        for address in self.config.station.listen:
+            host, _, port = address.rpartition(":")
+            try:
+                server = await asyncio.start_server(
+                    functools.partial(manager.accept, local=address), host.strip("[]"), int(port)
+                )
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+            self._servers.append(server)
+
+    def _start_tasks(self, manager: PathManager) -> list[asyncio.Task[None]]:
+        tasks = [asyncio.create_task(self._tick())]
+        for runtime in self.links.values():
+            tasks.append(asyncio.create_task(runtime.run_sender()))
+            if runtime.link.dials:
+                tasks += [
+                    asyncio.create_task(manager.dial_forever(runtime, a)) for a in runtime.link.dial
+                ]
+        return tasks
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            for runtime in self.links.values():
+                await runtime.act(lambda core: core.tick(time.time_ns()))
+
+    async def _serve_api(self) -> asyncio.Task[None]:
+        from hotline.station.api import make_app  # noqa: PLC0415 - FastAPI loads only to serve
+
+        host, _, port = self.config.api.listen.rpartition(":")
+        config = uvicorn.Config(
+            make_app(self),
+            host=host.strip("[]"),
+            port=int(port),
+            log_level="warning",
+            lifespan="off",
+        )
+        server = _QuietServer(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+                raise ConfigError(f"cannot serve the API on {self.config.api.listen}: port in use?")
+            await asyncio.sleep(0.01)
+        self._api_server = server
+        return task
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A station task must never end on its own: if one fails (the store cannot commit, say),
+        the station stops rather than go on half-working; what was accepted is in the store."""
+        if not task.cancelled() and task.exception() is not None and not self._stop.is_set():
+            self.failure = task.exception()
+            log.critical("station stopping: %s", self.failure)
+            self._stop.set()
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Stop taking work, let the transaction in flight finish, close sessions with a reason."""
+        log.info("station %s shutting down", self.card.body.name)
+        self._api_server.should_exit = True
+        for server in self._servers:
+            server.close()
+        for task in tasks:
+            if task is not tasks[-1]:
+                task.cancel()
+        for runtime in self.links.values():
+            with contextlib.suppress(Exception):
+                await runtime.act(lambda core: core.shutdown("station shutting down"))
+            for connection in list(runtime.connections.values()):
+                connection.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(tasks[-1], 5)
+
+
+def _add_link(store: SqlStore, config: LinkConfig) -> None:
+    store.add_link(config, time.time_ns())
+
+
+def serve(data_dir: Path, identity: StationIdentity) -> None:
+    asyncio.run(Station(DataDir(data_dir), identity).run())
