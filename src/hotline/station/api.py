@@ -130,7 +130,10 @@ def make_app(station: Station) -> FastAPI:
     @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", dependencies=auth, status_code=201)
     async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:
         runtime = link_of(name)
-        envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text)
+        try:
+            envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text)
+        except ProtocolError as exc:
+            raise HTTPException(422, str(exc)) from None
         if envelope is None:
             raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
         return Accepted(link=name, lane=lane, seq=envelope.seq, hash=envelope.hash.hex())

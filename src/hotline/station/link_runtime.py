@@ -212,6 +212,8 @@ class LinkRuntime:
         if data is None:
             return None
         received = decode_envelope(data, self.link.config.peer)
+        if received.body.type == MessageType.ACKNOWLEDGEMENT:
+            raise ProtocolError("an acknowledgement is not itself acknowledged")
         return await self.send(received.lane, MessageType.ACKNOWLEDGEMENT, language, text, received)
 
     def status(self) -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""Two paired stations on loopback, as real `hotline serve` processes: for the demo, the tests
+with real processes, and the end-to-end benchmark.
+
+`make_pair` creates both data directories (keys, cards, configuration), pairs them by their cards
+with the short authentication string checked in code, and writes each passphrase to a file the
+test or demo owns. `StationProcess` starts, kills (SIGKILL or SIGTERM) and restarts one station
+and talks to its service API.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hotline.crypto.identity import short_authentication_string
+from hotline.station.datadir import DataDir, write_atomically
+from hotline.station.links import add_link
+
+__all__ = ["StationProcess", "free_ports", "make_pair"]
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports on 127.0.0.1 that were free a moment ago (the kernel picks them)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class StationProcess:
+    name: str
+    data: DataDir
+    passphrase_file: Path
+    log_file: Path
+    process: subprocess.Popen[bytes] | None = None
+    _client: httpx.Client | None = field(default=None, repr=False)
+
+    @property
+    def api(self) -> str:
+        return f"http://{self.data.config().api.listen}"
+
+    def start(self, wait: bool = True) -> None:
+        log = self.log_file.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603 - our own command, our own arguments
+            [sys.executable, "-m", "hotline", "serve", "--data-dir", str(self.data.path),
+             "--passphrase-file", str(self.passphrase_file), "--verbose"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        log.close()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_file.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.api}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not come up: {self.log_file.read_text()[-2000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> int | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        if self._client is None:
+            self._client = httpx.Client(
+                headers={"Authorization": f"Bearer {self.data.api_token()}"}, timeout=30
+            )
+        response = self._client.request(method, f"{self.api}{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.kill(signal.SIGTERM)
+        if self._client is not None:
+            self._client.close()
+
+
+def make_pair(
+    root: Path, names: tuple[str, str] = ("London", "Moscow"), paths: int = 2
+) -> tuple[StationProcess, StationProcess]:
+    """Two stations in `root`, initialised and paired, not yet started."""
+    ports = free_ports(2 * (paths + 1))
+    stations = []
+    for index, name in enumerate(names):
+        mine = ports[index * (paths + 1) : (index + 1) * (paths + 1)]
+        data = DataDir(root / name.lower())
+        passphrase_file = root / f"{name.lower()}.passphrase"
+        passphrase = secrets.token_urlsafe(24).encode()
+        root.mkdir(parents=True, exist_ok=True)
+        write_atomically(passphrase_file, passphrase + b"\n", mode=0o600)
+        listen = [f"127.0.0.1:{p}" for p in mine[1:]]
+        data.init(name, passphrase, listen, api=f"127.0.0.1:{mine[0]}")
+        log_file = root / f"{name.lower()}.log"
+        stations.append(StationProcess(name, data, passphrase_file, log_file))
+    a, b = stations
+    cards = (a.data.card(), b.data.card())
+    # Both operators read the same short authentication string: the cards arrived unaltered.
+    if short_authentication_string(cards[0].identity, cards[1].identity) != (
+        short_authentication_string(cards[1].identity, cards[0].identity)
+    ):
+        raise RuntimeError("the pairing strings differ")
+    for station, peer_card in ((a, cards[1]), (b, cards[0])):
+        identity = station.data.open_keystore(station.passphrase_file.read_bytes().rstrip(b"\n"))
+        add_link(station.data, identity, peer_card, int(time.time()))
+    os.sync()
+    return a, b
