@@ -140,22 +140,23 @@ def make_app(station: Station) -> FastAPI:
 
     @app.get("/api/v1/events", dependencies=auth)
     async def events(request: Request) -> StreamingResponse:
-        queue = station.hub.listen()
-
-        async def stream() -> AsyncIterator[str]:
-            try:
-                yield ": hotline events\n\n"
-                while not await request.is_disconnected():
-                    try:
-                        event = await asyncio.wait_for(queue.get(), 15)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    data = json.dumps(event, ensure_ascii=False)
-                    yield f"event: {event['type']}\ndata: {data}\n\n"
-            finally:
-                station.hub.forget(queue)
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return StreamingResponse(_event_stream(station, request), media_type="text/event-stream")
 
     return app
+
+
+async def _event_stream(station: Station, request: Request) -> AsyncIterator[str]:
+    """Server-sent events: one per link event, and a comment every 15 s to keep proxies awake."""
+    queue = station.hub.listen()
+    try:
+        yield ": hotline events\n\n"
+        while not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(queue.get(), 15)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            data = json.dumps(event, ensure_ascii=False)
+            yield f"event: {event['type']}\ndata: {data}\n\n"
+    finally:
+        station.hub.forget(queue)
