@@ -32,6 +32,7 @@ def hotline(
         env=full_env,
         stdin=subprocess.DEVNULL,
         check=False,
+        timeout=120,
         preexec_fn=preexec,
     )
 
@@ -256,14 +257,36 @@ def test_keystore_of_another_station_is_refused(tmp_path: Path, passphrase_file:
         DataDir(london).open_keystore(PASSPHRASE.encode())
 
 
-def test_demo_pairs_two_stations_and_exchanges_greetings(tmp_path: Path) -> None:
-    done = hotline("demo", "--dir", str(tmp_path / "demo"))
+def test_demo_pairs_two_station_processes_that_talk(tmp_path: Path) -> None:
+    done = hotline("demo", "--dir", str(tmp_path / "demo"), "--no-stay")
     assert done.returncode == 0, done.stderr
-    assert "Noise_KKpsk0+hfs_25519+MLKEM768_ChaChaPoly_SHA256" in done.stdout
-    assert "Лондон, говорит Москва" in done.stdout
-    assert "Moscow, this is London" in done.stdout
+    assert "Moscow received and acknowledged (principal): Moscow, this is London" in done.stdout
+    assert "London received and acknowledged (principal): Лондон, говорит Москва" in done.stdout
+    assert "СЪЕШЬ ЖЕ ЕЩЁ ЭТИХ МЯГКИХ ФРАНЦУЗСКИХ БУЛОК" in done.stdout
+    assert "London's messages, as Moscow has them: acknowledged, acknowledged" in done.stdout
+    assert "Both stations stopped cleanly." in done.stdout
     assert DataDir(tmp_path / "demo" / "london").card().body.name == "London"
     assert {p.name for p in (tmp_path / "demo").iterdir()} >= {"london", "moscow"}
+
+
+def test_demo_runs_until_ctrl_c_and_stops_both_stations(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "hotline", "demo", "--dir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert demo.stdout is not None
+    lines = []
+    for line in demo.stdout:
+        lines.append(line)
+        if "Press Ctrl-C" in line:
+            break
+    demo.send_signal(signal.SIGINT)
+    rest, errors = demo.communicate(timeout=60)
+    assert demo.returncode == 0, errors
+    assert "Both stations stopped cleanly." in rest
+    for name in ("london", "moscow"):
+        log = (tmp_path / "demo" / f"{name}.log").read_text()
+        assert "shutting down" in log
 
 
 def test_demo_refuses_a_directory_in_use(tmp_path: Path) -> None:

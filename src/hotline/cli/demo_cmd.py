@@ -117,5 +117,6 @@ def _exchange(stations: dict[str, StationProcess]) -> None:
                 f"{name} received and acknowledged ({message['type']}): {message['text']}"
             )
     time.sleep(0.5)
-    states = [m["state"] for m in stations["London"].call("GET", "/api/v1/links/moscow/outbox")]
-    console.print(f"\nLondon's outbox: {', '.join(states)}")
+    outbox = stations["London"].call("GET", "/api/v1/links/moscow/outbox")
+    states = [m["state"] for m in outbox if m["type"] != "acknowledgement"]
+    console.print(f"\nLondon's messages, as Moscow has them: {', '.join(states)}")

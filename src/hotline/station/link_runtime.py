@@ -20,7 +20,7 @@ from typing import Any
 from hotline.crypto.session import Session
 from hotline.errors import ProtocolError
 from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
-from hotline.protocol.link import LinkCore
+from hotline.protocol.link import MS, LinkCore, Timing
 from hotline.protocol.state import Event, Output, RttMeasured, SessionClosed, SessionReady
 from hotline.station.events import EventHub, describe
 from hotline.station.links import Link
@@ -30,6 +30,9 @@ from hotline.station.wire import write_message
 __all__ = ["Connection", "LinkRuntime", "PathState"]
 
 log = logging.getLogger("hotline.link")
+# A path that dies without a word (a cut cable) is noticed within 1.5 s, so traffic moves to the
+# other path within the 2 s an operator expects; heartbeats twice a second make that safe.
+STATION_TIMING = Timing(heartbeat_ns=500 * MS, dead_after_ns=1500 * MS, resend_after_ns=1500 * MS)
 MAX_WRITE_BUFFER = 8 * 1024 * 1024  # a peer that stops reading is cut off, not buffered for
 SEND_BATCH = 500
 
@@ -76,7 +79,7 @@ class LinkRuntime:
 
     async def start(self) -> None:
         state = await self.store.call(lambda s: s.load(self.link.config))
-        self.core = LinkCore(self.link.config, state, time.time_ns())
+        self.core = LinkCore(self.link.config, state, time.time_ns(), STATION_TIMING)
 
     # -- the one way into the core ---------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""A TCP proxy for tests: stands for one network path, records what the client sends first, and
+can be cut (every connection reset, nothing accepted any more) to kill the path mid-stream."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+__all__ = ["TcpProxy"]
+
+
+class TcpProxy:
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()
+        self.first_messages: list[bytes] = []  # the first bytes each client sent
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._cut = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def path(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
+    def _accept(self) -> None:
+        while not self._cut:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self._cut:
+                client.close()
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        first = from_client
+        try:
+            while data := source.recv(65536):
+                if first:
+                    self.first_messages.append(data)
+                    first = False
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        """The path dies: stop accepting and reset every connection."""
+        self._cut = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        self.listener.close()
+        with self._lock:
+            for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)  # wakes the pumps; the stations see the end
+                    s.close()

@@ -1,0 +1,264 @@
+"""Two real station processes on loopback, driven through the service API and the CLI: crashes,
+a path cut mid-stream, impostors and replays, and the errors an engineer meets setting one up."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hotline.crypto.session import Initiator, LinkKeys
+from hotline.protocol.envelope import LANES
+from hotline.protocol.state import LinkState
+from hotline.station.launch import StationProcess, make_pair
+from hotline.station.links import load_links
+from hotline.store.sqlite import SqliteStore
+from tests.tcpproxy import TcpProxy
+
+LANE_NAMES = [lane.name for lane in LANES]
+
+
+@pytest.fixture
+def stations(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
+    london, moscow = make_pair(tmp_path)
+    yield london, moscow
+    for station in (london, moscow):
+        station.close()
+
+
+def _start(*stations: StationProcess) -> None:
+    for station in stations:
+        station.start()
+    _wait(lambda: all(_link(s)["state"] == "UP" for s in stations), "both stations UP")
+
+
+def _link(station: StationProcess) -> dict[str, Any]:
+    links: list[dict[str, Any]] = station.call("GET", "/api/v1/status")["links"]
+    return links[0]
+
+
+def _wait(condition: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except httpx.HTTPError:
+            pass  # a station restarting
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _state(station: StationProcess) -> tuple[LinkState, SqliteStore]:
+    """The station's store, read as a third party would, with its own keys to verify it."""
+    identity = station.data.open_keystore(station.passphrase_file.read_bytes().rstrip(b"\n"))
+    link = load_links(station.data, identity)[0]
+    store = SqliteStore(station.data.store_file)
+    return store.load(link.config), store
+
+
+def _check_agreement(
+    sender: StationProcess, receiver: StationProcess, accepted: set[tuple[str, int, str]]
+) -> None:
+    """Every accepted message arrived exactly once, in order per lane; chains and receipts agree."""
+    _wait(lambda: _link(sender)["unreceipted"] == 0 and _link(sender)["in_agreement"]
+          and _link(receiver)["in_agreement"], "receipts and agreement")  # fmt: skip
+    out_state, out_store = _state(sender)
+    in_state, in_store = _state(receiver)
+    identity = sender.data.open_keystore(sender.passphrase_file.read_bytes().rstrip(b"\n"))
+    link_id = load_links(sender.data, identity)[0].config.link_id
+    sent = {(LANE_NAMES[r[0]], r[1], bytes(r[2]).hex()) for r in out_store._rows(
+        "SELECT lane, seq, hash FROM outbox WHERE link_id = ?", (link_id,))}  # fmt: skip
+    held = in_store._rows(
+        "SELECT lane, seq, hash FROM inbox WHERE link_id = ? ORDER BY id", (link_id,)
+    )
+    received = [(LANE_NAMES[lane], seq, bytes(h).hex()) for lane, seq, h in held]
+    assert accepted <= sent  # accepted means durable at the sender
+    assert len(received) == len(set(received))  # no duplicates
+    assert set(received) == sent  # no loss
+    for lane in LANE_NAMES:  # in order per lane, as stored
+        seqs = [seq for name, seq, _ in received if name == lane]
+        assert seqs == list(range(1, len(seqs) + 1))
+    assert out_state.outbound == in_state.inbound
+    assert out_state.receipted == out_state.outbound
+    for store in (out_store, in_store):
+        store.close()
+
+
+def _sender(
+    station: StationProcess,
+    link: str,
+    count: int,
+    tag: str,
+    accepted: set[tuple[str, int, str]],
+    lock: threading.Lock,
+) -> None:
+    rng = random.Random(tag)
+    for i in range(count):
+        body = {"text": f"{tag} message {i}", "lane": rng.choice(LANE_NAMES), "language": "en"}
+        while True:
+            try:
+                result = station.call("POST", f"/api/v1/links/{link}/messages", body)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)  # the station is being restarted: send it again
+        with lock:
+            accepted.add((result["lane"], result["seq"], result["hash"]))
+
+
+def test_a_thousand_messages_survive_sigkill_of_either_station(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    _start(london, moscow)
+    accepted: set[tuple[str, int, str]] = set()
+    lock = threading.Lock()
+    senders = [
+        threading.Thread(target=_sender, args=(london, "moscow", 250, f"t{n}", accepted, lock))
+        for n in range(4)
+    ]
+    for thread in senders:
+        thread.start()
+    for victim in (moscow, moscow, london, moscow):
+        time.sleep(random.uniform(0.3, 0.8))
+        assert victim.kill(signal.SIGKILL) == -signal.SIGKILL
+        time.sleep(0.2)
+        victim.start()
+    for thread in senders:
+        thread.join(timeout=120)
+    assert len(accepted) == 1000
+    _check_agreement(london, moscow, accepted)
+
+
+def _dialer_and_listener(
+    a: StationProcess, b: StationProcess
+) -> tuple[StationProcess, StationProcess]:
+    identity = a.data.open_keystore(a.passphrase_file.read_bytes().rstrip(b"\n"))
+    return (a, b) if load_links(a.data, identity)[0].dials else (b, a)
+
+
+def _route_through_proxies(dialer: StationProcess, listener: StationProcess) -> list[TcpProxy]:
+    """Make each of the dialer's paths go through a proxy we can cut."""
+    targets = listener.data.config().station.listen
+    proxies = [TcpProxy(("127.0.0.1", int(t.rpartition(":")[2]))) for t in targets]
+    link_dir = next((dialer.data.path / "links").iterdir())
+    toml = (link_dir / "link.toml").read_text()
+    for target, proxy in zip(targets, proxies, strict=True):
+        toml = toml.replace(f'"{target}"', f'"{proxy.path}"')
+    (link_dir / "link.toml").write_text(toml)
+    return proxies
+
+
+def test_traffic_moves_to_the_other_path_when_one_dies(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    dialer, listener = _dialer_and_listener(*stations)
+    proxies = _route_through_proxies(dialer, listener)
+    _start(dialer, listener)
+    accepted: set[tuple[str, int, str]] = set()
+    lock = threading.Lock()
+    peer = _link(dialer)["name"]
+    thread = threading.Thread(target=_sender, args=(dialer, peer, 300, "failover", accepted, lock))
+    thread.start()
+    time.sleep(0.3)
+    proxies[0].cut()
+    thread.join(timeout=120)
+    _wait(lambda: _link(dialer)["state"] == "DEGRADED", "the link DEGRADED on the dialer")
+    paths = {p["address"]: p["state"] for p in _link(dialer)["paths"]}
+    assert paths == {proxies[0].path: "DOWN", proxies[1].path: "UP"}
+    _check_agreement(dialer, listener, accepted)
+
+
+def _send_raw(address: str, message: bytes) -> bytes:
+    """Send one framed message to a station's path and return what comes back before it closes."""
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">I", len(message)) + message)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        return reply
+
+
+def test_an_impostor_and_a_replayed_handshake_are_refused_and_logged(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    dialer, listener = _dialer_and_listener(*stations)
+    proxies = _route_through_proxies(dialer, listener)
+    _start(dialer, listener)
+    identity = listener.data.open_keystore(listener.passphrase_file.read_bytes().rstrip(b"\n"))
+    keys = load_links(listener.data, identity)[0].keys
+    target = listener.data.config().station.listen[0]
+    # An impostor: knows the link and the listener's public key, not the dialer's static key.
+    impostor = Initiator(
+        LinkKeys(keys.link_id, os.urandom(32), identity.public.dh, keys.psk), rng=os.urandom
+    )
+    message = impostor.start(time.time_ns())
+    assert _send_raw(target, message) == b""
+    # A replay: the dialer's genuine first message, recorded on the way, sent again.
+    recorded = proxies[0].first_messages[0]
+    assert _send_raw(target, recorded[4:]) == b""
+    log = listener.log_file.read_text()
+    assert f"ephemeral key {message[:32].hex()}" in log
+    assert "refused: handshake replayed" in log
+    _, store = _state(listener)
+    actions = [row[0] for row in store._rows("SELECT action FROM audit")]
+    store.close()
+    assert actions.count("handshake refused") == 2
+    assert _link(listener)["state"] == "UP"  # the genuine sessions were not disturbed
+
+
+def _serve(
+    station: StationProcess, *extra: str, passphrase: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hotline", "serve", "-d", str(station.data.path),
+         "--passphrase-file", str(passphrase or station.passphrase_file), *extra],
+        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_setup_errors_are_one_clear_line_each(
+    stations: tuple[StationProcess, StationProcess], tmp_path: Path
+) -> None:
+    london, _moscow = stations
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the passphrase at all\n")
+    done = _serve(london, passphrase=wrong)
+    assert (done.returncode, done.stderr.strip()) == (
+        3,
+        "hotline: error: wrong passphrase, or the keystore file is damaged",
+    )
+    port = int(london.data.config().station.listen[1].rpartition(":")[2])
+    with socket.create_server(("127.0.0.1", port)):
+        done = _serve(london)
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    london.start()
+    done = _serve(london)
+    assert done.returncode == 2
+    assert "is in use by station process" in done.stderr
+    london.close()
+    config = london.data.config_file
+    config.write_text(config.read_text() + "\n[extra]\nsetting = 1\n")
+    done = _serve(london)
+    assert done.returncode == 2
+    assert "unknown field `extra`" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline", "serve", "-d", str(tmp_path / "nowhere")],
+        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "no station in" in done.stderr
