@@ -47,10 +47,10 @@ def demo(
         _wait_until_up(london)
         _exchange(stations)
         if stay:
-            console.print("\nRunning. Press Ctrl-C to stop both stations.")
             stop = threading.Event()
             signal.signal(signal.SIGINT, lambda *_: stop.set())
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            console.print("\nRunning. Press Ctrl-C to stop both stations.")
             stop.wait()
     finally:
         for station in stations.values():
