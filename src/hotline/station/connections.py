@@ -31,6 +31,9 @@ log = logging.getLogger("hotline.paths")
 CONNECT_TIMEOUT_S = 3.0
 HANDSHAKE_TIMEOUT_S = 5.0
 MAX_BACKOFF_S = 10.0
+# Sessions REKEY every 65,536 messages; a fresh handshake every hour adds forward secrecy in time
+# (keys of an older session cannot be recovered from a later compromise) and heals after one.
+REHANDSHAKE_AFTER_S = 3600.0
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -137,10 +140,17 @@ class PathManager:
         sid = next(self._sids)
         link.connections[sid] = Connection(sid, path, session, writer)
         reason = "connection closed"
+        expires = time.monotonic() + REHANDSHAKE_AFTER_S
         try:
             await link.act(lambda core: core.session_opened(sid, time.time_ns()))
             while sid in link.connections:
-                message = await read_message(reader)
+                try:
+                    message = await asyncio.wait_for(
+                        read_message(reader), expires - time.monotonic()
+                    )
+                except TimeoutError:
+                    reason = "session renewed: a fresh handshake gives fresh keys"
+                    break
                 try:
                     packet = session.open(message)
                 except TransportError as exc:
