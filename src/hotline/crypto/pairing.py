@@ -1,5 +1,9 @@
 """What a pairing yields: the link id and the pre-shared key of two pinned stations.
 
+There are two ceremonies. With a one-time code read out over another channel, the stations run
+SPAKE2 over a direct connection; its key seals the exchange of the cards and yields the PSK
+(`pake_keys`), which the station keeps sealed under a key derived from its identity.
+
 With card files and a short authentication string, the stations share no secret but their keys,
 so the PSK is derived from the static X25519 keys of both (each side computes the same DH):
 
@@ -19,7 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hotline.crypto.identity import PublicIdentity, StationIdentity
 from hotline.crypto.session import LinkKeys, link_id_for
 
-__all__ = ["card_pairing_keys"]
+__all__ = ["card_pairing_keys", "pake_keys", "psk_sealing_key"]
 
 
 def card_pairing_keys(identity: StationIdentity, peer: PublicIdentity) -> LinkKeys:
@@ -31,3 +35,29 @@ def card_pairing_keys(identity: StationIdentity, peer: PublicIdentity) -> LinkKe
         algorithm=hashes.SHA256(), length=32, salt=link_id, info=b"hotline pairing psk v1"
     ).derive(shared)
     return LinkKeys(link_id, identity.dh_seed, peer.dh, psk)
+
+
+def pake_keys(shared_key: bytes, link_id: bytes) -> tuple[bytes, bytes, bytes]:
+    """From a SPAKE2 key: the card-sealing keys of the listener and of the dialer, and the PSK.
+
+    Each is HKDF-SHA256 of the SPAKE2 key with the link id as salt and its own label, so a key
+    used to seal the cards is never the link's PSK.
+    """
+
+    def derive(label: bytes) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=link_id, info=label).derive(
+            shared_key
+        )
+
+    return (
+        derive(b"hotline pake listener card v1"),
+        derive(b"hotline pake dialer card v1"),
+        (derive(b"hotline pake psk v1")),
+    )
+
+
+def psk_sealing_key(identity: StationIdentity, link_id: bytes) -> bytes:
+    """The key that seals a PAKE-made PSK at rest: only the unlocked keystore can open it."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=link_id, info=b"hotline psk at rest v1"
+    ).derive(identity.dh_seed)

@@ -9,16 +9,20 @@ use on the command line. A link exists only once both files are written, the car
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from hotline.crypto.card import SignedCard, parse_card, validate_path
 from hotline.crypto.identity import StationIdentity
-from hotline.crypto.pairing import card_pairing_keys
+from hotline.crypto.pairing import card_pairing_keys, psk_sealing_key
 from hotline.crypto.session import LinkKeys
 from hotline.errors import CardError, ConfigError
 from hotline.protocol.state import LinkConfig
@@ -57,8 +61,15 @@ def link_name(card: SignedCard) -> str:
     return name or card.fingerprint.hex()[:12]
 
 
-def add_link(data: DataDir, identity: StationIdentity, peer: SignedCard, now_s: int) -> Link:
-    """Record a confirmed pairing.
+def add_link(
+    data: DataDir,
+    identity: StationIdentity,
+    peer: SignedCard,
+    now_s: int,
+    psk: bytes | None = None,
+) -> Link:
+    """Record a confirmed pairing: by card files and the short authentication string (no `psk`:
+    it is derived from the keys), or by a one-time code (the PAKE's `psk`, kept sealed).
 
     Raises:
         ConfigError: the card is our own, or a link with that name or peer already exists.
@@ -74,13 +85,19 @@ def add_link(data: DataDir, identity: StationIdentity, peer: SignedCard, now_s: 
         raise ConfigError(f"a link named {name!r} already exists; remove {directory} first")
     directory.mkdir(parents=True, mode=0o700)
     write_atomically(directory / "peer.card", peer.armored().encode("utf-8"))
+    if psk is not None:
+        link_id = card_pairing_keys(identity, peer.identity).link_id
+        nonce = secrets.token_bytes(12)
+        sealed = ChaCha20Poly1305(psk_sealing_key(identity, link_id)).encrypt(nonce, psk, link_id)
+        write_atomically(directory / "psk.sealed", nonce + sealed, mode=0o600)
     dial = ", ".join(msgspec.json.encode(p).decode() for p in peer.body.paths)
     write_atomically(
         directory / "link.toml",
         (
             "# A paired link, written by `hotline pair`.\n[link]\n"
             f'peer_fingerprint = "{peer.fingerprint.hex()}"\n'
-            f'dial = [{dial}]\npaired_at = {now_s}\nmethod = "sas"\n'
+            f"dial = [{dial}]\npaired_at = {now_s}\n"
+            f'method = "{"code" if psk is not None else "sas"}"\n'
         ).encode(),
     )
     return _load_one(directory, identity)
@@ -111,5 +128,19 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
     if section.peer_fingerprint != card.fingerprint.hex():
         raise ConfigError(f"link {directory.name}: peer.card is not the card that was paired")
     keys = card_pairing_keys(identity, card.identity)
+    if section.method == "code":
+        keys = dataclasses.replace(keys, psk=_unseal_psk(directory, identity, keys.link_id))
+    elif section.method != "sas":
+        raise ConfigError(f"link {directory.name}: unknown pairing method {section.method!r}")
     config = LinkConfig(keys.link_id, identity, card.identity)
     return Link(directory.name, card, config, keys, section.dial)
+
+
+def _unseal_psk(directory: Path, identity: StationIdentity, link_id: bytes) -> bytes:
+    try:
+        blob = (directory / "psk.sealed").read_bytes()
+        return ChaCha20Poly1305(psk_sealing_key(identity, link_id)).decrypt(
+            blob[:12], blob[12:], link_id
+        )
+    except (OSError, InvalidTag, ValueError):
+        raise ConfigError(f"link {directory.name}: psk.sealed is missing or damaged") from None
