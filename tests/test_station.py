@@ -262,3 +262,42 @@ def test_setup_errors_are_one_clear_line_each(
     )  # fmt: skip
     assert done.returncode == 2
     assert "no station in" in done.stderr
+
+
+def test_the_api_wants_its_token_checks_input_and_reports_metrics(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    _start(london, moscow)
+    api = london.api
+    assert httpx.get(f"{api}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{api}/api/v1/status").status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert httpx.get(f"{api}/api/v1/status", headers=wrong).status_code == 401
+    auth = {"Authorization": f"Bearer {london.data.api_token()}"}
+    bad_lane = {"text": "x", "lane": "URGENT"}
+    assert (
+        httpx.post(f"{api}/api/v1/links/moscow/messages", json=bad_lane, headers=auth).status_code
+        == 422
+    )
+    empty = {"text": ""}
+    assert (
+        httpx.post(f"{api}/api/v1/links/moscow/messages", json=empty, headers=auth).status_code
+        == 422
+    )
+    assert (
+        httpx.post(
+            f"{api}/api/v1/links/paris/messages", json={"text": "x"}, headers=auth
+        ).status_code
+        == 404
+    )
+    ack = httpx.post(f"{api}/api/v1/links/moscow/inbox/FLASH/99/ack", json={}, headers=auth)
+    assert ack.status_code == 404
+    london.call("POST", "/api/v1/links/moscow/messages", {"text": "counted", "lane": "FLASH"})
+    _wait(lambda: _link(london)["unreceipted"] == 0, "the receipt")
+    metrics = httpx.get(f"{api}/metrics", headers=auth).text
+    assert 'hotline_link_state{link="moscow"} 2.0' in metrics
+    assert 'hotline_envelopes_sent_total{lane="FLASH",link="moscow"} 1.0' in metrics
+    assert 'hotline_path_up{link="moscow",path=' in metrics
+    schema = httpx.get(f"{api}/openapi.json").json()
+    assert "/api/v1/links/{name}/messages" in schema["paths"]

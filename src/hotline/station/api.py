@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from hotline import __version__
 from hotline.errors import ProtocolError
 from hotline.protocol.envelope import Lane, MessageType, decode_envelope
 from hotline.station.events import envelope_json
+from hotline.station.metrics import metrics_text
 
 if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
@@ -137,6 +139,10 @@ def make_app(station: Station) -> FastAPI:
         if envelope is None:
             raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
         return Accepted(link=name, lane=lane, seq=envelope.seq, hash=envelope.hash.hex())
+
+    @app.get("/metrics", dependencies=auth)
+    async def metrics() -> Response:
+        return Response(metrics_text(station), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/v1/events", dependencies=auth)
     async def events(request: Request) -> StreamingResponse:
