@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
 import socket
 import struct
@@ -301,3 +302,34 @@ def test_the_api_wants_its_token_checks_input_and_reports_metrics(
     assert 'hotline_path_up{link="moscow",path=' in metrics
     schema = httpx.get(f"{api}/openapi.json").json()
     assert "/api/v1/links/{name}/messages" in schema["paths"]
+
+
+def _small_disk() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3_000_000, 3_000_000))
+
+
+def test_a_full_disk_stops_the_station_loudly_and_loses_nothing_accepted(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    moscow.start()
+    london.start(preexec=_small_disk)
+    accepted: set[tuple[str, int, str]] = set()
+    text = "x" * 4000
+    for i in range(2000):
+        try:
+            result = london.call("POST", "/api/v1/links/moscow/messages", {"text": f"{i} {text}"})
+        except httpx.HTTPError:
+            break  # the disk is full: the station refused, then stopped
+        accepted.add((result["lane"], result["seq"], result["hash"]))
+    else:
+        raise AssertionError("the disk never filled up")
+    assert london.process is not None
+    assert london.process.wait(timeout=30) != 0
+    london.process = None
+    log = london.log_file.read_text()
+    assert "the store failed a commit" in log
+    assert "hotline: error: store write failed and was rolled back" in log
+    london.start()  # the disk has room again
+    _check_agreement(london, moscow, accepted)

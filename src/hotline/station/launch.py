@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,13 @@ class StationProcess:
     def api(self) -> str:
         return f"http://{self.data.config().api.listen}"
 
-    def start(self, wait: bool = True) -> None:
+    def start(self, wait: bool = True, preexec: Callable[[], object] | None = None) -> None:
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own command, our own arguments
             [sys.executable, "-m", "hotline", "serve", "--data-dir", str(self.data.path),
              "--passphrase-file", str(self.passphrase_file), "--verbose"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=preexec,  # noqa: PLW1509 - for tests that limit the child's resources
         )  # fmt: skip
         log.close()
         if wait:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotline.crypto.session import Session
-from hotline.errors import ProtocolError
+from hotline.errors import ProtocolError, StoreError
 from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
 from hotline.protocol.link import MS, LinkCore, Timing
 from hotline.protocol.state import Event, Output, RttMeasured, SessionClosed, SessionReady
@@ -76,6 +76,9 @@ class LinkRuntime:
         self.since_ns = time.time_ns()
         self._lock = asyncio.Lock()
         self._sends: asyncio.Queue[_SendRequest] = asyncio.Queue()
+        # Called when a commit fails: the core is then ahead of the store and must not go on;
+        # the station stops, and its next start rebuilds the core from the store.
+        self.on_fatal: Callable[[BaseException], None] = lambda exc: None
 
     async def start(self) -> None:
         state = await self.store.call(lambda s: s.load(self.link.config))
@@ -85,11 +88,18 @@ class LinkRuntime:
 
     async def act(self, call: Callable[[LinkCore], Output]) -> Output:
         async with self._lock:
-            assert self.core is not None
+            if self.core is None:
+                raise StoreError(f"link {self.link.name} stopped after a failed commit")
             output = call(self.core)
             if output.batch:
                 link_id, batch, now = self.link.config.link_id, output.batch, time.time_ns()
-                await self.store.call(lambda s: s.commit(link_id, batch, now))
+                try:
+                    await self.store.call(lambda s: s.commit(link_id, batch, now))
+                except StoreError as exc:
+                    log.critical("link %s: the store failed a commit: %s", self.link.name, exc)
+                    self.core = None
+                    self.on_fatal(exc)
+                    raise
             self._deliver(output)
         return output
 

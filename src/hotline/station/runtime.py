@@ -120,6 +120,7 @@ class Station:
                 await self.store.call(functools.partial(_add_link, config=link.config))
                 paths = link.dial if link.dials else list(self.config.station.listen)
                 runtime = LinkRuntime(link, self.store, self.hub, paths)
+                runtime.on_fatal = self._fail
                 await runtime.start()
                 self.links[link.name] = runtime
             manager = PathManager(list(self.links.values()))
@@ -203,6 +204,11 @@ class Station:
             loop.add_signal_handler(sig, self._stop.set)
 
     def stop(self) -> None:
+        self._stop.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
         self._stop.set()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:

@@ -7,6 +7,7 @@ BEGIN IMMEDIATE, so a second writer waits instead of failing half-way through a 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -70,7 +71,10 @@ class SqliteStore(SqlStore):
             yield
             self._db.execute("COMMIT")
         except BaseException as exc:
-            self._db.execute("ROLLBACK")
+            # A COMMIT that fails on a full disk may already have rolled back by itself.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"store write failed and was rolled back: {exc}") from exc
             raise
