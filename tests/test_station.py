@@ -23,6 +23,7 @@ import pytest
 from hotline.crypto.session import Initiator, LinkKeys
 from hotline.protocol.envelope import LANES
 from hotline.protocol.state import LinkState
+from hotline.sim.pgserver import ThrowawayPostgres
 from hotline.station.launch import StationProcess, make_pair
 from hotline.station.links import load_links
 from hotline.store.sqlite import SqliteStore
@@ -333,3 +334,24 @@ def test_a_full_disk_stops_the_station_loudly_and_loses_nothing_accepted(
     assert "hotline: error: store write failed and was rolled back" in log
     london.start()  # the disk has room again
     _check_agreement(london, moscow, accepted)
+
+
+def test_a_station_on_postgresql_talks_to_one_on_sqlite(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    with ThrowawayPostgres() as server:
+        server.create_database("london")
+        url = f"postgresql://hotline@/london?host={server.socket_dir}&port=5432"
+        config = london.data.config_file
+        config.write_text(config.read_text().replace('url = ""', f'url = "{url}"'))
+        _start(london, moscow)
+        accepted: set[tuple[str, int, str]] = set()
+        _sender(london, "moscow", 50, "pg", accepted, threading.Lock())
+        _wait(
+            lambda: _link(london)["unreceipted"] == 0 and _link(moscow)["in_agreement"], "delivery"
+        )
+        inbox = moscow.call("GET", "/api/v1/links/london/inbox?limit=1000")
+        assert {(m["lane"], m["seq"], m["hash"]) for m in inbox} == accepted
+        london.close()
+        assert not london.data.store_file.exists()  # London's store was PostgreSQL all along
