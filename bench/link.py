@@ -150,7 +150,7 @@ def main() -> None:
     quick = parser.parse_args().quick
     print(f"python: {sys.version.split()[0]}")
     print(f"cpus: {os.cpu_count()}")
-    with tempfile.TemporaryDirectory(prefix="hotline-bench-", dir=".") as directory:
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as directory:
         counter = iter(range(10**6))
         run_backend(
             "sqlite", lambda n: SqliteStore(Path(directory) / f"{n}{next(counter)}.db"), quick

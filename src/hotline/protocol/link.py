@@ -381,10 +381,18 @@ class LinkCore:
         self._frames(output, session.sid, [CheckpointFrame(signed.body_bytes, signed.signature)])
 
     def _best_session(self) -> _Session | None:
+        """The ready session with the lowest RTT, preferring those heard from lately: a path
+        that went silent keeps its last RTT, and must not keep the traffic until declared dead."""
         ready = [s for s in self.sessions.values() if s.ready]
         if not ready:
             return None
-        return min(ready, key=lambda s: (s.rtt_ns is None, s.rtt_ns or 0, s.sid))
+        quiet_ns = 2 * self.timing.heartbeat_ns
+
+        def rank(s: _Session) -> tuple[bool, bool, int, int]:
+            silent = self.now_ns - s.last_heard_ns > quiet_ns
+            return (silent, s.rtt_ns is None, s.rtt_ns or 0, s.sid)
+
+        return min(ready, key=rank)
 
     def _pump(self, output: Output) -> Output:
         session = self._best_session()

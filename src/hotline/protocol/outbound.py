@@ -73,15 +73,25 @@ class Outbound:
     def session_lost(self, sid: int) -> None:
         """Whatever travelled on a lost session goes again on another: the peer's dedupe makes
         a second copy harmless."""
-        for key in [k for k, (s, _) in self.travelling.items() if s == sid]:
-            self._arrived_or_lost(key)
+        self._send_again([k for k, (s, _) in self.travelling.items() if s == sid])
         self.windowed.pop(sid, None)
 
     def expire(self, now_ns: int, timeout_ns: int) -> None:
         """Send again what no receipt covered in time. A session can stay up and still not
         deliver: over several paths an envelope can overtake its predecessor, and the peer, which
         only accepts a chain in order, drops it and waits for it to come again."""
-        for key in [k for k, (_, sent) in self.travelling.items() if now_ns - sent >= timeout_ns]:
+        self._send_again(
+            [k for k, (_, sent) in self.travelling.items() if now_ns - sent >= timeout_ns]
+        )
+
+    def _send_again(self, keys: list[tuple[int, int]]) -> None:
+        """Mark `keys` to go again, and with each one everything after it in its lane: the peer
+        drops what arrives before its predecessor, so those later copies would be wasted and
+        each would wait for its own timer (a lane would trail by a resend interval for good)."""
+        first: dict[int, int] = {}
+        for lane, seq in keys:
+            first[lane] = min(seq, first.get(lane, seq))
+        for key in [k for k in self.travelling if k[0] in first and k[1] >= first[k[0]]]:
             self._arrived_or_lost(key)
 
     def apply_receipt(self, receipt: Receipt) -> list[tuple[Lane, int]]:
