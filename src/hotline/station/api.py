@@ -57,7 +57,7 @@ def make_app(station: Station) -> FastAPI:
     bearer = HTTPBearer(auto_error=False)
     token = station.data.api_token()
 
-    def authorised(
+    async def authorised(  # async: FastAPI would run a plain def in a thread, per request
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008 - FastAPI
     ) -> None:
         if credentials is None or not hmac.compare_digest(credentials.credentials, token):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 import uvicorn
+import uvloop
 
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
@@ -242,4 +243,4 @@ def _add_link(store: SqlStore, config: LinkConfig) -> None:
 
 
 def serve(data_dir: Path, identity: StationIdentity) -> None:
-    asyncio.run(Station(DataDir(data_dir), identity).run())
+    uvloop.run(Station(DataDir(data_dir), identity).run())  # libuv's loop: less CPU per packet
