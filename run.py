@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The project's two entry points, needing nothing but Python 3.11+ on the machine.
 
-    python3 run.py demo    create .venv if needed, then run `hotline demo`
-    python3 run.py test    create .venv if needed, then lint, type-check, run the vectors and tests
+    python3 ./run.py demo  create .venv if needed, then run `hotline demo`
+    python3 ./run.py test  create .venv if needed, then lint, type-check, run the vectors and tests
 
 The virtual environment is rebuilt whenever pyproject.toml changes.
 """

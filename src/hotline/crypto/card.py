@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import msgspec
 
 from hotline.crypto.identity import PublicIdentity, StationIdentity, format_fingerprint
+from hotline.crypto.signed import decode_signed, encode_signed
 from hotline.errors import CardError
 
 __all__ = [
@@ -55,11 +56,6 @@ class CardBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, froz
     paths: list[str]  # where this station listens, "host:port"
 
 
-class _Envelope(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    body: bytes
-    signature: bytes
-
-
 @dataclass(frozen=True, slots=True)
 class SignedCard:
     """A card whose signature has been verified. `body_bytes` are the exact signed bytes."""
@@ -77,7 +73,7 @@ class SignedCard:
         return self.identity.fingerprint
 
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode(_Envelope(self.body_bytes, self.signature))
+        return encode_signed(self.body_bytes, self.signature)
 
     def armored(self) -> str:
         text = base64.b64encode(self.to_bytes()).decode("ascii")
@@ -151,8 +147,8 @@ def parse_card(text: str) -> SignedCard:
 def card_from_bytes(blob: bytes) -> SignedCard:
     """Decode and verify the binary form of a card (what `SignedCard.to_bytes` gives)."""
     try:
-        envelope = msgspec.msgpack.decode(blob, type=_Envelope)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        envelope = decode_signed(blob)
+    except ValueError:
         raise CardError("station card is truncated or corrupted: it does not decode") from None
     body = _decode_body(envelope.body)
     try:

@@ -18,6 +18,7 @@ import msgspec
 
 from hotline.crypto.card import SignedCard, card_from_bytes
 from hotline.crypto.identity import PublicIdentity, StationIdentity
+from hotline.crypto.signed import decode_signed, encode_signed
 from hotline.errors import CardError, RotationError
 
 __all__ = ["ROTATION_VERSION", "Rotation", "make_rotation", "verify_rotation"]
@@ -31,11 +32,6 @@ class _Statement(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     new_card_body: bytes
     new_card_signature: bytes
     issued: int
-
-
-class _Signed(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    statement: bytes
-    signature: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +51,7 @@ def make_rotation(old: StationIdentity, new_card: SignedCard, issued: int) -> by
             issued,
         )
     )
-    return msgspec.msgpack.encode(_Signed(statement, old.sign("rotation", statement)))
+    return encode_signed(statement, old.sign("rotation", statement))
 
 
 def verify_rotation(data: bytes, old: PublicIdentity) -> Rotation:
@@ -66,17 +62,17 @@ def verify_rotation(data: bytes, old: PublicIdentity) -> Rotation:
             the old key, or carries a card that does not verify.
     """
     try:
-        signed = msgspec.msgpack.decode(data, type=_Signed)
-        statement = msgspec.msgpack.decode(signed.statement, type=_Statement)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        signed = decode_signed(data)
+        statement = msgspec.msgpack.decode(signed.body, type=_Statement)
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         raise RotationError("rotation statement is truncated or corrupted") from None
     if statement.version != ROTATION_VERSION:
         raise RotationError(f"rotation statement version {statement.version} is not supported")
     if statement.old_fingerprint != old.fingerprint:
         raise RotationError("rotation statement is for another station identity")
-    if not old.verify("rotation", signed.statement, signed.signature):
+    if not old.verify("rotation", signed.body, signed.signature):
         raise RotationError("rotation statement is not signed by the pinned identity")
-    envelope = msgspec.msgpack.encode([statement.new_card_body, statement.new_card_signature])
+    envelope = encode_signed(statement.new_card_body, statement.new_card_signature)
     try:
         new_card = card_from_bytes(envelope)
     except CardError as exc:

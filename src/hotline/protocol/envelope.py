@@ -22,6 +22,7 @@ import msgspec
 from cryptography.hazmat.primitives import hashes
 
 from hotline.crypto.identity import PublicIdentity, StationIdentity
+from hotline.crypto.signed import decode_signed, encode_signed
 from hotline.errors import ProtocolError
 
 __all__ = [
@@ -84,11 +85,6 @@ class EnvelopeBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, 
     ref: Ref | None
 
 
-class _Wire(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    body: bytes
-    signature: bytes
-
-
 def sha256(data: bytes) -> bytes:
     h = hashes.Hash(hashes.SHA256())
     h.update(data)
@@ -118,7 +114,7 @@ class Envelope:
         return self.body.seq
 
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode(_Wire(self.body_bytes, self.signature))
+        return encode_signed(self.body_bytes, self.signature)
 
     @classmethod
     def create(cls, body: EnvelopeBody, identity: StationIdentity) -> Envelope:
@@ -152,8 +148,8 @@ def decode_envelope(data: bytes, signer: PublicIdentity | None) -> Envelope:
     """Decode the stored form [body, signature]; verify the signature when a signer is given
     (a store walking its own chains checks hashes and links, which is cheaper)."""
     try:
-        wire = msgspec.msgpack.decode(data, type=_Wire)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        wire = decode_signed(data)
+    except ValueError as exc:
         raise ProtocolError(f"envelope does not decode: {exc}") from None
     return Envelope.from_parts(wire.body, wire.signature, signer)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import msgspec
 
 from hotline.crypto.identity import PublicIdentity, StationIdentity
+from hotline.crypto.signed import decode_signed, encode_signed
 from hotline.errors import ProtocolError
 from hotline.protocol.envelope import HASH_LEN, LANES
 
@@ -53,11 +54,6 @@ class CheckpointBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True
     issued_ns: int
 
 
-class _Wire(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    body: bytes
-    signature: bytes
-
-
 @dataclass(frozen=True, slots=True)
 class Signed:
     """A signed statement: its exact body bytes and signature."""
@@ -66,13 +62,13 @@ class Signed:
     signature: bytes
 
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode(_Wire(self.body_bytes, self.signature))
+        return encode_signed(self.body_bytes, self.signature)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Signed:
         try:
-            wire = msgspec.msgpack.decode(data, type=_Wire)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            wire = decode_signed(data)
+        except ValueError as exc:
             raise ProtocolError(f"signed statement does not decode: {exc}") from None
         return cls(wire.body, wire.signature)
 

@@ -1,7 +1,7 @@
 """A station's data directory: its configuration, sealed keystore and public card.
 
     <data dir>/
-      station.toml       configuration (name, listening paths)
+      station.toml       configuration (name, listening paths, API address, store)
       keystore.hotline   private keys, sealed with the passphrase (mode 0600)
       card.hotline       this station's signed card, for exchange with a peer
 
