@@ -27,6 +27,13 @@ class Outbound:
     # (lane, seq) -> (session id, when sent): each pending envelope travels on one session at most
     travelling: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     windowed: dict[int, int] = field(default_factory=dict)  # sid -> ROUTINE/PRIORITY travelling
+    # Per lane, where `due` starts looking: every pending envelope before it is travelling. It
+    # keeps a send from rescanning the whole backlog (thousands, behind a window of 256).
+    unsent: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.unsent:
+            self.unsent = [head.seq + 1 for head in self.receipted]
 
     @classmethod
     def restore(cls, heads: Heads, receipted: Heads, unreceipted: tuple[Envelope, ...]) -> Outbound:
@@ -48,16 +55,22 @@ class Outbound:
         is already travelling or that the peer said it holds."""
         out: list[Envelope] = []
         for lane in LANES:
-            for seq, envelope in self.pending[lane].items():
-                if seq <= peer_held[lane] or (lane, seq) in self.travelling:
-                    continue
-                if lane in _WINDOWED:
-                    if in_flight >= WINDOW:
-                        break
-                    in_flight += 1
-                    self.windowed[sid] = self.windowed.get(sid, 0) + 1
-                self.travelling[(lane, seq)] = (sid, now_ns)
-                out.append(envelope)
+            pending = self.pending[lane]
+            start = seq = max(self.unsent[lane], peer_held[lane] + 1)
+            last = self.heads[lane].seq
+            while seq <= last:
+                envelope = pending.get(seq)
+                if envelope is not None and (lane, seq) not in self.travelling:
+                    if lane in _WINDOWED:
+                        if in_flight >= WINDOW:
+                            break
+                        in_flight += 1
+                        self.windowed[sid] = self.windowed.get(sid, 0) + 1
+                    self.travelling[(lane, seq)] = (sid, now_ns)
+                    out.append(envelope)
+                seq += 1
+            if start == self.unsent[lane]:  # all before `seq` travel now (or are receipted)
+                self.unsent[lane] = seq
         return out
 
     def in_flight(self, sid: int) -> int:
@@ -91,6 +104,8 @@ class Outbound:
         first: dict[int, int] = {}
         for lane, seq in keys:
             first[lane] = min(seq, first.get(lane, seq))
+        for lane, seq in first.items():
+            self.unsent[lane] = min(self.unsent[lane], seq)
         for key in [k for k in self.travelling if k[0] in first and k[1] >= first[k[0]]]:
             self._arrived_or_lost(key)
 

@@ -1,6 +1,10 @@
 """The local service API: what the console and the `hotline` commands call. JSON over HTTP on
-loopback, every route but /health behind the bearer token in the data directory's api.token.
-FastAPI writes the OpenAPI schema (at /openapi.json) from these declarations."""
+loopback; everything under /api/ and /metrics is behind the bearer token in the data directory's
+api.token. FastAPI writes the OpenAPI schema (at /openapi.json) from these declarations.
+
+Sending is the hot route, so it reads its body itself (one pydantic parse) rather than through
+FastAPI's dependency machinery, and the token is checked by a small ASGI middleware rather than a
+dependency on every route: together they halve the CPU the station spends per message."""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hotline import __version__
 from hotline.errors import ProtocolError
@@ -52,18 +56,57 @@ class Accepted(BaseModel):
     state: Literal["accepted"] = "accepted"
 
 
+def _guarded(path: str) -> bool:
+    return path.startswith("/api/") or path == "/metrics"
+
+
+class BearerToken:
+    """Answers 401 to any request for a guarded path without `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and _guarded(scope["path"]):
+            presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            scheme, _, credentials = presented.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials, self.token):
+                refusal = JSONResponse(
+                    {"detail": "a valid bearer token is required"},
+                    401,
+                    {"WWW-Authenticate": "Bearer"},
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _document_the_token(app: FastAPI) -> None:
+    """The token is checked outside FastAPI, so say in the schema which routes want it."""
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain_openapi()
+            components = schema.setdefault("components", {})
+            components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            for path, operations in schema["paths"].items():
+                if _guarded(path):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+                        operation.setdefault("responses", {})["401"] = {
+                            "description": "no valid bearer token"
+                        }
+        return app.openapi_schema or plain_openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def make_app(station: Station) -> FastAPI:
     app = FastAPI(title="Hotline station API", version=__version__)
-    bearer = HTTPBearer(auto_error=False)
-    token = station.data.api_token()
-
-    async def authorised(  # async: FastAPI would run a plain def in a thread, per request
-        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008 - FastAPI
-    ) -> None:
-        if credentials is None or not hmac.compare_digest(credentials.credentials, token):
-            raise HTTPException(
-                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
-            )
+    app.add_middleware(BearerToken, token=station.data.api_token())
+    _document_the_token(app)
 
     def link_of(name: str) -> LinkRuntime:
         runtime = station.links.get(name)
@@ -71,13 +114,11 @@ def make_app(station: Station) -> FastAPI:
             raise HTTPException(404, f"no link named {name!r}")
         return runtime
 
-    auth = [Depends(authorised)]
-
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/v1/status", dependencies=auth)
+    @app.get("/api/v1/status")
     async def status() -> dict[str, Any]:
         return {
             "station": station.card.body.name,
@@ -86,9 +127,24 @@ def make_app(station: Station) -> FastAPI:
             "links": [runtime.status() for runtime in station.links.values()],
         }
 
-    @app.post("/api/v1/links/{name}/messages", dependencies=auth, status_code=201)
-    async def send(name: str, message: NewMessage) -> Accepted:
+    @app.post(
+        "/api/v1/links/{name}/messages",
+        status_code=201,
+        response_model=Accepted,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": NewMessage.model_json_schema()}},
+            }
+        },
+    )
+    async def send(name: str, request: Request) -> Response:
         runtime = link_of(name)
+        try:
+            message = NewMessage.model_validate_json(await request.body())
+        except ValidationError as exc:
+            detail = exc.errors(include_url=False, include_context=False, include_input=False)
+            return JSONResponse({"detail": detail}, 422)
         try:
             envelope = await runtime.send(
                 Lane[message.lane],
@@ -98,9 +154,12 @@ def make_app(station: Station) -> FastAPI:
             )
         except ProtocolError as exc:
             raise HTTPException(422, str(exc)) from None
-        return Accepted(link=name, lane=message.lane, seq=envelope.seq, hash=envelope.hash.hex())
+        accepted = Accepted(
+            link=name, lane=message.lane, seq=envelope.seq, hash=envelope.hash.hex()
+        )
+        return Response(accepted.model_dump_json(), 201, media_type="application/json")
 
-    @app.get("/api/v1/links/{name}/outbox", dependencies=auth)
+    @app.get("/api/v1/links/{name}/outbox")
     async def outbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
         runtime = link_of(name)
         link_id, me = runtime.link.config.link_id, runtime.link.config.identity.public
@@ -115,7 +174,7 @@ def make_app(station: Station) -> FastAPI:
             for _lane, _seq, _type, accepted, receipted, acked, data in rows
         ]
 
-    @app.get("/api/v1/links/{name}/inbox", dependencies=auth)
+    @app.get("/api/v1/links/{name}/inbox")
     async def inbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
         runtime = link_of(name)
         link_id, peer = runtime.link.config.link_id, runtime.link.config.peer
@@ -129,7 +188,7 @@ def make_app(station: Station) -> FastAPI:
             for _lane, _seq, _type, received, acked, data in rows
         ]
 
-    @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", dependencies=auth, status_code=201)
+    @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", status_code=201)
     async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:
         runtime = link_of(name)
         try:
@@ -140,11 +199,11 @@ def make_app(station: Station) -> FastAPI:
             raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
         return Accepted(link=name, lane=lane, seq=envelope.seq, hash=envelope.hash.hex())
 
-    @app.get("/metrics", dependencies=auth)
+    @app.get("/metrics")
     async def metrics() -> Response:
         return Response(metrics_text(station), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/events", dependencies=auth)
+    @app.get("/api/v1/events")
     async def events(request: Request) -> StreamingResponse:
         return StreamingResponse(_event_stream(station, request), media_type="text/event-stream")
 

@@ -95,7 +95,15 @@ _V2 = [
     "ALTER TABLE outbox ADD COLUMN ref_seq BIGINT",
 ]
 
+# Version 3: the envelopes still waiting for a receipt, indexed on their own. Each receipt marks
+# the envelopes it newly covers; without this index that update walked the lane's whole history,
+# so every receipt cost more than the one before.
+_V3 = [
+    "CREATE INDEX outbox_unreceipted ON outbox (link_id, lane, seq) WHERE receipted_ns IS NULL",
+]
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
-    dialect: [_statements(_COMMON_V1.format(**types)), _V2] for dialect, types in _DIALECTS.items()
+    dialect: [_statements(_COMMON_V1.format(**types)), _V2, _V3]
+    for dialect, types in _DIALECTS.items()
 }
