@@ -188,6 +188,8 @@ class Station:
             port=int(port),
             log_level="warning",
             lifespan="off",
+            access_log=False,  # each request is not a log line; operators' acts go to the audit log
+            proxy_headers=False,  # no proxy stands before a loopback API: trust no forwarded header
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
