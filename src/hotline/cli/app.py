@@ -7,7 +7,16 @@ import sys
 import typer
 
 from hotline import __version__
-from hotline.cli import card_cmd, client, demo_cmd, fingerprint_cmd, init_cmd, pair_cmd, serve_cmd
+from hotline.cli import (
+    card_cmd,
+    client,
+    demo_cmd,
+    fingerprint_cmd,
+    init_cmd,
+    operator_cmd,
+    pair_cmd,
+    serve_cmd,
+)
 from hotline.cli.common import err_console
 from hotline.errors import HotlineError, KeystoreError, LocalError, RemoteError
 
@@ -31,6 +40,8 @@ app.command("ack")(client.ack)
 app.command("status")(client.status)
 app.command("paths")(client.paths)
 app.command("demo")(demo_cmd.demo)
+app.add_typer(operator_cmd.app, name="operator")
+app.command("totp")(operator_cmd.totp)
 
 # Exit status by whose fault it was; 2 is also what the parser uses for a bad argument.
 EXIT_CODES: list[tuple[type[HotlineError], int]] = [

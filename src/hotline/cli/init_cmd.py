@@ -14,7 +14,7 @@ from hotline.cli.common import (
     read_passphrase,
 )
 from hotline.crypto.identity import format_fingerprint
-from hotline.station.datadir import DEFAULT_API
+from hotline.station.datadir import DEFAULT_API, DEFAULT_CONSOLE
 
 
 def init(
@@ -23,13 +23,19 @@ def init(
         [], "--listen", "-l", help="host:port where the station listens; repeat for more paths."
     ),
     api: str = typer.Option(DEFAULT_API, "--api", help="host:port of the local service API."),
+    console_address: str = typer.Option(
+        DEFAULT_CONSOLE,
+        "--console",
+        help="host:port of the operators' console, on loopback ('' for none; another address "
+        "needs a TLS certificate set in station.toml).",
+    ),
     data: Path | None = DATA_DIR_OPTION,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
 ) -> None:
     """Create a new station: its keys, sealed keystore, signed card and configuration."""
     directory = data_dir(data)
     passphrase = read_passphrase(passphrase_file, confirm=True)
-    card = directory.init(name, passphrase, listen, api=api)
+    card = directory.init(name, passphrase, listen, api=api, console=console_address)
     console.print(f"Created station {card.body.name!r} in {directory.path}")
     console.print(f"  fingerprint  {format_fingerprint(card.fingerprint)}")
     console.print(f"  card         {directory.card_file}")

@@ -1,7 +1,7 @@
 """A station's data directory: its configuration, sealed keystore and public card.
 
     <data dir>/
-      station.toml       configuration (name, listening paths, API address, store)
+      station.toml       configuration (name, listening paths, API and console addresses, store)
       keystore.hotline   private keys, sealed with the passphrase (mode 0600)
       card.hotline       this station's signed card, for exchange with a peer
 
@@ -13,6 +13,7 @@ crash or a full disk leaves either the old file or the new one, never half of on
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import time
@@ -27,7 +28,15 @@ from hotline.crypto.identity import SEED_LEN, StationIdentity
 from hotline.crypto.keystore import NONCE_LEN, SALT_LEN, KdfParams, seal, unseal
 from hotline.errors import CardError, ConfigError, KeystoreError
 
-__all__ = ["CONFIG_FILE", "DataDir", "StationConfig", "write_atomically"]
+__all__ = [
+    "CONFIG_FILE",
+    "ConsoleSection",
+    "DataDir",
+    "Deadlines",
+    "StationConfig",
+    "is_loopback",
+    "write_atomically",
+]
 
 CONFIG_FILE = "station.toml"
 KEYSTORE_FILE = "keystore.hotline"
@@ -37,6 +46,7 @@ _DEFAULT_KDF = KdfParams()
 
 
 DEFAULT_API = "127.0.0.1:8470"
+DEFAULT_CONSOLE = "127.0.0.1:8480"
 
 
 class _StationSection(msgspec.Struct, forbid_unknown_fields=True):
@@ -52,12 +62,38 @@ class _StoreSection(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # empty: SQLite in store.db here; or a postgresql:// URL
 
 
+class Deadlines(msgspec.Struct, forbid_unknown_fields=True):
+    """Seconds within which a person on the other side should acknowledge, per precedence."""
+
+    flash: int = 300
+    immediate: int = 900
+    priority: int = 3600
+    routine: int = 14400
+
+    def for_lane(self, lane_name: str) -> int:
+        return int(getattr(self, lane_name.lower()))
+
+
+class ConsoleSection(msgspec.Struct, forbid_unknown_fields=True):
+    listen: str = ""  # empty: no console
+    tls_cert: str = ""  # PEM files; required when `listen` is not a loopback address
+    tls_key: str = ""
+    idle_timeout_s: int = 900
+    two_person_rule: bool = True  # a principal message needs a supervisor's release
+    test_interval_s: int = 3600  # the link test, both ways
+    test_deadline_s: int = 60  # a test not receipted by then has failed
+    escalate_after_s: int = 300  # an alarm nobody has dealt with by then goes to the webhook
+    webhook: str = ""  # an http(s) URL that receives each raised and escalated alarm as JSON
+    deadlines: Deadlines = msgspec.field(default_factory=Deadlines)
+
+
 class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     """station.toml, decoded strictly: an unknown key is an error, not a silent no-op."""
 
     station: _StationSection
     api: _ApiSection = msgspec.field(default_factory=_ApiSection)
     store: _StoreSection = msgspec.field(default_factory=_StoreSection)
+    console: ConsoleSection = msgspec.field(default_factory=ConsoleSection)
 
     def to_toml(self) -> str:
         listen = ", ".join(_toml_string(p) for p in self.station.listen)
@@ -71,8 +107,52 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"listen = {_toml_string(self.api.listen)}\n\n"
             "# Empty: SQLite in store.db in this directory. Or a postgresql:// URL.\n"
             "[store]\n"
-            f"url = {_toml_string(self.store.url)}\n"
+            f"url = {_toml_string(self.store.url)}\n\n"
+            "# The operators' console: on loopback plain HTTP; on any other address TLS, with\n"
+            "# tls_cert and tls_key (PEM files). Empty listen: no console.\n"
+            "[console]\n"
+            f"listen = {_toml_string(self.console.listen)}\n"
+            f"tls_cert = {_toml_string(self.console.tls_cert)}\n"
+            f"tls_key = {_toml_string(self.console.tls_key)}\n"
+            f"idle_timeout_s = {self.console.idle_timeout_s}\n"
+            f"two_person_rule = {'true' if self.console.two_person_rule else 'false'}\n"
+            f"test_interval_s = {self.console.test_interval_s}\n"
+            f"test_deadline_s = {self.console.test_deadline_s}\n"
+            f"escalate_after_s = {self.console.escalate_after_s}\n"
+            f"webhook = {_toml_string(self.console.webhook)}\n\n"
+            "# Seconds for a person at the peer to acknowledge, per precedence.\n"
+            "[console.deadlines]\n"
+            f"flash = {self.console.deadlines.flash}\n"
+            f"immediate = {self.console.deadlines.immediate}\n"
+            f"priority = {self.console.deadlines.priority}\n"
+            f"routine = {self.console.deadlines.routine}\n"
         )
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _check_console(console: ConsoleSection) -> None:
+    if not console.listen:
+        return
+    validate_path(console.listen)
+    if not is_loopback(console.listen) and not (console.tls_cert and console.tls_key):
+        raise ValueError(
+            f"console.listen {console.listen} is not a loopback address: tls_cert and tls_key "
+            "are required"
+        )
+    if bool(console.tls_cert) != bool(console.tls_key):
+        raise ValueError("console: give both tls_cert and tls_key, or neither")
+    numbers = (console.idle_timeout_s, console.test_interval_s, console.test_deadline_s)
+    if min(numbers) < 1 or min(msgspec.structs.astuple(console.deadlines)) < 1:
+        raise ValueError("console: timeouts, intervals and deadlines must be at least 1 s")
+    if console.webhook and not console.webhook.startswith(("http://", "https://")):
+        raise ValueError("console.webhook must be an http:// or https:// URL")
 
 
 def _toml_string(value: str) -> str:
@@ -143,6 +223,7 @@ class DataDir:
         listen: list[str],
         kdf: KdfParams = _DEFAULT_KDF,
         api: str = DEFAULT_API,
+        console: str = DEFAULT_CONSOLE,
     ) -> SignedCard:
         """Create a new station: identity, keystore, card and configuration.
 
@@ -151,10 +232,15 @@ class DataDir:
         """
         try:
             validate_name(name)
-            for path in [*listen, api]:
+            for path in [*listen, api, *([console] if console else [])]:
                 validate_path(path)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if console and not is_loopback(console):
+            raise ConfigError(
+                f"the console at {console} would not be on loopback: give it a TLS certificate "
+                "(tls_cert, tls_key in station.toml) and set its address there"
+            )
         if len(passphrase.decode("utf-8", errors="replace")) < MIN_PASSPHRASE_LEN:
             raise ConfigError(f"the passphrase must be at least {MIN_PASSPHRASE_LEN} characters")
         existing = [f.name for f in (self.config_file, self.keystore_file) if f.exists()]
@@ -178,7 +264,9 @@ class DataDir:
             nonce=secrets.token_bytes(NONCE_LEN),
             params=kdf,
         )
-        config = StationConfig(_StationSection(name, listen), _ApiSection(api))
+        config = StationConfig(
+            _StationSection(name, listen), _ApiSection(api), console=ConsoleSection(console)
+        )
         # The config last: a station counts as made once its config exists. If any write fails
         # (a full disk, say), the files this call wrote go again, so a retry starts clean.
         written: list[Path] = []
@@ -217,6 +305,7 @@ class DataDir:
             validate_name(config.station.name)
             for path in [*config.station.listen, config.api.listen]:
                 validate_path(path)
+            _check_console(config.console)
         except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigError(f"{self.config_file}: {exc}") from None
         return config

@@ -57,6 +57,10 @@ class StationProcess:
     def api(self) -> str:
         return f"http://{self.data.config().api.listen}"
 
+    @property
+    def console(self) -> str:
+        return f"http://{self.data.config().console.listen}"
+
     def start(self, wait: bool = True, preexec: Callable[[], object] | None = None) -> None:
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own command, our own arguments
@@ -110,17 +114,20 @@ def make_pair(
     root: Path, names: tuple[str, str] = ("London", "Moscow"), paths: int = 2
 ) -> tuple[StationProcess, StationProcess]:
     """Two stations in `root`, initialised and paired, not yet started."""
-    ports = free_ports(2 * (paths + 1))
+    each = paths + 2  # the API, the console, the paths
+    ports = free_ports(2 * each)
     stations = []
     for index, name in enumerate(names):
-        mine = ports[index * (paths + 1) : (index + 1) * (paths + 1)]
+        mine = ports[index * each : (index + 1) * each]
         data = DataDir(root / name.lower())
         passphrase_file = root / f"{name.lower()}.passphrase"
         passphrase = secrets.token_urlsafe(24).encode()
         root.mkdir(parents=True, exist_ok=True)
         write_atomically(passphrase_file, passphrase + b"\n", mode=0o600)
-        listen = [f"127.0.0.1:{p}" for p in mine[1:]]
-        data.init(name, passphrase, listen, api=f"127.0.0.1:{mine[0]}")
+        listen = [f"127.0.0.1:{p}" for p in mine[2:]]
+        data.init(
+            name, passphrase, listen, api=f"127.0.0.1:{mine[0]}", console=f"127.0.0.1:{mine[1]}"
+        )
         log_file = root / f"{name.lower()}.log"
         stations.append(StationProcess(name, data, passphrase_file, log_file))
     a, b = stations

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,10 @@ class Connection:
     writer: asyncio.StreamWriter
 
 
+RTT_HISTORY_EVERY_NS = 10 * 1_000_000_000  # one point per 10 s: an hour is 360 points
+RTT_HISTORY_POINTS = 360
+
+
 @dataclass(slots=True)
 class PathState:
     address: str
@@ -52,6 +57,15 @@ class PathState:
     since_ns: int = field(default_factory=time.time_ns)
     rtt_ms: float | None = None
     clock_offset_ms: float | None = None
+    # The last hour of round trips, for the console's chart: (when, ms).
+    rtt_history: deque[tuple[int, float]] = field(
+        default_factory=lambda: deque(maxlen=RTT_HISTORY_POINTS)
+    )
+
+    def measured(self, rtt_ms: float, clock_offset_ms: float, now_ns: int) -> None:
+        self.rtt_ms, self.clock_offset_ms = rtt_ms, clock_offset_ms
+        if not self.rtt_history or now_ns - self.rtt_history[-1][0] >= RTT_HISTORY_EVERY_NS:
+            self.rtt_history.append((now_ns, round(rtt_ms, 3)))
 
 
 @dataclass(slots=True)
@@ -137,7 +151,7 @@ class LinkRuntime:
             ):
                 path_state = self.paths.get(self.connections[sid].path)
                 if path_state is not None:
-                    path_state.rtt_ms, path_state.clock_offset_ms = rtt / 1e6, offset / 1e6
+                    path_state.measured(rtt / 1e6, offset / 1e6, time.time_ns())
         self.hub.publish(describe(self.link.name, event))
 
     def _set_path(self, address: str, state: str, reason: str = "") -> None:

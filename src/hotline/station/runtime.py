@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import uvicorn
 import uvloop
@@ -26,6 +26,7 @@ from hotline.errors import ConfigError
 from hotline.protocol.state import LinkConfig
 from hotline.station.connections import PathManager
 from hotline.station.datadir import DataDir, StationConfig
+from hotline.station.discipline import Discipline
 from hotline.station.events import EventHub
 from hotline.station.link_runtime import LinkRuntime
 from hotline.station.links import load_links
@@ -98,10 +99,12 @@ class Station:
         self.hub = EventHub()
         self.lock = _DataDirLock(data)
         self.store: StoreThread | None = None
+        self.discipline = Discipline(self, self.config.console)
         self.links: dict[str, LinkRuntime] = {}
         self.started_ns = time.time_ns()
         self._stop = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
+        self._http_servers: list[uvicorn.Server] = []
         self.failure: BaseException | None = None
 
     async def run(self) -> None:
@@ -111,30 +114,39 @@ class Station:
         finally:
             self.lock.release()
 
+    async def open(self) -> None:
+        """Open the store and bring each link's core up from it: the station's state, without
+        its network, API or console (tests of the console start here)."""
+        self.store = StoreThread(open_store(self.data, self.config))
+        for link in load_links(self.data, self.identity):
+            await self.store.call(functools.partial(_add_link, config=link.config))
+            paths = link.dial if link.dials else list(self.config.station.listen)
+            runtime = LinkRuntime(link, self.store, self.hub, paths)
+            runtime.on_fatal = self._fail
+            await runtime.start()
+            self.links[link.name] = runtime
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
     async def _run(self) -> None:
-        store = open_store(self.data, self.config)
-        self.store = StoreThread(store)
         tasks: list[asyncio.Task[None]] = []
         try:
-            links = load_links(self.data, self.identity)
-            for link in links:
-                await self.store.call(functools.partial(_add_link, config=link.config))
-                paths = link.dial if link.dials else list(self.config.station.listen)
-                runtime = LinkRuntime(link, self.store, self.hub, paths)
-                runtime.on_fatal = self._fail
-                await runtime.start()
-                self.links[link.name] = runtime
+            await self.open()
             manager = PathManager(list(self.links.values()))
             await self._listen(manager)
             tasks = self._start_tasks(manager)
-            api = await self._serve_api()
-            tasks.append(api)
+            if self.config.console.listen:
+                tasks.append(await self._serve_console())
+            tasks.append(await self._serve_api())  # the HTTP servers last: shutdown waits for them
             self._install_signals()
             log.info(
-                "station %s up: %d link(s), API on %s",
+                "station %s up: %d link(s), API on %s, console on %s",
                 self.card.body.name,
-                len(links),
+                len(self.links),
                 self.config.api.listen,
+                self.config.console.listen or "(none)",
             )
             print(
                 f"station {self.card.body.name} ready, API on http://{self.config.api.listen}",
@@ -149,7 +161,7 @@ class Station:
         finally:
             for task in tasks:
                 task.cancel()
-            self.store.close()
+            self.close()
 
     async def _listen(self, manager: PathManager) -> None:
         for address in self.config.station.listen:
@@ -163,7 +175,7 @@ class Station:
             self._servers.append(server)
 
     def _start_tasks(self, manager: PathManager) -> list[asyncio.Task[None]]:
-        tasks = [asyncio.create_task(self._tick())]
+        tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.discipline.run())]
         for runtime in self.links.values():
             tasks.append(asyncio.create_task(runtime.run_sender()))
             if runtime.link.dials:
@@ -181,24 +193,44 @@ class Station:
     async def _serve_api(self) -> asyncio.Task[None]:
         from hotline.station.api import make_app  # noqa: PLC0415 - FastAPI loads only to serve
 
-        host, _, port = self.config.api.listen.rpartition(":")
+        return await self._serve(make_app(self), self.config.api.listen, "the API")
+
+    async def _serve_console(self) -> asyncio.Task[None]:
+        from hotline.console.app import make_console_app  # noqa: PLC0415 - a layer above
+        from hotline.console.drafts import reconcile_drafts  # noqa: PLC0415
+
+        await reconcile_drafts(self)
+        settings = self.config.console
+        tls = bool(settings.tls_cert)
+        app = make_console_app(self, settings, tls)
+        return await self._serve(
+            app, settings.listen, "the console", settings.tls_cert, settings.tls_key
+        )
+
+    async def _serve(
+        self, app: Any, listen: str, what: str, cert: str = "", key: str = ""
+    ) -> asyncio.Task[None]:
+        host, _, port = listen.rpartition(":")
         config = uvicorn.Config(
-            make_app(self),
+            app,
             host=host.strip("[]"),
             port=int(port),
             log_level="warning",
             lifespan="off",
             access_log=False,  # each request is not a log line; operators' acts go to the audit log
-            proxy_headers=False,  # no proxy stands before a loopback API: trust no forwarded header
+            proxy_headers=False,  # no proxy stands before these: trust no forwarded header
+            ssl_certfile=cert or None,
+            ssl_keyfile=key or None,
+            timeout_graceful_shutdown=1,  # an open event stream must not hold up a stop
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():
                 task.result()
-                raise ConfigError(f"cannot serve the API on {self.config.api.listen}: port in use?")
+                raise ConfigError(f"cannot serve {what} on {listen}: port in use?")
             await asyncio.sleep(0.01)
-        self._api_server = server
+        self._http_servers.append(server)
         return task
 
     def _install_signals(self) -> None:
@@ -225,11 +257,13 @@ class Station:
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         """Stop taking work, let the transaction in flight finish, close sessions with a reason."""
         log.info("station %s shutting down", self.card.body.name)
-        self._api_server.should_exit = True
+        for http_server in self._http_servers:
+            http_server.should_exit = True
         for server in self._servers:
             server.close()
+        http_tasks = tasks[len(tasks) - len(self._http_servers) :]
         for task in tasks:
-            if task is not tasks[-1]:
+            if task not in http_tasks:
                 task.cancel()
         for runtime in self.links.values():
             with contextlib.suppress(Exception):
@@ -237,7 +271,7 @@ class Station:
             for connection in list(runtime.connections.values()):
                 connection.writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(tasks[-1], 5)
+            await asyncio.wait_for(asyncio.gather(*http_tasks), 5)
 
 
 def _add_link(store: SqlStore, config: LinkConfig) -> None:

@@ -1,7 +1,8 @@
 """The store, once for both SQL backends: what a link core restores from, and what it commits.
 
-A backend (sqlite.py, postgres.py) supplies a connection, its placeholder, its transaction and its
-error types; everything else is here, so both backends pass the same tests by construction.
+A backend (sqlite.py, postgres.py) supplies the primitives of backend.py (a connection, its
+placeholder, its transaction and its error types); everything else is here and in people.py, so
+both backends pass the same tests by construction.
 Loading a link walks every stored chain (sequence, hash, link to the previous envelope): a store
 that finds a gap, a changed row or a broken link raises StoreCorruptError and the station refuses
 to send on, rather than extending a history it cannot vouch for.
@@ -9,9 +10,6 @@ to send on, rather than extending a history it cannot vouch for.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from hotline.crypto.identity import PublicIdentity
@@ -19,40 +17,15 @@ from hotline.errors import ProtocolError, StoreCorruptError, StoreError
 from hotline.protocol.envelope import LANES, Envelope, MessageType, decode_envelope, sha256
 from hotline.protocol.state import Batch, LinkConfig, LinkState, empty_heads
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt, Signed
+from hotline.store.backend import Row
+from hotline.store.people import PeopleRecords
 from hotline.store.schema import MIGRATIONS
 
 __all__ = ["SqlStore"]
 
-Row = tuple[Any, ...]
 
-
-class SqlStore(ABC):
-    dialect: str
-    placeholder = "?"
-
-    # -- what a backend provides -----------------------------------------------------------------
-
-    @abstractmethod
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    @abstractmethod
-    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]: ...
-
-    @abstractmethod
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-
-    @abstractmethod
-    def _executemany(self, sql: str, params: list[Sequence[Any]]) -> None: ...
-
-    @abstractmethod
-    def transaction(self) -> AbstractContextManager[None]:
-        """One write transaction; rolled back, as StoreError, if anything in it fails."""
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def _sql(self, sql: str) -> str:
-        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+class SqlStore(PeopleRecords):
+    """The link's records (here) and the people's (PeopleRecords), over a backend's primitives."""
 
     # -- schema ----------------------------------------------------------------------------------
 
@@ -279,6 +252,65 @@ class SqlStore(ABC):
             "FROM inbox i WHERE i.link_id = ? ORDER BY i.id DESC LIMIT ?",
             (link_id, limit),
         )
+
+    def awaiting_acknowledgement(self, link_id: bytes) -> list[Row]:
+        """Our principal messages no person there has acknowledged yet: lane, seq, accepted_ns,
+        receipted_ns, envelope (oldest first)."""
+        return self._rows(
+            "SELECT lane, seq, accepted_ns, receipted_ns, envelope FROM outbox "
+            "WHERE link_id = ? AND acknowledged_by IS NULL AND type = 0 ORDER BY lane, seq",
+            (link_id,),
+        )
+
+    def unacknowledged_inbound(self, link_id: bytes, lane: int) -> list[Row]:
+        """The peer's messages in `lane` that no person here has acknowledged (acknowledgements
+        themselves aside): seq, received_ns, envelope (oldest first)."""
+        return self._rows(
+            "SELECT i.seq, i.received_ns, i.envelope FROM inbox i "
+            "WHERE i.link_id = ? AND i.lane = ? AND i.type != 3 AND NOT EXISTS ("
+            "SELECT 1 FROM outbox o WHERE o.link_id = i.link_id AND o.ref_lane = i.lane "
+            "AND o.ref_seq = i.seq) ORDER BY i.seq",
+            (link_id, lane),
+        )
+
+    def last_sent(self, link_id: bytes, type: int) -> Row | None:
+        """Our newest envelope of a type: lane, seq, accepted_ns, receipted_ns."""
+        rows = self._rows(
+            "SELECT lane, seq, accepted_ns, receipted_ns FROM outbox "
+            "WHERE link_id = ? AND type = ? ORDER BY accepted_ns DESC LIMIT 1",
+            (link_id, type),
+        )
+        return rows[0] if rows else None
+
+    def last_received(self, link_id: bytes, type: int) -> Row | None:
+        """The peer's newest envelope of a type: lane, seq, received_ns."""
+        rows = self._rows(
+            "SELECT lane, seq, received_ns FROM inbox "
+            "WHERE link_id = ? AND type = ? ORDER BY received_ns DESC LIMIT 1",
+            (link_id, type),
+        )
+        return rows[0] if rows else None
+
+    def sent_since(self, link_id: bytes, lane: int, since_ns: int) -> list[Row]:
+        """Our envelopes in a lane accepted at or after a time: seq, envelope."""
+        return self._rows(
+            "SELECT seq, envelope FROM outbox WHERE link_id = ? AND lane = ? AND accepted_ns >= ? "
+            "ORDER BY seq",
+            (link_id, lane, since_ns),
+        )
+
+    def lane_extents(self, link_id: bytes) -> dict[str, dict[int, tuple[int, int, int]]]:
+        """Per direction and lane: first seq, last seq, and how many envelopes are held. A
+        chain with no gap holds last - first + 1; the console says so in plain words."""
+        extents: dict[str, dict[int, tuple[int, int, int]]] = {}
+        for direction, table in (("out", "outbox"), ("in", "inbox")):
+            rows = self._rows(
+                f"SELECT lane, min(seq), max(seq), count(*) FROM {table} "  # noqa: S608 - ours
+                "WHERE link_id = ? GROUP BY lane",
+                (link_id,),
+            )
+            extents[direction] = {lane: (first, last, n) for lane, first, last, n in rows}
+        return extents
 
     def inbound(self, link_id: bytes, lane: int, seq: int) -> bytes | None:
         rows = self._rows(

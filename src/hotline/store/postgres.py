@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 
 from hotline.errors import StoreError
-from hotline.store.base import Row, SqlStore
+from hotline.store.backend import Row
+from hotline.store.base import SqlStore
 
 __all__ = ["PostgresStore"]
 

@@ -11,7 +11,10 @@ Tables (the same in both dialects):
     receipts     the peer's newest signed receipt for our envelopes: our proof of delivery
     checkpoints  every checkpoint made or received, as signed
     peer_state   the newest handshake timestamp accepted from the peer (the replay guard)
-    audit        what people must find later: refusals, evidence, and (later) operators' acts
+    audit        what people must find later: refusals, evidence, and operators' acts
+    operators    the people at the console: role, password hash, TOTP secret, lockout
+    drafts       messages drafted at the console, waiting for (or past) a supervisor's release
+    shift_log    the duty officers' notes and hand-overs
 """
 
 from __future__ import annotations
@@ -102,8 +105,59 @@ _V3 = [
     "CREATE INDEX outbox_unreceipted ON outbox (link_id, lane, seq) WHERE receipted_ns IS NULL",
 ]
 
+# Version 4: the people at the console. Operators and their credentials, drafts waiting for a
+# supervisor's release (the two-person rule), the shift log; and the indexes behind what the
+# station asks every second: has a person here acknowledged this incoming message, which of our
+# principal messages wait for a person there, when did the last test go and come.
+_V4 = """
+CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    totp_secret TEXT NOT NULL,
+    language TEXT NOT NULL,
+    disabled INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    locked_until_ns BIGINT NOT NULL,
+    last_totp_step BIGINT NOT NULL,
+    created_ns BIGINT NOT NULL
+);
+CREATE TABLE drafts (
+    id {serial},
+    link TEXT NOT NULL,
+    lane INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    language TEXT NOT NULL,
+    text TEXT NOT NULL,
+    drafted_by TEXT NOT NULL,
+    drafted_ns BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    decided_by TEXT,
+    decided_ns BIGINT,
+    seq BIGINT
+);
+CREATE TABLE shift_log (
+    id {serial},
+    at_ns BIGINT NOT NULL,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL,
+    handover INTEGER NOT NULL
+);
+CREATE INDEX outbox_acknowledgements ON outbox (link_id, ref_lane, ref_seq)
+    WHERE ref_lane IS NOT NULL;
+CREATE INDEX outbox_unacknowledged ON outbox (link_id, lane, seq)
+    WHERE acknowledged_by IS NULL AND type = 0;
+CREATE INDEX outbox_by_type ON outbox (link_id, type, accepted_ns);
+CREATE INDEX inbox_by_type ON inbox (link_id, type, received_ns)
+"""
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
-    dialect: [_statements(_COMMON_V1.format(**types)), _V2, _V3]
+    dialect: [
+        _statements(_COMMON_V1.format(**types)),
+        _V2,
+        _V3,
+        _statements(_V4.format(**types)),
+    ]
     for dialect, types in _DIALECTS.items()
 }

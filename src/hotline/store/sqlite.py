@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hotline.errors import StoreError
-from hotline.store.base import Row, SqlStore
+from hotline.store.backend import Row
+from hotline.store.base import SqlStore
 
 __all__ = ["SqliteStore"]
 

@@ -1,0 +1,117 @@
+"""The console's web application: the static page, its JSON routes (routes.py), and the event
+stream that keeps the page live. Every answer carries a strict Content-Security-Policy: the page
+runs only its own script and style, and talks only to its own station."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hotline.console import views
+from hotline.console.auth import SessionBook
+from hotline.console.routes import router
+from hotline.console.security import COOKIE, Console, ConsoleDep, Viewer
+from hotline.station.datadir import ConsoleSection
+
+if TYPE_CHECKING:
+    from hotline.station.runtime import Station
+
+__all__ = ["make_console_app"]
+
+STATIC = Path(__file__).parent / "static"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+BOARD_EVERY_S = 5.0
+_BOARD_EVENTS = frozenset({"path", "link", "alarms", "session_ready", "session_closed"})
+_MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged"})
+
+
+class SecurityHeaders:
+    """The same strict headers on every answer, the page and the JSON alike."""
+
+    def __init__(self, app: ASGIApp, tls: bool) -> None:
+        self.app = app
+        self.headers = [
+            (b"content-security-policy", CSP.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"cache-control", b"no-store"),
+        ]
+        if tls:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> FastAPI:
+    app = FastAPI(title="Hotline console", openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(SecurityHeaders, tls=tls)
+    app.state.console = Console(station, settings, SessionBook(settings.idle_timeout_s), tls)
+    app.include_router(router)
+    app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/console/events", _events, methods=["GET"])
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+async def _page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def _events(request: Request, _: Viewer, console: ConsoleDep) -> StreamingResponse:
+    token = request.cookies.get(COOKIE)
+    return StreamingResponse(_stream(console, token, request), media_type="text/event-stream")
+
+
+async def _stream(console: Console, token: str | None, request: Request) -> AsyncIterator[str]:
+    """The board whenever a link, a path or the alarms change (at most once a second, and every
+    few seconds anyway); a nudge when messages or drafts change. Ends with the session."""
+    station = console.station
+    queue = station.hub.listen()
+    try:
+        yield _sse("board", views.board(station))
+        last_board = time.monotonic()
+        while not await request.is_disconnected() and console.sessions.peek(token):
+            try:
+                event = await asyncio.wait_for(queue.get(), 1.0)
+            except TimeoutError:
+                event = {"type": "tick"}
+            kind = event.get("type")
+            if kind in _MESSAGE_EVENTS:
+                yield _sse("message", {"link": event.get("link")})
+            elif kind == "drafts":
+                yield _sse("draft", {})
+            wait = 1.0 if kind in _BOARD_EVENTS else BOARD_EVERY_S
+            if time.monotonic() - last_board >= wait:
+                yield _sse("board", views.board(station))
+                last_board = time.monotonic()
+    finally:
+        station.hub.forget(queue)
+
+
+def _sse(kind: str, data: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

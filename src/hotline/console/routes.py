@@ -1,0 +1,342 @@
+"""The console's JSON routes (docs/console.md lists them). Each names the permission it needs in
+its signature and writes each person's act to the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from hotline.console import views
+from hotline.console.auth import Session, check_login, totp_uri
+from hotline.console.drafts import draft_json, send_draft
+from hotline.console.operators import add_operator, reset_operator, set_disabled
+from hotline.console.security import (
+    COOKIE,
+    Acknowledger,
+    Admin,
+    Auditor,
+    ConsoleDep,
+    Drafter,
+    Notetaker,
+    Releaser,
+    SignedIn,
+    Silencer,
+    Viewer,
+    check_origin,
+)
+from hotline.errors import ConfigError, ProtocolError, StoreError
+from hotline.protocol.envelope import Lane, MessageType
+from hotline.store.people import Draft, ShiftNote
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/console")
+LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+TypeName = Literal["principal", "service", "test"]
+_ACK_TEXT = {"en": "Acknowledged", "ru": "Принято"}
+
+
+class Login(BaseModel):
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    code: str = Field(max_length=16)
+
+
+class LanguageChoice(BaseModel):
+    language: Literal["en", "ru"]
+
+
+class NewDraft(BaseModel):
+    link: str
+    lane: LaneName = "ROUTINE"
+    type: TypeName = "principal"
+    language: str = Field(default="en", min_length=1, max_length=35)
+    text: str = Field(min_length=1, max_length=32 * 1024)
+
+
+class AckRequest(BaseModel):
+    text: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class NewNote(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+    handover: bool = False
+
+
+class NewOperator(BaseModel):
+    name: str
+    role: str
+    language: Literal["en", "ru"] = "en"
+    password: str | None = None
+
+
+class OperatorChange(BaseModel):
+    disabled: bool | None = None
+    reset: bool = False
+
+
+def _me(session: Session) -> dict[str, Any]:
+    return {
+        "operator": session.operator,
+        "role": session.role.value,
+        "language": session.language,
+        "csrf": session.csrf,
+        "permissions": sorted(session.permissions),
+    }
+
+
+# -- signing in and out ----------------------------------------------------------------------
+
+
+@router.post("/login")
+async def login(request: Request, credentials: Login, console: ConsoleDep) -> JSONResponse:
+    check_origin(request)
+    now = time.time_ns()
+    operator = await console.store(lambda s: s.operator(credentials.name))
+    result = await asyncio.to_thread(
+        check_login, operator, credentials.password, credentials.code, now
+    )
+    if result.changes:
+        changes = result.changes
+        await console.store(lambda s: s.update_operator(credentials.name, **changes))
+    await console.audit(credentials.name, "login" if result.ok else "login refused", result.reason)
+    if result.locked:
+        raise HTTPException(423, "this account is locked for a while after failed sign-ins")
+    if not result.ok or operator is None:
+        raise HTTPException(401, "wrong name, password or code")
+    token, session = console.sessions.open(operator)
+    answer = JSONResponse(_me(session))
+    answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=console.tls, path="/")
+    return answer
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, session: SignedIn, console: ConsoleDep) -> Response:
+    console.sessions.close(request.cookies.get(COOKIE))
+    await console.audit(session.operator, "logout", "")
+    answer = Response(status_code=204)
+    answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=console.tls)
+    return answer
+
+
+@router.get("/me")
+async def me(session: SignedIn) -> dict[str, Any]:
+    return _me(session)
+
+
+@router.put("/me/language")
+async def language(
+    choice: LanguageChoice, session: SignedIn, console: ConsoleDep
+) -> dict[str, Any]:
+    await console.store(lambda s: s.update_operator(session.operator, language=choice.language))
+    session.language = choice.language
+    return _me(session)
+
+
+# -- looking -----------------------------------------------------------------------------------
+
+
+@router.get("/board")
+async def board(_: Viewer, console: ConsoleDep) -> dict[str, Any]:
+    return views.board(console.station)
+
+
+@router.get("/traffic/{name}")
+async def traffic(name: str, _: Viewer, console: ConsoleDep) -> dict[str, Any]:
+    deadlines = {lane.name: console.settings.deadlines.for_lane(lane.name) for lane in Lane}
+    return await views.traffic(console.link(name), deadlines, time.time_ns())
+
+
+# -- drafting and releasing --------------------------------------------------------------------
+
+
+@router.get("/drafts")
+async def drafts(_: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
+    waiting = await console.store(lambda s: s.drafts(("draft",)))
+    return [draft_json(d) for d in waiting]
+
+
+@router.post("/drafts", status_code=201)
+async def draft(new: NewDraft, session: Drafter, console: ConsoleDep) -> dict[str, Any]:
+    runtime = console.link(new.link)
+    needs_release = console.settings.two_person_rule and new.type == "principal"
+    now = time.time_ns()
+    decided_by, decided_ns = (None, None) if needs_release else (session.operator, now)
+    record = Draft(
+        0, new.link, Lane[new.lane], MessageType[new.type.upper()], new.language, new.text,
+        session.operator, now, "draft" if needs_release else "releasing", decided_by,
+        decided_ns, None,
+    )  # fmt: skip
+    record.id = await console.store(lambda s: s.add_draft(record))
+    if not needs_release:
+        return await send_draft(console, runtime, record, session.operator, "sent")
+    await console.audit(session.operator, "drafted", f"draft {record.id}: {new.link} {new.lane}")
+    console.station.hub.publish({"type": "drafts"})
+    return draft_json(record)
+
+
+@router.post("/drafts/{draft_id}/release")
+async def release(draft_id: int, session: Releaser, console: ConsoleDep) -> dict[str, Any]:
+    record = await console.store(lambda s: s.draft(draft_id))
+    if record is None or record.state != "draft":
+        raise HTTPException(404, f"no draft {draft_id} waiting for release")
+    if record.drafted_by == session.operator:
+        raise HTTPException(403, "two-person rule: another supervisor must release this")
+    runtime = console.link(record.link)
+    now = time.time_ns()
+    if not await console.store(
+        lambda s: s.decide_draft(draft_id, "draft", "releasing", session.operator, now)
+    ):
+        raise HTTPException(409, f"draft {draft_id} was decided by someone else just now")
+    record.state, record.decided_by, record.decided_ns = "releasing", session.operator, now
+    return await send_draft(console, runtime, record, session.operator, "released")
+
+
+@router.post("/drafts/{draft_id}/reject")
+async def reject(draft_id: int, session: Releaser, console: ConsoleDep) -> dict[str, Any]:
+    now = time.time_ns()
+    if not await console.store(
+        lambda s: s.decide_draft(draft_id, "draft", "rejected", session.operator, now)
+    ):
+        raise HTTPException(404, f"no draft {draft_id} waiting for release")
+    await console.audit(session.operator, "rejected", f"draft {draft_id}")
+    console.station.hub.publish({"type": "drafts"})
+    return draft_json(await console.store(lambda s: s.draft(draft_id)))
+
+
+# -- acknowledging and silencing ---------------------------------------------------------------
+
+
+@router.post("/inbox/{name}/{lane}/{seq}/ack", status_code=201)
+async def acknowledge(
+    name: str,
+    lane: LaneName,
+    seq: int,
+    session: Acknowledger,
+    console: ConsoleDep,
+    ack: AckRequest | None = None,
+) -> dict[str, Any]:
+    runtime = console.link(name)
+    text = (ack.text if ack else None) or _ACK_TEXT.get(session.language, "Acknowledged")
+    try:
+        envelope = await runtime.acknowledge(Lane[lane], seq, session.language, text)
+    except ProtocolError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if envelope is None:
+        raise HTTPException(404, f"no message {lane} {seq} from {name!r}")
+    await console.audit(session.operator, "acknowledged", f"{name} {lane} {seq}")
+    await console.station.discipline.review(time.time_ns())  # the alarm goes now, not in 1 s
+    return {"link": name, "lane": lane, "seq": envelope.seq, "acknowledges": seq}
+
+
+@router.post("/alarms/{alarm_id}/silence", status_code=204)
+async def silence(alarm_id: str, session: Silencer, console: ConsoleDep) -> Response:
+    if console.station.discipline.silence(alarm_id, session.operator) is None:
+        raise HTTPException(404, "no such alarm (it may have cleared)")
+    await console.audit(session.operator, "silenced", alarm_id)
+    return Response(status_code=204)
+
+
+# -- shift log, audit log, operators -----------------------------------------------------------
+
+
+@router.get("/shift-log")
+async def shift_log(_: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
+    notes = await console.store(lambda s: s.shift_notes())
+    return [
+        {"id": n.id, "at_ns": n.at_ns, "author": n.author, "text": n.text, "handover": n.handover}
+        for n in notes
+    ]
+
+
+@router.post("/shift-log", status_code=201)
+async def add_note(note: NewNote, session: Notetaker, console: ConsoleDep) -> dict[str, str]:
+    record = ShiftNote(0, time.time_ns(), session.operator, note.text, note.handover)
+    await console.store(lambda s: s.add_shift_note(record))
+    await console.audit(session.operator, "hand-over" if note.handover else "shift note", "")
+    return {"status": "written"}
+
+
+@router.get("/audit")
+async def audit_log(_: Auditor, console: ConsoleDep) -> list[dict[str, Any]]:
+    rows = await console.store(lambda s: s.audit_log())
+    names = {r.link.config.link_id: name for name, r in console.station.links.items()}
+    return [
+        {
+            "id": row_id,
+            "at_ns": at,
+            "actor": actor,
+            "action": action,
+            "detail": detail,
+            "link": names.get(bytes(link_id)) if link_id is not None else None,
+        }
+        for row_id, at, actor, action, detail, link_id in rows
+    ]
+
+
+@router.get("/operators")
+async def operators(_: Admin, console: ConsoleDep) -> list[dict[str, Any]]:
+    people = await console.store(lambda s: s.operators())
+    return [
+        {
+            "name": p.name,
+            "role": p.role,
+            "language": p.language,
+            "disabled": p.disabled,
+            "locked_until_ns": p.locked_until_ns,
+        }
+        for p in people
+    ]
+
+
+@router.post("/operators", status_code=201)
+async def new_operator(new: NewOperator, session: Admin, console: ConsoleDep) -> dict[str, Any]:
+    now = time.time_ns()
+    try:
+        made = await console.store(
+            lambda s: add_operator(s, new.name, new.role, now, new.language, new.password)
+        )
+    except ConfigError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except StoreError as exc:
+        raise HTTPException(409, str(exc)) from None
+    await console.audit(session.operator, "operator added", f"{new.name} as {new.role}")
+    return _credentials(console.station.card.body.name, made.name, made.password, made.totp_secret)
+
+
+@router.put("/operators/{name}")
+async def change_operator(
+    name: str, change: OperatorChange, session: Admin, console: ConsoleDep
+) -> dict[str, Any]:
+    try:
+        if change.reset:
+            made = await console.store(lambda s: reset_operator(s, name))
+            console.sessions.close_operator(name)
+            await console.audit(session.operator, "operator reset", name)
+            station = console.station.card.body.name
+            return _credentials(station, name, made.password, made.totp_secret)
+        if change.disabled is not None:
+            disabled = change.disabled
+            await console.store(lambda s: set_disabled(s, name, disabled))
+            if disabled:
+                console.sessions.close_operator(name)
+            action = "operator disabled" if disabled else "operator enabled"
+            await console.audit(session.operator, action, name)
+            return {"name": name, "disabled": disabled}
+    except ConfigError as exc:
+        raise HTTPException(404, str(exc)) from None
+    raise HTTPException(422, "say what to change: disabled, or reset")
+
+
+def _credentials(station: str, name: str, password: str | None, secret: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "password": password,
+        "totp_secret": secret,
+        "totp_uri": totp_uri(station, name, secret),
+    }

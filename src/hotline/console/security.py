@@ -1,0 +1,111 @@
+"""Who is asking, and may they: the console's sessions, permissions, CSRF and origin checks, as
+FastAPI dependencies. A route names what it needs in its signature (`Releaser`, `Viewer`...),
+so the permission a route checks can be read where the route is written."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from hotline.console.auth import Session, SessionBook
+from hotline.station.datadir import ConsoleSection
+
+if TYPE_CHECKING:
+    from hotline.station.link_runtime import LinkRuntime
+    from hotline.station.runtime import Station
+
+__all__ = [
+    "COOKIE",
+    "Acknowledger",
+    "Admin",
+    "Auditor",
+    "Console",
+    "ConsoleDep",
+    "Drafter",
+    "Notetaker",
+    "Releaser",
+    "SignedIn",
+    "Silencer",
+    "Viewer",
+    "check_origin",
+]
+
+COOKIE = "hotline_session"
+
+
+@dataclass
+class Console:
+    """What every route works with: the station, the console's settings, the signed-in people."""
+
+    station: Station
+    settings: ConsoleSection
+    sessions: SessionBook
+    tls: bool
+
+    async def store(self, work: Callable[[Any], Any]) -> Any:
+        assert self.station.store is not None  # the console starts after the store
+        return await self.station.store.call(work)
+
+    async def audit(self, actor: str, action: str, detail: str) -> None:
+        now = time.time_ns()
+        await self.store(lambda s: s.audit_person(actor, action, detail, now))
+
+    def link(self, name: str) -> LinkRuntime:
+        runtime = self.station.links.get(name)
+        if runtime is None:
+            raise HTTPException(404, f"no link named {name!r}")
+        return runtime
+
+
+def _console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+ConsoleDep = Annotated[Console, Depends(_console)]
+
+
+def check_origin(request: Request) -> None:
+    """A browser says where a request comes from; a change from another page is refused."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+        raise HTTPException(403, "a change from another origin is refused")
+
+
+def _signed_in(request: Request, console: ConsoleDep) -> Session:
+    session = console.sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        raise HTTPException(401, "not signed in, or signed out after being idle")
+    if request.method != "GET":
+        check_origin(request)
+        token = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(token.encode(), session.csrf.encode()):
+            raise HTTPException(403, "missing or wrong CSRF token")
+    return session
+
+
+SignedIn = Annotated[Session, Depends(_signed_in)]
+
+
+def _allowed(permission: str) -> Callable[[Session], Session]:
+    def check(session: SignedIn) -> Session:
+        if permission not in session.permissions:
+            raise HTTPException(403, f"the {session.role.value} role may not {permission}")
+        return session
+
+    return check
+
+
+Viewer = Annotated[Session, Depends(_allowed("view"))]
+Drafter = Annotated[Session, Depends(_allowed("draft"))]
+Releaser = Annotated[Session, Depends(_allowed("release"))]
+Acknowledger = Annotated[Session, Depends(_allowed("acknowledge"))]
+Silencer = Annotated[Session, Depends(_allowed("silence"))]
+Notetaker = Annotated[Session, Depends(_allowed("shift_log"))]
+Auditor = Annotated[Session, Depends(_allowed("audit"))]
+Admin = Annotated[Session, Depends(_allowed("admin"))]

@@ -1,0 +1,94 @@
+"""What the console shows, as JSON: the link board and the traffic of a link. Read from the
+station's live state and its store; docs/console.md gives the shapes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hotline.protocol.envelope import Lane, decode_envelope
+from hotline.station.events import envelope_json
+
+if TYPE_CHECKING:
+    from hotline.station.link_runtime import LinkRuntime
+    from hotline.station.runtime import Station
+
+__all__ = ["board", "traffic"]
+
+S = 1_000_000_000
+
+
+def board(station: Station) -> dict[str, Any]:
+    discipline = station.discipline
+    links = []
+    for runtime in station.links.values():
+        status = runtime.status()
+        tests = discipline.tests.get(runtime.link.name)
+        for path in status["paths"]:
+            history = runtime.paths[path["address"]].rtt_history
+            path["rtt_history"] = [[at, ms] for at, ms in history]
+        status["last_test"] = tests.last_sent if tests else None
+        status["last_peer_test_ns"] = tests.last_received_ns if tests else None
+        links.append(status)
+    alarms = sorted(discipline.alarms.values(), key=lambda a: a.raised_ns, reverse=True)
+    return {
+        "station": station.card.body.name,
+        "exercise": False,
+        "links": links,
+        "alarms": [alarm.to_json() for alarm in alarms],
+    }
+
+
+async def traffic(runtime: LinkRuntime, deadlines_s: dict[str, int], now_ns: int) -> dict[str, Any]:
+    config, name = runtime.link.config, runtime.link.name
+    link_id = config.link_id
+    outbox = await runtime.store.call(lambda s: s.outbox(link_id, 200))
+    inbox = await runtime.store.call(lambda s: s.inbox(link_id, 200))
+    extents = await runtime.store.call(lambda s: s.lane_extents(link_id))
+    out = []
+    for _lane, _seq, _type, accepted, receipted, acked, data in outbox:
+        envelope = decode_envelope(bytes(data), None)
+        message = envelope_json(envelope)
+        deadline = accepted + deadlines_s[message["lane"]] * S
+        waits = message["type"] == "principal" and not acked
+        out.append(
+            {
+                "direction": "out",
+                "link": name,
+                **message,
+                "accepted_ns": accepted,
+                "receipted_ns": receipted,
+                "state": "acknowledged" if acked else "receipted" if receipted else "accepted",
+                "acknowledged": bool(acked),
+                "deadline_ns": deadline if message["type"] == "principal" else None,
+                "overdue": waits and now_ns > deadline,
+            }
+        )
+    inn = []
+    for _lane, _seq, _type, received, acked, data in inbox:
+        envelope = decode_envelope(bytes(data), None)
+        inn.append(
+            {
+                "direction": "in",
+                "link": name,
+                **envelope_json(envelope),
+                "received_ns": received,
+                "state": "acknowledged" if acked else "received",
+                "acknowledged": bool(acked),
+                "deadline_ns": None,
+                "overdue": False,
+            }
+        )
+    return {"inbox": inn, "outbox": out, "gaps": _gaps(extents)}
+
+
+def _gaps(extents: dict[str, dict[int, tuple[int, int, int]]]) -> dict[str, Any]:
+    """Per direction and lane: the first and last sequence number held, and which numbers in
+    between are missing. The store refuses to hold a chain with a gap, so "missing" being empty
+    is checked, not assumed: a count that does not match the span would show here."""
+    result: dict[str, Any] = {}
+    for direction, lanes in extents.items():
+        result[direction] = {}
+        for lane, (first, last, count) in sorted(lanes.items()):
+            missing = [] if count == last - first + 1 else [f"{last - first + 1 - count} missing"]
+            result[direction][Lane(lane).name] = {"first": first, "last": last, "missing": missing}
+    return result

@@ -1,0 +1,280 @@
+"""The hotline's operating discipline, kept by the station rather than by any browser: the link
+test both ways every interval, deadlines for a person at the peer to acknowledge, and alarms.
+
+Alarms are derived, every second, from the state of the links and the store: a link or path
+that is DOWN, an incoming FLASH no person here has acknowledged, a principal message of ours past
+its deadline, a test of ours not receipted in time, no test from the peer for too long. So an
+alarm cannot be forgotten by a restart, and it clears only when its cause is gone. A person may
+silence one (the sound stops, the alarm stays); one that nobody has silenced after
+`escalate_after_s` escalates to level 2, and each raise and escalation goes to the webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.station.datadir import ConsoleSection
+from hotline.station.events import envelope_json
+
+if TYPE_CHECKING:
+    from hotline.station.link_runtime import LinkRuntime
+    from hotline.station.runtime import Station
+
+__all__ = ["Alarm", "Discipline", "test_text"]
+
+log = logging.getLogger("hotline.discipline")
+S = 1_000_000_000
+REVIEW_EVERY_S = 1.0
+# A link or path must stay DOWN this long before it is an alarm: a reconnect within a heartbeat
+# or two (and a station's first seconds) would otherwise raise and clear alarms by the dozen.
+DOWN_HOLD_NS = 3 * S
+
+# The test text carries every letter of both languages (Latin and Cyrillic, both cases, Ё and
+# ё), the digits and the punctuation an operator types, so a link that mangles any of them
+# fails its test visibly. The number and the time change every time.
+_LATIN = "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG / the quick brown fox jumps over the lazy dog"
+_CYRILLIC = (
+    "СЪЕШЬ ЖЕ ЕЩЁ ЭТИХ МЯГКИХ ФРАНЦУЗСКИХ БУЛОК, ДА ВЫПЕЙ ЧАЮ / "
+    "съешь же ещё этих мягких французских булок, да выпей чаю"
+)
+_SIGNS = "0123456789 .,:;!?-()«»\"'/@#%&*+=№"
+
+
+def test_text(station: str, number: int, now_ns: int) -> str:
+    when = datetime.fromtimestamp(now_ns / S, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"LINK TEST {number} from {station} at {when}\n{_LATIN}\n{_CYRILLIC}\n{_SIGNS}"
+
+
+@dataclass(slots=True)
+class Alarm:
+    id: str
+    kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue
+    link: str
+    text: str
+    raised_ns: int
+    level: int = 1
+    silenced_by: str | None = None
+    message: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "link": self.link,
+            "text": self.text,
+            "raised_ns": self.raised_ns,
+            "level": self.level,
+            "silenced": self.silenced_by is not None,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class _Found:
+    kind: str
+    link: str
+    text: str
+    since_ns: int  # when the cause began: an alarm raised late still says since when
+    message: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class LinkTests:
+    last_sent: dict[str, Any] | None = None  # {sent_ns, state, receipted_ns}
+    last_received_ns: int | None = None
+
+
+@dataclass
+class Discipline:
+    station: Station
+    settings: ConsoleSection
+    alarms: dict[str, Alarm] = field(default_factory=dict)
+    tests: dict[str, LinkTests] = field(default_factory=dict)
+    _sent_tests: int = 0
+    _webhooks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.review(time.time_ns())
+            except Exception:  # a review that fails must not end the discipline for good
+                log.exception("the alarm review failed; trying again")
+            await asyncio.sleep(REVIEW_EVERY_S)
+
+    async def review(self, now_ns: int) -> None:
+        found: dict[str, _Found] = {}
+        for runtime in self.station.links.values():
+            await self._send_test_if_due(runtime, now_ns)
+            found.update(self._link_alarms(runtime, now_ns))
+            found.update(await self._traffic_alarms(runtime, now_ns))
+        changed = self._apply(found, now_ns)
+        if changed:
+            self.station.hub.publish({"type": "alarms"})
+
+    # -- tests -----------------------------------------------------------------------------------
+
+    async def _send_test_if_due(self, runtime: LinkRuntime, now_ns: int) -> None:
+        link_id = runtime.link.config.link_id
+        sent = await runtime.store.call(lambda s: s.last_sent(link_id, MessageType.TEST))
+        received = await runtime.store.call(lambda s: s.last_received(link_id, MessageType.TEST))
+        tests = self.tests.setdefault(runtime.link.name, LinkTests())
+        tests.last_received_ns = received[2] if received else None
+        if sent is None or now_ns - sent[2] >= self.settings.test_interval_s * S:
+            self._sent_tests += 1
+            text = test_text(self.station.card.body.name, self._sent_tests, now_ns)
+            envelope = await runtime.send(Lane.ROUTINE, MessageType.TEST, "en", text)
+            log.info("link %s: test %s sent", runtime.link.name, envelope.seq)
+            sent = (Lane.ROUTINE, envelope.seq, now_ns, None)
+        _lane, _seq, accepted_ns, receipted_ns = sent
+        deadline_ns = self.settings.test_deadline_s * S
+        if receipted_ns is not None:
+            state = "passed" if receipted_ns - accepted_ns <= deadline_ns else "late"
+        elif now_ns - accepted_ns > deadline_ns:
+            state = "failed"
+        else:
+            state = "waiting"
+        tests.last_sent = {"sent_ns": accepted_ns, "state": state, "receipted_ns": receipted_ns}
+
+    # -- finding causes --------------------------------------------------------------------------
+
+    def _link_alarms(self, runtime: LinkRuntime, now_ns: int) -> dict[str, _Found]:
+        name = runtime.link.name
+        found: dict[str, _Found] = {}
+        if runtime.state == "DOWN" and now_ns - runtime.since_ns > DOWN_HOLD_NS:
+            found[f"link_down:{name}"] = _Found(
+                "link_down", name, f"link {name} is DOWN", runtime.since_ns
+            )
+        for path in runtime.paths.values():
+            if path.state == "DOWN" and now_ns - path.since_ns > DOWN_HOLD_NS:
+                found[f"path_down:{name}:{path.address}"] = _Found(
+                    "path_down", name, f"link {name}: path {path.address} is DOWN", path.since_ns
+                )
+        tests = self.tests.get(name)
+        if tests and tests.last_sent and tests.last_sent["state"] == "failed":
+            found[f"test_failed:{name}"] = _Found(
+                "test_failed",
+                name,
+                f"link {name}: our test of {_clock(tests.last_sent['sent_ns'])} was not "
+                f"receipted within {self.settings.test_deadline_s} s",
+                tests.last_sent["sent_ns"],
+            )
+        expected_since = max(
+            (tests.last_received_ns if tests and tests.last_received_ns else 0),
+            self.station.started_ns,
+        )
+        grace_ns = self.settings.test_interval_s * S + self.settings.test_deadline_s * S
+        if now_ns - expected_since > grace_ns:
+            found[f"test_missing:{name}"] = _Found(
+                "test_missing",
+                name,
+                f"link {name}: no test from {runtime.link.peer_card.body.name} since "
+                f"{_clock(expected_since)}",
+                expected_since + grace_ns,
+            )
+        return found
+
+    async def _traffic_alarms(self, runtime: LinkRuntime, now_ns: int) -> dict[str, _Found]:
+        name, config = runtime.link.name, runtime.link.config
+        link_id = config.link_id
+        flashes = await runtime.store.call(lambda s: s.unacknowledged_inbound(link_id, Lane.FLASH))
+        waiting = await runtime.store.call(lambda s: s.awaiting_acknowledgement(link_id))
+        found: dict[str, _Found] = {}
+        for seq, received_ns, data in flashes:
+            envelope = decode_envelope(bytes(data), None)
+            message = {"direction": "in", "link": name, **envelope_json(envelope)}
+            found[f"flash:{name}:{seq}"] = _Found(
+                "flash",
+                name,
+                f"FLASH from {runtime.link.peer_card.body.name}",
+                received_ns,
+                message,
+            )
+        deadlines = self.settings.deadlines
+        for lane, seq, accepted_ns, _receipted, data in waiting:
+            deadline_ns = accepted_ns + deadlines.for_lane(Lane(lane).name) * S
+            if now_ns > deadline_ns:
+                envelope = decode_envelope(bytes(data), None)
+                message = {"direction": "out", "link": name, **envelope_json(envelope)}
+                found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
+                    "overdue",
+                    name,
+                    f"link {name}: {Lane(lane).name} {seq} not acknowledged by a person at "
+                    f"{runtime.link.peer_card.body.name} since {_clock(accepted_ns)}",
+                    deadline_ns,
+                    message,
+                )
+        return found
+
+    # -- raising, escalating, clearing -----------------------------------------------------------
+
+    def _apply(self, found: dict[str, _Found], now_ns: int) -> bool:
+        changed = False
+        for alarm_id in [a for a in self.alarms if a not in found]:
+            gone = self.alarms.pop(alarm_id)
+            log.warning("alarm cleared: %s", gone.text)
+            self._notify("cleared", gone)
+            changed = True
+        for alarm_id, cause in found.items():
+            alarm = self.alarms.get(alarm_id)
+            if alarm is None:
+                raised_ns = min(cause.since_ns, now_ns)
+                new = Alarm(alarm_id, cause.kind, cause.link, cause.text, raised_ns)
+                new.message = cause.message
+                self.alarms[alarm_id] = new
+                log.warning("ALARM %s: %s", cause.kind, cause.text)
+                self._notify("raised", new)
+                changed = True
+            elif (
+                alarm.level == 1
+                and alarm.silenced_by is None
+                and now_ns - alarm.raised_ns > self.settings.escalate_after_s * S
+            ):
+                alarm.level = 2
+                log.error("ALARM ESCALATED %s: %s", alarm.kind, alarm.text)
+                self._notify("escalated", alarm)
+                changed = True
+        return changed
+
+    def silence(self, alarm_id: str, by: str) -> Alarm | None:
+        alarm = self.alarms.get(alarm_id)
+        if alarm is not None and alarm.silenced_by is None:
+            alarm.silenced_by = by
+            self.station.hub.publish({"type": "alarms"})
+        return alarm
+
+    def _notify(self, what: str, alarm: Alarm) -> None:
+        if not self.settings.webhook:
+            return
+        body = {"event": what, "station": self.station.card.body.name, "alarm": alarm.to_json()}
+        task = asyncio.create_task(_post(self.settings.webhook, body))
+        self._webhooks.add(task)
+        task.add_done_callback(self._webhooks.discard)
+
+
+async def _post(url: str, body: dict[str, Any]) -> None:
+    """One try, five seconds: a webhook that is down must not hold up the station; the alarm
+    stays on the console, and its escalation tries the webhook again."""
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.post(
+                url,
+                content=json.dumps(body, ensure_ascii=False),
+                headers={"Content-Type": "application/json"},
+            )
+        if response.status_code >= 300:
+            log.error("webhook %s answered %s", url, response.status_code)
+    except httpx.HTTPError as exc:
+        log.error("webhook %s failed: %s", url, exc)
+
+
+def _clock(ns: int) -> str:
+    return datetime.fromtimestamp(ns / S, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
