@@ -40,6 +40,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._cut:  # cut while we connected: these were never seen by cut()
+                    client.close()
+                    server.close()
+                    return
                 self._sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
@@ -66,6 +70,6 @@ class TcpProxy:
         self.listener.close()
         with self._lock:
             for s in self._sockets:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):  # already reset by the other side
                     s.shutdown(socket.SHUT_RDWR)  # wakes the pumps; the stations see the end
-                    s.close()
+                s.close()

@@ -352,6 +352,7 @@ def test_a_station_on_postgresql_talks_to_one_on_sqlite(
             lambda: _link(london)["unreceipted"] == 0 and _link(moscow)["in_agreement"], "delivery"
         )
         inbox = moscow.call("GET", "/api/v1/links/london/inbox?limit=1000")
-        assert {(m["lane"], m["seq"], m["hash"]) for m in inbox} == accepted
+        principal = [m for m in inbox if m["type"] != "test"]  # the station's own link tests aside
+        assert {(m["lane"], m["seq"], m["hash"]) for m in principal} == accepted
         london.close()
         assert not london.data.store_file.exists()  # London's store was PostgreSQL all along

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from hotline.console import views
 from hotline.console.auth import Session, check_login, totp_uri
@@ -30,7 +30,7 @@ from hotline.console.security import (
     check_origin,
 )
 from hotline.errors import ConfigError, ProtocolError, StoreError
-from hotline.protocol.envelope import Lane, MessageType
+from hotline.protocol.envelope import MAX_TEXT_BYTES, Lane, MessageType
 from hotline.store.people import Draft, ShiftNote
 
 __all__ = ["router"]
@@ -56,7 +56,16 @@ class NewDraft(BaseModel):
     lane: LaneName = "ROUTINE"
     type: TypeName = "principal"
     language: str = Field(default="en", min_length=1, max_length=35)
-    text: str = Field(min_length=1, max_length=32 * 1024)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_BYTES)
+
+    @field_validator("text")
+    @classmethod
+    def _fits_an_envelope(cls, text: str) -> str:
+        """Checked when drafted, not only when released: the limit is in UTF-8 bytes."""
+        size = len(text.encode("utf-8", errors="surrogatepass"))
+        if size > MAX_TEXT_BYTES:
+            raise ValueError(f"the text is {size} bytes in UTF-8; at most {MAX_TEXT_BYTES}")
+        return text
 
 
 class AckRequest(BaseModel):

@@ -190,7 +190,12 @@ class Discipline:
         found: dict[str, _Found] = {}
         for seq, received_ns, data in flashes:
             envelope = decode_envelope(bytes(data), None)
-            message = {"direction": "in", "link": name, **envelope_json(envelope)}
+            message = {
+                "direction": "in",
+                "link": name,
+                **envelope_json(envelope),
+                "received_ns": received_ns,
+            }
             found[f"flash:{name}:{seq}"] = _Found(
                 "flash",
                 name,
@@ -203,7 +208,12 @@ class Discipline:
             deadline_ns = accepted_ns + deadlines.for_lane(Lane(lane).name) * S
             if now_ns > deadline_ns:
                 envelope = decode_envelope(bytes(data), None)
-                message = {"direction": "out", "link": name, **envelope_json(envelope)}
+                message = {
+                    "direction": "out",
+                    "link": name,
+                    **envelope_json(envelope),
+                    "accepted_ns": accepted_ns,
+                }
                 found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
                     "overdue",
                     name,

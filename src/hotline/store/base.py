@@ -299,17 +299,30 @@ class SqlStore(PeopleRecords):
             (link_id, lane, since_ns),
         )
 
-    def lane_extents(self, link_id: bytes) -> dict[str, dict[int, tuple[int, int, int]]]:
-        """Per direction and lane: first seq, last seq, and how many envelopes are held. A
-        chain with no gap holds last - first + 1; the console says so in plain words."""
-        extents: dict[str, dict[int, tuple[int, int, int]]] = {}
+    def lane_extents(self, link_id: bytes) -> dict[str, dict[int, tuple[int, int, list[int]]]]:
+        """Per direction and lane: first seq, last seq, and the numbers missing in between (at
+        most 100). `load` refuses a store with a gap, so the list is empty; the console checks
+        it and says so in plain words rather than take it on trust."""
+        extents: dict[str, dict[int, tuple[int, int, list[int]]]] = {}
         for direction, table in (("out", "outbox"), ("in", "inbox")):
             rows = self._rows(
                 f"SELECT lane, min(seq), max(seq), count(*) FROM {table} "  # noqa: S608 - ours
                 "WHERE link_id = ? GROUP BY lane",
                 (link_id,),
             )
-            extents[direction] = {lane: (first, last, n) for lane, first, last, n in rows}
+            extents[direction] = {}
+            for lane, first, last, count in rows:
+                missing: list[int] = []
+                if count != last - first + 1 or first != 1:
+                    held = {
+                        seq
+                        for (seq,) in self._rows(
+                            f"SELECT seq FROM {table} WHERE link_id = ? AND lane = ?",  # noqa: S608
+                            (link_id, lane),
+                        )
+                    }
+                    missing = [n for n in range(1, last + 1) if n not in held][:100]
+                extents[direction][lane] = (first, last, missing)
         return extents
 
     def inbound(self, link_id: bytes, lane: int, seq: int) -> bytes | None:

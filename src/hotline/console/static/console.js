@@ -6,54 +6,48 @@
 const WORDS = {
   en: {
     title: "Hotline console", console: "console", login_name: "Name", login_password: "Password",
-    login_code: "Code from the authenticator", login_submit: "Sign in",
-    login_wrong: "Wrong name, password or code", login_locked: "Account locked, try later",
-    login_expired: "The session has ended: sign in again", lang_other: "Русский", logout: "Log out",
-    nav_board: "Board", nav_traffic: "Traffic", nav_compose: "Compose", nav_drafts: "Drafts",
-    nav_shiftlog: "Shift log", nav_audit: "Audit", nav_operators: "Operators",
-    conn_ok: "live", conn_lost: "connection lost", conn_connecting: "connecting…",
-    sound_hint: "Sound is off: click anywhere to enable it",
-    role_operator: "operator", role_supervisor: "supervisor", role_translator: "translator",
-    role_auditor: "auditor", role_admin: "administrator",
-    state_UP: "UP", state_DEGRADED: "DEGRADED", state_DOWN: "DOWN",
-    since: "since", peer: "peer station {peer}", never: "never", no_links: "No links configured",
-    col_path: "Path", col_state: "State", col_since: "Since", col_rtt: "RTT, ms", col_offset: "Clock offset, ms",
-    col_history: "RTT, last hour", spark_title: "RTT over the last hour: {min}–{max} ms",
-    last_test: "Last hourly test", last_peer_test: "Last test from the peer", unreceipted: "Unreceipted",
-    receipt: "receipt", test_sent: "sent, no receipt yet", test_receipted: "receipted", test_failed: "failed",
-    test_missing: "missing", alarms_title: "Active alarms", no_alarms: "No active alarms", raised: "raised",
-    kind_flash: "FLASH message", kind_link_down: "Link down", kind_path_down: "Path down",
-    kind_test_failed: "Test failed", kind_test_missing: "Test missing", kind_overdue: "Overdue message",
-    level_critical: "critical", level_warning: "warning", level_info: "information",
-    silence: "Silence", silenced: "silenced", banner: "Alarms: {n}. Newest: {text}",
-    unit_s: "s", unit_min: "min", unit_h: "h", unit_d: "d", ago: "{v} ago", in: "in {v}", just_now: "just now",
-    col_link: "Link", col_lane: "Precedence", col_seq: "No.", col_type: "Type", col_lang: "Language",
-    col_time: "Time (UTC)", col_text: "Text", col_journey: "Journey", inbox: "Inbox", outbox: "Outbox",
-    nothing: "Nothing to show", step_accepted: "accepted", step_receipted: "held by peer station",
-    step_received: "received", step_acknowledged: "acknowledged by a person", overdue: "overdue",
-    ack: "Acknowledge", acked: "{lane} {seq} acknowledged", no_gaps: "No gaps: {list}",
-    gaps_missing: "GAPS — missing {list} (have {ranges})", no_messages: "No messages yet",
-    and_more: "… and {n} more", dir_in: "incoming", dir_out: "outgoing",
-    type_principal: "principal", type_service: "service", type_test: "test", type_exercise: "exercise",
-    type_acknowledgement: "acknowledgement", exercise_tag: "EXERCISE",
-    exercise_banner: "EXERCISE — EXERCISE — EXERCISE", back: "← Back to traffic", hash: "Hash",
-    sent: "Sent", deadline: "Deadline", verified: "✓ Signature verified by the station",
-    translations: "Translations", translations_none: "None yet.", msg_gone: "This message is no longer listed",
-    compose_title: "New message", send: "Send", check_count: "{c} characters, {b} of 32768 bytes",
-    warn_empty: "The text is empty", warn_space: "Whitespace at the start or end of the text",
+    login_code: "Code from the authenticator", login_submit: "Sign in", login_wrong: "Wrong name, password or code",
+    login_locked: "Account locked, try later", login_expired: "The session has ended: sign in again",
+    lang_other: "Русский", logout: "Log out", nav_board: "Board", nav_traffic: "Traffic", nav_compose: "Compose",
+    nav_drafts: "Drafts", nav_shiftlog: "Shift log", nav_audit: "Audit", nav_operators: "Operators", conn_ok: "live",
+    conn_lost: "connection lost", conn_connecting: "connecting…",
+    sound_hint: "Sound is off: click anywhere to enable it", role_operator: "operator", role_supervisor: "supervisor",
+    role_translator: "translator", role_auditor: "auditor", role_admin: "administrator", state_UP: "UP",
+    state_DEGRADED: "DEGRADED", state_DOWN: "DOWN", since: "since", peer: "peer station {peer}", never: "never",
+    no_links: "No links configured", col_path: "Path", col_state: "State", col_since: "Since", col_rtt: "RTT, ms",
+    col_offset: "Clock offset, ms", col_history: "RTT, last hour",
+    spark_title: "RTT over the last hour: {min}–{max} ms", last_test: "Last hourly test",
+    last_peer_test: "Last test from the peer", unreceipted: "Unreceipted", receipt: "receipt",
+    test_waiting: "waiting for its receipt", test_passed: "passed", test_late: "receipted late", test_failed: "failed",
+    level: "level {n}",
+    alarms_title: "Active alarms", no_alarms: "No active alarms", raised: "raised", kind_flash: "FLASH message",
+    kind_link_down: "Link down", kind_path_down: "Path down", kind_test_failed: "Test failed",
+    kind_test_missing: "Test missing", kind_overdue: "Overdue message", silence: "Silence", silenced: "silenced",
+    banner: "Alarms: {n}. Newest: {text}", unit_s: "s", unit_min: "min", unit_h: "h", unit_d: "d", ago: "{v} ago",
+    in: "in {v}", just_now: "just now", col_link: "Link", col_lane: "Precedence", col_seq: "No.", col_type: "Type",
+    col_lang: "Language", col_time: "Time (UTC)", col_text: "Text", col_journey: "Journey", inbox: "Inbox",
+    outbox: "Outbox", nothing: "Nothing to show", step_accepted: "accepted", step_receipted: "held by peer station",
+    step_received: "received", step_acknowledged: "acknowledged by a person", overdue: "overdue", ack: "Acknowledge",
+    acked: "{lane} {seq} acknowledged", no_gaps: "No gaps: {list}",
+    gaps_missing: "GAPS — missing {list} (have {ranges})", no_messages: "No messages yet", and_more: "… and {n} more",
+    dir_in: "incoming", dir_out: "outgoing", type_principal: "principal", type_service: "service", type_test: "test",
+    type_exercise: "exercise", type_acknowledgement: "acknowledgement", exercise_tag: "EXERCISE",
+    exercise_banner: "EXERCISE — EXERCISE — EXERCISE", back: "← Back to traffic", hash: "Hash", sent: "Sent",
+    deadline: "Deadline", verified: "✓ Signature verified by the station", translations: "Translations",
+    translations_none: "None yet.", compose_title: "New message",
+    send: "Send", check_count: "{c} characters, {b} of 32768 bytes", warn_empty: "The text is empty",
+    warn_space: "Whitespace at the start or end of the text",
     warn_mixed: "Latin and Cyrillic letters mixed within a word: {words}",
-    warn_long: "Too long: the limit is 32768 bytes", check_ok: "No problems found",
-    sent_as: "Sent as {lane} {seq}", waiting: "Waiting for a supervisor's release (draft {id})",
-    draft_state: "Draft {id}: {state}", drafts_title: "Drafts waiting for release", no_drafts: "No drafts waiting",
-    drafted_by: "by {who}", release: "Release", reject: "Reject",
-    two_person: "Two-person rule: another supervisor must release this",
-    released_as: "Released as {lane} {seq}", rejected: "Draft {id} rejected", dstate_rejected: "rejected",
-    shift_new: "New note", handover: "Handover note", shift_submit: "Add note", no_notes: "No notes yet",
-    handover_tag: "HANDOVER", audit_title: "Audit log", col_actor: "Who", col_action: "Action",
-    col_detail: "Detail", col_name: "Name", col_role: "Role", col_status: "Status", status_active: "active",
-    status_disabled: "disabled", status_locked: "locked until", disable: "Disable", enable: "Enable",
-    reset: "Reset", confirm_disable: "Disable {name}?",
-    confirm_reset: "Reset {name}? They get a new password and a new TOTP secret.",
+    warn_long: "Too long: the limit is 32768 bytes", check_ok: "No problems found", sent_as: "Sent as {lane} {seq}",
+    waiting: "Waiting for a supervisor's release (draft {id})", draft_state: "Draft {id}: {state}",
+    drafts_title: "Drafts waiting for release", no_drafts: "No drafts waiting", drafted_by: "by {who}",
+    release: "Release", reject: "Reject", two_person: "Two-person rule: another supervisor must release this",
+    released_as: "Released as {lane} {seq}", rejected: "Draft {id} rejected", shift_new: "New note",
+    handover: "Handover note", shift_submit: "Add note", no_notes: "No notes yet", handover_tag: "HANDOVER",
+    audit_title: "Audit log", col_actor: "Who", col_action: "Action", col_detail: "Detail", col_name: "Name",
+    col_role: "Role", col_status: "Status", status_active: "active", status_disabled: "disabled",
+    status_locked: "locked until", disable: "Disable", enable: "Enable", reset: "Reset",
+    confirm_disable: "Disable {name}?", confirm_reset: "Reset {name}? They get a new password and a new TOTP secret.",
     op_add_title: "Add an operator", op_password: "Initial password", op_submit: "Add",
     op_added: "Operator {name} added", op_updated: "Operator {name} updated",
     secret_warning: "Store these now: they are shown only once.", secret_for: "Sign-in details for {name}",
@@ -67,41 +61,35 @@ const WORDS = {
     title: "Консоль Hotline", console: "консоль", login_name: "Имя", login_password: "Пароль",
     login_code: "Код из приложения-аутентификатора", login_submit: "Войти",
     login_wrong: "Неверное имя, пароль или код", login_locked: "Учётная запись заблокирована, попробуйте позже",
-    login_expired: "Сеанс завершён: войдите снова", lang_other: "English", logout: "Выйти",
-    nav_board: "Табло", nav_traffic: "Обмен", nav_compose: "Написать", nav_drafts: "Черновики",
-    nav_shiftlog: "Журнал смены", nav_audit: "Аудит", nav_operators: "Операторы",
-    conn_ok: "на связи", conn_lost: "соединение потеряно", conn_connecting: "подключение…",
-    sound_hint: "Звук выключен: щёлкните в любом месте страницы, чтобы включить",
+    login_expired: "Сеанс завершён: войдите снова", lang_other: "English", logout: "Выйти", nav_board: "Табло",
+    nav_traffic: "Обмен", nav_compose: "Написать", nav_drafts: "Черновики", nav_shiftlog: "Журнал смены",
+    nav_audit: "Аудит", nav_operators: "Операторы", conn_ok: "на связи", conn_lost: "соединение потеряно",
+    conn_connecting: "подключение…", sound_hint: "Звук выключен: щёлкните в любом месте страницы, чтобы включить",
     role_operator: "оператор", role_supervisor: "руководитель смены", role_translator: "переводчик",
-    role_auditor: "аудитор", role_admin: "администратор",
-    state_UP: "В РАБОТЕ", state_DEGRADED: "НЕУСТОЙЧИВО", state_DOWN: "НЕТ СВЯЗИ",
-    since: "с", peer: "ответная станция {peer}", never: "не было", no_links: "Линии не настроены",
-    col_path: "Путь", col_state: "Состояние", col_since: "С момента", col_rtt: "RTT, мс",
-    col_offset: "Расхождение часов, мс", col_history: "RTT за последний час",
-    spark_title: "RTT за последний час: {min}–{max} мс",
-    last_test: "Последняя ежечасная проверка", last_peer_test: "Последняя проверка от ответной станции",
-    unreceipted: "Без квитанции", receipt: "квитанция", test_sent: "отправлена, квитанции ещё нет",
-    test_receipted: "квитирована", test_failed: "не прошла", test_missing: "не поступила",
-    alarms_title: "Активные тревоги", no_alarms: "Активных тревог нет", raised: "возникла",
-    kind_flash: "Сообщение FLASH", kind_link_down: "Линия недоступна", kind_path_down: "Путь недоступен",
-    kind_test_failed: "Проверка не прошла", kind_test_missing: "Проверка не поступила",
-    kind_overdue: "Просроченное сообщение", level_critical: "критический", level_warning: "предупреждение",
-    level_info: "информация", silence: "Выключить звук", silenced: "звук выключен",
-    banner: "Тревог: {n}. Последняя: {text}",
-    unit_s: "с", unit_min: "мин", unit_h: "ч", unit_d: "дн.", ago: "{v} назад", in: "через {v}",
-    just_now: "только что", col_link: "Линия", col_lane: "Срочность", col_seq: "№", col_type: "Тип",
-    col_lang: "Язык", col_time: "Время (UTC)", col_text: "Текст", col_journey: "Прохождение",
-    inbox: "Входящие", outbox: "Исходящие", nothing: "Нет данных", step_accepted: "принято станцией",
-    step_receipted: "у ответной станции", step_received: "получено",
+    role_auditor: "аудитор", role_admin: "администратор", state_UP: "В РАБОТЕ", state_DEGRADED: "НЕУСТОЙЧИВО",
+    state_DOWN: "НЕТ СВЯЗИ", since: "с", peer: "ответная станция {peer}", never: "не было",
+    no_links: "Линии не настроены", col_path: "Путь", col_state: "Состояние", col_since: "С момента",
+    col_rtt: "RTT, мс", col_offset: "Расхождение часов, мс", col_history: "RTT за последний час",
+    spark_title: "RTT за последний час: {min}–{max} мс", last_test: "Последняя ежечасная проверка",
+    last_peer_test: "Последняя проверка от ответной станции", unreceipted: "Без квитанции", receipt: "квитанция",
+    test_waiting: "ждёт квитанции", test_passed: "прошла", test_late: "квитанция пришла с опозданием",
+    test_failed: "не прошла", level: "уровень {n}", alarms_title: "Активные тревоги", no_alarms: "Активных тревог нет",
+    raised: "возникла", kind_flash: "Сообщение FLASH", kind_link_down: "Линия недоступна",
+    kind_path_down: "Путь недоступен", kind_test_failed: "Проверка не прошла",
+    kind_test_missing: "Проверка не поступила", kind_overdue: "Просроченное сообщение", silence: "Выключить звук",
+    silenced: "звук выключен", banner: "Тревог: {n}. Последняя: {text}", unit_s: "с", unit_min: "мин", unit_h: "ч",
+    unit_d: "дн.", ago: "{v} назад", in: "через {v}", just_now: "только что", col_link: "Линия",
+    col_lane: "Срочность", col_seq: "№", col_type: "Тип", col_lang: "Язык", col_time: "Время (UTC)",
+    col_text: "Текст", col_journey: "Прохождение", inbox: "Входящие", outbox: "Исходящие", nothing: "Нет данных",
+    step_accepted: "принято станцией", step_receipted: "у ответной станции", step_received: "получено",
     step_acknowledged: "подтверждено получателем", overdue: "просрочено", ack: "Подтвердить получение",
     acked: "Получение {lane} {seq} подтверждено", no_gaps: "Пропусков нет: {list}",
     gaps_missing: "ПРОПУСКИ — не хватает: {list} (есть: {ranges})", no_messages: "Сообщений пока нет",
-    and_more: "… и ещё {n}", dir_in: "входящее", dir_out: "исходящее",
-    type_principal: "основное", type_service: "служебное", type_test: "проверочное", type_exercise: "учебное",
-    type_acknowledgement: "подтверждение", exercise_tag: "УЧЕНИЯ",
-    exercise_banner: "УЧЕНИЯ — УЧЕНИЯ — УЧЕНИЯ", back: "← К обмену", hash: "Хеш", sent: "Отправлено",
-    deadline: "Срок", verified: "✓ Подпись проверена станцией", translations: "Переводы",
-    translations_none: "Пока нет.", msg_gone: "Этого сообщения больше нет в списке",
+    and_more: "… и ещё {n}", dir_in: "входящее", dir_out: "исходящее", type_principal: "основное",
+    type_service: "служебное", type_test: "проверочное", type_exercise: "учебное",
+    type_acknowledgement: "подтверждение", exercise_tag: "УЧЕНИЯ", exercise_banner: "УЧЕНИЯ — УЧЕНИЯ — УЧЕНИЯ",
+    back: "← К обмену", hash: "Хеш", sent: "Отправлено", deadline: "Срок", verified: "✓ Подпись проверена станцией",
+    translations: "Переводы", translations_none: "Пока нет.",
     compose_title: "Новое сообщение", send: "Отправить", check_count: "Символов: {c}, байт: {b} из 32768",
     warn_empty: "Текст пуст", warn_space: "Пробелы в начале или в конце текста",
     warn_mixed: "Латиница и кириллица смешаны в одном слове: {words}",
@@ -110,12 +98,12 @@ const WORDS = {
     draft_state: "Черновик {id}: {state}", drafts_title: "Черновики, ожидающие разрешения",
     no_drafts: "Ожидающих черновиков нет", drafted_by: "автор: {who}", release: "Разрешить отправку",
     reject: "Отклонить", two_person: "Правило двух лиц: отправку должен разрешить другой руководитель смены",
-    released_as: "Отправка разрешена: {lane} {seq}", rejected: "Черновик {id} отклонён", dstate_rejected: "отклонён",
-    shift_new: "Новая запись", handover: "Запись при передаче смены", shift_submit: "Добавить запись",
-    no_notes: "Записей пока нет", handover_tag: "ПЕРЕДАЧА СМЕНЫ", audit_title: "Журнал аудита",
-    col_actor: "Кто", col_action: "Действие", col_detail: "Подробности", col_name: "Имя", col_role: "Роль",
-    col_status: "Статус", status_active: "активна", status_disabled: "отключена", status_locked: "заблокирована до",
-    disable: "Отключить", enable: "Включить", reset: "Сбросить доступ", confirm_disable: "Отключить {name}?",
+    released_as: "Отправка разрешена: {lane} {seq}", rejected: "Черновик {id} отклонён", shift_new: "Новая запись",
+    handover: "Запись при передаче смены", shift_submit: "Добавить запись", no_notes: "Записей пока нет",
+    handover_tag: "ПЕРЕДАЧА СМЕНЫ", audit_title: "Журнал аудита", col_actor: "Кто", col_action: "Действие",
+    col_detail: "Подробности", col_name: "Имя", col_role: "Роль", col_status: "Статус", status_active: "активна",
+    status_disabled: "отключена", status_locked: "заблокирована до", disable: "Отключить", enable: "Включить",
+    reset: "Сбросить доступ", confirm_disable: "Отключить {name}?",
     confirm_reset: "Сбросить доступ {name}? Будут выданы новый пароль и новый секрет TOTP.",
     op_add_title: "Добавить оператора", op_password: "Начальный пароль", op_submit: "Добавить",
     op_added: "Оператор {name} добавлен", op_updated: "Данные оператора {name} изменены",
@@ -124,9 +112,9 @@ const WORDS = {
     totp_uri: "URI для TOTP", dismiss: "Данные сохранены",
     flash_sub: "Входящее сообщение FLASH: подтвердите получение", received: "получено",
     flash_more: "Ещё ждут подтверждения сообщений FLASH: {n}",
-    flash_silenced: "Звук выключен: окно останется до подтверждения получения",
-    err_http: "Ошибка {status}: {detail}", err_network: "Нет связи со станцией",
-    err_forbidden: "Вашей роли это не разрешено", err_bad_event: "Станция прислала нечитаемое обновление",
+    flash_silenced: "Звук выключен: окно останется до подтверждения получения", err_http: "Ошибка {status}: {detail}",
+    err_network: "Нет связи со станцией", err_forbidden: "Вашей роли это не разрешено",
+    err_bad_event: "Станция прислала нечитаемое обновление",
   },
 };
 
@@ -136,32 +124,29 @@ const TYPES = ["principal", "service", "test", "exercise"];
 const STEPS = { out: ["accepted", "receipted", "acknowledged"], in: ["received", "acknowledged"] };
 const NEEDS = { board: "view", traffic: "view", message: "view", compose: "draft", drafts: "view",
   shiftlog: "view", audit: "audit", operators: "admin" };
-const MAX_TEXT_BYTES = 32768;
+const MAX_TEXT_BYTES = 32768; // the envelope's limit, in UTF-8 bytes
 const HOUR_NS = 3600e9;
-
 const S = {
-  lang: navigator.language?.startsWith("ru") ? "ru" : "en", me: null, board: null, view: "board",
-  link: "", traffic: null, open: null, drafts: [], notes: [], audit: [], operators: [],
-  filters: { lane: new Set(LANES), type: new Set(TYPES) }, lastDraft: null,
-  es: null, lastEvent: 0, retry: 0, seen: null, flashId: null, ticks: 0,
+  lang: navigator.language?.startsWith("ru") ? "ru" : "en", me: null, board: null, view: "board", link: "",
+  traffic: null, open: null, drafts: [], notes: [], audit: [], operators: [], lastDraft: null, seen: null,
+  filters: { lane: new Set(LANES), type: new Set(TYPES) }, es: null, lastEvent: 0, retry: 0, flashId: null,
 };
 
-// ---- Small helpers: words, DOM building, time. ----
+// ---- Helpers: words, DOM building, time. ----
 const $ = (sel) => document.querySelector(sel);
 const enc = (v) => encodeURIComponent(String(v));
 const can = (perm) => !!S.me?.permissions?.includes(perm);
+const lc = (v) => String(v ?? "").toLowerCase();
 
 function t(key, params = {}) {
   const s = WORDS[S.lang][key] ?? WORDS.en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (_, k) => String(params[k] ?? ""));
 }
 
-// An enumerated value from the station, in words when we know it, as-is when we do not.
-function word(prefix, value) {
-  return WORDS.en[prefix + value] ? t(prefix + value) : String(value ?? "—");
-}
+// An enumerated value from the station: in words when we know it, as it came when we do not.
+const word = (prefix, value) => (WORDS.en[prefix + value] ? t(prefix + value) : String(value ?? "—"));
 
-// Build an element; strings become text nodes, never markup.
+// Build an element. Children that are strings become text nodes, never markup.
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -189,33 +174,33 @@ function utc(ns) {
 }
 
 function relative(ns) {
-  const diff = Math.round((Date.now() - nsToMs(ns)) / 1000);
-  const s = Math.abs(diff);
+  const diff = Math.round((Date.now() - nsToMs(ns)) / 1000), s = Math.abs(diff);
   if (s < 5) return t("just_now");
   const v = s < 60 ? `${s} ${t("unit_s")}` : s < 3600 ? `${Math.floor(s / 60)} ${t("unit_min")}`
     : s < 172800 ? `${Math.floor(s / 3600)} ${t("unit_h")}` : `${Math.floor(s / 86400)} ${t("unit_d")}`;
   return t(diff < 0 ? "in" : "ago", { v });
 }
 
-const stamp = (ns) => `${utc(ns)} (${relative(ns)})`;
-
-// A <time> that the clock tick keeps fresh ("x min ago" must not go stale on a quiet night).
+// A <time> that the clock tick keeps fresh: "x min ago" must not go stale on a quiet night.
 function timeEl(ns, empty = "—") {
   if (ns == null || Number.isNaN(Number(ns))) return el("span", { class: "muted", text: empty });
-  return el("time", { "data-ns": String(ns), title: `${utc(ns)} UTC`, text: stamp(ns) });
+  return el("time", { "data-ns": String(ns), title: `${utc(ns)} UTC` },
+    el("span", { text: utc(ns) }), " ", el("span", { class: "ago", text: `(${relative(ns)})` }));
 }
 
-function refreshTimes() {
-  for (const e of document.querySelectorAll("time[data-ns]")) e.textContent = stamp(e.dataset.ns);
-}
-
-const lc = (v) => String(v ?? "").toLowerCase();
-const short = (text) => { const s = String(text ?? "").replace(/\s+/g, " ").trim(); return s.length > 80 ? `${s.slice(0, 79)}…` : s; };
+const short = (text) => {
+  const s = String(text ?? "").replace(/\s+/g, " ").trim();
+  return s.length > 80 ? `${s.slice(0, 79)}…` : s;
+};
 const num = (v) => (v == null ? "—" : Number(v).toFixed(Math.abs(v) < 10 ? 1 : 0));
-const exerciseTag = (type) => (type === "exercise" ? el("span", { class: "tag exercise-tag", text: t("exercise_tag") }) : null);
+const tag = (key, cls = "tag") => el("span", { class: cls, text: t(key) });
+const exerciseTag = (type) => (type === "exercise" ? tag("exercise_tag", "tag exercise-tag") : null);
 const typeLabel = (type) => el("span", {}, word("type_", type), " ", exerciseTag(type));
+const fact = (key, ...value) => [el("dt", { text: t(key) }), el("dd", {}, value)];
+const button = (cls, key, onclick, attrs = {}) =>
+  el("button", { type: "button", class: cls, text: t(key), onclick, ...attrs });
 
-// ---- Talking to the station: one function, so CSRF, 401 and errors are handled the same everywhere. ----
+// ---- Talking to the station: one function, so CSRF, 401 and errors are handled alike everywhere. ----
 class HttpError extends Error {
   constructor(status, detail) { super(detail); this.status = status; this.detail = detail; }
 }
@@ -231,8 +216,8 @@ async function api(method, path, body) {
   let r;
   try { r = await fetch(path, init); } catch { throw new HttpError(0, t("err_network")); }
   const text = await r.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  let data = text;
+  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: keep the text as the detail */ }
   if (r.status === 401 && path !== "/console/login") showLogin(S.me ? t("login_expired") : "");
   if (!r.ok) throw new HttpError(r.status, detailOf(data) || r.statusText);
   return data;
@@ -249,45 +234,43 @@ function describe(e) {
   return e.status ? t("err_http", { status: e.status, detail: e.detail }) : String(e.message ?? e);
 }
 
-// The message line: errors stay until clicked away, confirmations fade after a while.
+// The message line: errors stay until clicked away, confirmations fade.
 function say(text, kind = "error") {
   const line = $("#message-line");
   clearTimeout(say.timer);
-  line.textContent = text;
-  line.className = kind;
-  line.hidden = !text;
+  Object.assign(line, { textContent: text, className: kind, hidden: !text });
   if (text && kind !== "error") say.timer = setTimeout(() => { line.hidden = true; }, 8000);
 }
 
-// Run an operator action: disable its button meanwhile, show any failure (401 has its own screen).
+// An operator action: its button is disabled meanwhile, a failure is shown (a 401 has its own screen).
 async function run(fn, button) {
   if (button) button.disabled = true;
-  try { return await fn(); } catch (e) { if (e.status !== 401) say(describe(e)); } finally { if (button) button.disabled = false; }
+  try { return await fn(); } catch (e) { if (e.status !== 401) say(describe(e)); } finally {
+    if (button) button.disabled = false;
+  }
 }
 
 // ---- Signing in and out. ----
 async function doLogin(ev) {
   ev.preventDefault();
-  const err = $("#login-error");
-  const button = $("#login-submit");
+  const err = $("#login-error"), button = $("#login-submit");
   err.textContent = "";
   button.disabled = true;
   try {
-    const body = { name: $("#login-name").value.trim(), password: $("#login-password").value, code: $("#login-code").value.trim() };
+    const body = { name: $("#login-name").value.trim(), password: $("#login-password").value,
+      code: $("#login-code").value.trim() };
     S.me = await api("POST", "/console/login", body);
-    $("#login-password").value = "";
-    $("#login-code").value = "";
+    $("#login-password").value = $("#login-code").value = "";
     await enter();
   } catch (e) {
     err.textContent = e.status === 401 ? t("login_wrong") : e.status === 423 ? t("login_locked") : describe(e);
   } finally { button.disabled = false; }
 }
 
-// After a sign-in (or a reload with a live session): who am I, what may I do, then go live.
+// After a sign-in, or a reload with a live session: who am I, what may I do; then go live.
 async function enter() {
   S.me = await api("GET", "/console/me");
   if (WORDS[S.me.language]) S.lang = S.me.language;
-  S.seen = null;
   $("#compose-language").value = S.lang;
   $("#login").hidden = true;
   $("#app").hidden = false;
@@ -295,24 +278,25 @@ async function enter() {
   S.board = await api("GET", "/console/board");
   renderBoard();
   connectEvents();
-  show(can(NEEDS[S.view]) && S.view !== "message" ? S.view : "board");
-  run(loadDrafts);
+  show("board");
+  run(loadDrafts); // for the count on the nav button
 }
 
-// The login screen, and forget everything the last operator could see.
+// The login screen. After a session the page reloads instead, so nothing the last operator saw survives
+// in memory or in the DOM; the reason and the language are carried over in sessionStorage.
 function showLogin(reason) {
-  closeEvents();
-  stopSiren();
-  Object.assign(S, { me: null, board: null, traffic: null, open: null, drafts: [], notes: [], audit: [], operators: [], lastDraft: null, flashId: null });
-  for (const sel of ["#board-links", "#alarms", "#inbox tbody", "#outbox tbody", "#message-body", "#drafts-list",
-    "#shift-list", "#audit-table tbody", "#op-table tbody", "#op-secret", "#compose-result"]) $(sel).replaceChildren();
-  for (const sel of ["#app", "#flash-alarm", "#exercise-banner", "#op-secret"]) $(sel).hidden = true;
-  document.body.classList.remove("flash-on", "exercise");
-  $("#compose-text").value = "";
-  $("#shift-text").value = "";
+  if (S.me) {
+    sessionStorage.setItem("hotline-login", JSON.stringify({ reason, lang: S.lang }));
+    S.me = null;
+    location.reload();
+    return;
+  }
+  const carried = JSON.parse(sessionStorage.getItem("hotline-login") ?? "{}");
+  sessionStorage.removeItem("hotline-login");
+  if (WORDS[carried.lang]) S.lang = carried.lang;
   $("#login").hidden = false;
   applyWords();
-  $("#login-error").textContent = reason;
+  $("#login-error").textContent = reason || carried.reason || "";
   $("#login-name").focus();
 }
 
@@ -323,36 +307,34 @@ async function logout() {
 async function switchLang() {
   const next = S.lang === "en" ? "ru" : "en";
   await api("PUT", "/console/me/language", { language: next });
-  S.me.language = next;
-  S.lang = next;
+  S.me.language = S.lang = next;
   rerender();
 }
 
-// ---- Live updates: the board comes every few seconds, so silence for long means a dead stream. ----
+// ---- Live updates. The board comes every few seconds, so a long silence means a dead stream. ----
 function connectEvents() {
   closeEvents();
   const es = new EventSource("/console/events");
-  S.es = es;
-  S.lastEvent = Date.now();
+  Object.assign(S, { es, lastEvent: Date.now() });
   setConn("connecting");
   const alive = () => { S.lastEvent = Date.now(); setConn("ok"); };
   es.onopen = alive;
   es.onerror = () => {
     setConn("lost");
-    if (es.readyState === EventSource.CLOSED) retryEvents(); // the browser gave up (e.g. 401): we check why
+    if (es.readyState === EventSource.CLOSED) retryEvents(); // the browser gave up (a 401?): find out why
   };
   es.addEventListener("board", (e) => {
     alive();
     try { S.board = JSON.parse(e.data); } catch { say(t("err_bad_event")); return; }
     renderBoard();
   });
-  es.addEventListener("message", () => { alive(); if (S.view === "traffic" || S.view === "message") run(loadTraffic); });
+  es.addEventListener("message", () => { alive(); if (["traffic", "message"].includes(S.view)) run(loadTraffic); });
   es.addEventListener("draft", () => { alive(); run(loadDrafts); });
 }
 
 function closeEvents() {
   clearTimeout(S.retry);
-  if (S.es) S.es.close();
+  S.es?.close();
   S.es = null;
 }
 
@@ -364,15 +346,16 @@ function retryEvents() {
 }
 
 function setConn(state) {
-  const c = $("#conn-state");
-  c.dataset.state = state;
-  c.textContent = t(`conn_${state}`);
+  Object.assign($("#conn-state"), { textContent: t(`conn_${state}`) }).dataset.state = state;
 }
 
 // Once a second: the UTC clock, fresh relative times, the sound hint, the stream watchdog.
 function tick() {
-  $("#utc-clock").textContent = `${new Date().toISOString().slice(11, 19)} UTC`;
-  if (++S.ticks % 10 === 0) refreshTimes();
+  const now = new Date();
+  $("#utc-clock").textContent = `${now.toISOString().slice(11, 19)} UTC`;
+  if (now.getSeconds() % 10 === 0) {
+    for (const e of document.querySelectorAll("time[data-ns] .ago")) e.textContent = `(${relative(e.parentNode.dataset.ns)})`;
+  }
   $("#sound-hint").hidden = !S.me || A.ctx?.state === "running";
   if (S.es && Date.now() - S.lastEvent > 30000) {
     setConn("lost");
@@ -381,18 +364,26 @@ function tick() {
 }
 
 // ---- Navigation: only the views the operator's permissions allow; data is fetched on entry. ----
-const LOADERS = { traffic: () => loadTraffic(), drafts: () => loadDrafts(), shiftlog: () => loadNotes(),
-  audit: () => loadAudit(), operators: () => loadOperators() };
-const RENDERERS = { board: () => renderBoard(), traffic: () => renderTraffic(), message: () => renderMessage(),
-  compose: () => { checkText(); renderComposeResult(); }, drafts: () => renderDrafts(), shiftlog: () => renderNotes(),
-  audit: () => renderAudit(), operators: () => renderOperators() };
+const LISTS = { drafts: "/console/drafts", notes: "/console/shift-log", audit: "/console/audit",
+  operators: "/console/operators" };
+const loadDrafts = () => load("drafts"), loadNotes = () => load("notes"), loadOperators = () => load("operators");
+const LOADERS = { traffic: loadTraffic, drafts: loadDrafts, shiftlog: loadNotes, audit: () => load("audit"),
+  operators: loadOperators };
+const RENDERERS = { board: renderBoard, traffic: renderTraffic, message: renderMessage, drafts: renderDrafts,
+  shiftlog: renderNotes, audit: renderAudit, operators: renderOperators, compose: renderCompose };
+
+async function load(kind) {
+  S[kind] = (await api("GET", LISTS[kind])) ?? [];
+  RENDERERS[kind === "notes" ? "shiftlog" : kind]();
+}
 
 function show(view) {
   if (!can(NEEDS[view])) view = "board";
   S.view = view;
   for (const s of document.querySelectorAll("main > .view")) s.hidden = s.id !== `view-${view}`;
-  const navView = view === "message" ? "traffic" : view;
-  for (const b of document.querySelectorAll("#nav [data-view]")) b.setAttribute("aria-current", b.dataset.view === navView ? "page" : "false");
+  for (const b of document.querySelectorAll("#nav [data-view]")) {
+    b.setAttribute("aria-current", b.dataset.view === (view === "message" ? "traffic" : view) ? "page" : "false");
+  }
   RENDERERS[view]();
   if (LOADERS[view]) run(LOADERS[view]);
 }
@@ -401,7 +392,7 @@ function applyWords() {
   document.documentElement.lang = S.lang;
   document.title = t("title");
   for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
-  $("#login-lang").textContent = t("lang_other");
+  $("#login-lang").textContent = $("#lang-switch").textContent = t("lang_other");
 }
 
 function rerender() {
@@ -409,7 +400,6 @@ function rerender() {
   if (!S.me) return;
   $("#operator-name").textContent = S.me.operator ?? "";
   $("#operator-role").textContent = word("role_", S.me.role);
-  $("#lang-switch").textContent = t("lang_other");
   for (const b of document.querySelectorAll("#nav [data-view]")) b.hidden = !can(NEEDS[b.dataset.view]);
   $("#shift-form").hidden = !can("shift_log");
   setConn($("#conn-state").dataset.state);
@@ -435,16 +425,16 @@ function linkCard(l) {
   const heads = ["col_path", "col_state", "col_since", "col_rtt", "col_offset", "col_history"];
   return el("article", { class: `card st-${lc(l.state)}`, "data-link": l.name, "data-state": l.state },
     el("header", { class: "card-head" },
-      el("div", {}, el("h2", { text: l.name }), el("span", { class: "muted", text: t("peer", { peer: l.peer ?? "—" }) })),
+      el("div", {}, el("h2", { text: l.name }), el("span", { class: "muted" }, t("peer", { peer: l.peer ?? "—" }))),
       el("div", { class: "state-block" }, el("div", { class: "state-word", text: word("state_", l.state) }),
         el("div", { class: "muted" }, t("since"), " ", timeEl(l.since_ns)))),
     el("div", { class: "table-wrap" }, el("table", { class: "paths" },
       el("thead", {}, el("tr", {}, heads.map((k) => el("th", { text: t(k) })))),
       el("tbody", {}, (l.paths ?? []).map(pathRow)))),
     el("dl", { class: "facts" },
-      el("dt", { text: t("last_test") }), el("dd", {}, l.last_test ? testInfo(l.last_test) : t("never")),
-      el("dt", { text: t("last_peer_test") }), el("dd", {}, timeEl(l.last_peer_test_ns, t("never"))),
-      el("dt", { text: t("unreceipted") }), el("dd", { class: l.unreceipted > 0 ? "mono warn" : "mono", text: String(l.unreceipted ?? 0) })));
+      fact("last_test", l.last_test ? testInfo(l.last_test) : t("never")),
+      fact("last_peer_test", timeEl(l.last_peer_test_ns, t("never"))),
+      fact("unreceipted", el("span", { class: l.unreceipted > 0 ? "mono warn" : "mono", text: l.unreceipted ?? "—" }))));
 }
 
 function pathRow(p) {
@@ -452,8 +442,8 @@ function pathRow(p) {
     el("td", { class: "mono", text: p.address }),
     el("td", { class: "state-cell", text: word("state_", p.state) }),
     el("td", {}, timeEl(p.since_ns)),
-    el("td", { class: "num mono", text: num(p.rtt_ms) }),
-    el("td", { class: "num mono", text: num(p.clock_offset_ms) }),
+    el("td", { class: "num", text: num(p.rtt_ms) }),
+    el("td", { class: "num", text: num(p.clock_offset_ms) }),
     el("td", {}, sparkline(p.rtt_history ?? [])));
 }
 
@@ -462,25 +452,24 @@ function testInfo(test) {
     test.receipted_ns != null ? [" · ", t("receipt"), " ", timeEl(test.receipted_ns)] : null);
 }
 
-// The last hour of RTT, measured back from the newest sample (so a skewed browser clock cannot empty it).
+// The last hour of RTT, counted back from the newest sample, so a skewed browser clock cannot empty it.
 function sparkline(history) {
   const W = 120, H = 28;
   const box = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "spark", role: "img" });
-  const pts = history.filter((p) => p && p[1] != null).map(([at, v]) => [Number(at), Number(v)]).sort((a, b) => a[0] - b[0]);
+  const pts = history.filter((p) => p?.[1] != null).map(([at, v]) => [Number(at), Number(v)])
+    .sort((a, b) => a[0] - b[0]);
   if (!pts.length) return box;
   const end = pts[pts.length - 1][0];
-  const recent = pts.filter(([at]) => at >= end - HOUR_NS);
-  const values = recent.map(([, v]) => v);
-  const min = Math.min(...values), max = Math.max(...values);
-  const scale = Math.max(max, 1);
-  const xy = ([at, v]) => [(W - 3) * (1 - (end - at) / HOUR_NS), H - 2 - (v / scale) * (H - 4)];
+  const recent = pts.filter(([at]) => at >= end - HOUR_NS), values = recent.map(([, v]) => v);
+  const min = Math.min(...values), max = Math.max(...values), range = Math.max(max - min, 5); // 5 ms: jitter stays flat
+  const xy = ([at, v]) => [(W - 3) * (1 - (end - at) / HOUR_NS), H - 3 - ((v - min) / range) * (H - 6)];
   const title = svg("title");
   title.textContent = t("spark_title", { min: num(min), max: num(max) });
-  box.append(title);
-  box.append(svg("polyline", { points: recent.map((p) => xy(p).map((n) => n.toFixed(1)).join(",")).join(" "),
-    fill: "none", stroke: "currentColor", "stroke-width": 1.5, "stroke-linejoin": "round" }));
   const [x, y] = xy(recent[recent.length - 1]);
-  box.append(svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 2, fill: "currentColor" }));
+  box.append(title,
+    svg("polyline", { points: recent.map((p) => xy(p).map((n) => n.toFixed(1)).join(",")).join(" "),
+      fill: "none", stroke: "currentColor", "stroke-width": 1.5, "stroke-linejoin": "round" }),
+    svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 2, fill: "currentColor" }));
   return box;
 }
 
@@ -488,35 +477,30 @@ function renderAlarms(alarms) {
   const sorted = [...alarms].sort((a, b) => Number(b.raised_ns) - Number(a.raised_ns));
   $("#alarms").replaceChildren(...sorted.map(alarmItem));
   if (!sorted.length) $("#alarms").append(el("li", { class: "muted", text: t("no_alarms") }));
-  renderFlash(alarms.filter((a) => a.kind === "flash"));
-  renderBanner(sorted.filter((a) => a.kind !== "flash"));
-  beepForNew(alarms);
+  renderFlash();
+  const others = sorted.filter((a) => a.kind !== "flash");
+  $("#alarm-banner").hidden = !others.length;
+  if (others.length) {
+    const text = others[0].text || word("kind_", others[0].kind);
+    $("#alarm-banner").textContent = t("banner", { n: others.length, text });
+  }
+  // One beep per newly raised alarm; not for those already standing when the operator signed in.
+  const fresh = S.seen && others.some((a) => !a.silenced && !S.seen.has(String(a.id)));
+  S.seen = new Set(alarms.map((a) => String(a.id)));
+  if (fresh) beep();
 }
 
 function alarmItem(a) {
-  const silenceButton = !a.silenced && can("silence")
-    ? el("button", { type: "button", class: "silence", text: t("silence"), onclick: (e) => run(() => silence([a.id]), e.currentTarget) })
-    : null;
-  return el("li", { "data-alarm": a.id, "data-kind": a.kind, "data-level": a.level, class: a.silenced ? "is-silenced" : "" },
+  const quiet = !a.silenced && can("silence")
+    ? button("silence", "silence", (e) => run(() => silence([a.id]), e.currentTarget)) : null;
+  return el("li", { "data-alarm": a.id, "data-kind": a.kind, "data-level": a.level,
+    class: a.silenced ? "is-silenced" : null },
     el("strong", { class: "kind", text: word("kind_", a.kind) }), exerciseTag(a.message?.type),
     el("span", { class: "mono", text: a.link ?? "" }),
     el("span", { class: "alarm-text", text: a.text ?? "" }),
     el("span", { class: "muted" }, t("raised"), " ", timeEl(a.raised_ns)),
-    el("span", { class: "level", text: word("level_", a.level) }),
-    a.silenced ? el("span", { class: "tag", text: t("silenced") }) : silenceButton);
-}
-
-function renderBanner(others) {
-  const banner = $("#alarm-banner");
-  banner.hidden = !others.length;
-  if (others.length) banner.textContent = t("banner", { n: others.length, text: others[0].text || word("kind_", others[0].kind) });
-}
-
-// A beep for each newly raised alarm (not for those already standing when the operator signed in).
-function beepForNew(alarms) {
-  const fresh = S.seen && alarms.some((a) => a.kind !== "flash" && !a.silenced && !S.seen.has(String(a.id)));
-  S.seen = new Set(alarms.map((a) => String(a.id)));
-  if (fresh) beep();
+    el("span", { class: "level", text: t("level", { n: a.level ?? "—" }) }),
+    a.silenced ? tag("silenced") : quiet);
 }
 
 async function silence(ids) {
@@ -526,38 +510,27 @@ async function silence(ids) {
 }
 
 // ---- FLASH: the one thing that must not be missed. It takes the whole screen and sounds. ----
-function flashAlarms() {
-  return (S.board?.alarms ?? []).filter((a) => a.kind === "flash").sort((a, b) => Number(a.raised_ns) - Number(b.raised_ns));
-}
+const flashAlarms = () => (S.board?.alarms ?? []).filter((a) => a.kind === "flash")
+  .sort((a, b) => Number(a.raised_ns) - Number(b.raised_ns));
 
-function renderFlash(flashes) {
-  const box = $("#flash-alarm");
-  if (!flashes.length) {
-    box.hidden = true;
-    S.flashId = null;
-    document.body.classList.remove("flash-on");
-    stopSiren();
-    return;
-  }
-  flashes.sort((a, b) => Number(a.raised_ns) - Number(b.raised_ns));
-  const a = flashes[0], m = a.message ?? {};
-  const loud = flashes.some((f) => !f.silenced);
+function renderFlash() {
+  const flashes = flashAlarms(), box = $("#flash-alarm"), a = flashes[0];
+  box.hidden = !a;
+  document.body.classList.toggle("flash-on", !!a);
+  if (!a) { S.flashId = null; stopSiren(); return; }
+  const m = a.message ?? {}, loud = flashes.some((f) => !f.silenced), ack = $("#flash-ack");
   $("#flash-link").textContent = m.link ?? a.link ?? "";
   $("#flash-ref").textContent = m.lane ? `${m.lane} ${m.seq}` : "";
   const text = $("#flash-text");
   text.textContent = m.text ?? a.text ?? "";
   if (m.language) text.lang = m.language; else text.removeAttribute("lang");
-  $("#flash-time").replaceChildren(timeEl(a.raised_ns));
+  $("#flash-time").replaceChildren(timeEl(m.received_ns ?? a.raised_ns));
   $("#flash-exercise").hidden = m.type !== "exercise";
-  $("#flash-more").hidden = flashes.length < 2;
-  $("#flash-more").textContent = t("flash_more", { n: flashes.length - 1 });
-  const ack = $("#flash-ack");
-  ack.hidden = !can("acknowledge");
-  ack.disabled = !a.message;
+  const more = flashes.length - 1;
+  Object.assign($("#flash-more"), { hidden: !more, textContent: t("flash_more", { n: more }) });
+  Object.assign(ack, { hidden: !can("acknowledge"), disabled: !a.message });
   $("#flash-silence").hidden = !loud || !can("silence");
   $("#flash-silenced").hidden = loud;
-  box.hidden = false;
-  document.body.classList.add("flash-on");
   if (S.flashId !== a.id) { S.flashId = a.id; (ack.hidden ? box : ack).focus(); }
   if (loud) startSiren(); else stopSiren();
 }
@@ -567,45 +540,47 @@ async function flashAck() {
   if (a?.message) await ack({ link: a.link, ...a.message });
 }
 
-async function flashSilence() {
-  await silence(flashAlarms().filter((a) => !a.silenced).map((a) => a.id));
-}
+// Silence sounds for every FLASH standing: one button must stop the noise.
+const flashSilence = () => silence(flashAlarms().filter((a) => !a.silenced).map((a) => a.id));
 
-// Acknowledge an incoming message, then fetch the board at once so the overlay does not linger.
+// Acknowledge an incoming message, then fetch the board at once so that the overlay does not linger.
 async function ack(m) {
   await api("POST", `/console/inbox/${enc(m.link ?? S.link)}/${enc(m.lane)}/${enc(m.seq)}/ack`, {});
   say(t("acked", { lane: m.lane, seq: m.seq }), "info");
   S.board = await api("GET", "/console/board");
   renderBoard();
-  if (S.view === "traffic" || S.view === "message") await loadTraffic();
+  if (["traffic", "message"].includes(S.view)) await loadTraffic();
 }
 
-// ---- Sound: Web Audio only, started on the first gesture because browsers block it before. ----
+// ---- Sound: Web Audio only, resumed on any gesture because browsers block it before one. ----
 const A = { ctx: null, osc: null, timer: 0 };
 
 function audio() {
   try {
-    if (!A.ctx) A.ctx = new (window.AudioContext || window.webkitAudioContext)();
+    A.ctx ??= new (window.AudioContext || window.webkitAudioContext)();
     if (A.ctx.state === "suspended") A.ctx.resume().catch(() => {});
   } catch { A.ctx = null; }
   return A.ctx;
 }
 
+// A square wave, started now; null when the browser has no audio at all.
+function tone(freq, volume) {
+  const ctx = audio(), osc = ctx?.createOscillator(), gain = ctx?.createGain();
+  if (!osc) return null;
+  Object.assign(osc, { type: "square" }).frequency.value = freq;
+  gain.gain.value = volume;
+  osc.connect(gain).connect(ctx.destination);
+  osc.start();
+  return osc;
+}
+
+// Two tones, 880 and 660 Hz, alternating every half second until acknowledged or silenced.
 function startSiren() {
   if (A.osc) return;
-  const ctx = audio();
-  if (!ctx) return;
-  try {
-    const osc = ctx.createOscillator(), gain = ctx.createGain();
-    osc.type = "square";
-    osc.frequency.value = 880;
-    gain.gain.value = 0.15;
-    osc.connect(gain).connect(ctx.destination);
-    osc.start();
-    let high = true;
-    A.timer = setInterval(() => { high = !high; osc.frequency.setValueAtTime(high ? 880 : 660, ctx.currentTime); }, 500);
-    A.osc = osc;
-  } catch { /* no sound: the overlay still stands */ }
+  try { A.osc = tone(880, 0.15); } catch { /* no sound: the overlay still stands */ }
+  let high = true;
+  const alternate = () => { high = !high; A.osc?.frequency.setValueAtTime(high ? 880 : 660, A.ctx.currentTime); };
+  if (A.osc) A.timer = setInterval(alternate, 500);
 }
 
 function stopSiren() {
@@ -615,19 +590,10 @@ function stopSiren() {
 }
 
 function beep() {
-  const ctx = audio();
-  if (!ctx) return;
-  try {
-    const osc = ctx.createOscillator(), gain = ctx.createGain();
-    osc.frequency.value = 660;
-    gain.gain.value = 0.2;
-    osc.connect(gain).connect(ctx.destination);
-    osc.start();
-    osc.stop(ctx.currentTime + 0.3);
-  } catch { /* no sound: the banner still shows */ }
+  try { tone(660, 0.15)?.stop(A.ctx.currentTime + 0.3); } catch { /* no sound: the banner still shows */ }
 }
 
-// ---- Traffic: inbox and outbox of one link, with the gap statement above each. ----
+// ---- Traffic: inbox and outbox of one link, each under the statement of its gaps. ----
 function fillLinkSelects(names) {
   for (const sel of [$("#traffic-link"), $("#compose-link")]) {
     const current = sel.value;
@@ -635,64 +601,53 @@ function fillLinkSelects(names) {
     sel.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
     if (names.includes(current)) sel.value = current;
   }
-  if (!names.includes(S.link)) {
-    S.link = names[0] ?? "";
-    S.traffic = null;
-    $("#traffic-link").value = S.link;
-    if (S.view === "traffic") run(loadTraffic);
-  }
+  if (names.includes(S.link)) return;
+  S.link = $("#traffic-link").value = names[0] ?? "";
+  S.traffic = null;
+  if (S.view === "traffic") run(loadTraffic);
 }
 
 async function loadTraffic() {
   const link = S.link;
   if (!link) return;
   const data = await api("GET", `/console/traffic/${enc(link)}`);
-  if (link !== S.link) return; // the operator switched links meanwhile
+  if (link !== S.link) return; // the operator chose another link meanwhile
   S.traffic = data;
-  if (S.view === "traffic") renderTraffic();
-  if (S.view === "message") renderMessage();
+  if (["traffic", "message"].includes(S.view)) RENDERERS[S.view]();
 }
 
-function renderFilters() {
+function renderTraffic() {
   for (const [kind, values] of [["lane", LANES], ["type", TYPES]]) {
     $(`#filter-${kind}`).replaceChildren(...values.map((v) => el("label", { class: "chip" },
       el("input", { type: "checkbox", value: v, "data-filter": kind, checked: S.filters[kind].has(v),
         onchange: (e) => { S.filters[kind][e.target.checked ? "add" : "delete"](v); renderTraffic(); } }),
       kind === "lane" ? v : word("type_", v))));
   }
-}
-
-function renderTraffic() {
-  renderFilters();
   const tr = S.traffic ?? {};
   fillTable("#inbox", tr.inbox ?? []);
   fillTable("#outbox", tr.outbox ?? []);
-  renderGaps($("#gaps-in"), tr.gaps?.in);
-  renderGaps($("#gaps-out"), tr.gaps?.out);
+  renderGaps($("#gaps-in"), tr.gaps?.in ?? {});
+  renderGaps($("#gaps-out"), tr.gaps?.out ?? {});
 }
 
-function shown(m) {
-  return (!LANES.includes(m.lane) || S.filters.lane.has(m.lane)) && (!TYPES.includes(m.type) || S.filters.type.has(m.type));
-}
+// A lane or type the console does not know is always shown: filters never hide the unexpected.
+const shown = (m) => (!LANES.includes(m.lane) || S.filters.lane.has(m.lane))
+  && (!TYPES.includes(m.type) || S.filters.type.has(m.type));
 
 function fillTable(sel, messages) {
   const rows = messages.filter(shown).sort((a, b) => Number(b.sent_ns) - Number(a.sent_ns)).map(messageRow);
   $(`${sel} tbody`).replaceChildren(...rows);
-  if (!rows.length) $(`${sel} tbody`).append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: t("nothing") })));
+  if (!rows.length) $(`${sel} tbody`).append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, t("nothing"))));
 }
 
 const canAck = (m) => m.direction === "in" && !m.acknowledged && m.state !== "acknowledged" && can("acknowledge");
-
-function ackButton(m) {
-  return el("button", { type: "button", class: "ack", text: t("ack"),
-    onclick: (e) => { e.stopPropagation(); run(() => ack(m), e.currentTarget); } });
-}
+const ackButton = (m) => button("ack", "ack", (e) => { e.stopPropagation(); run(() => ack(m), e.currentTarget); });
 
 function messageRow(m) {
   const row = el("tr", { "data-direction": m.direction, "data-lane": m.lane, "data-seq": m.seq, "data-state": m.state,
     "data-type": m.type, class: m.overdue ? "overdue" : null, tabindex: 0 },
   el("td", { class: `lane lane-${m.lane}`, text: m.lane }),
-  el("td", { class: "mono num", text: String(m.seq) }),
+  el("td", { class: "num", text: String(m.seq) }),
   el("td", {}, typeLabel(m.type)),
   el("td", { class: "mono", text: m.language ?? "" }),
   el("td", {}, timeEl(m.sent_ns)),
@@ -704,7 +659,7 @@ function messageRow(m) {
   return row;
 }
 
-// Where a message has got to: each step reached is marked, an overdue one is flagged in red.
+// Where a message has got to: each step reached is marked; an overdue one is flagged in red.
 function journey(m) {
   const steps = STEPS[m.direction] ?? STEPS.out;
   const at = Math.max(steps.indexOf(m.state), m.acknowledged ? steps.length - 1 : -1);
@@ -713,55 +668,53 @@ function journey(m) {
     m.overdue ? el("li", { class: "late", text: t("overdue") }) : null);
 }
 
-// "1, 2, 3, 7" -> "1–3, 7", capped so a long outage cannot flood the screen.
-function ranges(numbers) {
-  const sorted = [...new Set(numbers.map(Number))].sort((a, b) => a - b);
-  const out = [];
-  for (const n of sorted) {
+// [1, 2, 3, 7] -> "1–3, 7"; capped so that a long outage cannot flood the screen. Entries that are
+// not numbers (the station may say "3 missing") are shown as they are.
+function ranges(items) {
+  const words = items.filter((n) => !Number.isInteger(n)).map(String), out = [];
+  for (const n of [...new Set(items.filter(Number.isInteger))].sort((a, b) => a - b)) {
     const last = out[out.length - 1];
     if (last && n === last[1] + 1) last[1] = n; else out.push([n, n]);
   }
-  const text = out.slice(0, 20).map(([a, b]) => (a === b ? `${a}` : `${a}–${b}`)).join(", ");
+  const text = [...words, ...out.slice(0, 20).map(([a, b]) => (a === b ? `${a}` : `${a}–${b}`))].join(", ");
   return out.length > 20 ? `${text} ${t("and_more", { n: out.length - 20 })}` : text;
 }
 
-function renderGaps(p, given) {
-  const gaps = given ?? {};
+function renderGaps(p, gaps) {
   const lanes = [...LANES, ...Object.keys(gaps).filter((l) => !LANES.includes(l))].filter((l) => gaps[l]);
-  const have = lanes.filter((l) => gaps[l].last != null)
-    .map((l) => `${l} ${gaps[l].first === gaps[l].last ? gaps[l].last : `${gaps[l].first}–${gaps[l].last}`}`).join(", ");
+  const span = ({ first, last }) => (first == null || first === last ? `${last}` : `${first}–${last}`);
+  const have = lanes.filter((l) => gaps[l].last != null).map((l) => `${l} ${span(gaps[l])}`).join(", ");
   const missing = lanes.filter((l) => gaps[l].missing?.length).map((l) => `${l} ${ranges(gaps[l].missing)}`).join("; ");
   p.classList.toggle("bad", !!missing);
-  p.textContent = missing ? t("gaps_missing", { list: missing, ranges: have }) : have ? t("no_gaps", { list: have }) : t("no_messages");
+  p.textContent = missing ? t("gaps_missing", { list: missing, ranges: have })
+    : have ? t("no_gaps", { list: have }) : t("no_messages");
 }
 
-// ---- One message in full: the original text is the point, the rest is its provenance. ----
+// ---- One message in full: the original text is the point; the rest is its provenance. ----
 function openMessage(m) {
   S.open = m;
   show("message");
 }
 
 function renderMessage() {
-  const o = S.open;
-  const box = $("#message-body");
+  const o = S.open, box = $("#message-body");
   if (!o) { box.replaceChildren(); return; }
-  const list = [...(S.traffic?.inbox ?? []), ...(S.traffic?.outbox ?? [])];
-  const found = list.find((x) => x.direction === o.direction && x.lane === o.lane && String(x.seq) === String(o.seq));
-  const m = found ?? o;
-  const fact = (key, value) => [el("dt", { text: t(key) }), el("dd", {}, value)];
+  // The freshest copy from the last traffic load, so that its journey moves while it is open.
+  const m = [...(S.traffic?.inbox ?? []), ...(S.traffic?.outbox ?? [])]
+    .find((x) => x.direction === o.direction && x.lane === o.lane && String(x.seq) === String(o.seq)) ?? o;
   box.replaceChildren(
-    el("h2", {}, `${m.lane} `, el("span", { class: "mono", text: String(m.seq) }), ` · ${word("dir_", m.direction)} · ${m.link ?? S.link} `, exerciseTag(m.type)),
-    !found && S.traffic ? el("p", { class: "muted", text: t("msg_gone") }) : null,
+    el("h2", {}, `${m.lane} `, el("span", { class: "mono", text: String(m.seq) }),
+      ` · ${word("dir_", m.direction)} · ${m.link ?? S.link} `, exerciseTag(m.type)),
     el("pre", { class: "fulltext", lang: m.language || null, text: m.text ?? "" }),
-    canAck(m) ? ackButton(m) : null,
-    el("dl", { class: "facts" },
-      fact("col_lane", m.lane), fact("col_seq", el("span", { class: "mono", text: String(m.seq) })),
-      fact("col_type", typeLabel(m.type)), fact("col_lang", m.language ?? "—"),
-      fact("sent", timeEl(m.sent_ns)), fact("deadline", timeEl(m.deadline_ns)),
-      fact("col_state", word("step_", m.state)), fact("hash", el("span", { class: "mono hash", text: m.hash ?? "—" })),
-      fact("col_journey", journey(m))),
+    el("div", { class: "actions" }, canAck(m) ? ackButton(m) : null),
+    el("dl", { class: "facts" }, fact("col_lane", m.lane),
+      fact("col_seq", el("span", { class: "mono", text: m.seq })), fact("col_type", typeLabel(m.type)),
+      fact("col_lang", m.language ?? "—"), fact("sent", timeEl(m.sent_ns)), fact("deadline", timeEl(m.deadline_ns)),
+      fact("col_state", word("step_", m.state)),
+      fact("hash", el("span", { class: "mono hash", text: m.hash ?? "—" })), fact("col_journey", journey(m))),
     el("p", { class: "verified", text: t("verified") }),
-    el("section", { class: "translations" }, el("h3", { text: t("translations") }), el("p", { class: "muted", text: t("translations_none") })));
+    el("section", { class: "translations" }, el("h3", { text: t("translations") }),
+      el("p", { class: "muted", text: t("translations_none") })));
 }
 
 // ---- Compose: check the text as it is typed, so mistakes are caught before a supervisor sees them. ----
@@ -771,13 +724,13 @@ function mixedWords(text) {
 }
 
 function checkText() {
-  const text = $("#compose-text").value;
-  const bytes = new TextEncoder().encode(text).length;
+  const text = $("#compose-text").value, bytes = new TextEncoder().encode(text).length;
   const items = [[t("check_count", { c: [...text].length, b: bytes }), "info"]];
   if (!text.trim()) items.push([t("warn_empty"), "bad"]);
   else if (text !== text.trim()) items.push([t("warn_space"), "warn"]);
   const mixed = mixedWords(text);
-  if (mixed.length) items.push([t("warn_mixed", { words: mixed.slice(0, 5).join(", ") }), "warn"]);
+  const words = mixed.slice(0, 5).map((w) => (w.length > 24 ? `${w.slice(0, 23)}…` : w)).join(", ");
+  if (mixed.length) items.push([t("warn_mixed", { words }), "warn"]);
   if (bytes > MAX_TEXT_BYTES) items.push([t("warn_long"), "bad"]);
   if (items.length === 1) items.push([t("check_ok"), "ok"]);
   $("#compose-check").replaceChildren(...items.map(([s, kind]) => el("li", { class: kind, text: s })));
@@ -792,25 +745,19 @@ async function submitDraft() {
     language: $("#compose-language").value, text: $("#compose-text").value };
   S.lastDraft = await api("POST", "/console/drafts", body);
   $("#compose-text").value = "";
-  renderComposeResult();
+  renderCompose();
 }
 
-function renderComposeResult() {
+function renderCompose() {
   const d = S.lastDraft;
+  checkText();
   $("#compose-result").textContent = !d ? "" : d.state === "released" ? t("sent_as", { lane: d.lane, seq: d.seq })
-    : d.state === "draft" ? t("waiting", { id: d.id }) : t("draft_state", { id: d.id, state: word("dstate_", d.state) });
+    : d.state === "draft" ? t("waiting", { id: d.id }) : t("draft_state", { id: d.id, state: d.state });
 }
 
 // ---- Drafts: the two-person rule is the station's; the console only explains it. ----
-async function loadDrafts() {
-  S.drafts = (await api("GET", "/console/drafts")) ?? [];
-  renderDrafts();
-}
-
 function renderDrafts() {
-  const badge = $("#drafts-count");
-  badge.textContent = String(S.drafts.length);
-  badge.hidden = !S.drafts.length;
+  Object.assign($("#drafts-count"), { textContent: String(S.drafts.length), hidden: !S.drafts.length });
   $("#drafts-list").replaceChildren(...S.drafts.map(draftCard));
   if (!S.drafts.length) $("#drafts-list").append(el("p", { class: "muted", text: t("no_drafts") }));
 }
@@ -827,20 +774,16 @@ function draftCard(d) {
       ` → ${d.link} · ${t("drafted_by", { who: d.drafted_by })} · `, timeEl(d.drafted_ns), ` · ${d.language}`),
     el("pre", { class: "fulltext", lang: d.language || null, text: d.text ?? "" }),
     can("release") ? el("div", { class: "actions" },
-      el("button", { type: "button", class: "release primary", disabled: own, text: t("release"), onclick: own ? null : decide("release") }),
-      el("button", { type: "button", class: "reject", text: t("reject"), onclick: decide("reject") }),
+      button("release primary", "release", own ? null : decide("release"), { disabled: own }),
+      button("reject", "reject", decide("reject")),
       own ? el("span", { class: "note", text: t("two_person") }) : null) : null);
 }
 
 // ---- Shift log: what the next shift must know. ----
-async function loadNotes() {
-  S.notes = (await api("GET", "/console/shift-log")) ?? [];
-  renderNotes();
-}
-
 function renderNotes() {
-  $("#shift-list").replaceChildren(...S.notes.map((n) => el("article", { class: n.handover ? "note-item handover" : "note-item" },
-    el("header", {}, timeEl(n.at_ns), ` · ${n.author} `, n.handover ? el("span", { class: "tag", text: t("handover_tag") }) : null),
+  $("#shift-list").replaceChildren(...S.notes.map((n) =>
+    el("article", { class: n.handover ? "note-item handover" : "note-item" },
+    el("header", {}, timeEl(n.at_ns), ` · ${n.author} `, n.handover ? tag("handover_tag") : null),
     el("p", { class: "fulltext", text: n.text ?? "" }))));
   if (!S.notes.length) $("#shift-list").append(el("p", { class: "muted", text: t("no_notes") }));
 }
@@ -855,11 +798,6 @@ async function submitNote() {
 }
 
 // ---- Audit: read-only, newest first as the station gives it. ----
-async function loadAudit() {
-  S.audit = (await api("GET", "/console/audit")) ?? [];
-  renderAudit();
-}
-
 function renderAudit() {
   const text = (v) => (v == null ? "" : typeof v === "string" ? v : JSON.stringify(v));
   $("#audit-table tbody").replaceChildren(...S.audit.map((r) => el("tr", { "data-audit-id": r.id },
@@ -868,24 +806,20 @@ function renderAudit() {
     el("td", { class: "detail", text: text(r.detail) }))));
 }
 
-// ---- Operators: secrets are shown once, then only the person who wrote them down has them. ----
-async function loadOperators() {
-  S.operators = (await api("GET", "/console/operators")) ?? [];
-  renderOperators();
-}
-
+// ---- Operators: a secret is shown once; afterwards only the person who wrote it down has it. ----
 function renderOperators() {
   $("#op-table tbody").replaceChildren(...S.operators.map((o) => {
     const locked = o.locked_until_ns != null && nsToMs(o.locked_until_ns) > Date.now();
-    const status = o.disabled ? t("status_disabled") : locked ? [t("status_locked"), " ", timeEl(o.locked_until_ns)] : t("status_active");
     const put = (body, ask) => (e) => run(() => updateOperator(o.name, body, ask), e.currentTarget);
     return el("tr", { "data-operator": o.name, class: o.disabled ? "muted" : null },
-      el("td", { text: o.name }), el("td", { text: word("role_", o.role) }), el("td", { class: "mono", text: o.language ?? "" }),
-      el("td", { class: locked ? "warn" : null }, status),
+      el("td", { text: o.name }), el("td", { text: word("role_", o.role) }),
+      el("td", { class: "mono", text: o.language ?? "" }),
+      el("td", { class: locked ? "warn" : null }, o.disabled ? t("status_disabled")
+        : locked ? [t("status_locked"), " ", timeEl(o.locked_until_ns)] : t("status_active")),
       el("td", { class: "actions" },
-        o.disabled ? el("button", { type: "button", class: "enable", text: t("enable"), onclick: put({ disabled: false }) })
-          : el("button", { type: "button", class: "disable", text: t("disable"), onclick: put({ disabled: true }, "confirm_disable") }),
-        el("button", { type: "button", class: "reset", text: t("reset"), onclick: put({ reset: true }, "confirm_reset") })));
+        o.disabled ? button("enable", "enable", put({ disabled: false }))
+          : button("disable", "disable", put({ disabled: true }, "confirm_disable")),
+        button("reset", "reset", put({ reset: true }, "confirm_reset"))));
   }));
 }
 
@@ -898,9 +832,9 @@ async function updateOperator(name, body, ask) {
 
 async function addOperator() {
   const name = $("#op-name").value.trim();
-  const r = await api("POST", "/console/operators", { name, role: $("#op-role").value, password: $("#op-password").value });
-  $("#op-name").value = "";
-  $("#op-password").value = "";
+  const body = { name, role: $("#op-role").value, password: $("#op-password").value };
+  const r = await api("POST", "/console/operators", body);
+  $("#op-name").value = $("#op-password").value = "";
   say(t("op_added", { name }), "info");
   showSecret(name, r);
   await loadOperators();
@@ -908,34 +842,36 @@ async function addOperator() {
 
 function showSecret(name, r) {
   const box = $("#op-secret");
-  const row = (key, value) => (value ? [el("dt", { text: t(key) }), el("dd", { class: "mono", text: value })] : null);
-  box.replaceChildren(el("p", { class: "warn", text: t("secret_warning") }), el("h3", { text: t("secret_for", { name }) }),
-    el("dl", { class: "facts" }, row("new_password", r?.password), row("totp_secret", r?.totp_secret), row("totp_uri", r?.totp_uri)),
-    el("button", { type: "button", text: t("dismiss"), onclick: () => { box.replaceChildren(); box.hidden = true; } }));
+  const row = (key, value) => (value ? fact(key, el("span", { class: "mono", text: value })) : null);
+  box.replaceChildren(tag("secret_warning", "warn"), el("h3", { text: t("secret_for", { name }) }),
+    el("dl", { class: "facts" }, row("new_password", r?.password), row("totp_secret", r?.totp_secret),
+      row("totp_uri", r?.totp_uri)),
+    button("dismiss", "dismiss", () => { box.replaceChildren(); box.hidden = true; }));
   box.hidden = false;
 }
 
-// ---- Wiring: every handler is attached here, none in the markup (the CSP forbids it anyway). ----
-function onSubmit(sel, fn, button) {
-  $(sel).addEventListener("submit", (e) => { e.preventDefault(); run(fn, $(button)); });
+// ---- Wiring: every handler is attached here, none in the markup (the CSP forbids that anyway). ----
+function onSubmit(form, fn, button, after) {
+  $(form).addEventListener("submit", (e) => { e.preventDefault(); run(fn, $(button)).then(after); });
 }
 
 function init() {
   $("#login-form").addEventListener("submit", doLogin);
   $("#login-lang").addEventListener("click", () => { S.lang = S.lang === "en" ? "ru" : "en"; applyWords(); });
-  $("#lang-switch").addEventListener("click", (e) => run(switchLang, e.currentTarget));
-  $("#logout").addEventListener("click", (e) => run(logout, e.currentTarget));
-  $("#nav").addEventListener("click", (e) => { const b = e.target.closest("[data-view]"); if (b) show(b.dataset.view); });
+  const actions = { "#lang-switch": switchLang, "#logout": logout, "#flash-ack": flashAck, "#flash-silence": flashSilence };
+  for (const [sel, fn] of Object.entries(actions)) $(sel).addEventListener("click", (e) => run(fn, e.currentTarget));
+  $("#nav").addEventListener("click", (e) => {
+    const b = e.target.closest("[data-view]");
+    if (b) show(b.dataset.view);
+  });
   $("#alarm-banner").addEventListener("click", () => show("board"));
   $("#message-line").addEventListener("click", () => say(""));
   $("#message-back").addEventListener("click", () => show("traffic"));
-  $("#traffic-link").addEventListener("change", (e) => { S.link = e.target.value; S.traffic = null; renderTraffic(); run(loadTraffic); });
+  $("#traffic-link").addEventListener("change", (e) => { Object.assign(S, { link: e.target.value, traffic: null }); show("traffic"); });
   $("#compose-text").addEventListener("input", checkText);
-  $("#compose-form").addEventListener("submit", (e) => { e.preventDefault(); run(submitDraft, $("#compose-submit")).then(checkText); });
+  onSubmit("#compose-form", submitDraft, "#compose-submit", checkText);
   onSubmit("#shift-form", submitNote, "#shift-submit");
   onSubmit("#op-form", addOperator, "#op-submit");
-  $("#flash-ack").addEventListener("click", (e) => run(flashAck, e.currentTarget));
-  $("#flash-silence").addEventListener("click", (e) => run(flashSilence, e.currentTarget));
   for (const type of ["click", "keydown"]) document.addEventListener(type, audio, true);
   setInterval(tick, 1000);
   applyWords();

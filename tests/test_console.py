@@ -1,0 +1,632 @@
+"""The console in process: a real station's state (its store, its link cores) under the console's
+ASGI app, driven by an HTTP client. Every route against every role, sign-in with its second
+factor and lockout, sessions that expire, CSRF and origin checks, the two-person rule, alarms
+and the link test. (tests/test_console_browser.py drives the same console in a real browser.)"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import string
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pyotp
+import pytest
+
+from hotline.console.app import CSP, make_console_app
+from hotline.console.auth import PERMISSIONS, Role
+from hotline.console.drafts import reconcile_drafts
+from hotline.console.operators import add_operator
+from hotline.crypto.identity import StationIdentity
+from hotline.errors import ConfigError
+from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.station.datadir import DataDir
+from hotline.station.discipline import DOWN_HOLD_NS, S
+from hotline.station.launch import StationProcess, make_pair
+from hotline.station.runtime import Station
+from hotline.store.people import Draft
+
+PASSWORD = "a long enough password"
+RUSSIAN = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
+BASE = "http://console.test"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[StationProcess, StationIdentity]:
+    london, _moscow = make_pair(tmp_path_factory.mktemp("console"))
+    identity = london.data.open_keystore(london.passphrase_file.read_bytes().rstrip(b"\n"))
+    return london, identity
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def station(pair: tuple[StationProcess, StationIdentity]) -> AsyncIterator[Station]:
+    london, identity = pair
+    station = Station(DataDir(london.data.path), identity)
+    await station.open()
+    senders = [asyncio.create_task(r.run_sender()) for r in station.links.values()]
+    try:
+        yield station
+    finally:
+        for task in senders:
+            task.cancel()
+        station.close()
+
+
+@pytest.fixture
+async def app(station: Station, _close_clients: None) -> Any:
+    return make_console_app(station, station.config.console, tls=False)
+
+
+def client(app: Any) -> httpx.AsyncClient:
+    made = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+    _open_clients.append(made)
+    return made
+
+
+_open_clients: list[httpx.AsyncClient] = []
+
+
+@pytest.fixture
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    while _open_clients:
+        await _open_clients.pop().aclose()
+
+
+async def new_operator(station: Station, role: str, password: str = PASSWORD) -> tuple[str, str]:
+    name = f"{role}-{next(_names)}"
+    assert station.store is not None
+    made = await station.store.call(
+        lambda s: add_operator(s, name, role, time.time_ns(), password=password)
+    )
+    return name, made.totp_secret
+
+
+async def signed_in(app: Any, station: Station, role: str) -> tuple[httpx.AsyncClient, str, str]:
+    """A client signed in as a fresh operator of `role`: (client, its CSRF token, its name)."""
+    name, secret = await new_operator(station, role)
+    browser = client(app)
+    answer = await browser.post(
+        "/console/login",
+        json={"name": name, "password": PASSWORD, "code": pyotp.TOTP(secret).now()},
+    )
+    assert answer.status_code == 200, answer.text
+    return browser, answer.json()["csrf"], name
+
+
+async def audit_actions(station: Station, actor: str) -> list[str]:
+    assert station.store is not None
+    rows = await station.store.call(lambda s: s.audit_log())
+    return [action for _id, _at, who, action, _detail, _link in rows if who == actor]
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_page_and_every_answer_carry_the_strict_headers(app: Any) -> None:
+    browser = client(app)
+    page = await browser.get("/")
+    script = await browser.get("/static/console.js")
+    refused = await browser.get("/console/board")
+    assert page.status_code == 200
+    assert "<script" in page.text
+    assert 'src="/static/console.js"' in page.text
+    assert "<script>" not in page.text, "no inline script: the CSP would refuse it"
+    assert script.status_code == 200
+    assert refused.status_code == 401
+    for answer in (page, script, refused):
+        assert answer.headers["content-security-policy"] == CSP
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+    assert "script-src 'self'" in CSP
+    assert "unsafe" not in CSP
+
+
+# -- signing in ------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_sign_in_needs_the_password_and_a_fresh_code(app: Any, station: Station) -> None:
+    name, secret = await new_operator(station, "operator")
+    totp = pyotp.TOTP(secret)
+    browser = client(app)
+    wrong_password = await browser.post(
+        "/console/login", json={"name": name, "password": "not it at all", "code": totp.now()}
+    )
+    wrong_code = await browser.post(
+        "/console/login", json={"name": name, "password": PASSWORD, "code": "000000"}
+    )
+    nobody = await browser.post(
+        "/console/login", json={"name": "nobody", "password": PASSWORD, "code": totp.now()}
+    )
+    assert (await browser.get("/console/me")).status_code == 401
+    good = await browser.post(
+        "/console/login", json={"name": name, "password": PASSWORD, "code": totp.now()}
+    )
+    me = await browser.get("/console/me")
+    other = client(app)
+    replayed = await other.post(
+        "/console/login", json={"name": name, "password": PASSWORD, "code": totp.now()}
+    )
+    assert [wrong_password.status_code, wrong_code.status_code, nobody.status_code] == [401] * 3
+    assert wrong_password.json() == wrong_code.json() == nobody.json(), "the same answer for all"
+    assert good.status_code == 200
+    cookie = good.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Secure" not in cookie
+    assert me.json()["operator"] == name
+    assert me.json()["role"] == "operator"
+    assert replayed.status_code == 401, "a code is good for one sign-in"
+    actions = await audit_actions(station, name)
+    assert actions.count("login refused") == 3
+    assert actions.count("login") == 1
+
+
+@pytest.mark.anyio
+async def test_failures_lock_the_account_for_longer_each_time(app: Any, station: Station) -> None:
+    name, secret = await new_operator(station, "operator")
+    totp = pyotp.TOTP(secret)
+    browser = client(app)
+    for _ in range(5):
+        answer = await browser.post(
+            "/console/login", json={"name": name, "password": "wrong guess!", "code": "123456"}
+        )
+        assert answer.status_code == 401
+    locked = await browser.post(
+        "/console/login", json={"name": name, "password": PASSWORD, "code": totp.now()}
+    )
+    assert locked.status_code == 423, "even the right password waits out the lock"
+    assert station.store is not None
+    first = await station.store.call(lambda s: s.operator(name))
+    assert 25 * S < first.locked_until_ns - time.time_ns() <= 30 * S
+    # The lock runs out; one more failure locks for twice as long.
+    await station.store.call(lambda s: s.update_operator(name, locked_until_ns=0))
+    await browser.post(
+        "/console/login", json={"name": name, "password": "wrong again!", "code": "123456"}
+    )
+    second = await station.store.call(lambda s: s.operator(name))
+    assert 55 * S < second.locked_until_ns - time.time_ns() <= 60 * S
+    await station.store.call(lambda s: s.update_operator(name, locked_until_ns=0))
+    good = await browser.post(
+        "/console/login", json={"name": name, "password": PASSWORD, "code": totp.now()}
+    )
+    assert good.status_code == 200
+    after = await station.store.call(lambda s: s.operator(name))
+    assert after.failures == 0
+
+
+@pytest.mark.anyio
+async def test_a_disabled_operator_cannot_sign_in(app: Any, station: Station) -> None:
+    name, secret = await new_operator(station, "operator")
+    assert station.store is not None
+    await station.store.call(lambda s: s.update_operator(name, disabled=True))
+    browser = client(app)
+    answer = await browser.post(
+        "/console/login",
+        json={"name": name, "password": PASSWORD, "code": pyotp.TOTP(secret).now()},
+    )
+    assert answer.status_code == 401
+
+
+@pytest.mark.anyio
+async def test_sessions_end_when_idle_and_at_logout(app: Any, station: Station) -> None:
+    browser, csrf, _ = await signed_in(app, station, "operator")
+    assert (await browser.get("/console/me")).status_code == 200
+    for session in app.state.console.sessions._sessions.values():
+        session.last_seen -= station.config.console.idle_timeout_s + 1
+    assert (await browser.get("/console/me")).status_code == 401
+    browser, csrf, name = await signed_in(app, station, "operator")
+    out = await browser.post("/console/logout", headers={"X-CSRF-Token": csrf})
+    assert out.status_code == 204
+    assert (await browser.get("/console/me")).status_code == 401
+    assert "logout" in await audit_actions(station, name)
+
+
+# -- CSRF and origin -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_change_without_the_csrf_token_or_from_elsewhere_is_refused(
+    app: Any, station: Station
+) -> None:
+    browser, csrf, name = await signed_in(app, station, "operator")
+    draft = {"link": "moscow", "lane": "ROUTINE", "type": "service", "text": "hello"}
+    missing = await browser.post("/console/drafts", json=draft)
+    wrong = await browser.post("/console/drafts", json=draft, headers={"X-CSRF-Token": "x"})
+    elsewhere = await browser.post(
+        "/console/drafts",
+        json=draft,
+        headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
+    )
+    login_elsewhere = await browser.post(
+        "/console/login",
+        json={"name": name, "password": PASSWORD, "code": "000000"},
+        headers={"Origin": "http://evil.example"},
+    )
+    good = await browser.post(
+        "/console/drafts", json=draft, headers={"X-CSRF-Token": csrf, "Origin": BASE}
+    )
+    assert [missing.status_code, wrong.status_code, elsewhere.status_code] == [403] * 3
+    assert login_elsewhere.status_code == 403
+    assert good.status_code == 201
+    assert (await audit_actions(station, name)).count("sent") == 1, "only the good one was sent"
+
+
+# -- every route against every role ----------------------------------------------------------------
+
+ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("GET", "/console/board", "view", None),
+    ("GET", "/console/traffic/moscow", "view", None),
+    ("GET", "/console/drafts", "view", None),
+    ("GET", "/console/shift-log", "view", None),
+    ("POST", "/console/drafts", "draft", {"link": "moscow", "type": "service", "text": "x"}),
+    ("POST", "/console/drafts/999999/release", "release", None),
+    ("POST", "/console/drafts/999999/reject", "release", None),
+    ("POST", "/console/inbox/moscow/FLASH/999999/ack", "acknowledge", {}),
+    ("POST", "/console/alarms/none/silence", "silence", None),
+    ("POST", "/console/shift-log", "shift_log", {"text": "quiet night"}),
+    ("GET", "/console/audit", "audit", None),
+    ("GET", "/console/operators", "admin", None),
+    ("POST", "/console/operators", "admin", {"name": "x", "role": "nope"}),
+    ("PUT", "/console/operators/nobody", "admin", {"disabled": True}),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("role", [r.value for r in Role])
+async def test_each_role_may_do_what_its_permissions_say_and_nothing_else(
+    app: Any, station: Station, role: str
+) -> None:
+    browser, csrf, _name = await signed_in(app, station, role)
+    assert station.store is not None
+    before = await station.store.call(lambda s: (len(s.drafts(("released",))), s.shift_notes()))
+    for method, path, permission, body in ROUTES:
+        answer = await browser.request(method, path, json=body, headers={"X-CSRF-Token": csrf})
+        if permission in PERMISSIONS[Role(role)]:
+            assert answer.status_code != 403, (role, path, answer.text)
+            assert answer.status_code < 500, (role, path, answer.text)
+        else:
+            assert answer.status_code == 403, (role, path, answer.status_code)
+    after = await station.store.call(lambda s: (len(s.drafts(("released",))), s.shift_notes()))
+    if "draft" not in PERMISSIONS[Role(role)]:
+        assert after[0] == before[0], "a refused draft sent nothing"
+    if "shift_log" not in PERMISSIONS[Role(role)]:
+        assert after[1] == before[1], "a refused note wrote nothing"
+
+
+# -- drafting and the two-person rule --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_principal_message_waits_for_another_supervisor(app: Any, station: Station) -> None:
+    operator, op_csrf, op_name = await signed_in(app, station, "operator")
+    boss, boss_csrf, boss_name = await signed_in(app, station, "supervisor")
+    other, other_csrf, _ = await signed_in(app, station, "supervisor")
+    text = "Request a call at 14:00 UTC. / Просим связаться в 14:00 UTC."
+    drafted = await operator.post(
+        "/console/drafts",
+        json={"link": "moscow", "lane": "FLASH", "type": "principal", "text": text},
+        headers={"X-CSRF-Token": op_csrf},
+    )
+    assert drafted.status_code == 201
+    assert drafted.json()["state"] == "draft"
+    draft_id = drafted.json()["id"]
+    assert draft_id in [d["id"] for d in (await boss.get("/console/drafts")).json()]
+    # A supervisor's own draft needs another supervisor too.
+    own = await boss.post(
+        "/console/drafts",
+        json={"link": "moscow", "lane": "IMMEDIATE", "text": "own words"},
+        headers={"X-CSRF-Token": boss_csrf},
+    )
+    own_release = await boss.post(
+        f"/console/drafts/{own.json()['id']}/release", headers={"X-CSRF-Token": boss_csrf}
+    )
+    assert own_release.status_code == 403
+    released = await boss.post(
+        f"/console/drafts/{draft_id}/release", headers={"X-CSRF-Token": boss_csrf}
+    )
+    again = await other.post(
+        f"/console/drafts/{draft_id}/release", headers={"X-CSRF-Token": other_csrf}
+    )
+    traffic = (await boss.get("/console/traffic/moscow")).json()
+    assert released.status_code == 200
+    assert released.json()["state"] == "released"
+    assert released.json()["decided_by"] == boss_name
+    assert again.status_code == 404, "released once, not twice"
+    sent = [
+        m for m in traffic["outbox"] if m["lane"] == "FLASH" and m["seq"] == released.json()["seq"]
+    ]
+    assert len(sent) == 1
+    assert sent[0]["text"] == text
+    assert sent[0]["state"] == "accepted"
+    assert sent[0]["deadline_ns"] is not None
+    assert sent[0]["overdue"] is False
+    assert "drafted" in await audit_actions(station, op_name)
+    assert "released" in await audit_actions(station, boss_name)
+
+
+@pytest.mark.anyio
+async def test_a_rejected_draft_is_never_sent(app: Any, station: Station) -> None:
+    operator, op_csrf, _ = await signed_in(app, station, "operator")
+    boss, boss_csrf, _ = await signed_in(app, station, "supervisor")
+    drafted = await operator.post(
+        "/console/drafts",
+        json={"link": "moscow", "text": "never to go"},
+        headers={"X-CSRF-Token": op_csrf},
+    )
+    rejected = await boss.post(
+        f"/console/drafts/{drafted.json()['id']}/reject", headers={"X-CSRF-Token": boss_csrf}
+    )
+    release = await boss.post(
+        f"/console/drafts/{drafted.json()['id']}/release", headers={"X-CSRF-Token": boss_csrf}
+    )
+    texts = [m["text"] for m in (await boss.get("/console/traffic/moscow")).json()["outbox"]]
+    assert rejected.json()["state"] == "rejected"
+    assert release.status_code == 404
+    assert "never to go" not in texts
+
+
+@pytest.mark.anyio
+async def test_a_release_cut_short_by_a_stop_is_settled_from_the_outbox(station: Station) -> None:
+    """A draft left `releasing`: released if its message went, waiting again if not."""
+    assert station.store is not None
+    runtime = station.links["moscow"]
+    now = time.time_ns()
+
+    def releasing(text: str) -> Draft:
+        return Draft(0, "moscow", Lane.PRIORITY, MessageType.PRINCIPAL, "en", text, "a", now,
+                     "releasing", "b", now, None)  # fmt: skip
+
+    went, stayed = releasing("it went"), releasing("it did not")
+    went.id = await station.store.call(lambda s: s.add_draft(went))
+    stayed.id = await station.store.call(lambda s: s.add_draft(stayed))
+    envelope = await runtime.send(Lane.PRIORITY, MessageType.PRINCIPAL, "en", "it went")
+    await reconcile_drafts(station)
+    after_went = await station.store.call(lambda s: s.draft(went.id))
+    after_stayed = await station.store.call(lambda s: s.draft(stayed.id))
+    assert (after_went.state, after_went.seq) == ("released", envelope.seq)
+    assert (after_stayed.state, after_stayed.seq) == ("draft", None)
+
+
+# -- acknowledging, notes, audit, operators --------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_acknowledging_a_message_that_is_not_there_is_a_clear_404(
+    app: Any, station: Station
+) -> None:
+    browser, csrf, _ = await signed_in(app, station, "operator")
+    answer = await browser.post(
+        "/console/inbox/moscow/ROUTINE/4242/ack", json={}, headers={"X-CSRF-Token": csrf}
+    )
+    unknown_link = await browser.post(
+        "/console/inbox/paris/ROUTINE/1/ack", json={}, headers={"X-CSRF-Token": csrf}
+    )
+    assert answer.status_code == 404
+    assert "ROUTINE 4242" in answer.json()["detail"]
+    assert unknown_link.status_code == 404
+
+
+@pytest.mark.anyio
+async def test_the_shift_log_and_the_audit_log(app: Any, station: Station) -> None:
+    officer, csrf, name = await signed_in(app, station, "operator")
+    auditor, _, _ = await signed_in(app, station, "auditor")
+    written = await officer.post(
+        "/console/shift-log",
+        json={"text": "Hand-over: link quiet, test at 03:00 passed.", "handover": True},
+        headers={"X-CSRF-Token": csrf},
+    )
+    notes = (await auditor.get("/console/shift-log")).json()
+    audit = (await auditor.get("/console/audit")).json()
+    assert written.status_code == 201
+    assert notes[0]["author"] == name
+    assert notes[0]["handover"] is True
+    assert any(a["actor"] == name and a["action"] == "hand-over" for a in audit)
+
+
+@pytest.mark.anyio
+async def test_an_admin_adds_resets_and_disables_operators(app: Any, station: Station) -> None:
+    admin, csrf, admin_name = await signed_in(app, station, "admin")
+    made = await admin.post(
+        "/console/operators",
+        json={"name": "night.shift", "role": "operator", "language": "ru"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    twice = await admin.post(
+        "/console/operators",
+        json={"name": "night.shift", "role": "operator"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    bad_role = await admin.post(
+        "/console/operators",
+        json={"name": "someone", "role": "president"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert made.status_code == 201
+    assert twice.status_code == 409
+    assert bad_role.status_code == 422
+    assert "role" in bad_role.json()["detail"]
+    first = made.json()
+    assert first["totp_uri"].startswith("otpauth://totp/")
+    assert len(first["password"]) >= 12
+    async with client(app) as night:
+        login = await night.post(
+            "/console/login",
+            json={
+                "name": "night.shift",
+                "password": first["password"],
+                "code": pyotp.TOTP(first["totp_secret"]).now(),
+            },
+        )
+        assert login.status_code == 200
+        assert login.json()["language"] == "ru"
+        disabled = await admin.put(
+            "/console/operators/night.shift",
+            json={"disabled": True},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert disabled.status_code == 200
+        assert (await night.get("/console/me")).status_code == 401, "sessions end at once"
+    reset = await admin.put(
+        "/console/operators/night.shift", json={"reset": True}, headers={"X-CSRF-Token": csrf}
+    )
+    assert reset.json()["totp_secret"] != first["totp_secret"]
+    listed = {o["name"]: o for o in (await admin.get("/console/operators")).json()}
+    assert listed["night.shift"]["disabled"] is True
+    assert listed["night.shift"]["role"] == "operator"
+    actions = await audit_actions(station, admin_name)
+    assert {"operator added", "operator disabled", "operator reset"} <= set(actions)
+
+
+# -- the discipline: tests, deadlines, alarms ------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_link_test_goes_every_interval_with_both_alphabets(station: Station) -> None:
+    """No peer is running: the test is accepted, never receipted, and fails loudly."""
+    assert station.store is not None
+    discipline = station.discipline
+    settings = station.config.console
+    start = time.time_ns()
+    link_id = station.links["moscow"].link.config.link_id
+    before = await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST))
+    await discipline.review(start if before is None else before[2] + settings.test_interval_s * S)
+    first = await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST))
+    assert first is not None
+    assert first != before
+    await discipline.review(first[2] + S)
+    assert await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST)) == first
+    late = first[2] + (settings.test_deadline_s + 1) * S
+    await discipline.review(late)
+    assert discipline.tests["moscow"].last_sent["state"] == "failed"
+    assert "test_failed:moscow" in discipline.alarms
+    await discipline.review(first[2] + settings.test_interval_s * S)
+    second = await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST))
+    assert second is not None
+    assert second[1] == first[1] + 1
+    traffic = await station.store.call(lambda s: s.outbox(link_id, 10))
+    texts = [decode_envelope(bytes(row[6]), None).body.text for row in traffic if row[2] == 2]
+    assert len(texts) >= 2
+    alphabets = (string.ascii_uppercase, string.ascii_lowercase, RUSSIAN, RUSSIAN.upper())
+    for letters in alphabets:
+        assert set(letters) <= set(texts[0]), letters
+    assert texts[0] != texts[1], "each test's text differs"
+
+
+@pytest.mark.anyio
+async def test_alarms_for_a_dead_link_and_an_overdue_message_and_their_silencing(
+    app: Any, station: Station
+) -> None:
+    discipline = station.discipline
+    runtime = station.links["moscow"]
+    now = time.time_ns()
+    await discipline.review(runtime.since_ns + 1)
+    assert "link_down:moscow" not in discipline.alarms, "a short outage is not yet an alarm"
+    envelope = await runtime.send(Lane.IMMEDIATE, MessageType.PRINCIPAL, "en", "answer, please")
+    deadline = station.config.console.deadlines.immediate * S
+    await discipline.review(now + deadline + DOWN_HOLD_NS + S)
+    assert "link_down:moscow" in discipline.alarms
+    overdue = discipline.alarms[f"overdue:moscow:IMMEDIATE:{envelope.seq}"]
+    assert overdue.message is not None
+    assert overdue.message["text"] == "answer, please"
+    translator, t_csrf, _ = await signed_in(app, station, "translator")
+    officer, csrf, name = await signed_in(app, station, "operator")
+    board = (await officer.get("/console/board")).json()
+    assert {"link_down", "overdue"} <= {a["kind"] for a in board["alarms"]}
+    refused = await translator.post(
+        f"/console/alarms/{overdue.id}/silence", headers={"X-CSRF-Token": t_csrf}
+    )
+    silenced = await officer.post(
+        f"/console/alarms/{overdue.id}/silence", headers={"X-CSRF-Token": csrf}
+    )
+    board = (await officer.get("/console/board")).json()
+    assert refused.status_code == 403
+    assert silenced.status_code == 204
+    shown = {a["id"]: a for a in board["alarms"]}
+    assert shown[overdue.id]["silenced"] is True, "silenced, still there until acknowledged"
+    assert "silenced" in await audit_actions(station, name)
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []  # noqa: RUF012 - one test's mailbox
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/alarms"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.anyio
+async def test_alarms_go_to_the_webhook_when_raised_and_escalated(
+    station: Station, webhook: str
+) -> None:
+    discipline = station.discipline
+    discipline.settings = msgspec.structs.replace(discipline.settings, webhook=webhook)
+    discipline.alarms.clear()
+    _Hook.received.clear()
+    runtime = station.links["moscow"]
+    await discipline.review(runtime.since_ns + DOWN_HOLD_NS + S)
+    await discipline.review(time.time_ns() + (discipline.settings.escalate_after_s + 10) * S)
+    wanted = {("raised", "link_down"), ("escalated", "link_down")}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = [(r["event"], r["alarm"]["kind"]) for r in _Hook.received]
+        if wanted <= set(events):
+            break
+        await asyncio.sleep(0.05)
+    assert ("raised", "link_down") in events
+    assert ("escalated", "link_down") in events
+    assert all(r["station"] == "London" for r in _Hook.received)
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def test_a_console_off_loopback_needs_tls_and_a_bad_setting_is_named(tmp_path: Path) -> None:
+    london, _ = make_pair(tmp_path)
+    config = london.data.config_file
+    text = config.read_text()
+    config.write_text(
+        text.replace('[console]\nlisten = "127.0.0.1:', '[console]\nlisten = "0.0.0.0:')
+    )
+    with pytest.raises(ConfigError, match="tls_cert and tls_key are required"):
+        london.data.config()
+    config.write_text(text.replace('webhook = ""', 'webhook = "ftp://x"'))
+    with pytest.raises(ConfigError, match="webhook"):
+        london.data.config()
+    config.write_text(text.replace("flash = 300", "flash = 0"))
+    with pytest.raises(ConfigError, match="at least 1 s"):
+        london.data.config()
+    config.write_text(text + "\n[console.extra]\nx = 1\n")
+    with pytest.raises(ConfigError):
+        london.data.config()
