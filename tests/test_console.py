@@ -194,6 +194,7 @@ async def test_failures_lock_the_account_for_longer_each_time(app: Any, station:
     assert locked.status_code == 423, "even the right password waits out the lock"
     assert station.store is not None
     first = await station.store.call(lambda s: s.operator(name))
+    assert first is not None
     assert 25 * S < first.locked_until_ns - time.time_ns() <= 30 * S
     # The lock runs out; one more failure locks for twice as long.
     await station.store.call(lambda s: s.update_operator(name, locked_until_ns=0))
@@ -201,6 +202,7 @@ async def test_failures_lock_the_account_for_longer_each_time(app: Any, station:
         "/console/login", json={"name": name, "password": "wrong again!", "code": "123456"}
     )
     second = await station.store.call(lambda s: s.operator(name))
+    assert second is not None
     assert 55 * S < second.locked_until_ns - time.time_ns() <= 60 * S
     await station.store.call(lambda s: s.update_operator(name, locked_until_ns=0))
     good = await browser.post(
@@ -208,6 +210,7 @@ async def test_failures_lock_the_account_for_longer_each_time(app: Any, station:
     )
     assert good.status_code == 200
     after = await station.store.call(lambda s: s.operator(name))
+    assert after is not None
     assert after.failures == 0
 
 
@@ -400,6 +403,7 @@ async def test_a_release_cut_short_by_a_stop_is_settled_from_the_outbox(station:
     await reconcile_drafts(station)
     after_went = await station.store.call(lambda s: s.draft(went.id))
     after_stayed = await station.store.call(lambda s: s.draft(stayed.id))
+    assert after_went is not None and after_stayed is not None
     assert (after_went.state, after_went.seq) == ("released", envelope.seq)
     assert (after_stayed.state, after_stayed.seq) == ("draft", None)
 
@@ -514,7 +518,8 @@ async def test_the_link_test_goes_every_interval_with_both_alphabets(station: St
     assert await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST)) == first
     late = first[2] + (settings.test_deadline_s + 1) * S
     await discipline.review(late)
-    assert discipline.tests["moscow"].last_sent["state"] == "failed"
+    last_sent = discipline.tests["moscow"].last_sent
+    assert last_sent is not None and last_sent["state"] == "failed"
     assert "test_failed:moscow" in discipline.alarms
     await discipline.review(first[2] + settings.test_interval_s * S)
     second = await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST))
