@@ -403,7 +403,8 @@ async def test_a_release_cut_short_by_a_stop_is_settled_from_the_outbox(station:
     await reconcile_drafts(station)
     after_went = await station.store.call(lambda s: s.draft(went.id))
     after_stayed = await station.store.call(lambda s: s.draft(stayed.id))
-    assert after_went is not None and after_stayed is not None
+    assert after_went is not None
+    assert after_stayed is not None
     assert (after_went.state, after_went.seq) == ("released", envelope.seq)
     assert (after_stayed.state, after_stayed.seq) == ("draft", None)
 
@@ -519,7 +520,8 @@ async def test_the_link_test_goes_every_interval_with_both_alphabets(station: St
     late = first[2] + (settings.test_deadline_s + 1) * S
     await discipline.review(late)
     last_sent = discipline.tests["moscow"].last_sent
-    assert last_sent is not None and last_sent["state"] == "failed"
+    assert last_sent is not None
+    assert last_sent["state"] == "failed"
     assert "test_failed:moscow" in discipline.alarms
     await discipline.review(first[2] + settings.test_interval_s * S)
     second = await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST))
