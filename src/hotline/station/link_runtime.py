@@ -120,9 +120,14 @@ class LinkRuntime:
     def _deliver(self, output: Output) -> None:
         for sid, packet in output.packets:
             connection = self.connections.get(sid)
-            if connection is None:
+            if connection is None or connection.writer.transport.is_closing():
+                continue  # its reader will report the end, and the core sends again elsewhere
+            try:
+                write_message(connection.writer, connection.session.seal(packet))
+            except (ConnectionError, RuntimeError) as exc:  # uvloop: "the handler is closed"
+                log.info("link %s path %s: write failed: %s", self.link.name, connection.path, exc)
+                connection.writer.close()
                 continue
-            write_message(connection.writer, connection.session.seal(packet))
             if connection.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
                 log.warning(
                     "link %s path %s: peer not reading, closing", self.link.name, connection.path
