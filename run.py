@@ -10,6 +10,7 @@ The virtual environment is rebuilt whenever pyproject.toml changes.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,23 @@ def demo(args: list[str]) -> None:
     _run(BIN / "hotline", "demo", *args)
 
 
+def machine_parts() -> None:
+    """What the tests run for real beside Python: a PostgreSQL server's binaries and Debian's
+    chromium. Installed from the machine's packages when missing and we may (root, apt-get)."""
+    wanted = []
+    if not shutil.which("initdb") and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        wanted.append("postgresql")
+    if not shutil.which("chromium"):
+        wanted.append("chromium")
+    if wanted and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        _run("apt-get", "update", "-qq")
+        _run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *wanted)
+    elif wanted:
+        print(f"warning: the tests need {', '.join(wanted)}; install them first", flush=True)
+
+
 def test(args: list[str]) -> None:
+    machine_parts()
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy")

@@ -27,9 +27,11 @@ from hotline.console.drafts import reconcile_drafts
 from hotline.console.operators import add_operator
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
-from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.protocol.envelope import Envelope, EnvelopeBody, Lane, MessageType, decode_envelope
+from hotline.protocol.state import MessageReceived
 from hotline.station.datadir import DataDir
 from hotline.station.discipline import DOWN_HOLD_NS, S
+from hotline.station.events import describe
 from hotline.station.launch import StationProcess, make_pair
 from hotline.station.runtime import Station
 from hotline.store.people import Draft
@@ -637,3 +639,18 @@ def test_a_console_off_loopback_needs_tls_and_a_bad_setting_is_named(tmp_path: P
     config.write_text(text + "\n[console.extra]\nx = 1\n")
     with pytest.raises(ConfigError):
         london.data.config()
+
+
+def test_an_arriving_message_is_an_event_of_its_own_type(make_identity: Any) -> None:
+    """The event's type says "message" (what the console and the alarms wait for); the
+    envelope's own type travels beside it."""
+    identity = make_identity()
+    zero = b"\0" * 32
+    body = EnvelopeBody(
+        1, zero, 0, Lane.FLASH, 1, 1, MessageType.PRINCIPAL, "en", "x", zero, zero, None
+    )
+    event = describe("moscow", MessageReceived(Envelope.create(body, identity)))
+    assert event["type"] == "message"
+    assert event["message_type"] == "principal"
+    assert event["lane"] == "FLASH"
+    assert event["link"] == "moscow"

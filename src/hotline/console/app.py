@@ -33,7 +33,8 @@ CSP = (
     "connect-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-BOARD_EVERY_S = 5.0
+BOARD_EVERY_S = 5.0  # the board anyway, for RTT and "since" times
+BOARD_AT_MOST_S = 1.0  # when paths flap, the board at most this often; alarms go at once
 _BOARD_EVENTS = frozenset({"path", "link", "alarms", "session_ready", "session_closed"})
 _MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged"})
 
@@ -88,16 +89,17 @@ async def _events(request: Request, _: Viewer, console: ConsoleDep) -> Streaming
 
 
 async def _stream(console: Console, token: str | None, request: Request) -> AsyncIterator[str]:
-    """The board whenever a link, a path or the alarms change (at most once a second, and every
-    few seconds anyway); a nudge when messages or drafts change. Ends with the session."""
+    """The board at once when the alarms change; when a link or a path changes, at most once a
+    second; every few seconds anyway. A nudge when messages or drafts change. Ends with the
+    session."""
     station = console.station
     queue = station.hub.listen()
     try:
         yield _sse("board", views.board(station))
-        last_board = time.monotonic()
+        last_board, board_due = time.monotonic(), False
         while not await request.is_disconnected() and console.sessions.peek(token):
             try:
-                event = await asyncio.wait_for(queue.get(), 1.0)
+                event = await asyncio.wait_for(queue.get(), 0.25)
             except TimeoutError:
                 event = {"type": "tick"}
             kind = event.get("type")
@@ -105,10 +107,14 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
                 yield _sse("message", {"link": event.get("link")})
             elif kind == "drafts":
                 yield _sse("draft", {})
-            wait = 1.0 if kind in _BOARD_EVENTS else BOARD_EVERY_S
-            if time.monotonic() - last_board >= wait:
+            elif kind == "alarms":  # raised, cleared, silenced: at once, never held back
+                board_due, last_board = True, 0.0
+            elif kind in _BOARD_EVENTS:
+                board_due = True
+            since = time.monotonic() - last_board
+            if (board_due and since >= BOARD_AT_MOST_S) or since >= BOARD_EVERY_S:
                 yield _sse("board", views.board(station))
-                last_board = time.monotonic()
+                last_board, board_due = time.monotonic(), False
     finally:
         station.hub.forget(queue)
 

@@ -103,12 +103,17 @@ class Discipline:
     _webhooks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.review(time.time_ns())
-            except Exception:  # a review that fails must not end the discipline for good
-                log.exception("the alarm review failed; trying again")
-            await asyncio.sleep(REVIEW_EVERY_S)
+        """Review every second, and at once when a message arrives: a FLASH must not wait."""
+        events = self.station.hub.listen()
+        try:
+            while True:
+                try:
+                    await self.review(time.time_ns())
+                except Exception:  # a review that fails must not end the discipline for good
+                    log.exception("the alarm review failed; trying again")
+                await _next_message(events, REVIEW_EVERY_S)
+        finally:
+            self.station.hub.forget(events)
 
     async def review(self, now_ns: int) -> None:
         found: dict[str, _Found] = {}
@@ -268,6 +273,18 @@ class Discipline:
         task = asyncio.create_task(_post(self.settings.webhook, body))
         self._webhooks.add(task)
         task.add_done_callback(self._webhooks.discard)
+
+
+async def _next_message(events: asyncio.Queue[dict[str, Any]], timeout_s: float) -> None:
+    """Wait until a message arrives on any link, or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            event = await asyncio.wait_for(events.get(), left)
+        except TimeoutError:
+            return
+        if event.get("type") == "message":
+            return
 
 
 async def _post(url: str, body: dict[str, Any]) -> None:

@@ -63,7 +63,9 @@ def envelope_json(envelope: Envelope) -> dict[str, Any]:
 def describe(link: str, event: Event) -> dict[str, Any]:  # noqa: PLR0911 - one case per event
     match event:
         case MessageReceived(envelope=envelope):
-            return {"type": "message", "link": link, **envelope_json(envelope)}
+            # The envelope's own "type" (principal, test...) must not hide the event's.
+            return {**envelope_json(envelope), "type": "message", "link": link,
+                    "message_type": MessageType(envelope.body.type).name.lower()}  # fmt: skip
         case Receipted(lane=lane, seq=seq):
             return {"type": "receipted", "link": link, "lane": lane.name, "seq": seq}
         case Acknowledged(lane=lane, seq=seq):
