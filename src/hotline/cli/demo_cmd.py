@@ -1,6 +1,6 @@
 """`hotline demo`: two stations, London and Moscow, as real processes on loopback, paired, each
-with two paths; they exchange a greeting and a test message in both languages, and run until
-Ctrl-C."""
+with two paths and a console with three operators; they exchange a greeting in each language and
+their link tests (every letter of both alphabets), and run until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,19 +13,22 @@ from pathlib import Path
 import typer
 
 from hotline.cli.common import console
+from hotline.console.operators import add_operator
 from hotline.crypto.identity import format_fingerprint, short_authentication_string
 from hotline.errors import ConfigError
+from hotline.station.datadir import write_atomically
 from hotline.station.launch import StationProcess, make_pair
+from hotline.station.runtime import open_store
 
 GREETINGS = (
     ("London", "moscow", "en", "principal", "Moscow, this is London. Link test: all paths up."),
     ("Moscow", "london", "ru", "principal", "Лондон, говорит Москва. Связь установлена."),
 )
-# The hourly test message of real hotlines uses every letter of both alphabets.
-TEST_TEXT = (
-    "THE QUICK BROWN FOX JUMPED OVER THE LAZY DOG'S BACK 1234567890 / "
-    "СЪЕШЬ ЖЕ ЕЩЁ ЭТИХ МЯГКИХ ФРАНЦУЗСКИХ БУЛОК, ДА ВЫПЕЙ ЧАЮ 1234567890"
-)
+# Each console gets these people; their passwords are made fresh for each demo.
+STAFF = {
+    "London": [("olga", "operator"), ("sam", "supervisor"), ("ada", "admin")],
+    "Moscow": [("ivan", "operator"), ("nina", "supervisor"), ("boris", "admin")],
+}
 
 
 def demo(
@@ -42,6 +45,7 @@ def demo(
     stations = {"London": london, "Moscow": moscow}
     try:
         _introduce(root, london, moscow)
+        _staff(root, stations)
         for station in stations.values():
             station.start()
         _wait_until_up(london)
@@ -70,7 +74,30 @@ def _introduce(root: Path, london: StationProcess, moscow: StationProcess) -> No
         console.print(f"  try      hotline status --data-dir {station.data.path}")
     sas = short_authentication_string(london.data.card().identity, moscow.data.card().identity)
     console.print(f"\nPaired by their cards; both operators read aloud: [bold]{sas}[/bold]")
-    console.print("The console (the web page for operators) comes with the next release.\n")
+
+
+def _staff(root: Path, stations: dict[str, StationProcess]) -> None:
+    """Operators for each console. Their passwords and TOTP secrets go in files in the demo
+    directory (readable by you only); `hotline totp FILE` shows a code, as an app would."""
+    console.print("\n[bold]Consoles[/bold] (sign in with name, password and the current code):")
+    for name, station in stations.items():
+        console.print(f"  {name}  {station.console}")
+        store = open_store(station.data, station.data.config())
+        try:
+            for person, role in STAFF[name]:
+                made = add_operator(store, person, role, time.time_ns(), language=_LANGUAGE[name])
+                secret_file = root / f"{name.lower()}-{person}.totp"
+                write_atomically(secret_file, made.totp_secret.encode() + b"\n", mode=0o600)
+                console.print(
+                    f"    {person:<6} {role:<10} password {made.password}   "
+                    f"code: hotline totp {secret_file}"
+                )
+        finally:
+            store.close()
+    console.print()
+
+
+_LANGUAGE = {"London": "en", "Moscow": "ru"}
 
 
 def _wait_until_up(station: StationProcess) -> None:
@@ -93,11 +120,6 @@ def _exchange(stations: dict[str, StationProcess]) -> None:
             {"text": text, "language": language, "type": kind},
         )
         console.print(f"{sender} sent {accepted['lane']} {accepted['seq']}: {text}")
-        stations[sender].call(
-            "POST",
-            f"/api/v1/links/{link}/messages",
-            {"text": TEST_TEXT, "type": "test", "language": language},
-        )
     time.sleep(0.5)
     for name, station in stations.items():
         link = "moscow" if name == "London" else "london"
