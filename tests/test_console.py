@@ -139,6 +139,15 @@ async def test_the_page_and_every_answer_carry_the_strict_headers(app: Any) -> N
     assert "unsafe" not in CSP
 
 
+@pytest.mark.anyio
+async def test_signed_out_one_learns_only_whether_a_flash_waits(app: Any, station: Station) -> None:
+    browser = client(app)
+    answer = await browser.get("/console/alarm")
+    assert answer.status_code == 200
+    assert set(answer.json()) == {"flash", "alarms"}
+    assert all(isinstance(v, int) for v in answer.json().values())
+
+
 # -- signing in ------------------------------------------------------------------------------------
 
 

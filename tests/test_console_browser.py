@@ -118,3 +118,19 @@ def test_a_wrong_code_is_refused_in_the_page(
     page.click("#login-submit")
     expect(page.locator("#login-error")).not_to_be_empty()
     expect(page.locator("#app")).to_be_hidden()
+
+
+def test_a_console_nobody_is_signed_in_to_still_shows_a_waiting_flash(
+    desks: tuple[dict[str, Person], dict[str, Person]], browser: Browser
+) -> None:
+    london, moscow = desks
+    sender, receiver = london["olga"].station, moscow["ivan"].station
+    page = browser.new_context().new_page()
+    page.goto(receiver.console)
+    notice = page.locator("#login-flash")
+    expect(notice).to_be_hidden()
+    sent = sender.call("POST", "/api/v1/links/moscow/messages", {"text": "secret", "lane": "FLASH"})
+    expect(notice).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("secret")  # that one waits, never what
+    receiver.call("POST", f"/api/v1/links/london/inbox/FLASH/{sent['seq']}/ack", {})
+    expect(notice).to_be_hidden()

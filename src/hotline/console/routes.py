@@ -133,6 +133,15 @@ async def logout(request: Request, session: SignedIn, console: ConsoleDep) -> Re
     return answer
 
 
+@router.get("/alarm")
+async def alarm(console: ConsoleDep) -> dict[str, int]:
+    """Without signing in: whether a FLASH waits, and how many alarms stand (never what they
+    say), so that a console nobody is signed in to still sounds. Anyone who can reach the
+    console learns only that."""
+    alarms = console.station.discipline.alarms.values()
+    return {"flash": sum(1 for a in alarms if a.kind == "flash"), "alarms": len(alarms)}
+
+
 @router.get("/me")
 async def me(session: SignedIn) -> dict[str, Any]:
     return _me(session)

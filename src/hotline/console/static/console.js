@@ -7,7 +7,8 @@ const WORDS = {
   en: {
     title: "Hotline console", console: "console", login_name: "Name", login_password: "Password",
     login_code: "Code from the authenticator", login_submit: "Sign in", login_wrong: "Wrong name, password or code",
-    login_locked: "Account locked, try later", login_expired: "The session has ended: sign in again",
+    login_locked: "Account locked, try later",
+    login_flash: "FLASH message waiting: sign in to read and acknowledge it", login_expired: "The session has ended: sign in again",
     lang_other: "Русский", logout: "Log out", nav_board: "Board", nav_traffic: "Traffic", nav_compose: "Compose",
     nav_drafts: "Drafts", nav_shiftlog: "Shift log", nav_audit: "Audit", nav_operators: "Operators", conn_ok: "live",
     conn_lost: "connection lost", conn_connecting: "connecting…",
@@ -61,6 +62,7 @@ const WORDS = {
     title: "Консоль Hotline", console: "консоль", login_name: "Имя", login_password: "Пароль",
     login_code: "Код из приложения-аутентификатора", login_submit: "Войти",
     login_wrong: "Неверное имя, пароль или код", login_locked: "Учётная запись заблокирована, попробуйте позже",
+    login_flash: "Поступило сообщение FLASH: войдите, чтобы прочитать и подтвердить его",
     login_expired: "Сеанс завершён: войдите снова", lang_other: "English", logout: "Выйти", nav_board: "Табло",
     nav_traffic: "Обмен", nav_compose: "Написать", nav_drafts: "Черновики", nav_shiftlog: "Журнал смены",
     nav_audit: "Аудит", nav_operators: "Операторы", conn_ok: "на связи", conn_lost: "соединение потеряно",
@@ -251,6 +253,23 @@ async function run(fn, button) {
 }
 
 // ---- Signing in and out. ----
+// A console nobody is signed in to must still not miss a FLASH: the station tells anyone who can
+// reach the console that one waits (never what it says), and the sign-in screen sounds.
+function watchSignedOut() {
+  const check = async () => {
+    let flash = false;
+    try {
+      const r = await fetch("/console/alarm", { credentials: "same-origin" });
+      flash = r.ok && (await r.json()).flash > 0;
+    } catch { /* the station is unreachable: the sign-in form says so when used */ }
+    $("#login-flash").hidden = !flash;
+    if (flash) startSiren(); else stopSiren();
+  };
+  clearInterval(S.signedOutWatch);
+  S.signedOutWatch = setInterval(check, 2000);
+  check();
+}
+
 async function doLogin(ev) {
   ev.preventDefault();
   const err = $("#login-error"), button = $("#login-submit");
@@ -270,6 +289,7 @@ async function doLogin(ev) {
 // After a sign-in, or a reload with a live session: who am I, what may I do; then go live.
 async function enter() {
   S.me = await api("GET", "/console/me");
+  clearInterval(S.signedOutWatch);
   if (WORDS[S.me.language]) S.lang = S.me.language;
   $("#compose-language").value = S.lang;
   $("#login").hidden = true;
@@ -298,6 +318,7 @@ function showLogin(reason) {
   applyWords();
   $("#login-error").textContent = reason || carried.reason || "";
   $("#login-name").focus();
+  watchSignedOut();
 }
 
 async function logout() {
