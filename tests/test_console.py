@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import ssl
 import string
 import threading
 import time
@@ -34,7 +35,9 @@ from hotline.station.discipline import DOWN_HOLD_NS, S
 from hotline.station.events import describe
 from hotline.station.launch import StationProcess, make_pair
 from hotline.station.runtime import Station
+from hotline.station.tls import make_self_signed
 from hotline.store.people import Draft
+from tests.consoledriver import staff
 
 PASSWORD = "a long enough password"
 RUSSIAN = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
@@ -663,3 +666,43 @@ def test_an_arriving_message_is_an_event_of_its_own_type(make_identity: Any) -> 
     assert event["message_type"] == "principal"
     assert event["lane"] == "FLASH"
     assert event["link"] == "moscow"
+
+
+def test_a_console_with_a_certificate_speaks_only_tls_and_marks_its_cookie_secure(
+    tmp_path: Path,
+) -> None:
+    london, _ = make_pair(tmp_path)
+    data = london.data
+    make_self_signed("London", "127.0.0.1", data.console_cert_file, data.console_key_file)
+    config = data.config_file.read_text()
+    config = config.replace('tls_cert = ""', f'tls_cert = "{data.console_cert_file}"')
+    config = config.replace('tls_key = ""', f'tls_key = "{data.console_key_file}"')
+    data.config_file.write_text(config)
+    people = staff(london, [("olga", "operator")])
+    london.start()
+    try:
+        address = data.config().console.listen
+        context = ssl.create_default_context(cafile=str(data.console_cert_file))
+        with httpx.Client(base_url=f"https://{address}", verify=context) as browser:
+            page = browser.get("/")
+            login = browser.post(
+                "/console/login",
+                json={"name": "olga", "password": PASSWORD, "code": people["olga"].code()},
+            )
+        assert page.status_code == 200
+        assert page.headers["strict-transport-security"].startswith("max-age=")
+        assert login.status_code == 200
+        assert "Secure" in login.headers["set-cookie"]
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{address}/", timeout=5)  # no plain HTTP beside it
+    finally:
+        london.close()
+
+
+def test_a_station_made_with_its_console_off_loopback_gets_a_certificate(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "paris")
+    data.init("Paris", b"a long passphrase", [], console="0.0.0.0:8999")
+    console = data.config().console
+    assert console.tls_cert == str(data.console_cert_file)
+    assert data.console_key_file.stat().st_mode & 0o777 == 0o600
+    assert b"BEGIN CERTIFICATE" in data.console_cert_file.read_bytes()

@@ -15,6 +15,7 @@ from hotline.cli.common import (
 )
 from hotline.crypto.identity import format_fingerprint
 from hotline.station.datadir import DEFAULT_API, DEFAULT_CONSOLE
+from hotline.station.tls import fingerprint
 
 
 def init(
@@ -40,3 +41,9 @@ def init(
     console.print(f"  fingerprint  {format_fingerprint(card.fingerprint)}")
     console.print(f"  card         {directory.card_file}")
     console.print(f"  keystore     {directory.keystore_file} (sealed with your passphrase)")
+    settings = directory.config().console
+    if settings.tls_cert:
+        console.print(f"  console      https://{settings.listen} (a self-signed certificate:")
+        console.print(f"               SHA-256 {fingerprint(Path(settings.tls_cert))})")
+    elif settings.listen:
+        console.print(f"  console      http://{settings.listen}")

@@ -205,6 +205,14 @@ class DataDir:
     def store_file(self) -> Path:
         return self.path / "store.db"
 
+    @property
+    def console_cert_file(self) -> Path:
+        return self.path / "console-cert.pem"
+
+    @property
+    def console_key_file(self) -> Path:
+        return self.path / "console-key.pem"
+
     def api_token(self) -> str:
         """The service API's bearer token: made on first use, kept in a file only we can read."""
         try:
@@ -236,11 +244,6 @@ class DataDir:
                 validate_path(path)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if console and not is_loopback(console):
-            raise ConfigError(
-                f"the console at {console} would not be on loopback: give it a TLS certificate "
-                "(tls_cert, tls_key in station.toml) and set its address there"
-            )
         if len(passphrase.decode("utf-8", errors="replace")) < MIN_PASSPHRASE_LEN:
             raise ConfigError(f"the passphrase must be at least {MIN_PASSPHRASE_LEN} characters")
         existing = [f.name for f in (self.config_file, self.keystore_file) if f.exists()]
@@ -264,13 +267,23 @@ class DataDir:
             nonce=secrets.token_bytes(NONCE_LEN),
             params=kdf,
         )
-        config = StationConfig(
-            _StationSection(name, listen), _ApiSection(api), console=ConsoleSection(console)
-        )
+        console_section = ConsoleSection(console)
         # The config last: a station counts as made once its config exists. If any write fails
         # (a full disk, say), the files this call wrote go again, so a retry starts clean.
         written: list[Path] = []
         try:
+            if console and not is_loopback(console):  # off loopback, only over TLS
+                from hotline.station.tls import make_self_signed  # noqa: PLC0415 - rarely needed
+
+                written += [self.console_cert_file, self.console_key_file]
+                host = console.rpartition(":")[0].strip("[]")
+                make_self_signed(name, host, self.console_cert_file, self.console_key_file)
+                console_section = ConsoleSection(
+                    console, str(self.console_cert_file), str(self.console_key_file)
+                )
+            config = StationConfig(
+                _StationSection(name, listen), _ApiSection(api), console=console_section
+            )
             for target, data, mode in (
                 (self.keystore_file, sealed, 0o600),
                 (self.card_file, card.armored().encode("utf-8"), 0o644),
