@@ -298,6 +298,7 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/console/inbox/moscow/FLASH/999999/ack", "acknowledge", {}),
     ("POST", "/console/alarms/none/silence", "silence", None),
     ("POST", "/console/shift-log", "shift_log", {"text": "quiet night"}),
+    ("POST", "/console/exercise", "release", {"on": False}),
     ("GET", "/console/audit", "audit", None),
     ("GET", "/console/operators", "admin", None),
     ("POST", "/console/operators", "admin", {"name": "x", "role": "nope"}),
@@ -706,3 +707,40 @@ def test_a_station_made_with_its_console_off_loopback_gets_a_certificate(tmp_pat
     assert console.tls_cert == str(data.console_cert_file)
     assert data.console_key_file.stat().st_mode & 0o777 == 0o600
     assert b"BEGIN CERTIFICATE" in data.console_cert_file.read_bytes()
+
+
+@pytest.mark.anyio
+async def test_an_exercise_is_marked_and_its_messages_follow_the_same_rules(
+    app: Any, station: Station
+) -> None:
+    boss, boss_csrf, boss_name = await signed_in(app, station, "supervisor")
+    operator, op_csrf, _ = await signed_in(app, station, "operator")
+    other, other_csrf, _ = await signed_in(app, station, "supervisor")
+    started = await boss.post(
+        "/console/exercise", json={"on": True}, headers={"X-CSRF-Token": boss_csrf}
+    )
+    assert started.json() == {"exercise": True}
+    assert (await operator.get("/console/board")).json()["exercise"] is True
+    drafted = await operator.post(
+        "/console/drafts",
+        json={"link": "moscow", "lane": "IMMEDIATE", "type": "exercise", "text": "drill: respond"},
+        headers={"X-CSRF-Token": op_csrf},
+    )
+    assert drafted.json()["state"] == "draft", "an exercise message waits for release too"
+    released = await other.post(
+        f"/console/drafts/{drafted.json()['id']}/release", headers={"X-CSRF-Token": other_csrf}
+    )
+    seq = released.json()["seq"]
+    deadline = station.config.console.deadlines.immediate * S
+    await station.discipline.review(time.time_ns() + deadline + S)
+    alarm = station.discipline.alarms[f"overdue:moscow:IMMEDIATE:{seq}"]
+    assert alarm.text.startswith("EXERCISE ")
+    assert alarm.message is not None
+    assert alarm.message["type"] == "exercise"
+    ended = await boss.post(
+        "/console/exercise", json={"on": False}, headers={"X-CSRF-Token": boss_csrf}
+    )
+    assert ended.json() == {"exercise": False}
+    assert station.store is not None
+    assert await station.store.call(lambda s: s.setting("exercise", "?")) == "0"
+    assert {"exercise started", "exercise ended"} <= set(await audit_actions(station, boss_name))

@@ -22,7 +22,7 @@ def desks(
     london, moscow = make_pair(tmp_path_factory.mktemp("browser"))
     people = (
         staff(london, [("olga", "operator"), ("sam", "supervisor")]),
-        staff(moscow, [("ivan", "operator"), ("nina", "auditor")]),
+        staff(moscow, [("ivan", "operator"), ("nina", "supervisor"), ("vera", "auditor")]),
     )
     for station in (london, moscow):
         station.start()
@@ -97,7 +97,7 @@ def test_each_person_sees_only_what_their_role_allows(
     desks: tuple[dict[str, Person], dict[str, Person]], browser: Browser
 ) -> None:
     _, moscow = desks
-    auditor = open_console(browser, moscow["nina"])
+    auditor = open_console(browser, moscow["vera"])
     expect(auditor.locator('#nav [data-view="audit"]')).to_be_visible()
     expect(auditor.locator('#nav [data-view="compose"]')).to_be_hidden()
     expect(auditor.locator('#nav [data-view="operators"]')).to_be_hidden()
@@ -134,3 +134,17 @@ def test_a_console_nobody_is_signed_in_to_still_shows_a_waiting_flash(
     expect(page.locator("body")).not_to_contain_text("secret")  # that one waits, never what
     receiver.call("POST", f"/api/v1/links/london/inbox/FLASH/{sent['seq']}/ack", {})
     expect(notice).to_be_hidden()
+
+
+def test_an_exercise_shows_on_the_console_and_its_messages_are_marked(
+    desks: tuple[dict[str, Person], dict[str, Person]], browser: Browser
+) -> None:
+    _, moscow = desks
+    supervisor = open_console(browser, moscow["nina"])
+    banner = supervisor.locator("#exercise-banner")
+    expect(banner).to_be_hidden()
+    supervisor.click("#exercise-toggle")
+    expect(banner).to_be_visible()
+    expect(supervisor.locator("#compose-type")).to_have_value("exercise")
+    supervisor.click("#exercise-toggle")
+    expect(banner).to_be_hidden()

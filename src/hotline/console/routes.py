@@ -37,7 +37,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/console")
 LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
-TypeName = Literal["principal", "service", "test"]
+TypeName = Literal["principal", "service", "test", "exercise"]
 _ACK_TEXT = {"en": "Acknowledged", "ru": "Принято"}
 
 
@@ -66,6 +66,10 @@ class NewDraft(BaseModel):
         if size > MAX_TEXT_BYTES:
             raise ValueError(f"the text is {size} bytes in UTF-8; at most {MAX_TEXT_BYTES}")
         return text
+
+
+class ExerciseChoice(BaseModel):
+    on: bool
 
 
 class AckRequest(BaseModel):
@@ -182,7 +186,8 @@ async def drafts(_: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
 @router.post("/drafts", status_code=201)
 async def draft(new: NewDraft, session: Drafter, console: ConsoleDep) -> dict[str, Any]:
     runtime = console.link(new.link)
-    needs_release = console.settings.two_person_rule and new.type == "principal"
+    # An exercise message is released like a principal one: the exercise practises the rule.
+    needs_release = console.settings.two_person_rule and new.type in ("principal", "exercise")
     now = time.time_ns()
     decided_by, decided_ns = (None, None) if needs_release else (session.operator, now)
     record = Draft(
@@ -225,6 +230,19 @@ async def reject(draft_id: int, session: Releaser, console: ConsoleDep) -> dict[
     await console.audit(session.operator, "rejected", f"draft {draft_id}")
     console.station.hub.publish({"type": "drafts"})
     return draft_json(await console.store(lambda s: s.draft(draft_id)))
+
+
+@router.post("/exercise")
+async def exercise(
+    choice: ExerciseChoice, session: Releaser, console: ConsoleDep
+) -> dict[str, bool]:
+    """Start or end exercise mode: the banner on every console of this station, and new
+    messages composed as exercise messages (marked EXERCISE everywhere, at both stations)."""
+    await console.store(lambda s: s.set_setting("exercise", "1" if choice.on else "0"))
+    console.station.discipline.exercise = choice.on
+    await console.audit(session.operator, "exercise started" if choice.on else "exercise ended", "")
+    console.station.hub.publish({"type": "alarms"})  # every console redraws its board now
+    return {"exercise": choice.on}
 
 
 # -- acknowledging and silencing ---------------------------------------------------------------

@@ -32,7 +32,7 @@ def board(station: Station) -> dict[str, Any]:
     alarms = sorted(discipline.alarms.values(), key=lambda a: a.raised_ns, reverse=True)
     return {
         "station": station.card.body.name,
-        "exercise": False,
+        "exercise": discipline.exercise,
         "links": links,
         "alarms": [alarm.to_json() for alarm in alarms],
     }
@@ -49,7 +49,8 @@ async def traffic(runtime: LinkRuntime, deadlines_s: dict[str, int], now_ns: int
         envelope = decode_envelope(bytes(data), None)
         message = envelope_json(envelope)
         deadline = accepted + deadlines_s[message["lane"]] * S
-        waits = message["type"] == "principal" and not acked
+        asks = message["type"] in ("principal", "exercise")  # a person there must acknowledge
+        waits = asks and not acked
         out.append(
             {
                 "direction": "out",
@@ -59,7 +60,7 @@ async def traffic(runtime: LinkRuntime, deadlines_s: dict[str, int], now_ns: int
                 "receipted_ns": receipted,
                 "state": "acknowledged" if acked else "receipted" if receipted else "accepted",
                 "acknowledged": bool(acked),
-                "deadline_ns": deadline if message["type"] == "principal" else None,
+                "deadline_ns": deadline if asks else None,
                 "overdue": waits and now_ns > deadline,
             }
         )

@@ -62,6 +62,7 @@ class MessageType(enum.IntEnum):
     SERVICE = 1
     TEST = 2
     ACKNOWLEDGEMENT = 3  # a person on this side acknowledged `ref`; carried like any message
+    EXERCISE = 4  # a principal message of an exercise: handled as one, marked EXERCISE everywhere
 
 
 class Ref(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):

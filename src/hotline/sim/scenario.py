@@ -36,7 +36,7 @@ TEXTS = {
     "ru": ["Проверка связи.", "Прошу подтвердить получение.", "Сообщение принято, ждём ответа."],
 }
 LANE_WEIGHTS = {Lane.FLASH: 1, Lane.IMMEDIATE: 2, Lane.PRIORITY: 3, Lane.ROUTINE: 6}
-TYPES = [MessageType.PRINCIPAL, MessageType.SERVICE, MessageType.TEST]
+TYPES = [MessageType.PRINCIPAL, MessageType.SERVICE, MessageType.TEST, MessageType.EXERCISE]
 
 StoreFactory = Callable[[str], Callable[[], SqlStore]]
 

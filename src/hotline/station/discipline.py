@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
 from hotline.station.datadir import ConsoleSection
 from hotline.station.events import envelope_json
 
@@ -99,12 +99,15 @@ class Discipline:
     settings: ConsoleSection
     alarms: dict[str, Alarm] = field(default_factory=dict)
     tests: dict[str, LinkTests] = field(default_factory=dict)
+    exercise: bool = False  # exercise mode, as supervisors set it (kept in the store)
     _sent_tests: int = 0
     _webhooks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def run(self) -> None:
         """Review every second, and at once when a message arrives: a FLASH must not wait."""
         events = self.station.hub.listen()
+        assert self.station.store is not None
+        self.exercise = await self.station.store.call(lambda s: s.setting("exercise", "0")) == "1"
         try:
             while True:
                 try:
@@ -204,7 +207,7 @@ class Discipline:
             found[f"flash:{name}:{seq}"] = _Found(
                 "flash",
                 name,
-                f"FLASH from {runtime.link.peer_card.body.name}",
+                f"{_drill(envelope)}FLASH from {runtime.link.peer_card.body.name}",
                 received_ns,
                 message,
             )
@@ -222,7 +225,8 @@ class Discipline:
                 found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
                     "overdue",
                     name,
-                    f"link {name}: {Lane(lane).name} {seq} not acknowledged by a person at "
+                    f"{_drill(envelope)}link {name}: {Lane(lane).name} {seq} not acknowledged by a "
+                    f"person at "
                     f"{runtime.link.peer_card.body.name} since {_clock(accepted_ns)}",
                     deadline_ns,
                     message,
@@ -301,6 +305,10 @@ async def _post(url: str, body: dict[str, Any]) -> None:
             log.error("webhook %s answered %s", url, response.status_code)
     except httpx.HTTPError as exc:
         log.error("webhook %s failed: %s", url, exc)
+
+
+def _drill(envelope: Envelope) -> str:
+    return "EXERCISE " if envelope.body.type == MessageType.EXERCISE else ""
 
 
 def _clock(ns: int) -> str:

@@ -254,11 +254,11 @@ class SqlStore(PeopleRecords):
         )
 
     def awaiting_acknowledgement(self, link_id: bytes) -> list[Row]:
-        """Our principal messages no person there has acknowledged yet: lane, seq, accepted_ns,
-        receipted_ns, envelope (oldest first)."""
+        """Our principal (and exercise) messages no person there has acknowledged yet: lane,
+        seq, accepted_ns, receipted_ns, envelope (oldest first)."""
         return self._rows(
             "SELECT lane, seq, accepted_ns, receipted_ns, envelope FROM outbox "
-            "WHERE link_id = ? AND acknowledged_by IS NULL AND type = 0 ORDER BY lane, seq",
+            "WHERE link_id = ? AND acknowledged_by IS NULL AND type IN (0, 4) ORDER BY lane, seq",
             (link_id,),
         )
 

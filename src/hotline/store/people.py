@@ -160,6 +160,17 @@ class PeopleRecords(SqlBackend):
                 "UPDATE drafts SET state = 'released', seq = ? WHERE id = ?", (seq, draft_id)
             )
 
+    # -- station settings people change ---------------------------------------------------------
+
+    def setting(self, key: str, default: str) -> str:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (f"console.{key}",))
+        return str(rows[0][0]) if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._execute("DELETE FROM meta WHERE key = ?", (f"console.{key}",))
+            self._execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"console.{key}", value))
+
     # -- shift log and audit ---------------------------------------------------------------------
 
     def add_shift_note(self, note: ShiftNote) -> None:

@@ -33,7 +33,8 @@ const WORDS = {
     gaps_missing: "GAPS — missing {list} (have {ranges})", no_messages: "No messages yet", and_more: "… and {n} more",
     dir_in: "incoming", dir_out: "outgoing", type_principal: "principal", type_service: "service", type_test: "test",
     type_exercise: "exercise", type_acknowledgement: "acknowledgement", exercise_tag: "EXERCISE",
-    exercise_banner: "EXERCISE — EXERCISE — EXERCISE", back: "← Back to traffic", hash: "Hash", sent: "Sent",
+    exercise_banner: "EXERCISE — EXERCISE — EXERCISE", exercise_start: "Start an exercise",
+    exercise_end: "End the exercise", back: "← Back to traffic", hash: "Hash", sent: "Sent",
     deadline: "Deadline", verified: "✓ Signature verified by the station", translations: "Translations",
     translations_none: "None yet.", compose_title: "New message",
     send: "Send", check_count: "{c} characters, {b} of 32768 bytes", warn_empty: "The text is empty",
@@ -90,6 +91,7 @@ const WORDS = {
     and_more: "… и ещё {n}", dir_in: "входящее", dir_out: "исходящее", type_principal: "основное",
     type_service: "служебное", type_test: "проверочное", type_exercise: "учебное",
     type_acknowledgement: "подтверждение", exercise_tag: "УЧЕНИЯ", exercise_banner: "УЧЕНИЯ — УЧЕНИЯ — УЧЕНИЯ",
+    exercise_start: "Начать учения", exercise_end: "Завершить учения",
     back: "← К обмену", hash: "Хеш", sent: "Отправлено", deadline: "Срок", verified: "✓ Подпись проверена станцией",
     translations: "Переводы", translations_none: "Пока нет.",
     compose_title: "Новое сообщение", send: "Отправить", check_count: "Символов: {c}, байт: {b} из 32768",
@@ -435,6 +437,13 @@ function renderBoard() {
   $("#station-name").textContent = b.station ?? "";
   $("#exercise-banner").hidden = !b.exercise;
   document.body.classList.toggle("exercise", !!b.exercise);
+  Object.assign($("#exercise-toggle"), { hidden: !can("release"),
+    textContent: t(b.exercise ? "exercise_end" : "exercise_start") });
+  // In an exercise, what is composed is an exercise message unless someone chooses otherwise.
+  if (b.exercise !== S.exercise) {
+    S.exercise = b.exercise;
+    $("#compose-type").value = b.exercise ? "exercise" : "principal";
+  }
   const links = b.links ?? [];
   $("#board-links").replaceChildren(...links.map(linkCard));
   if (!links.length) $("#board-links").append(el("p", { class: "muted", text: t("no_links") }));
@@ -554,6 +563,12 @@ function renderFlash() {
   $("#flash-silenced").hidden = loud;
   if (S.flashId !== a.id) { S.flashId = a.id; (ack.hidden ? box : ack).focus(); }
   if (loud) startSiren(); else stopSiren();
+}
+
+async function toggleExercise() {
+  await api("POST", "/console/exercise", { on: !S.board?.exercise });
+  S.board = await api("GET", "/console/board");
+  renderBoard();
 }
 
 async function flashAck() {
@@ -879,7 +894,8 @@ function onSubmit(form, fn, button, after) {
 function init() {
   $("#login-form").addEventListener("submit", doLogin);
   $("#login-lang").addEventListener("click", () => { S.lang = S.lang === "en" ? "ru" : "en"; applyWords(); });
-  const actions = { "#lang-switch": switchLang, "#logout": logout, "#flash-ack": flashAck, "#flash-silence": flashSilence };
+  const actions = { "#lang-switch": switchLang, "#logout": logout, "#flash-ack": flashAck,
+    "#flash-silence": flashSilence, "#exercise-toggle": toggleExercise };
   for (const [sel, fn] of Object.entries(actions)) $(sel).addEventListener("click", (e) => run(fn, e.currentTarget));
   $("#nav").addEventListener("click", (e) => {
     const b = e.target.closest("[data-view]");
