@@ -194,7 +194,9 @@ class Discipline:
         name, config = runtime.link.name, runtime.link.config
         link_id = config.link_id
         flashes = await runtime.store.call(lambda s: s.unacknowledged_inbound(link_id, Lane.FLASH))
-        waiting = await runtime.store.call(lambda s: s.awaiting_acknowledgement(link_id))
+        deadlines = self.settings.deadlines
+        cutoffs = [now_ns - deadlines.for_lane(lane.name) * S for lane in Lane]
+        late = await runtime.store.call(lambda s: s.overdue(link_id, cutoffs))
         found: dict[str, _Found] = {}
         for seq, received_ns, data in flashes:
             envelope = decode_envelope(bytes(data), None)
@@ -211,26 +213,22 @@ class Discipline:
                 received_ns,
                 message,
             )
-        deadlines = self.settings.deadlines
-        for lane, seq, accepted_ns, _receipted, data in waiting:
-            deadline_ns = accepted_ns + deadlines.for_lane(Lane(lane).name) * S
-            if now_ns > deadline_ns:
-                envelope = decode_envelope(bytes(data), None)
-                message = {
-                    "direction": "out",
-                    "link": name,
-                    **envelope_json(envelope),
-                    "accepted_ns": accepted_ns,
-                }
-                found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
-                    "overdue",
-                    name,
-                    f"{_drill(envelope)}link {name}: {Lane(lane).name} {seq} not acknowledged by a "
-                    f"person at "
-                    f"{runtime.link.peer_card.body.name} since {_clock(accepted_ns)}",
-                    deadline_ns,
-                    message,
-                )
+        for lane, seq, accepted_ns, data in late:
+            envelope = decode_envelope(bytes(data), None)
+            message = {
+                "direction": "out",
+                "link": name,
+                **envelope_json(envelope),
+                "accepted_ns": accepted_ns,
+            }
+            found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
+                "overdue",
+                name,
+                f"{_drill(envelope)}link {name}: {Lane(lane).name} {seq} not acknowledged by a "
+                f"person at {runtime.link.peer_card.body.name} since {_clock(accepted_ns)}",
+                accepted_ns + deadlines.for_lane(Lane(lane).name) * S,
+                message,
+            )
         return found
 
     # -- raising, escalating, clearing -----------------------------------------------------------

@@ -253,24 +253,29 @@ class SqlStore(PeopleRecords):
             (link_id, limit),
         )
 
-    def awaiting_acknowledgement(self, link_id: bytes) -> list[Row]:
-        """Our principal (and exercise) messages no person there has acknowledged yet: lane,
-        seq, accepted_ns, receipted_ns, envelope (oldest first)."""
-        return self._rows(
-            "SELECT lane, seq, accepted_ns, receipted_ns, envelope FROM outbox "
-            "WHERE link_id = ? AND acknowledged_by IS NULL AND type IN (0, 4) ORDER BY lane, seq",
-            (link_id,),
-        )
+    def overdue(self, link_id: bytes, accepted_before: list[int], limit: int = 100) -> list[Row]:
+        """Our principal (and exercise) messages that no person there has acknowledged and that
+        were accepted before their lane's cutoff: lane, seq, accepted_ns, envelope (oldest
+        first, at most `limit`). Asked every second, so it reads only what is late."""
+        rows: list[Row] = []
+        for lane, cutoff in enumerate(accepted_before):  # each a range of the partial index
+            rows += self._rows(
+                "SELECT lane, seq, accepted_ns, envelope FROM outbox WHERE link_id = ? "
+                "AND lane = ? AND acknowledged_by IS NULL AND type IN (0, 4) AND accepted_ns < ? "
+                "ORDER BY accepted_ns LIMIT ?",
+                (link_id, lane, cutoff, limit),
+            )
+        return sorted(rows, key=lambda row: row[2])[:limit]
 
-    def unacknowledged_inbound(self, link_id: bytes, lane: int) -> list[Row]:
+    def unacknowledged_inbound(self, link_id: bytes, lane: int, limit: int = 100) -> list[Row]:
         """The peer's messages in `lane` that no person here has acknowledged (acknowledgements
-        themselves aside): seq, received_ns, envelope (oldest first)."""
+        themselves aside): seq, received_ns, envelope (oldest first, at most `limit`)."""
         return self._rows(
             "SELECT i.seq, i.received_ns, i.envelope FROM inbox i "
             "WHERE i.link_id = ? AND i.lane = ? AND i.type != 3 AND NOT EXISTS ("
             "SELECT 1 FROM outbox o WHERE o.link_id = i.link_id AND o.ref_lane = i.lane "
-            "AND o.ref_seq = i.seq) ORDER BY i.seq",
-            (link_id, lane),
+            "AND o.ref_seq = i.seq) ORDER BY i.seq LIMIT ?",
+            (link_id, lane, limit),
         )
 
     def last_sent(self, link_id: bytes, type: int) -> Row | None:

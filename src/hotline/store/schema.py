@@ -145,7 +145,7 @@ CREATE TABLE shift_log (
 );
 CREATE INDEX outbox_acknowledgements ON outbox (link_id, ref_lane, ref_seq)
     WHERE ref_lane IS NOT NULL;
-CREATE INDEX outbox_unacknowledged ON outbox (link_id, lane, seq)
+CREATE INDEX outbox_unacknowledged ON outbox (link_id, lane, accepted_ns)
     WHERE acknowledged_by IS NULL AND type IN (0, 4);
 CREATE INDEX outbox_by_type ON outbox (link_id, type, accepted_ns);
 CREATE INDEX inbox_by_type ON inbox (link_id, type, received_ns)
