@@ -32,12 +32,19 @@ def _hotline(*args: str) -> subprocess.CompletedProcess[str]:
 def two(tmp_path: Path) -> tuple[DataDir, DataDir, Path]:
     passphrase = tmp_path / "passphrase"
     passphrase.write_text(PASSPHRASE + "\n")
-    ports = free_ports(4)
+    ports = free_ports(6)
     dirs = []
-    for name, path_port, api_port in (("Alpha", ports[0], ports[1]), ("Bravo", ports[2], ports[3])):
+    for name, (path_port, api_port, console_port) in (
+        ("Alpha", ports[0:3]),
+        ("Bravo", ports[3:6]),
+    ):
         data = DataDir(tmp_path / name.lower())
         data.init(
-            name, PASSPHRASE.encode(), [f"127.0.0.1:{path_port}"], api=f"127.0.0.1:{api_port}"
+            name,
+            PASSPHRASE.encode(),
+            [f"127.0.0.1:{path_port}"],
+            api=f"127.0.0.1:{api_port}",
+            console=f"127.0.0.1:{console_port}",
         )
         dirs.append(data)
     return dirs[0], dirs[1], passphrase
