@@ -12,6 +12,7 @@ silence one (the sound stops, the alarm stays); one that nobody has silenced aft
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -105,18 +106,17 @@ class Discipline:
 
     async def run(self) -> None:
         """Review every second, and at once when a FLASH arrives: it must not wait."""
-        events = self.station.hub.listen()
         assert self.station.store is not None
         self.exercise = await self.station.store.call(lambda s: s.setting("exercise", "0")) == "1"
-        try:
-            while True:
-                try:
-                    await self.review(time.time_ns())
-                except Exception:  # a review that fails must not end the discipline for good
-                    log.exception("the alarm review failed; trying again")
-                await _next_flash(events, REVIEW_EVERY_S)
-        finally:
-            self.station.hub.forget(events)
+        flash = self.station.hub.flash_arrived
+        while True:
+            flash.clear()
+            try:
+                await self.review(time.time_ns())
+            except Exception:  # a review that fails must not end the discipline for good
+                log.exception("the alarm review failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flash.wait(), REVIEW_EVERY_S)
 
     async def review(self, now_ns: int) -> None:
         found: dict[str, _Found] = {}
@@ -275,19 +275,6 @@ class Discipline:
         task = asyncio.create_task(_post(self.settings.webhook, body))
         self._webhooks.add(task)
         task.add_done_callback(self._webhooks.discard)
-
-
-async def _next_flash(events: asyncio.Queue[dict[str, Any]], timeout_s: float) -> None:
-    """Wait until a FLASH arrives on any link, or `timeout_s` passes. Only a FLASH: at
-    thousands of messages a second, a review for each would be all the station did."""
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            event = await asyncio.wait_for(events.get(), left)
-        except TimeoutError:
-            return
-        if event.get("type") == "message" and event.get("lane") == "FLASH":
-            return
 
 
 async def _post(url: str, body: dict[str, Any]) -> None:

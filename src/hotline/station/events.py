@@ -27,6 +27,9 @@ QUEUE_LIMIT = 10_000  # a listener that falls this far behind is dropped, not bu
 class EventHub:
     def __init__(self) -> None:
         self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+        # Set when a FLASH arrives, for the alarm review: one flag, not a queue of every event
+        # (at thousands of messages a second, waking a task per event costs more than the rest).
+        self.flash_arrived = asyncio.Event()
 
     def listen(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
@@ -37,6 +40,8 @@ class EventHub:
         self._listeners.discard(queue)
 
     def publish(self, event: dict[str, Any]) -> None:
+        if event["type"] == "message" and event.get("lane") == "FLASH":
+            self.flash_arrived.set()
         for queue in list(self._listeners):
             try:
                 queue.put_nowait(event)
