@@ -293,6 +293,9 @@ def test_the_api_wants_its_token_checks_input_and_reports_metrics(
         ).status_code
         == 404
     )
+    huge = {"text": "x" * 300_000}
+    too_big = httpx.post(f"{api}/api/v1/links/moscow/messages", json=huge, headers=auth)
+    assert too_big.status_code == 413
     ack = httpx.post(f"{api}/api/v1/links/moscow/inbox/FLASH/99/ack", json={}, headers=auth)
     assert ack.status_code == 404
     london.call("POST", "/api/v1/links/moscow/messages", {"text": "counted", "lane": "FLASH"})

@@ -2,15 +2,16 @@
 loopback; everything under /api/ and /metrics is behind the bearer token in the data directory's
 api.token. FastAPI writes the OpenAPI schema (at /openapi.json) from these declarations.
 
-Sending is the hot route, so it reads its body itself (one pydantic parse) rather than through
-FastAPI's dependency machinery, and the token is checked by a small ASGI middleware rather than a
-dependency on every route: together they halve the CPU the station spends per message."""
+Sending is the hot route: SendFastPath answers it before FastAPI sees it (the route is still
+declared to FastAPI, for the schema and as its fallback), and the token is checked by a small
+ASGI middleware rather than a dependency on every route."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -103,7 +104,86 @@ def _document_the_token(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def make_app(station: Station) -> FastAPI:
+async def accept_message(runtime: LinkRuntime, name: str, body: bytes) -> tuple[int, bytes]:
+    """Send one message from a request's body: (HTTP status, JSON answer)."""
+    try:
+        message = NewMessage.model_validate_json(body)
+    except ValidationError as exc:
+        detail = exc.errors(include_url=False, include_context=False, include_input=False)
+        return 422, json.dumps({"detail": detail}, default=str).encode()
+    try:
+        envelope = await runtime.send(
+            Lane[message.lane], MessageType[message.type.upper()], message.language, message.text
+        )
+    except ProtocolError as exc:
+        return 422, json.dumps({"detail": str(exc)}).encode()
+    accepted = Accepted(link=name, lane=message.lane, seq=envelope.seq, hash=envelope.hash.hex())
+    return 201, accepted.model_dump_json().encode()
+
+
+_SEND_PATH = re.compile(r"/api/v1/links/([^/]+)/messages")
+MAX_SEND_BODY = 256 * 1024  # a 32 KiB text, escaped in JSON at worst, and the other fields
+
+
+class SendFastPath:
+    """The hot route, POST /api/v1/links/{name}/messages, answered without FastAPI's routing,
+    dependency and exception machinery, which cost about 40% of the station's CPU per message
+    (bench/e2e.py: 210-240 µs, now 115-145 µs): the same token, the same parsing
+    (accept_message), the same answers. Anything else, and any request
+    here it does not like (no token, an unknown link, an oversized body), goes on to the app,
+    which answers it in full."""
+
+    def __init__(self, app: ASGIApp, station: Station, token: str) -> None:
+        self.app = app
+        self.station = station
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = self._target(scope)
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        name, runtime = target
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > MAX_SEND_BODY:
+                await _answer(send, 413, b'{"detail":"the request body is too large"}')
+                return
+        status, answer = await accept_message(runtime, name, b"".join(chunks))
+        await _answer(send, status, answer)
+
+    def _target(self, scope: Scope) -> tuple[str, LinkRuntime] | None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        match = _SEND_PATH.fullmatch(scope["path"])
+        if match is None:
+            return None
+        presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, credentials = presented.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials, self.token):
+            return None
+        runtime = self.station.links.get(match.group(1))
+        return (match.group(1), runtime) if runtime is not None else None
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def make_app(station: Station) -> ASGIApp:
+    """The API: the hot send route's fast path before the FastAPI app."""
+    return SendFastPath(_make_fastapi(station), station, station.data.api_token())
+
+
+def _make_fastapi(station: Station) -> FastAPI:
     app = FastAPI(title="Hotline station API", version=__version__)
     app.add_middleware(BearerToken, token=station.data.api_token())
     _document_the_token(app)
@@ -139,25 +219,9 @@ def make_app(station: Station) -> FastAPI:
         },
     )
     async def send(name: str, request: Request) -> Response:
-        runtime = link_of(name)
-        try:
-            message = NewMessage.model_validate_json(await request.body())
-        except ValidationError as exc:
-            detail = exc.errors(include_url=False, include_context=False, include_input=False)
-            return JSONResponse({"detail": detail}, 422)
-        try:
-            envelope = await runtime.send(
-                Lane[message.lane],
-                MessageType[message.type.upper()],
-                message.language,
-                message.text,
-            )
-        except ProtocolError as exc:
-            raise HTTPException(422, str(exc)) from None
-        accepted = Accepted(
-            link=name, lane=message.lane, seq=envelope.seq, hash=envelope.hash.hex()
-        )
-        return Response(accepted.model_dump_json(), 201, media_type="application/json")
+        """Declared here for the schema; SendFastPath answers it first, with the same code."""
+        status, answer = await accept_message(link_of(name), name, await request.body())
+        return Response(answer, status, media_type="application/json")
 
     @app.get("/api/v1/links/{name}/outbox")
     async def outbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
