@@ -330,3 +330,22 @@ def test_core_rebuilt_from_state_resends_what_was_not_receipted() -> None:
     _flow(b, reborn, hello_b)
     received = [e.envelope for e in b.events if isinstance(e, MessageReceived)]
     assert [e.hash for e in received] == [envelope.hash]
+
+
+def test_traffic_stays_on_its_session_until_that_one_goes_quiet() -> None:
+    """A lower RTT elsewhere does not move traffic (a switch lets envelopes overtake each
+    other, and the peer drops the early ones until they come again); silence does."""
+    a, b = _connected()
+    hello_a, hello_b = a.core.session_opened(2, T0), b.core.session_opened(2, T0)
+    _flow(a, b, hello_a)
+    _flow(b, a, hello_b)
+    first = _send(a, "one")
+    carrier = first.packets[0][0]
+    other = 2 if carrier == SID else SID
+    a.core.sessions[carrier].rtt_ns = 50_000_000  # the busy session's heartbeats wait
+    a.core.sessions[other].rtt_ns = 1_000_000
+    assert {sid for sid, _ in _send(a, "two").packets} == {carrier}
+    later = T0 + 3 * SECOND  # the carrier is silent for three heartbeats, the other was heard
+    a.core.sessions[other].last_heard_ns = later
+    moved = a.core.send(Lane.ROUTINE, MessageType.PRINCIPAL, "en", "three", later)
+    assert {sid for sid, _ in moved.packets} == {other}

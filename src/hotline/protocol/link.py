@@ -96,6 +96,7 @@ class LinkCore:
         self.own_checkpoint = state.checkpoint
         self._checkpoint_sent_ns = 0
         self.peer_checkpoint_heads = state.peer_checkpoint
+        self._carrier: int | None = None  # the session our traffic goes on (_best_session)
 
     @property
     def in_agreement(self) -> bool:
@@ -381,18 +382,30 @@ class LinkCore:
         self._frames(output, session.sid, [CheckpointFrame(signed.body_bytes, signed.signature)])
 
     def _best_session(self) -> _Session | None:
-        """The ready session with the lowest RTT, preferring those heard from lately: a path
-        that went silent keeps its last RTT, and must not keep the traffic until declared dead."""
+        """The session that carries our traffic: the one it is on, for as long as that one is
+        ready and heard from lately; else the ready session with the lowest RTT, preferring
+        those heard from lately (a path that went silent keeps its last RTT, and must not keep
+        the traffic until declared dead).
+
+        Traffic does not follow every change of RTT: under load the busy session's heartbeats
+        wait behind the data, its RTT rises, and a switch lets envelopes on the new session
+        overtake those still queued on the old one, which the peer drops until they come again
+        (a resend interval later). So it moves only when it must."""
+        quiet_ns = 2 * self.timing.heartbeat_ns
+        carrier = self.sessions.get(self._carrier) if self._carrier is not None else None
+        if carrier and carrier.ready and self.now_ns - carrier.last_heard_ns <= quiet_ns:
+            return carrier
         ready = [s for s in self.sessions.values() if s.ready]
         if not ready:
             return None
-        quiet_ns = 2 * self.timing.heartbeat_ns
 
         def rank(s: _Session) -> tuple[bool, bool, int, int]:
             silent = self.now_ns - s.last_heard_ns > quiet_ns
             return (silent, s.rtt_ns is None, s.rtt_ns or 0, s.sid)
 
-        return min(ready, key=rank)
+        best = min(ready, key=rank)
+        self._carrier = best.sid
+        return best
 
     def _pump(self, output: Output) -> Output:
         session = self._best_session()
