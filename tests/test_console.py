@@ -41,7 +41,6 @@ from tests.consoledriver import staff
 
 PASSWORD = "a long enough password"
 RUSSIAN = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
-BASE = "http://console.test"
 _names = itertools.count()
 
 
@@ -76,8 +75,13 @@ async def app(station: Station, _close_clients: None) -> Any:
     return make_console_app(station, station.config.console, tls=False)
 
 
+def base(app: Any) -> str:
+    """The console's own address: it answers no other Host."""
+    return f"http://{app.state.console.settings.listen}"
+
+
 def client(app: Any) -> httpx.AsyncClient:
-    made = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+    made = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base(app))
     _open_clients.append(made)
     return made
 
@@ -255,6 +259,38 @@ async def test_sessions_end_when_idle_and_at_logout(app: Any, station: Station) 
     assert "logout" in await audit_actions(station, name)
 
 
+@pytest.mark.anyio
+async def test_parallel_guesses_each_count_and_a_code_signs_in_once(
+    app: Any, station: Station
+) -> None:
+    name, _secret = await new_operator(station, "operator")
+    wrong = {"name": name, "password": "not the password", "code": "123456"}
+    answers = await asyncio.gather(
+        *(client(app).post("/console/login", json=wrong) for _ in range(8))
+    )
+    assert sorted(a.status_code for a in answers) == [401] * 5 + [423] * 3  # each counted
+    assert station.store is not None
+    guessed = await station.store.call(lambda s: s.operator(name))
+    assert guessed is not None
+    assert guessed.failures == 5
+    assert guessed.locked_until_ns > 0
+    other, other_secret = await new_operator(station, "operator")
+    right = {"name": other, "password": PASSWORD, "code": pyotp.TOTP(other_secret).now()}
+    logins = await asyncio.gather(
+        *(client(app).post("/console/login", json=right) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in logins) == [200, 401, 401, 401]
+
+
+@pytest.mark.anyio
+async def test_a_request_for_another_host_name_is_refused(app: Any) -> None:
+    """DNS rebinding: a page elsewhere whose name is pointed at the console's address."""
+    browser = client(app)
+    answer = await browser.get("/", headers={"Host": "evil.example:8480"})
+    assert answer.status_code == 421
+    assert answer.headers["content-security-policy"] == CSP
+
+
 # -- CSRF and origin -------------------------------------------------------------------------------
 
 
@@ -277,7 +313,7 @@ async def test_a_change_without_the_csrf_token_or_from_elsewhere_is_refused(
         headers={"Origin": "http://evil.example"},
     )
     good = await browser.post(
-        "/console/drafts", json=draft, headers={"X-CSRF-Token": csrf, "Origin": BASE}
+        "/console/drafts", json=draft, headers={"X-CSRF-Token": csrf, "Origin": base(app)}
     )
     assert [missing.status_code, wrong.status_code, elsewhere.status_code] == [403] * 3
     assert login_elsewhere.status_code == 403

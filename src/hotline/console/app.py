@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.console import views
 from hotline.console.auth import SessionBook
 from hotline.console.routes import router
-from hotline.console.security import COOKIE, Console, ConsoleDep, Viewer
+from hotline.console.security import COOKIE, Console, ConsoleDep, Viewer, allowed_hosts
 from hotline.station.datadir import ConsoleSection
 
 if TYPE_CHECKING:
@@ -37,6 +37,23 @@ BOARD_EVERY_S = 5.0  # the board anyway, for RTT and "since" times
 BOARD_AT_MOST_S = 1.0  # when paths flap, the board at most this often; alarms go at once
 _BOARD_EVENTS = frozenset({"path", "link", "alarms", "session_ready", "session_closed"})
 _MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged"})
+
+
+class HostCheck:
+    """Answers 421 to a request whose Host is not the console's own address (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None) -> None:
+        self.app = app
+        self.hosts = frozenset(h.encode() for h in hosts) if hosts is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hosts is not None and scope["type"] in ("http", "websocket"):
+            host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+            if host not in self.hosts:
+                refusal = PlainTextResponse("this console answers only at its own address", 421)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -70,7 +87,8 @@ class SecurityHeaders:
 
 def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> FastAPI:
     app = FastAPI(title="Hotline console", openapi_url=None, docs_url=None, redoc_url=None)
-    app.add_middleware(SecurityHeaders, tls=tls)
+    app.add_middleware(HostCheck, hosts=allowed_hosts(settings.listen))
+    app.add_middleware(SecurityHeaders, tls=tls)  # added last, so outermost: on every answer
     app.state.console = Console(station, settings, SessionBook(settings.idle_timeout_s), tls)
     app.include_router(router)
     app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)

@@ -2,8 +2,11 @@
 
 Passwords are kept as Argon2id hashes in PHC form (`cryptography` derives and verifies them);
 the second factor is a TOTP code (RFC 6238, by `pyotp`), each accepted once. Five failures in a
-row lock an account, for 30 s and then twice as long after each further failure, up to an hour:
-enough to stop guessing, short enough that a locked-out duty officer is back within minutes.
+row lock an account, for 30 s and then twice as long after each further failure, up to a
+quarter of an hour: enough to stop guessing (a few hundred tries a day against a million codes),
+short enough that a duty officer is back within minutes. Someone who can reach the console can
+keep an account locked by failing on purpose; the console listens on loopback, or on TLS, for
+that reason, and an admin can always `reset` an account.
 Sessions live in the station's memory: a restart signs everyone out, which is the safe way round.
 """
 
@@ -52,7 +55,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 LANGUAGES = ("en", "ru")
 LOCK_AFTER = 5
 FIRST_LOCK_S = 30
-LONGEST_LOCK_S = 3600
+LONGEST_LOCK_S = 900
 TOTP_STEP_S = 30
 
 
@@ -96,17 +99,19 @@ class LoginResult:
 
 
 def check_login(operator: Operator | None, password: str, code: str, now_ns: int) -> LoginResult:
-    """Decide a login. The caller stores `changes` and audits `reason`. A wrong name costs as
+    """Decide a login. The caller stores `changes` and audits `reason`, and must not let two
+    logins of one name interleave (routes.py holds a lock per name): the failure count and the
+    last code used are read here and written there. A wrong name or a disabled account costs as
     much as a wrong password, so the answer's timing does not say which names exist."""
     if operator is None:
         _password_matches(password, _DUMMY_HASH)
         return LoginResult(False, False, {}, "no such operator")
+    password_ok = _password_matches(password, operator.password_hash)  # first: same timing
     if operator.disabled:
         return LoginResult(False, False, {}, "account disabled")
     if operator.locked_until_ns > now_ns:
         return LoginResult(False, True, {}, "account locked")
     step = now_ns // 1_000_000_000 // TOTP_STEP_S
-    password_ok = _password_matches(password, operator.password_hash)
     code_step = _totp_step(operator.totp_secret, code, step)
     if password_ok and code_step is not None and code_step > operator.last_totp_step:
         return LoginResult(True, False, {"failures": 0, "last_totp_step": code_step}, "signed in")

@@ -109,14 +109,17 @@ def _me(session: Session) -> dict[str, Any]:
 @router.post("/login")
 async def login(request: Request, credentials: Login, console: ConsoleDep) -> JSONResponse:
     check_origin(request)
-    now = time.time_ns()
-    operator = await console.store(lambda s: s.operator(credentials.name))
-    result = await asyncio.to_thread(
-        check_login, operator, credentials.password, credentials.code, now
-    )
-    if result.changes:
-        changes = result.changes
-        await console.store(lambda s: s.update_operator(credentials.name, **changes))
+    # One login per name at a time: the failure count and the last code used are read, checked
+    # and written as one step, so parallel guesses each count, and a code signs in once.
+    async with console.login_lock(credentials.name):
+        now = time.time_ns()
+        operator = await console.store(lambda s: s.operator(credentials.name))
+        result = await asyncio.to_thread(
+            check_login, operator, credentials.password, credentials.code, now
+        )
+        if result.changes:
+            changes = result.changes
+            await console.store(lambda s: s.update_operator(credentials.name, **changes))
     await console.audit(credentials.name, "login" if result.ok else "login refused", result.reason)
     if result.locked:
         raise HTTPException(423, "this account is locked for a while after failed sign-ins")

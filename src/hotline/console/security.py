@@ -4,10 +4,11 @@ so the permission a route checks can be read where the route is written."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -32,10 +33,12 @@ __all__ = [
     "SignedIn",
     "Silencer",
     "Viewer",
+    "allowed_hosts",
     "check_origin",
 ]
 
 COOKIE = "hotline_session"
+MAX_LOGIN_LOCKS = 1000
 
 
 @dataclass
@@ -46,6 +49,13 @@ class Console:
     settings: ConsoleSection
     sessions: SessionBook
     tls: bool
+    _login_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def login_lock(self, name: str) -> asyncio.Lock:
+        if len(self._login_locks) > MAX_LOGIN_LOCKS:  # names tried and gone: forget the idle
+            for idle in [n for n, lock in self._login_locks.items() if not lock.locked()]:
+                del self._login_locks[idle]
+        return self._login_locks.setdefault(name, asyncio.Lock())
 
     async def store(self, work: Callable[[Any], Any]) -> Any:
         assert self.station.store is not None  # the console starts after the store
@@ -70,8 +80,22 @@ def _console(request: Request) -> Console:
 ConsoleDep = Annotated[Console, Depends(_console)]
 
 
+def allowed_hosts(listen: str) -> frozenset[str] | None:
+    """The Host headers a browser sends for the console's address (None: any, for a console on
+    a wildcard address, whose name only its certificate knows). Checking them stops DNS
+    rebinding: a page elsewhere whose name is made to point at the console's address."""
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::"):  # noqa: S104 - recognising it, not binding it
+        return None
+    names = {listen}
+    if host in ("127.0.0.1", "[::1]"):
+        names.add(f"localhost:{port}")
+    return frozenset(names)
+
+
 def check_origin(request: Request) -> None:
-    """A browser says where a request comes from; a change from another page is refused."""
+    """A browser says where a request comes from; a change from another page is refused. The
+    Host itself was checked against the console's own address (app.py)."""
     origin = request.headers.get("origin")
     if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host')}":
         raise HTTPException(403, "a change from another origin is refused")
