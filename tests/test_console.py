@@ -578,6 +578,7 @@ async def test_the_link_test_goes_every_interval_with_both_alphabets(station: St
     second = await station.store.call(lambda s: s.last_sent(link_id, MessageType.TEST))
     assert second is not None
     assert second[1] == first[1] + 1
+    assert "test_failed:moscow" in discipline.alarms, "failing until a test passes"
     traffic = await station.store.call(lambda s: s.outbox(link_id, 10))
     texts = [decode_envelope(bytes(row[6]), None).body.text for row in traffic if row[2] == 2]
     assert len(texts) >= 2
@@ -738,7 +739,9 @@ def test_a_console_with_a_certificate_speaks_only_tls_and_marks_its_cookie_secur
 
 def test_a_station_made_with_its_console_off_loopback_gets_a_certificate(tmp_path: Path) -> None:
     data = DataDir(tmp_path / "paris")
-    data.init("Paris", b"a long passphrase", [], console="0.0.0.0:8999")
+    with pytest.raises(ConfigError, match="not a wildcard"):
+        data.init("Paris", b"a long passphrase", [], console="0.0.0.0:8999")
+    data.init("Paris", b"a long passphrase", [], console="192.0.2.10:8999")
     console = data.config().console
     assert console.tls_cert == str(data.console_cert_file)
     assert data.console_key_file.stat().st_mode & 0o777 == 0o600
@@ -780,3 +783,47 @@ async def test_an_exercise_is_marked_and_its_messages_follow_the_same_rules(
     assert station.store is not None
     assert await station.store.call(lambda s: s.setting("exercise", "?")) == "0"
     assert {"exercise started", "exercise ended"} <= set(await audit_actions(station, boss_name))
+
+
+@pytest.mark.anyio
+async def test_an_account_disabled_elsewhere_ends_its_sessions_and_refreshes_do_not_count(
+    app: Any, station: Station
+) -> None:
+    browser, _, name = await signed_in(app, station, "operator")
+    (session,) = [s for s in app.state.console.sessions._sessions.values() if s.operator == name]
+    session.last_seen -= 100
+    seen = session.last_seen
+    refresh = await browser.get("/console/drafts", headers={"X-Hotline-Background": "1"})
+    assert refresh.status_code == 200
+    assert session.last_seen == seen, "a page's own refresh is not a person's activity"
+    assert station.store is not None
+    await station.store.call(lambda s: s.update_operator(name, disabled=True))  # as the CLI does
+    session.checked -= 60
+    assert (await browser.get("/console/me")).status_code == 401
+
+
+@pytest.mark.anyio
+async def test_what_the_console_refuses_to_send_and_out_of_range_numbers(
+    app: Any, station: Station
+) -> None:
+    operator, csrf, _ = await signed_in(app, station, "operator")
+    boss, boss_csrf, _ = await signed_in(app, station, "supervisor")
+    headers = {"X-CSRF-Token": csrf}
+    flash = await operator.post(
+        "/console/drafts",
+        json={"link": "moscow", "lane": "FLASH", "type": "service", "text": "all hands"},
+        headers=headers,
+    )
+    assert flash.json()["state"] == "draft", "anything in the FLASH lane waits for release"
+    test = await operator.post(
+        "/console/drafts", json={"link": "moscow", "type": "test", "text": "x"}, headers=headers
+    )
+    surrogate = await operator.post(
+        "/console/drafts",
+        content=b'{"link": "moscow", "text": "bad \\ud800 text"}',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    huge = await boss.post(f"/console/drafts/{10**30}/release", headers={"X-CSRF-Token": boss_csrf})
+    assert test.status_code == 422, "the link test is the station's own"
+    assert surrogate.status_code == 422
+    assert huge.status_code == 422

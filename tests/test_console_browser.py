@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
@@ -85,6 +86,14 @@ def test_a_flash_released_in_london_takes_over_moscow_until_acknowledged(
     receiver.screenshot(path=str(tmp_path / "flash.png"))
     receiver.click("#flash-ack")
     expect(overlay).to_be_hidden()
+    station = moscow["ivan"].station
+    flash = [m for m in station.call("GET", "/api/v1/links/london/inbox") if m["lane"] == "FLASH"]
+    again = httpx.post(
+        f"{station.api}/api/v1/links/london/inbox/FLASH/{flash[0]['seq']}/ack",
+        json={},
+        headers={"Authorization": f"Bearer {station.data.api_token()}"},
+    )
+    assert again.status_code == 409, "acknowledged once, not twice"
 
     show(drafter, "traffic")
     row = drafter.locator('tr[data-direction="out"][data-lane="FLASH"]').first

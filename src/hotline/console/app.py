@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,7 @@ from hotline.console import views
 from hotline.console.auth import SessionBook
 from hotline.console.routes import router
 from hotline.console.security import COOKIE, Console, ConsoleDep, Viewer, allowed_hosts
+from hotline.station.api import refuse_invalid
 from hotline.station.datadir import ConsoleSection
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ CSP = (
 )
 BOARD_EVERY_S = 5.0  # the board anyway, for RTT and "since" times
 BOARD_AT_MOST_S = 1.0  # when paths flap, the board at most this often; alarms go at once
+NUDGE_AT_MOST_S = 1.0  # "reload the traffic / the drafts": at most this often, however busy
 _BOARD_EVENTS = frozenset({"path", "link", "alarms", "session_ready", "session_closed"})
 _MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged"})
 
@@ -87,6 +90,7 @@ class SecurityHeaders:
 
 def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> FastAPI:
     app = FastAPI(title="Hotline console", openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_exception_handler(RequestValidationError, refuse_invalid)
     app.add_middleware(HostCheck, hosts=allowed_hosts(settings.listen))
     app.add_middleware(SecurityHeaders, tls=tls)  # added last, so outermost: on every answer
     app.state.console = Console(station, settings, SessionBook(settings.idle_timeout_s), tls)
@@ -115,20 +119,29 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
     try:
         yield _sse("board", views.board(station))
         last_board, board_due = time.monotonic(), False
-        while not await request.is_disconnected() and console.sessions.peek(token):
+        last_nudge, nudges = 0.0, set()  # "message" and "draft": each page reload costs queries
+        while (
+            not await request.is_disconnected()
+            and console.sessions.peek(token)
+            and station.hub.listening(queue)  # dropped for falling behind: the page reconnects
+        ):
             try:
                 event = await asyncio.wait_for(queue.get(), 0.25)
             except TimeoutError:
                 event = {"type": "tick"}
             kind = event.get("type")
             if kind in _MESSAGE_EVENTS:
-                yield _sse("message", {"link": event.get("link")})
+                nudges.add("message")
             elif kind == "drafts":
-                yield _sse("draft", {})
+                nudges.add("draft")
             elif kind == "alarms":  # raised, cleared, silenced: at once, never held back
                 board_due, last_board = True, 0.0
             elif kind in _BOARD_EVENTS:
                 board_due = True
+            if nudges and time.monotonic() - last_nudge >= NUDGE_AT_MOST_S:
+                for nudge in sorted(nudges):
+                    yield _sse(nudge, {})
+                last_nudge, nudges = time.monotonic(), set()
             since = time.monotonic() - last_board
             if (board_due and since >= BOARD_AT_MOST_S) or since >= BOARD_EVERY_S:
                 yield _sse("board", views.board(station))

@@ -152,8 +152,18 @@ class Session:
     operator: str
     role: Role
     language: str
+    credentials: str  # the password hash it signed in with: a reset changes it
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_seen: float = field(default_factory=time.monotonic)
+    checked: float = field(default_factory=time.monotonic)  # when the account was last read
+
+    def still(self, operator: Operator) -> bool:
+        """Whether the account is as it was: not disabled, not reset, the same role."""
+        return (
+            not operator.disabled
+            and operator.password_hash == self.credentials
+            and operator.role == self.role.value
+        )
 
     @property
     def permissions(self) -> frozenset[str]:
@@ -168,8 +178,15 @@ class SessionBook:
         self._sessions: dict[str, Session] = {}
 
     def open(self, operator: Operator) -> tuple[str, Session]:
+        now = time.monotonic()
+        for stale in [
+            t for t, s in self._sessions.items() if now - s.last_seen > self.idle_timeout_s
+        ]:
+            del self._sessions[stale]  # swept here, so sessions nobody ends do not pile up
         token = secrets.token_urlsafe(32)
-        session = Session(operator.name, Role(operator.role), operator.language)
+        session = Session(
+            operator.name, Role(operator.role), operator.language, operator.password_hash
+        )
         self._sessions[token] = session
         return token, session
 
@@ -186,6 +203,10 @@ class SessionBook:
             return None
         session.last_seen = now
         return session
+
+    def peek_session(self, token: str | None) -> Session | None:
+        """The session, if still open, without counting this as the person's activity."""
+        return self._sessions.get(token) if token and self.peek(token) else None
 
     def peek(self, token: str | None) -> bool:
         """Whether the session is still open, without counting this as the person's activity

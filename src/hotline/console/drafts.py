@@ -40,8 +40,9 @@ async def send_draft(
         )
     except ProtocolError as exc:
         await console.store(
-            lambda s: s.decide_draft(record.id, "releasing", "rejected", None, time.time_ns())
+            lambda s: s.decide_draft(record.id, "releasing", "rejected", operator, time.time_ns())
         )
+        await console.audit(operator, "release failed", f"draft {record.id}: {exc}")
         raise HTTPException(422, str(exc)) from None
     await console.store(lambda s: s.draft_sent(record.id, envelope.seq))
     record.state, record.seq = "released", envelope.seq
@@ -78,8 +79,13 @@ async def reconcile_drafts(station: Station) -> None:
 
 
 def _reconcile(store: SqlStore, record: Draft, runtime: LinkRuntime) -> None:
+    """Oldest draft first, and a message another draft was sent as is not claimed twice: two
+    drafts of the same text left `releasing` find a message each, or wait again."""
     link_id, since = runtime.link.config.link_id, record.decided_ns or record.drafted_ns
+    claimed = store.claimed_seqs(record.link, record.lane)
     for seq, data in store.sent_since(link_id, record.lane, since):
+        if seq in claimed:
+            continue
         body = decode_envelope(bytes(data), None).body
         if (body.type, body.language, body.text) == (record.type, record.language, record.text):
             store.draft_sent(record.id, seq)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
@@ -37,8 +37,12 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/console")
 LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
-TypeName = Literal["principal", "service", "test", "exercise"]
+# The link test is the station's own (discipline.py): a person does not type one.
+TypeName = Literal["principal", "service", "exercise"]
 _ACK_TEXT = {"en": "Acknowledged", "ru": "Принято"}
+
+
+Number = Annotated[int, Path(ge=1, le=2**63 - 1)]  # what the store's integers hold
 
 
 class Login(BaseModel):
@@ -62,7 +66,10 @@ class NewDraft(BaseModel):
     @classmethod
     def _fits_an_envelope(cls, text: str) -> str:
         """Checked when drafted, not only when released: the limit is in UTF-8 bytes."""
-        size = len(text.encode("utf-8", errors="surrogatepass"))
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("the text is not valid Unicode (a lone surrogate)") from None
         if size > MAX_TEXT_BYTES:
             raise ValueError(f"the text is {size} bytes in UTF-8; at most {MAX_TEXT_BYTES}")
         return text
@@ -189,8 +196,11 @@ async def drafts(_: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
 @router.post("/drafts", status_code=201)
 async def draft(new: NewDraft, session: Drafter, console: ConsoleDep) -> dict[str, Any]:
     runtime = console.link(new.link)
-    # An exercise message is released like a principal one: the exercise practises the rule.
-    needs_release = console.settings.two_person_rule and new.type in ("principal", "exercise")
+    # An exercise message is released like a principal one (the exercise practises the rule),
+    # and so is anything in the FLASH lane: it takes over the screens at the other end.
+    needs_release = console.settings.two_person_rule and (
+        new.type in ("principal", "exercise") or new.lane == "FLASH"
+    )
     now = time.time_ns()
     decided_by, decided_ns = (None, None) if needs_release else (session.operator, now)
     record = Draft(
@@ -207,7 +217,7 @@ async def draft(new: NewDraft, session: Drafter, console: ConsoleDep) -> dict[st
 
 
 @router.post("/drafts/{draft_id}/release")
-async def release(draft_id: int, session: Releaser, console: ConsoleDep) -> dict[str, Any]:
+async def release(draft_id: Number, session: Releaser, console: ConsoleDep) -> dict[str, Any]:
     record = await console.store(lambda s: s.draft(draft_id))
     if record is None or record.state != "draft":
         raise HTTPException(404, f"no draft {draft_id} waiting for release")
@@ -224,7 +234,7 @@ async def release(draft_id: int, session: Releaser, console: ConsoleDep) -> dict
 
 
 @router.post("/drafts/{draft_id}/reject")
-async def reject(draft_id: int, session: Releaser, console: ConsoleDep) -> dict[str, Any]:
+async def reject(draft_id: Number, session: Releaser, console: ConsoleDep) -> dict[str, Any]:
     now = time.time_ns()
     if not await console.store(
         lambda s: s.decide_draft(draft_id, "draft", "rejected", session.operator, now)
@@ -255,12 +265,15 @@ async def exercise(
 async def acknowledge(
     name: str,
     lane: LaneName,
-    seq: int,
+    seq: Number,
     session: Acknowledger,
     console: ConsoleDep,
     ack: AckRequest | None = None,
 ) -> dict[str, Any]:
     runtime = console.link(name)
+    link_id = runtime.link.config.link_id
+    if await console.store(lambda s: s.acknowledged_here(link_id, Lane[lane], seq)):
+        raise HTTPException(409, f"{lane} {seq} from {name!r} is acknowledged already")
     text = (ack.text if ack else None) or _ACK_TEXT.get(session.language, "Acknowledged")
     try:
         envelope = await runtime.acknowledge(Lane[lane], seq, session.language, text)

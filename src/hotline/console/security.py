@@ -39,6 +39,7 @@ __all__ = [
 
 COOKIE = "hotline_session"
 MAX_LOGIN_LOCKS = 1000
+RECHECK_S = 10.0  # a session sees its account disabled or reset (say from the CLI) this soon
 
 
 @dataclass
@@ -101,10 +102,20 @@ def check_origin(request: Request) -> None:
         raise HTTPException(403, "a change from another origin is refused")
 
 
-def _signed_in(request: Request, console: ConsoleDep) -> Session:
-    session = console.sessions.get(request.cookies.get(COOKIE))
+async def _signed_in(request: Request, console: ConsoleDep) -> Session:
+    token = request.cookies.get(COOKIE)
+    # A page's own refresh after an event is not a person's activity: it must not keep an
+    # unattended console signed in.
+    background = request.method == "GET" and "x-hotline-background" in request.headers
+    session = console.sessions.peek_session(token) if background else console.sessions.get(token)
     if session is None:
         raise HTTPException(401, "not signed in, or signed out after being idle")
+    if time.monotonic() - session.checked > RECHECK_S:  # disabled or reset from the CLI?
+        operator = await console.store(lambda s: s.operator(session.operator))
+        if operator is None or not session.still(operator):
+            console.sessions.close(token)
+            raise HTTPException(401, "this account was disabled, reset or changed")
+        session.checked = time.monotonic()
     if request.method != "GET":
         check_origin(request)
         token = request.headers.get("x-csrf-token", "")

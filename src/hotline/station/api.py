@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, ValidationError
@@ -178,6 +180,14 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def refuse_invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 with what was wrong and where, never the input itself: FastAPI's own answer echoes
+    it, and an input it cannot encode back (a lone surrogate) turned a 422 into a 500."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(problems)}, 422)
+
+
 def make_app(station: Station) -> ASGIApp:
     """The API: the hot send route's fast path before the FastAPI app."""
     return SendFastPath(_make_fastapi(station), station, station.data.api_token())
@@ -185,6 +195,7 @@ def make_app(station: Station) -> ASGIApp:
 
 def _make_fastapi(station: Station) -> FastAPI:
     app = FastAPI(title="Hotline station API", version=__version__)
+    app.add_exception_handler(RequestValidationError, refuse_invalid)
     app.add_middleware(BearerToken, token=station.data.api_token())
     _document_the_token(app)
 
@@ -255,6 +266,11 @@ def _make_fastapi(station: Station) -> FastAPI:
     @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", status_code=201)
     async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:
         runtime = link_of(name)
+        link_id = runtime.link.config.link_id
+        if not 1 <= seq < 2**63:
+            raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
+        if await runtime.store.call(lambda s: s.acknowledged_here(link_id, Lane[lane], seq)):
+            raise HTTPException(409, f"{lane} {seq} from {name!r} is acknowledged already")
         try:
             envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text)
         except ProtocolError as exc:

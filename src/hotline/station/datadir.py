@@ -83,7 +83,7 @@ class ConsoleSection(msgspec.Struct, forbid_unknown_fields=True):
     test_interval_s: int = 3600  # the link test, both ways
     test_deadline_s: int = 60  # a test not receipted by then has failed
     escalate_after_s: int = 300  # an alarm nobody has dealt with by then goes to the webhook
-    webhook: str = ""  # an http(s) URL that receives each raised and escalated alarm as JSON
+    webhook: str = ""  # an http(s) URL: each alarm raised, escalated, cleared
     deadlines: Deadlines = msgspec.field(default_factory=Deadlines)
 
 
@@ -275,8 +275,13 @@ class DataDir:
             if console and not is_loopback(console):  # off loopback, only over TLS
                 from hotline.station.tls import make_self_signed  # noqa: PLC0415 - rarely needed
 
-                written += [self.console_cert_file, self.console_key_file]
                 host = console.rpartition(":")[0].strip("[]")
+                if host in ("0.0.0.0", "::"):  # noqa: S104 - recognising it, not binding it
+                    raise ConfigError(
+                        f"the console at {console}: give the address people will use (its "
+                        "certificate names it), not a wildcard"
+                    )
+                written += [self.console_cert_file, self.console_key_file]
                 make_self_signed(name, host, self.console_cert_file, self.console_key_file)
                 console_section = ConsoleSection(
                     console, str(self.console_cert_file), str(self.console_key_file)

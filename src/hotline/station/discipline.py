@@ -6,7 +6,8 @@ that is DOWN, an incoming FLASH no person here has acknowledged, a principal mes
 its deadline, a test of ours not receipted in time, no test from the peer for too long. So an
 alarm cannot be forgotten by a restart, and it clears only when its cause is gone. A person may
 silence one (the sound stops, the alarm stays); one that nobody has silenced after
-`escalate_after_s` escalates to level 2, and each raise and escalation goes to the webhook.
+`escalate_after_s` escalates to level 2; each raise, escalation and clearing goes to the webhook
+(what happened, never what a message said).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class _Found:
 class LinkTests:
     last_sent: dict[str, Any] | None = None  # {sent_ns, state, receipted_ns}
     last_received_ns: int | None = None
+    failing_since_ns: int | None = None  # the first failed test's time, until one passes
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Discipline:
     exercise: bool = False  # exercise mode, as supervisors set it (kept in the store)
     _sent_tests: int = 0
     _webhooks: set[asyncio.Task[None]] = field(default_factory=set)
+    _reviewing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one review at a time
 
     async def run(self) -> None:
         """Review every second, and at once when a FLASH arrives: it must not wait."""
@@ -119,6 +122,12 @@ class Discipline:
                 await asyncio.wait_for(flash.wait(), REVIEW_EVERY_S)
 
     async def review(self, now_ns: int) -> None:
+        """Work out the alarms afresh. One at a time: a review that read the store before an
+        acknowledgement must not raise again an alarm a later one has just cleared."""
+        async with self._reviewing:
+            await self._review(now_ns)
+
+    async def _review(self, now_ns: int) -> None:
         found: dict[str, _Found] = {}
         for runtime in self.station.links.values():
             await self._send_test_if_due(runtime, now_ns)
@@ -151,6 +160,12 @@ class Discipline:
         else:
             state = "waiting"
         tests.last_sent = {"sent_ns": accepted_ns, "state": state, "receipted_ns": receipted_ns}
+        # A failed test stays an alarm while the next one is still on its way: only a test
+        # that arrives in time ends it (else it would clear and come back every interval).
+        if state == "failed" and tests.failing_since_ns is None:
+            tests.failing_since_ns = accepted_ns
+        elif state in ("passed", "late"):
+            tests.failing_since_ns = None
 
     # -- finding causes --------------------------------------------------------------------------
 
@@ -167,13 +182,13 @@ class Discipline:
                     "path_down", name, f"link {name}: path {path.address} is DOWN", path.since_ns
                 )
         tests = self.tests.get(name)
-        if tests and tests.last_sent and tests.last_sent["state"] == "failed":
+        if tests and tests.failing_since_ns is not None:
             found[f"test_failed:{name}"] = _Found(
                 "test_failed",
                 name,
-                f"link {name}: our test of {_clock(tests.last_sent['sent_ns'])} was not "
+                f"link {name}: our test of {_clock(tests.failing_since_ns)} was not "
                 f"receipted within {self.settings.test_deadline_s} s",
-                tests.last_sent["sent_ns"],
+                tests.failing_since_ns,
             )
         expected_since = max(
             (tests.last_received_ns if tests and tests.last_received_ns else 0),
@@ -271,7 +286,11 @@ class Discipline:
     def _notify(self, what: str, alarm: Alarm) -> None:
         if not self.settings.webhook:
             return
-        body = {"event": what, "station": self.station.card.body.name, "alarm": alarm.to_json()}
+        # What happened, never what a message said: the webhook may lead outside the station.
+        summary = {**alarm.to_json(), "message": None}
+        if alarm.message is not None:
+            summary["text"] = f"{alarm.kind} {alarm.message['lane']} {alarm.message['seq']}"
+        body = {"event": what, "station": self.station.card.body.name, "alarm": summary}
         task = asyncio.create_task(_post(self.settings.webhook, body))
         self._webhooks.add(task)
         task.add_done_callback(self._webhooks.discard)
@@ -281,7 +300,7 @@ async def _post(url: str, body: dict[str, Any]) -> None:
     """One try, five seconds: a webhook that is down must not hold up the station; the alarm
     stays on the console, and its escalation tries the webhook again."""
     try:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
             response = await client.post(
                 url,
                 content=json.dumps(body, ensure_ascii=False),

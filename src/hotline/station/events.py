@@ -36,6 +36,10 @@ class EventHub:
         self._listeners.add(queue)
         return queue
 
+    def listening(self, queue: asyncio.Queue[dict[str, Any]]) -> bool:
+        """False once the queue fell too far behind and was dropped: its reader should end."""
+        return queue in self._listeners
+
     def forget(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._listeners.discard(queue)
 

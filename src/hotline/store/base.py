@@ -330,6 +330,15 @@ class SqlStore(PeopleRecords):
                 extents[direction][lane] = (first, last, missing)
         return extents
 
+    def acknowledged_here(self, link_id: bytes, lane: int, seq: int) -> bool:
+        """Whether a person here has acknowledged the peer's envelope (lane, seq)."""
+        return bool(
+            self._rows(
+                "SELECT 1 FROM outbox WHERE link_id = ? AND ref_lane = ? AND ref_seq = ? LIMIT 1",
+                (link_id, lane, seq),
+            )
+        )
+
     def inbound(self, link_id: bytes, lane: int, seq: int) -> bytes | None:
         rows = self._rows(
             "SELECT envelope FROM inbox WHERE link_id = ? AND lane = ? AND seq = ?",

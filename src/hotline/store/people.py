@@ -114,10 +114,11 @@ class PeopleRecords(SqlBackend):
         with self.transaction():
             self._execute(
                 "INSERT INTO drafts (link, lane, type, language, text, drafted_by, drafted_ns, "
-                "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "state, decided_by, decided_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     draft.link, draft.lane, draft.type, draft.language, draft.text,
-                    draft.drafted_by, draft.drafted_ns, draft.state,
+                    draft.drafted_by, draft.drafted_ns, draft.state, draft.decided_by,
+                    draft.decided_ns,
                 ),
             )  # fmt: skip
             rows = self._rows(
@@ -131,10 +132,11 @@ class PeopleRecords(SqlBackend):
         return Draft(*rows[0]) if rows else None
 
     def drafts(self, states: tuple[str, ...], limit: int = 200) -> list[Draft]:
+        """Oldest first: the draft waiting longest is the one a supervisor must see."""
         marks = ", ".join("?" for _ in states)
         rows = self._rows(
             f"SELECT {_DRAFT_COLUMNS} FROM drafts "  # noqa: S608 - constant columns, placeholders
-            f"WHERE state IN ({marks}) ORDER BY id DESC "
+            f"WHERE state IN ({marks}) ORDER BY id "
             "LIMIT ?",
             (*states, limit),
         )
@@ -153,6 +155,13 @@ class PeopleRecords(SqlBackend):
                 (state, by, now_ns, draft_id),
             )
         return True
+
+    def claimed_seqs(self, link: str, lane: int) -> set[int]:
+        """The sequence numbers drafts of a link and lane were sent as."""
+        rows = self._rows(
+            "SELECT seq FROM drafts WHERE link = ? AND lane = ? AND seq IS NOT NULL", (link, lane)
+        )
+        return {int(seq) for (seq,) in rows}
 
     def draft_sent(self, draft_id: int, seq: int) -> None:
         with self.transaction():

@@ -209,8 +209,11 @@ class HttpError extends Error {
   constructor(status, detail) { super(detail); this.status = status; this.detail = detail; }
 }
 
-async function api(method, path, body) {
+// `background`: fetched because the station said something changed, not because a person did
+// anything; the station does not count it as activity, so an unattended console still times out.
+async function api(method, path, body, background = false) {
   const headers = { Accept: "application/json" };
+  if (background) headers["X-Hotline-Background"] = "1";
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
   if (method !== "GET") {
     headers["Content-Type"] = "application/json";
@@ -351,8 +354,11 @@ function connectEvents() {
     try { S.board = JSON.parse(e.data); } catch { say(t("err_bad_event")); return; }
     renderBoard();
   });
-  es.addEventListener("message", () => { alive(); if (["traffic", "message"].includes(S.view)) run(loadTraffic); });
-  es.addEventListener("draft", () => { alive(); run(loadDrafts); });
+  es.addEventListener("message", () => {
+    alive();
+    if (["traffic", "message"].includes(S.view)) run(() => loadTraffic(true));
+  });
+  es.addEventListener("draft", () => { alive(); run(() => load("drafts", true)); });
 }
 
 function closeEvents() {
@@ -395,8 +401,8 @@ const LOADERS = { traffic: loadTraffic, drafts: loadDrafts, shiftlog: loadNotes,
 const RENDERERS = { board: renderBoard, traffic: renderTraffic, message: renderMessage, drafts: renderDrafts,
   shiftlog: renderNotes, audit: renderAudit, operators: renderOperators, compose: renderCompose };
 
-async function load(kind) {
-  S[kind] = (await api("GET", LISTS[kind])) ?? [];
+async function load(kind, background = false) {
+  S[kind] = (await api("GET", LISTS[kind], null, background)) ?? [];
   RENDERERS[kind === "notes" ? "shiftlog" : kind]();
 }
 
@@ -643,10 +649,10 @@ function fillLinkSelects(names) {
   if (S.view === "traffic") run(loadTraffic);
 }
 
-async function loadTraffic() {
+async function loadTraffic(background = false) {
   const link = S.link;
   if (!link) return;
-  const data = await api("GET", `/console/traffic/${enc(link)}`);
+  const data = await api("GET", `/console/traffic/${enc(link)}`, null, background);
   if (link !== S.link) return; // the operator chose another link meanwhile
   S.traffic = data;
   if (["traffic", "message"].includes(S.view)) RENDERERS[S.view]();
