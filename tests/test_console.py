@@ -827,3 +827,12 @@ async def test_what_the_console_refuses_to_send_and_out_of_range_numbers(
     assert test.status_code == 422, "the link test is the station's own"
     assert surrogate.status_code == 422
     assert huge.status_code == 422
+
+
+@pytest.mark.anyio
+async def test_one_address_may_try_to_sign_in_only_so_often(app: Any, station: Station) -> None:
+    browser = client(app)
+    attempt = {"name": "someone", "password": "guess", "code": "000000"}
+    answers = [(await browser.post("/console/login", json=attempt)).status_code for _ in range(21)]
+    assert answers == [401] * 20 + [429]
+    assert (await audit_actions(station, "someone")).count("login refused") == 20

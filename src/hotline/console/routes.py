@@ -116,6 +116,8 @@ def _me(session: Session) -> dict[str, Any]:
 @router.post("/login")
 async def login(request: Request, credentials: Login, console: ConsoleDep) -> JSONResponse:
     check_origin(request)
+    if console.too_many_attempts(request.client.host if request.client else "?"):
+        raise HTTPException(429, "too many sign-ins from here; wait a minute")
     # One login per name at a time: the failure count and the last code used are read, checked
     # and written as one step, so parallel guesses each count, and a code signs in once.
     async with console.login_lock(credentials.name):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,6 +40,7 @@ __all__ = [
 
 COOKIE = "hotline_session"
 MAX_LOGIN_LOCKS = 1000
+ATTEMPTS_PER_MINUTE = 20  # sign-ins from one address
 RECHECK_S = 10.0  # a session sees its account disabled or reset (say from the CLI) this soon
 
 
@@ -51,6 +53,23 @@ class Console:
     sessions: SessionBook
     tls: bool
     _login_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _attempts: dict[str, deque[float]] = field(default_factory=dict)
+
+    def too_many_attempts(self, address: str) -> bool:
+        """More than ATTEMPTS_PER_MINUTE sign-ins from one address in the last minute: refused
+        before any password is checked or any audit row written, so one client can neither
+        guess fast nor flood the audit log."""
+        now = time.monotonic()
+        if len(self._attempts) > MAX_LOGIN_LOCKS:
+            for idle in [a for a, times in self._attempts.items() if now - times[-1] > 60]:
+                del self._attempts[idle]
+        times = self._attempts.setdefault(address, deque())
+        while times and now - times[0] > 60:
+            times.popleft()
+        if len(times) >= ATTEMPTS_PER_MINUTE:
+            return True
+        times.append(now)
+        return False
 
     def login_lock(self, name: str) -> asyncio.Lock:
         if len(self._login_locks) > MAX_LOGIN_LOCKS:  # names tried and gone: forget the idle
