@@ -33,22 +33,13 @@ from playwright.sync_api import Page, Response, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.consoledriver import chromium, compose, open_console, show, staff
+from tests.consoledriver import chromium, compose, open_console, show, staff, wait_up
 
-from hotline.station.launch import StationProcess, make_pair
+from hotline.station.launch import make_pair
 
 
 def emit(name: str, value: object) -> None:
     print(f"{name}: {value}", flush=True)
-
-
-def wait_up(station: StationProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if station.call("GET", "/api/v1/status")["links"][0]["state"] == "UP":
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the link did not come UP")
 
 
 def page_weight(page: Page, url: str) -> tuple[int, int]:

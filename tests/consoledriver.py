@@ -15,10 +15,20 @@ from hotline.console.operators import add_operator
 from hotline.station.launch import StationProcess
 from hotline.station.runtime import open_store
 
-__all__ = ["Person", "chromium", "compose", "open_console", "staff"]
+__all__ = ["Person", "chromium", "compose", "open_console", "staff", "wait_up"]
 
 PASSWORD = "a long enough password"
 TIMEOUT_MS = 20_000
+
+
+def wait_up(station: StationProcess) -> None:
+    """Until the station's (first) link is UP, at most a minute."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if station.call("GET", "/api/v1/status")["links"][0]["state"] == "UP":
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the link did not come UP")
 
 
 def chromium_path() -> str:

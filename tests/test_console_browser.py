@@ -12,8 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from hotline.station.launch import StationProcess, make_pair
-from tests.consoledriver import Person, chromium, compose, open_console, show, staff
+from hotline.station.launch import make_pair
+from tests.consoledriver import Person, chromium, compose, open_console, show, staff, wait_up
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +27,10 @@ def desks(
     )
     for station in (london, moscow):
         station.start()
-    _wait_up(london)
+    wait_up(london)
     yield people
     for station in (london, moscow):
         station.close()
-
-
-def _wait_up(station: StationProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if station.call("GET", "/api/v1/status")["links"][0]["state"] == "UP":
-            return
-        time.sleep(0.1)
-    raise AssertionError("the link did not come UP")
 
 
 @pytest.fixture(scope="module")

@@ -214,13 +214,7 @@ class Discipline:
         late = await runtime.store.call(lambda s: s.overdue(link_id, cutoffs))
         found: dict[str, _Found] = {}
         for seq, received_ns, data in flashes:
-            envelope = decode_envelope(bytes(data), None)
-            message = {
-                "direction": "in",
-                "link": name,
-                **envelope_json(envelope),
-                "received_ns": received_ns,
-            }
+            envelope, message = _message(data, name, "in", received_ns=received_ns)
             found[f"flash:{name}:{seq}"] = _Found(
                 "flash",
                 name,
@@ -229,13 +223,7 @@ class Discipline:
                 message,
             )
         for lane, seq, accepted_ns, data in late:
-            envelope = decode_envelope(bytes(data), None)
-            message = {
-                "direction": "out",
-                "link": name,
-                **envelope_json(envelope),
-                "accepted_ns": accepted_ns,
-            }
+            envelope, message = _message(data, name, "out", accepted_ns=accepted_ns)
             found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
                 "overdue",
                 name,
@@ -310,6 +298,15 @@ async def _post(url: str, body: dict[str, Any]) -> None:
             log.error("webhook %s answered %s", url, response.status_code)
     except httpx.HTTPError as exc:
         log.error("webhook %s failed: %s", url, exc)
+
+
+def _message(
+    data: bytes, link: str, direction: str, **when: int
+) -> tuple[Envelope, dict[str, Any]]:
+    """A stored envelope (its signature was checked when it was stored) as the console shows
+    it in an alarm."""
+    envelope = decode_envelope(bytes(data), None)
+    return envelope, {"direction": direction, "link": link, **envelope_json(envelope), **when}
 
 
 def _drill(envelope: Envelope) -> str:
