@@ -8,6 +8,7 @@ import typer
 
 from hotline import __version__
 from hotline.cli import (
+    archive_cmd,
     card_cmd,
     client,
     demo_cmd,
@@ -42,6 +43,8 @@ app.command("paths")(client.paths)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(operator_cmd.app, name="operator")
 app.command("totp")(operator_cmd.totp)
+app.command("export")(archive_cmd.export)
+app.command("verify")(archive_cmd.verify)
 
 # Exit status by whose fault it was; 2 is also what the parser uses for a bad argument.
 EXIT_CODES: list[tuple[type[HotlineError], int]] = [

@@ -10,6 +10,7 @@ to send on, rather than extending a history it cannot vouch for.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from hotline.crypto.identity import PublicIdentity
@@ -329,6 +330,30 @@ class SqlStore(PeopleRecords):
                     missing = [n for n in range(1, last + 1) if n not in held][:100]
                 extents[direction][lane] = (first, last, missing)
         return extents
+
+    # -- the whole record, for the archive -------------------------------------------------------
+
+    def all_envelopes(self, link_id: bytes, table: str) -> Iterator[Row]:
+        """Every envelope of one direction (`outbox` ours, `inbox` the peer's), in order: lane,
+        seq, envelope. Streamed: a record of millions does not sit in memory."""
+        if table not in ("outbox", "inbox"):
+            raise ValueError(f"no table {table!r}")
+        return self._stream(
+            f"SELECT lane, seq, envelope FROM {table} WHERE link_id = ? "  # noqa: S608 - checked
+            "ORDER BY lane, seq",
+            (link_id,),
+        )
+
+    def stored_receipt(self, link_id: bytes) -> bytes | None:
+        rows = self._rows("SELECT statement FROM receipts WHERE link_id = ?", (link_id,))
+        return bytes(rows[0][0]) if rows else None
+
+    def stored_checkpoints(self, link_id: bytes) -> list[tuple[str, bytes]]:
+        """Every checkpoint held, in the order stored: origin ("local" or "peer"), statement."""
+        rows = self._rows(
+            "SELECT origin, statement FROM checkpoints WHERE link_id = ? ORDER BY id", (link_id,)
+        )
+        return [(str(origin), bytes(statement)) for origin, statement in rows]
 
     def acknowledged_here(self, link_id: bytes, lane: int, seq: int) -> bool:
         """Whether a person here has acknowledged the peer's envelope (lane, seq)."""

@@ -1,0 +1,322 @@
+"""The archive bundle: a link's whole record in one file, and its offline check.
+
+A bundle is a ZIP file (docs/archive.md says it byte by byte):
+
+    manifest.json       format, version, the link id, who exported it and when, the counts
+    cards/<hex>.card    both stations' cards, armored, as each was signed
+    envelopes.jsonl     every envelope, in order (direction, lane, seq): the exact signed bytes
+    receipts.jsonl      the receipts held, as signed
+    checkpoints.jsonl   the checkpoints held, as signed, in the order they were stored
+
+`verify` needs nothing but the bundle: no station, no private key. It checks the cards, that
+the link id is theirs, every signature, every chain (sequence numbers from 1 without a gap,
+each envelope naming its predecessor's hash), that each receipt and checkpoint names envelopes
+that are in the bundle, and whether both stations' newest checkpoints agree. It stops at the
+first problem and says which envelope or statement, and what failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotline.crypto.card import SignedCard, parse_card
+from hotline.crypto.identity import PublicIdentity
+from hotline.crypto.session import link_id_for
+from hotline.errors import CardError, ProtocolError, RemoteError
+from hotline.protocol.envelope import LANES, Lane, decode_envelope, genesis_hash
+from hotline.protocol.statements import Checkpoint, Head, Receipt, Signed
+from hotline.store.base import SqlStore
+
+__all__ = ["ArchiveError", "Verified", "export_bundle", "verify_bundle"]
+
+FORMAT = "hotline-archive"
+VERSION = 1
+
+
+class ArchiveError(RemoteError):
+    """A bundle that does not verify: the message says where and what."""
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def export_bundle(
+    store: SqlStore,
+    ours: SignedCard,
+    peer: SignedCard,
+    out: Path,
+    exported_ns: int,
+) -> dict[str, int]:
+    """Write the link's record from our store to `out` (a new file); return the counts."""
+    link_id = link_id_for(ours.identity, peer.identity)
+    our_direction = 0 if ours.fingerprint < peer.fingerprint else 1
+    counts = {"envelopes": 0, "receipts": 0, "checkpoints": 0}
+    tmp = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for card in sorted((ours, peer), key=lambda c: c.fingerprint):
+            bundle.writestr(f"cards/{card.fingerprint.hex()}.card", card.armored())
+        with bundle.open("envelopes.jsonl", "w") as lines:
+            for direction in (0, 1):
+                table = "outbox" if direction == our_direction else "inbox"
+                for lane, seq, data in store.all_envelopes(link_id, table):
+                    lines.write(_line({"direction": direction, "lane": lane, "seq": seq}, data))
+                    counts["envelopes"] += 1
+        with bundle.open("receipts.jsonl", "w") as lines:
+            receipt = store.stored_receipt(link_id)
+            if receipt is not None:  # the peer's, for our envelopes
+                lines.write(_line({"direction": our_direction}, receipt))
+                counts["receipts"] += 1
+        with bundle.open("checkpoints.jsonl", "w") as lines:
+            for origin, data in store.stored_checkpoints(link_id):
+                direction = our_direction if origin == "local" else 1 - our_direction
+                lines.write(_line({"signer_direction": direction}, data))
+                counts["checkpoints"] += 1
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "link_id": link_id.hex(),
+            "exported_by": ours.fingerprint.hex(),
+            "exported_ns": exported_ns,
+            "counts": counts,
+        }
+        bundle.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(out)
+    return counts
+
+
+def _line(fields: dict[str, Any], signed: bytes) -> bytes:
+    record = {**fields, "signed": base64.b64encode(bytes(signed)).decode("ascii")}
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+# -- verify ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verified:
+    """What a bundle proves."""
+
+    link_id: bytes
+    stations: dict[int, str]  # direction -> station name
+    heads: dict[int, list[Head]]  # direction -> the last envelope per lane
+    envelopes: int = 0
+    receipts: int = 0
+    checkpoints: int = 0
+    agreed: bool = False  # both stations' newest checkpoints name the same eight heads
+    notes: list[str] = field(default_factory=list)
+
+
+def verify_bundle(path: Path) -> Verified:
+    """Check a bundle offline.
+
+    Raises:
+        ArchiveError: the first problem found, naming the envelope or statement and what failed.
+    """
+    try:
+        bundle = zipfile.ZipFile(path)
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as exc:
+        raise ArchiveError(f"{path} is not a readable bundle: {exc}") from None
+    with bundle:
+        manifest = _manifest(bundle)
+        link_id, signers, names = _cards(bundle, manifest)
+        result = Verified(link_id, names, {d: [] for d in (0, 1)})
+        hashes = _envelopes(bundle, link_id, signers, result)
+        _receipts(bundle, link_id, signers, hashes, result)
+        _checkpoints(bundle, link_id, signers, hashes, result)
+        counts = manifest.get("counts", {})
+        found = {"envelopes": result.envelopes, "receipts": result.receipts,
+                 "checkpoints": result.checkpoints}  # fmt: skip
+        if counts != found:
+            raise ArchiveError(f"the manifest counts {counts}, the bundle holds {found}")
+    return result
+
+
+def _read(bundle: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        return bundle.read(name)
+    except KeyError:
+        raise ArchiveError(f"the bundle has no {name}") from None
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:
+        # a flipped byte: a bad CRC, a broken stream, a header naming what is not there
+        raise ArchiveError(f"{name} is damaged: {exc}") from None
+
+
+def _manifest(bundle: zipfile.ZipFile) -> dict[str, Any]:
+    try:
+        manifest = json.loads(_read(bundle, "manifest.json"))
+    except ValueError as exc:
+        raise ArchiveError(f"manifest.json is not JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArchiveError(f"manifest.json does not describe a {FORMAT} bundle")
+    if manifest.get("version") != VERSION:
+        raise ArchiveError(f"bundle version {manifest.get('version')!r}; this reads {VERSION}")
+    return manifest
+
+
+def _cards(
+    bundle: zipfile.ZipFile, manifest: dict[str, Any]
+) -> tuple[bytes, dict[int, PublicIdentity], dict[int, str]]:
+    names = sorted(n for n in bundle.namelist() if n.startswith("cards/"))
+    if len(names) != 2:
+        raise ArchiveError(f"a bundle holds two cards; this one holds {len(names)}")
+    cards = []
+    for name in names:
+        try:
+            card = parse_card(_read(bundle, name).decode("utf-8"))
+        except (CardError, UnicodeDecodeError) as exc:
+            raise ArchiveError(f"{name}: {exc}") from None
+        if name != f"cards/{card.fingerprint.hex()}.card":
+            raise ArchiveError(f"{name} holds the card of {card.fingerprint.hex()}")
+        cards.append(card)
+    first, second = sorted(cards, key=lambda c: c.fingerprint)
+    link_id = link_id_for(first.identity, second.identity)
+    if manifest.get("link_id") != link_id.hex():
+        raise ArchiveError("the cards are not those of the link the manifest names")
+    signers = {0: first.identity, 1: second.identity}
+    return link_id, signers, {0: first.body.name, 1: second.body.name}
+
+
+def _records(bundle: zipfile.ZipFile, name: str) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+    for number, raw in enumerate(_read(bundle, name).splitlines(), start=1):
+        try:
+            record = json.loads(raw)
+            signed = base64.b64decode(record["signed"], validate=True)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArchiveError(f"{name} line {number} does not decode: {exc}") from None
+        yield number, record, signed
+
+
+def _envelopes(
+    bundle: zipfile.ZipFile,
+    link_id: bytes,
+    signers: dict[int, PublicIdentity],
+    result: Verified,
+) -> dict[tuple[int, int, int], bytes]:
+    """Every chain, in order; returns the hash of each envelope by (direction, lane, seq)."""
+    hashes: dict[tuple[int, int, int], bytes] = {}
+    last: tuple[int, int, int] = (0, 0, 0)
+    for number, record, signed in _records(bundle, "envelopes.jsonl"):
+        direction, lane, seq = record.get("direction"), record.get("lane"), record.get("seq")
+        where = f"envelope {direction}/{_lane(lane)} {seq} (envelopes.jsonl line {number})"
+        if direction not in (0, 1) or lane not in LANES or not isinstance(seq, int):
+            raise ArchiveError(f"{where}: no such direction, lane or sequence number")
+        if (direction, lane, seq) <= last:
+            raise ArchiveError(f"{where}: out of order or repeated")
+        try:
+            envelope = decode_envelope(signed, signers[direction])
+        except ProtocolError as exc:
+            raise ArchiveError(f"{where}: {exc}") from None
+        body = envelope.body
+        if (body.link_id, body.direction, body.lane, body.seq) != (link_id, direction, lane, seq):
+            raise ArchiveError(f"{where}: its signed body says another place")
+        expected_seq = last[2] + 1 if last[:2] == (direction, lane) else 1
+        if seq != expected_seq:
+            raise ArchiveError(f"{where}: {expected_seq} is missing before it")
+        previous = hashes.get((direction, lane, seq - 1), genesis_hash(link_id, direction, lane))
+        if body.prev_hash != previous:
+            raise ArchiveError(f"{where}: does not name its predecessor's hash")
+        hashes[(direction, lane, seq)] = envelope.hash
+        last = (direction, lane, seq)
+        result.envelopes += 1
+    for direction in (0, 1):
+        result.heads[direction] = [
+            _head(hashes, link_id, direction, lane) for lane in LANES
+        ]  # fmt: skip
+    return hashes
+
+
+def _head(hashes: dict[tuple[int, int, int], bytes], link_id: bytes, d: int, lane: int) -> Head:
+    seqs = [s for (dd, ll, s) in hashes if dd == d and ll == lane]
+    if not seqs:
+        return Head(0, genesis_hash(link_id, d, lane))
+    return Head(max(seqs), hashes[(d, lane, max(seqs))])
+
+
+def _covered(
+    heads: list[Head], direction: int, link_id: bytes, hashes: dict[tuple[int, int, int], bytes]
+) -> str | None:
+    """None if every head names an envelope in the bundle (or the empty lane); else why not."""
+    for lane, head in zip(LANES, heads, strict=True):
+        known = (
+            genesis_hash(link_id, direction, lane)
+            if head.seq == 0
+            else hashes.get((direction, lane, head.seq))
+        )
+        if known != head.hash:
+            return f"{Lane(lane).name} {head.seq} of direction {direction} is not in the bundle"
+    return None
+
+
+def _receipts(
+    bundle: zipfile.ZipFile,
+    link_id: bytes,
+    signers: dict[int, PublicIdentity],
+    hashes: dict[tuple[int, int, int], bytes],
+    result: Verified,
+) -> None:
+    for number, record, signed in _records(bundle, "receipts.jsonl"):
+        direction = record.get("direction")
+        where = f"receipt for direction {direction} (receipts.jsonl line {number})"
+        if direction not in (0, 1):
+            raise ArchiveError(f"{where}: no such direction")
+        try:  # the receiver signs a receipt for the envelopes it holds
+            receipt = Receipt.verify(Signed.from_bytes(signed), signers[1 - direction])
+        except (ProtocolError, ValueError) as exc:
+            raise ArchiveError(f"{where}: {exc}") from None
+        if receipt.body.link_id != link_id or receipt.body.direction != direction:
+            raise ArchiveError(f"{where}: its signed body names another link or direction")
+        problem = _covered(receipt.body.heads, direction, link_id, hashes)
+        if problem:
+            raise ArchiveError(f"{where}: {problem}")
+        result.receipts += 1
+
+
+def _checkpoints(
+    bundle: zipfile.ZipFile,
+    link_id: bytes,
+    signers: dict[int, PublicIdentity],
+    hashes: dict[tuple[int, int, int], bytes],
+    result: Verified,
+) -> None:
+    newest: dict[int, Checkpoint] = {}
+    for number, record, signed in _records(bundle, "checkpoints.jsonl"):
+        signer = record.get("signer_direction")
+        where = f"checkpoint by direction {signer} (checkpoints.jsonl line {number})"
+        if signer not in (0, 1):
+            raise ArchiveError(f"{where}: no such direction")
+        try:
+            checkpoint = Checkpoint.verify(Signed.from_bytes(signed), signers[signer])
+        except (ProtocolError, ValueError) as exc:
+            raise ArchiveError(f"{where}: {exc}") from None
+        body = checkpoint.body
+        if body.link_id != link_id or body.direction != signer:
+            raise ArchiveError(f"{where}: its signed body names another link or direction")
+        problem = _covered(body.outbound, signer, link_id, hashes) or _covered(
+            body.inbound, 1 - signer, link_id, hashes
+        )
+        if problem:
+            raise ArchiveError(f"{where}: {problem}")
+        if signer not in newest or body.issued_ns >= newest[signer].body.issued_ns:
+            newest[signer] = checkpoint
+        result.checkpoints += 1
+    if len(newest) == 2:
+        zero, one = newest[0].body, newest[1].body
+        result.agreed = (zero.outbound, zero.inbound) == (one.inbound, one.outbound)
+
+
+def _lane(lane: object) -> str:
+    return Lane(lane).name if isinstance(lane, int) and lane in LANES else repr(lane)
