@@ -40,6 +40,10 @@ FORMAT = "hotline-archive"
 VERSION = 1
 
 
+# What reading a damaged ZIP member can raise.
+_DAMAGE = (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+
+
 class ArchiveError(RemoteError):
     """A bundle that does not verify: the message says where and what."""
 
@@ -191,13 +195,29 @@ def _cards(
 
 
 def _records(bundle: zipfile.ZipFile, name: str) -> Iterator[tuple[int, dict[str, Any], bytes]]:
-    for number, raw in enumerate(_read(bundle, name).splitlines(), start=1):
-        try:
-            record = json.loads(raw)
-            signed = base64.b64decode(record["signed"], validate=True)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArchiveError(f"{name} line {number} does not decode: {exc}") from None
-        yield number, record, signed
+    """The member's lines, decoded, one at a time: a record of millions is not read whole."""
+    try:
+        member = bundle.open(name)
+    except KeyError:
+        raise ArchiveError(f"the bundle has no {name}") from None
+    except _DAMAGE as exc:
+        raise ArchiveError(f"{name} is damaged: {exc}") from None
+    with member:
+        number = 0
+        while True:
+            try:
+                raw = member.readline()
+            except _DAMAGE as exc:  # a flipped byte: a bad CRC, a broken stream
+                raise ArchiveError(f"{name} is damaged: {exc}") from None
+            if not raw:
+                return
+            number += 1
+            try:
+                record = json.loads(raw)
+                signed = base64.b64decode(record["signed"], validate=True)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ArchiveError(f"{name} line {number} does not decode: {exc}") from None
+            yield number, record, signed
 
 
 def _envelopes(
