@@ -38,7 +38,9 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             london.call(
                 "POST", "/api/v1/links/moscow/messages", {"text": f"m{i}", "lane": LANES[i % 4]}
             )
-        sent = moscow.call("POST", "/api/v1/links/london/messages", {"text": "ответ"})
+        sent = moscow.call(
+            "POST", "/api/v1/links/london/messages", {"text": "ответ <b>&</b>", "language": "ru"}
+        )
         deadline = time.monotonic() + 60
         while not all(
             s.call("GET", "/api/v1/status")["links"][0]["in_agreement"] for s in (london, moscow)
@@ -71,6 +73,16 @@ def test_an_exported_bundle_verifies_offline(bundle: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["envelopes"] == result.envelopes
+
+
+def test_the_bundle_holds_a_readable_transcript_with_every_text_escaped(bundle: Path) -> None:
+    with zipfile.ZipFile(bundle) as archive:
+        page = archive.read("transcript.html").decode()
+    assert "ответ &lt;b&gt;&amp;&lt;/b&gt;" in page, "the peer's text, escaped"
+    assert "<b>&</b>" not in page
+    assert "<script" not in page
+    assert page.count("<tr class=") >= 26
+    assert "hotline verify" in page
 
 
 def _rewrite(bundle: Path, out: Path, member: str, change: Callable[[bytes], bytes]) -> Path:

@@ -7,6 +7,7 @@ A bundle is a ZIP file (docs/archive.md says it byte by byte):
     envelopes.jsonl     every envelope, in order (direction, lane, seq): the exact signed bytes
     receipts.jsonl      the receipts held, as signed
     checkpoints.jsonl   the checkpoints held, as signed, in the order they were stored
+    transcript.html     the messages for people to read, in the order sent (not evidence)
 
 `verify` needs nothing but the bundle: no station, no private key. It checks the cards, that
 the link id is theirs, every signature, every chain (sequence numbers from 1 without a gap,
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hotline.archive.transcript import TranscriptLine, render
 from hotline.crypto.card import SignedCard, parse_card
 from hotline.crypto.identity import PublicIdentity
 from hotline.crypto.session import link_id_for
@@ -66,12 +68,18 @@ def export_bundle(
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         for card in sorted((ours, peer), key=lambda c: c.fingerprint):
             bundle.writestr(f"cards/{card.fingerprint.hex()}.card", card.armored())
+        transcript: list[TranscriptLine] = []  # in memory: sorted by time at the end
         with bundle.open("envelopes.jsonl", "w") as lines:
             for direction in (0, 1):
                 table = "outbox" if direction == our_direction else "inbox"
+                sender = (ours if direction == our_direction else peer).body.name
                 for lane, seq, data in store.all_envelopes(link_id, table):
                     lines.write(_line({"direction": direction, "lane": lane, "seq": seq}, data))
+                    envelope = decode_envelope(bytes(data), None)
+                    transcript.append(TranscriptLine.of(sender, envelope))
                     counts["envelopes"] += 1
+        cards = sorted((ours, peer), key=lambda c: c.fingerprint)
+        bundle.writestr("transcript.html", render(link_id, cards, transcript))
         with bundle.open("receipts.jsonl", "w") as lines:
             receipt = store.stored_receipt(link_id)
             if receipt is not None:  # the peer's, for our envelopes
