@@ -23,9 +23,9 @@ import json
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hotline.archive.transcript import TranscriptLine, render
 from hotline.crypto.card import SignedCard, parse_card
@@ -122,7 +122,6 @@ class Verified:
     receipts: int = 0
     checkpoints: int = 0
     agreed: bool = False  # both stations' newest checkpoints name the same eight heads
-    notes: list[str] = field(default_factory=list)
 
 
 def verify_bundle(path: Path) -> Verified:
@@ -133,15 +132,15 @@ def verify_bundle(path: Path) -> Verified:
     """
     try:
         bundle = zipfile.ZipFile(path)
-    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as exc:
+    except _DAMAGE as exc:
         raise ArchiveError(f"{path} is not a readable bundle: {exc}") from None
     with bundle:
         manifest = _manifest(bundle)
-        link_id, signers, names = _cards(bundle, manifest)
-        result = Verified(link_id, names, {d: [] for d in (0, 1)})
-        hashes = _envelopes(bundle, link_id, signers, result)
-        _receipts(bundle, link_id, signers, hashes, result)
-        _checkpoints(bundle, link_id, signers, hashes, result)
+        check = _Check(bundle, *_cards(bundle, manifest))
+        check.envelopes()
+        check.receipts()
+        check.checkpoints()
+        result = check.result
         counts = manifest.get("counts", {})
         found = {"envelopes": result.envelopes, "receipts": result.receipts,
                  "checkpoints": result.checkpoints}  # fmt: skip
@@ -150,21 +149,41 @@ def verify_bundle(path: Path) -> Verified:
     return result
 
 
-def _read(bundle: zipfile.ZipFile, name: str) -> bytes:
+def _open(bundle: zipfile.ZipFile, name: str) -> IO[bytes]:
     try:
-        return bundle.read(name)
+        return bundle.open(name)
     except KeyError:
         raise ArchiveError(f"the bundle has no {name}") from None
-    except (
-        OSError,
-        ValueError,
-        EOFError,
-        NotImplementedError,
-        zipfile.BadZipFile,
-        zlib.error,
-    ) as exc:
-        # a flipped byte: a bad CRC, a broken stream, a header naming what is not there
+    except _DAMAGE as exc:
         raise ArchiveError(f"{name} is damaged: {exc}") from None
+
+
+def _read(bundle: zipfile.ZipFile, name: str) -> bytes:
+    with _open(bundle, name) as member:
+        try:
+            return member.read()
+        except _DAMAGE as exc:  # a flipped byte: a bad CRC, a broken stream
+            raise ArchiveError(f"{name} is damaged: {exc}") from None
+
+
+def _records(bundle: zipfile.ZipFile, name: str) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+    """The member's lines, decoded, one at a time: a record of millions is not read whole."""
+    with _open(bundle, name) as member:
+        number = 0
+        while True:
+            try:
+                raw = member.readline()
+            except _DAMAGE as exc:
+                raise ArchiveError(f"{name} is damaged: {exc}") from None
+            if not raw:
+                return
+            number += 1
+            try:
+                record = json.loads(raw)
+                signed = base64.b64decode(record["signed"], validate=True)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ArchiveError(f"{name} line {number} does not decode: {exc}") from None
+            yield number, record, signed
 
 
 def _manifest(bundle: zipfile.ZipFile) -> dict[str, Any]:
@@ -202,148 +221,105 @@ def _cards(
     return link_id, signers, {0: first.body.name, 1: second.body.name}
 
 
-def _records(bundle: zipfile.ZipFile, name: str) -> Iterator[tuple[int, dict[str, Any], bytes]]:
-    """The member's lines, decoded, one at a time: a record of millions is not read whole."""
-    try:
-        member = bundle.open(name)
-    except KeyError:
-        raise ArchiveError(f"the bundle has no {name}") from None
-    except _DAMAGE as exc:
-        raise ArchiveError(f"{name} is damaged: {exc}") from None
-    with member:
-        number = 0
-        while True:
+class _Check:
+    """The checks of one bundle, in order; `hashes` (each envelope's, by direction, lane and
+    seq) is what receipts and checkpoints are held against."""
+
+    def __init__(
+        self,
+        bundle: zipfile.ZipFile,
+        link_id: bytes,
+        signers: dict[int, PublicIdentity],
+        names: dict[int, str],
+    ) -> None:
+        self.bundle, self.link_id, self.signers = bundle, link_id, signers
+        empty = {d: [Head(0, genesis_hash(link_id, d, lane)) for lane in LANES] for d in (0, 1)}
+        self.result = Verified(link_id, names, empty)
+        self.hashes: dict[tuple[int, int, int], bytes] = {}
+
+    def envelopes(self) -> None:
+        """Every chain, in order, each envelope naming its predecessor."""
+        last: tuple[int, int, int] = (0, 0, 0)
+        for number, record, signed in _records(self.bundle, "envelopes.jsonl"):
+            direction, lane, seq = record.get("direction"), record.get("lane"), record.get("seq")
+            where = f"envelope {direction}/{_lane(lane)} {seq} (envelopes.jsonl line {number})"
+            if direction not in (0, 1) or lane not in LANES or not isinstance(seq, int):
+                raise ArchiveError(f"{where}: no such direction, lane or sequence number")
+            if (direction, lane, seq) <= last:
+                raise ArchiveError(f"{where}: out of order or repeated")
             try:
-                raw = member.readline()
-            except _DAMAGE as exc:  # a flipped byte: a bad CRC, a broken stream
-                raise ArchiveError(f"{name} is damaged: {exc}") from None
-            if not raw:
-                return
-            number += 1
+                envelope = decode_envelope(signed, self.signers[direction])
+            except ProtocolError as exc:
+                raise ArchiveError(f"{where}: {exc}") from None
+            body = envelope.body
+            if (body.link_id, body.direction, body.lane, body.seq) != (
+                self.link_id, direction, lane, seq
+            ):  # fmt: skip
+                raise ArchiveError(f"{where}: its signed body says another place")
+            expected = last[2] + 1 if last[:2] == (direction, lane) else 1
+            if seq != expected:
+                raise ArchiveError(f"{where}: {expected} is missing before it")
+            heads = self.result.heads[direction]
+            if body.prev_hash != heads[lane].hash:  # the predecessor, or the lane's genesis
+                raise ArchiveError(f"{where}: does not name its predecessor's hash")
+            heads[lane] = Head(seq, envelope.hash)
+            self.hashes[(direction, lane, seq)] = envelope.hash
+            last = (direction, lane, seq)
+            self.result.envelopes += 1
+
+    def receipts(self) -> None:
+        for number, record, signed in _records(self.bundle, "receipts.jsonl"):
+            direction = record.get("direction")
+            where = f"receipt for direction {direction} (receipts.jsonl line {number})"
+            if direction not in (0, 1):
+                raise ArchiveError(f"{where}: no such direction")
+            try:  # the receiver signs a receipt for the envelopes it holds
+                receipt = Receipt.verify(Signed.from_bytes(signed), self.signers[1 - direction])
+            except (ProtocolError, ValueError) as exc:
+                raise ArchiveError(f"{where}: {exc}") from None
+            self._names(where, receipt.body.link_id, receipt.body.direction, direction)
+            self._covered(where, receipt.body.heads, direction)
+            self.result.receipts += 1
+
+    def checkpoints(self) -> None:
+        newest: dict[int, Checkpoint] = {}
+        for number, record, signed in _records(self.bundle, "checkpoints.jsonl"):
+            signer = record.get("signer_direction")
+            where = f"checkpoint by direction {signer} (checkpoints.jsonl line {number})"
+            if signer not in (0, 1):
+                raise ArchiveError(f"{where}: no such direction")
             try:
-                record = json.loads(raw)
-                signed = base64.b64decode(record["signed"], validate=True)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ArchiveError(f"{name} line {number} does not decode: {exc}") from None
-            yield number, record, signed
+                checkpoint = Checkpoint.verify(Signed.from_bytes(signed), self.signers[signer])
+            except (ProtocolError, ValueError) as exc:
+                raise ArchiveError(f"{where}: {exc}") from None
+            body = checkpoint.body
+            self._names(where, body.link_id, body.direction, signer)
+            self._covered(where, body.outbound, signer)
+            self._covered(where, body.inbound, 1 - signer)
+            if signer not in newest or body.issued_ns >= newest[signer].body.issued_ns:
+                newest[signer] = checkpoint
+            self.result.checkpoints += 1
+        if len(newest) == 2:
+            zero, one = newest[0].body, newest[1].body
+            self.result.agreed = (zero.outbound, zero.inbound) == (one.inbound, one.outbound)
 
-
-def _envelopes(
-    bundle: zipfile.ZipFile,
-    link_id: bytes,
-    signers: dict[int, PublicIdentity],
-    result: Verified,
-) -> dict[tuple[int, int, int], bytes]:
-    """Every chain, in order; returns the hash of each envelope by (direction, lane, seq)."""
-    hashes: dict[tuple[int, int, int], bytes] = {}
-    last: tuple[int, int, int] = (0, 0, 0)
-    for number, record, signed in _records(bundle, "envelopes.jsonl"):
-        direction, lane, seq = record.get("direction"), record.get("lane"), record.get("seq")
-        where = f"envelope {direction}/{_lane(lane)} {seq} (envelopes.jsonl line {number})"
-        if direction not in (0, 1) or lane not in LANES or not isinstance(seq, int):
-            raise ArchiveError(f"{where}: no such direction, lane or sequence number")
-        if (direction, lane, seq) <= last:
-            raise ArchiveError(f"{where}: out of order or repeated")
-        try:
-            envelope = decode_envelope(signed, signers[direction])
-        except ProtocolError as exc:
-            raise ArchiveError(f"{where}: {exc}") from None
-        body = envelope.body
-        if (body.link_id, body.direction, body.lane, body.seq) != (link_id, direction, lane, seq):
-            raise ArchiveError(f"{where}: its signed body says another place")
-        expected_seq = last[2] + 1 if last[:2] == (direction, lane) else 1
-        if seq != expected_seq:
-            raise ArchiveError(f"{where}: {expected_seq} is missing before it")
-        previous = hashes.get((direction, lane, seq - 1), genesis_hash(link_id, direction, lane))
-        if body.prev_hash != previous:
-            raise ArchiveError(f"{where}: does not name its predecessor's hash")
-        hashes[(direction, lane, seq)] = envelope.hash
-        last = (direction, lane, seq)
-        result.envelopes += 1
-    for direction in (0, 1):
-        result.heads[direction] = [
-            _head(hashes, link_id, direction, lane) for lane in LANES
-        ]  # fmt: skip
-    return hashes
-
-
-def _head(hashes: dict[tuple[int, int, int], bytes], link_id: bytes, d: int, lane: int) -> Head:
-    seqs = [s for (dd, ll, s) in hashes if dd == d and ll == lane]
-    if not seqs:
-        return Head(0, genesis_hash(link_id, d, lane))
-    return Head(max(seqs), hashes[(d, lane, max(seqs))])
-
-
-def _covered(
-    heads: list[Head], direction: int, link_id: bytes, hashes: dict[tuple[int, int, int], bytes]
-) -> str | None:
-    """None if every head names an envelope in the bundle (or the empty lane); else why not."""
-    for lane, head in zip(LANES, heads, strict=True):
-        known = (
-            genesis_hash(link_id, direction, lane)
-            if head.seq == 0
-            else hashes.get((direction, lane, head.seq))
-        )
-        if known != head.hash:
-            return f"{Lane(lane).name} {head.seq} of direction {direction} is not in the bundle"
-    return None
-
-
-def _receipts(
-    bundle: zipfile.ZipFile,
-    link_id: bytes,
-    signers: dict[int, PublicIdentity],
-    hashes: dict[tuple[int, int, int], bytes],
-    result: Verified,
-) -> None:
-    for number, record, signed in _records(bundle, "receipts.jsonl"):
-        direction = record.get("direction")
-        where = f"receipt for direction {direction} (receipts.jsonl line {number})"
-        if direction not in (0, 1):
-            raise ArchiveError(f"{where}: no such direction")
-        try:  # the receiver signs a receipt for the envelopes it holds
-            receipt = Receipt.verify(Signed.from_bytes(signed), signers[1 - direction])
-        except (ProtocolError, ValueError) as exc:
-            raise ArchiveError(f"{where}: {exc}") from None
-        if receipt.body.link_id != link_id or receipt.body.direction != direction:
+    def _names(self, where: str, link_id: bytes, direction: int, expected: int) -> None:
+        if link_id != self.link_id or direction != expected:
             raise ArchiveError(f"{where}: its signed body names another link or direction")
-        problem = _covered(receipt.body.heads, direction, link_id, hashes)
-        if problem:
-            raise ArchiveError(f"{where}: {problem}")
-        result.receipts += 1
 
-
-def _checkpoints(
-    bundle: zipfile.ZipFile,
-    link_id: bytes,
-    signers: dict[int, PublicIdentity],
-    hashes: dict[tuple[int, int, int], bytes],
-    result: Verified,
-) -> None:
-    newest: dict[int, Checkpoint] = {}
-    for number, record, signed in _records(bundle, "checkpoints.jsonl"):
-        signer = record.get("signer_direction")
-        where = f"checkpoint by direction {signer} (checkpoints.jsonl line {number})"
-        if signer not in (0, 1):
-            raise ArchiveError(f"{where}: no such direction")
-        try:
-            checkpoint = Checkpoint.verify(Signed.from_bytes(signed), signers[signer])
-        except (ProtocolError, ValueError) as exc:
-            raise ArchiveError(f"{where}: {exc}") from None
-        body = checkpoint.body
-        if body.link_id != link_id or body.direction != signer:
-            raise ArchiveError(f"{where}: its signed body names another link or direction")
-        problem = _covered(body.outbound, signer, link_id, hashes) or _covered(
-            body.inbound, 1 - signer, link_id, hashes
-        )
-        if problem:
-            raise ArchiveError(f"{where}: {problem}")
-        if signer not in newest or body.issued_ns >= newest[signer].body.issued_ns:
-            newest[signer] = checkpoint
-        result.checkpoints += 1
-    if len(newest) == 2:
-        zero, one = newest[0].body, newest[1].body
-        result.agreed = (zero.outbound, zero.inbound) == (one.inbound, one.outbound)
+    def _covered(self, where: str, heads: list[Head], direction: int) -> None:
+        """Every head names an envelope in the bundle (or the lane's genesis)."""
+        for lane, head in zip(LANES, heads, strict=True):
+            known = (
+                genesis_hash(self.link_id, direction, lane)
+                if head.seq == 0
+                else self.hashes.get((direction, lane, head.seq))
+            )
+            if known != head.hash:
+                raise ArchiveError(
+                    f"{where}: {Lane(lane).name} {head.seq} of direction {direction} is not in "
+                    "the bundle"
+                )
 
 
 def _lane(lane: object) -> str:
