@@ -13,6 +13,7 @@ from hotline.archive.bundle import export_bundle, verify_bundle
 from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
 from hotline.crypto.card import parse_card
 from hotline.errors import CardError, ConfigError
+from hotline.protocol.envelope import Lane
 from hotline.station.runtime import open_store
 
 
@@ -28,13 +29,10 @@ def export(
     directory = data_dir(data)
     config = directory.config()
     ours = directory.card()
-    cards = sorted((directory.path / "links").glob("*/peer.card"))
-    if link is not None:
-        cards = [c for c in cards if c.parent.name == link]
+    every = sorted((directory.path / "links").glob("*/peer.card"))
+    cards = [c for c in every if link is None or c.parent.name == link]
     if len(cards) != 1:
-        names = ", ".join(
-            c.parent.name for c in sorted((directory.path / "links").glob("*/peer.card"))
-        )
+        names = ", ".join(c.parent.name for c in every)
         raise ConfigError(f"say which link with --link (this station has: {names or 'none'})")
     if out.exists():
         raise ConfigError(f"{out} exists already; give a new file")
@@ -82,12 +80,7 @@ def verify(
         f"{result.receipts} receipt(s), {result.checkpoints} checkpoints"
     )
     for d in (0, 1):
-        lanes = ", ".join(
-            f"{n} {h.seq}"
-            for n, h in zip(
-                ("FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"), result.heads[d], strict=True
-            )
-        )
+        lanes = ", ".join(f"{Lane(lane).name} {h.seq}" for lane, h in enumerate(result.heads[d]))
         console.print(f"  from {result.stations[d]:<7}{lanes}")
     console.print(
         "  agreement   both stations' newest checkpoints agree"

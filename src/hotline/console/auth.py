@@ -205,14 +205,15 @@ class SessionBook:
         return session
 
     def peek_session(self, token: str | None) -> Session | None:
-        """The session, if still open, without counting this as the person's activity."""
-        return self._sessions.get(token) if token and self.peek(token) else None
+        """The session, if still open, without counting this as the person's activity (an open
+        event stream or the page's own refresh must not keep an unattended console signed in)."""
+        session = self._sessions.get(token) if token else None
+        if session is None or time.monotonic() - session.last_seen > self.idle_timeout_s:
+            return None
+        return session
 
     def peek(self, token: str | None) -> bool:
-        """Whether the session is still open, without counting this as the person's activity
-        (an open event stream must not keep an unattended console signed in)."""
-        session = self._sessions.get(token) if token else None
-        return session is not None and time.monotonic() - session.last_seen <= self.idle_timeout_s
+        return self.peek_session(token) is not None
 
     def close(self, token: str | None) -> None:
         if token:

@@ -63,6 +63,13 @@ def _guarded(path: str) -> bool:
     return path.startswith("/api/") or path == "/metrics"
 
 
+def bears(scope: Scope, token: bytes) -> bool:
+    """Whether the request carries `Authorization: Bearer <token>`."""
+    presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+    scheme, _, credentials = presented.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credentials, token)
+
+
 class BearerToken:
     """Answers 401 to any request for a guarded path without `Authorization: Bearer <token>`."""
 
@@ -71,17 +78,15 @@ class BearerToken:
         self.token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and _guarded(scope["path"]):
-            presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-            scheme, _, credentials = presented.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials, self.token):
-                refusal = JSONResponse(
-                    {"detail": "a valid bearer token is required"},
-                    401,
-                    {"WWW-Authenticate": "Bearer"},
-                )
-                await refusal(scope, receive, send)
-                return
+        guarded = scope["type"] in ("http", "websocket") and _guarded(scope["path"])
+        if guarded and not bears(scope, self.token):
+            refusal = JSONResponse(
+                {"detail": "a valid bearer token is required"},
+                401,
+                {"WWW-Authenticate": "Bearer"},
+            )
+            await refusal(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -166,9 +171,7 @@ class SendFastPath:
         match = _SEND_PATH.fullmatch(scope["path"])
         if match is None:
             return None
-        presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        scheme, _, credentials = presented.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials, self.token):
+        if not bears(scope, self.token):
             return None
         runtime = self.station.links.get(match.group(1))
         return (match.group(1), runtime) if runtime is not None else None
