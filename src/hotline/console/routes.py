@@ -182,8 +182,7 @@ async def board(_: Viewer, console: ConsoleDep) -> dict[str, Any]:
 
 @router.get("/traffic/{name}")
 async def traffic(name: str, _: Viewer, console: ConsoleDep) -> dict[str, Any]:
-    deadlines = {lane.name: console.settings.deadlines.for_lane(lane.name) for lane in Lane}
-    return await views.traffic(console.link(name), deadlines, time.time_ns())
+    return await views.traffic(console.link(name), console.settings.deadlines, time.time_ns())
 
 
 # -- drafting and releasing --------------------------------------------------------------------

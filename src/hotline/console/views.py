@@ -9,12 +9,11 @@ from hotline.protocol.envelope import Lane, decode_envelope
 from hotline.station.events import envelope_json
 
 if TYPE_CHECKING:
+    from hotline.station.datadir import Deadlines
     from hotline.station.link_runtime import LinkRuntime
     from hotline.station.runtime import Station
 
 __all__ = ["board", "traffic"]
-
-S = 1_000_000_000
 
 
 def board(station: Station) -> dict[str, Any]:
@@ -38,7 +37,7 @@ def board(station: Station) -> dict[str, Any]:
     }
 
 
-async def traffic(runtime: LinkRuntime, deadlines_s: dict[str, int], now_ns: int) -> dict[str, Any]:
+async def traffic(runtime: LinkRuntime, deadlines: Deadlines, now_ns: int) -> dict[str, Any]:
     config, name = runtime.link.config, runtime.link.name
     link_id = config.link_id
     outbox = await runtime.store.call(lambda s: s.outbox(link_id, 200))
@@ -48,7 +47,7 @@ async def traffic(runtime: LinkRuntime, deadlines_s: dict[str, int], now_ns: int
     for _lane, _seq, _type, accepted, receipted, acked, data in outbox:
         envelope = decode_envelope(bytes(data), None)
         message = envelope_json(envelope)
-        deadline = accepted + deadlines_s[message["lane"]] * S
+        deadline = deadlines.due_ns(message["lane"], accepted)
         asks = message["type"] in ("principal", "exercise")  # a person there must acknowledge
         waits = asks and not acked
         out.append(

@@ -73,6 +73,10 @@ class Deadlines(msgspec.Struct, forbid_unknown_fields=True):
     def for_lane(self, lane_name: str) -> int:
         return int(getattr(self, lane_name.lower()))
 
+    def due_ns(self, lane_name: str, accepted_ns: int) -> int:
+        """When a person at the peer should have acknowledged a message accepted then."""
+        return accepted_ns + self.for_lane(lane_name) * 1_000_000_000
+
 
 class ConsoleSection(msgspec.Struct, forbid_unknown_fields=True):
     listen: str = ""  # empty: no console

@@ -210,7 +210,7 @@ class Discipline:
         link_id = config.link_id
         flashes = await runtime.store.call(lambda s: s.unacknowledged_inbound(link_id, Lane.FLASH))
         deadlines = self.settings.deadlines
-        cutoffs = [now_ns - deadlines.for_lane(lane.name) * S for lane in Lane]
+        cutoffs = [now_ns - deadlines.for_lane(lane.name) * S for lane in Lane]  # accepted before
         late = await runtime.store.call(lambda s: s.overdue(link_id, cutoffs))
         found: dict[str, _Found] = {}
         for seq, received_ns, data in flashes:
@@ -229,7 +229,7 @@ class Discipline:
                 name,
                 f"{_drill(envelope)}link {name}: {Lane(lane).name} {seq} not acknowledged by a "
                 f"person at {runtime.link.peer_card.body.name} since {_clock(accepted_ns)}",
-                accepted_ns + deadlines.for_lane(Lane(lane).name) * S,
+                deadlines.due_ns(Lane(lane).name, accepted_ns),
                 message,
             )
         return found
