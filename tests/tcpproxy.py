@@ -1,18 +1,21 @@
 """A TCP proxy for tests: stands for one network path, records what the client sends first, and
-can be cut (every connection reset, nothing accepted any more) to kill the path mid-stream."""
+can be cut (every connection reset, nothing accepted any more) to kill the path mid-stream, and
+can hold each direction to a rate (a slow path, so a test can act in the middle of a transfer)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 __all__ = ["TcpProxy"]
 
 
 class TcpProxy:
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], rate: float | None = None) -> None:
         self.target = target
+        self.rate = rate  # bytes per second, each direction of each connection
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = self.listener.getsockname()
         self.first_messages: list[bytes] = []  # the first bytes each client sent
@@ -50,12 +53,16 @@ class TcpProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
         first = from_client
+        started, moved = time.monotonic(), 0
         try:
             while data := source.recv(65536):
                 if first:
                     self.first_messages.append(data)
                     first = False
                 sink.sendall(data)
+                moved += len(data)
+                if self.rate is not None:  # sleep until the bytes moved fit the rate
+                    time.sleep(max(0.0, started + moved / self.rate - time.monotonic()))
         except OSError:
             pass
         finally:

@@ -21,8 +21,10 @@ from hotline.protocol.envelope import (
     EnvelopeBody,
     Lane,
     MessageType,
+    Attachment,
     Ref,
     decode_envelope,
+    encode_body,
     genesis_hash,
 )
 
@@ -58,7 +60,7 @@ def _replace(body: EnvelopeBody, **changes: Any) -> EnvelopeBody:
 
 def _signed(body: EnvelopeBody, identity: StationIdentity = ALICE) -> tuple[bytes, bytes]:
     """Encode and sign a body directly, bypassing create's checks."""
-    body_bytes = msgspec.msgpack.encode(body)
+    body_bytes = encode_body(body)
     return body_bytes, identity.sign_ed25519("envelope", body_bytes)
 
 
@@ -111,7 +113,7 @@ ENVELOPE = Envelope.create(BASE, ALICE)
 def test_create_then_decode_round_trips_exactly(body: EnvelopeBody) -> None:
     envelope = Envelope.create(body, ALICE)
     assert envelope.body == body
-    assert envelope.body_bytes == msgspec.msgpack.encode(body)
+    assert envelope.body_bytes == encode_body(body)
     assert envelope.hash == hashlib.sha256(envelope.body_bytes).digest()
     assert len(envelope.signature) == 64
     assert envelope.lane == Lane(body.lane)
@@ -125,7 +127,7 @@ def test_create_then_decode_round_trips_exactly(body: EnvelopeBody) -> None:
 
 
 def test_body_bytes_are_kept_as_signed_not_re_encoded() -> None:
-    canonical = msgspec.msgpack.encode(BASE)
+    canonical = encode_body(BASE)
     assert canonical[:2] == b"\x9c\x01"  # an array of 12, then version 1 as a positive fixint
     wider = b"\x9c\xcc\x01" + canonical[2:]  # the same version, written as a uint8
     signature = ALICE.sign_ed25519("envelope", wider)
@@ -405,3 +407,43 @@ def test_genesis_hash_is_distinct_for_distinct_inputs(
             other_link, other_direction, other_lane
         )
         assert equal == same
+
+
+MAP = Attachment("карта.png", "image/png", 1_234_567, HASH)
+
+
+def test_attachments_are_signed_in_a_thirteenth_element_only_when_there_are_any() -> None:
+    plain, with_file = Envelope.create(BASE, ALICE), Envelope.create(
+        msgspec.structs.replace(BASE, attachments=(MAP,)), ALICE
+    )
+    assert len(msgspec.msgpack.decode(plain.body_bytes)) == 12, "old envelopes keep their bytes"
+    assert len(msgspec.msgpack.decode(with_file.body_bytes)) == 13
+    assert decode_envelope(with_file.to_bytes(), ALICE.public).body.attachments == (MAP,)
+    assert decode_envelope(plain.to_bytes(), ALICE.public).body.attachments == ()
+
+
+@pytest.mark.parametrize(
+    ("attachment", "problem"),
+    [
+        (msgspec.structs.replace(MAP, name="../../etc/passwd"), "holds a path"),
+        (msgspec.structs.replace(MAP, name="a\\b"), "holds a path"),
+        (msgspec.structs.replace(MAP, name="bell\x07"), "holds a path"),
+        (msgspec.structs.replace(MAP, name=""), "empty"),
+        (msgspec.structs.replace(MAP, name="x" * 256), "too long"),
+        (msgspec.structs.replace(MAP, media_type="image"), "media type"),
+        (msgspec.structs.replace(MAP, media_type="text/html; charset=utf-8"), "media type"),
+        (msgspec.structs.replace(MAP, size=-1), "size or hash"),
+        (msgspec.structs.replace(MAP, sha256=b"short"), "size or hash"),
+    ],
+)
+def test_a_malformed_attachment_is_refused_before_signing(
+    attachment: Attachment, problem: str
+) -> None:
+    with pytest.raises(ProtocolError, match=problem):
+        Envelope.create(msgspec.structs.replace(BASE, attachments=(attachment,)), ALICE)
+
+
+def test_at_most_sixteen_attachments() -> None:
+    body = msgspec.structs.replace(BASE, attachments=(MAP,) * 17)
+    with pytest.raises(ProtocolError, match="more than 16"):
+        Envelope.create(body, ALICE)

@@ -151,10 +151,12 @@ def _dialer_and_listener(
     return (a, b) if load_links(a.data, identity)[0].dials else (b, a)
 
 
-def _route_through_proxies(dialer: StationProcess, listener: StationProcess) -> list[TcpProxy]:
-    """Make each of the dialer's paths go through a proxy we can cut."""
+def _route_through_proxies(
+    dialer: StationProcess, listener: StationProcess, rate: float | None = None
+) -> list[TcpProxy]:
+    """Make each of the dialer's paths go through a proxy we can cut (or slow down)."""
     targets = listener.data.config().station.listen
-    proxies = [TcpProxy(("127.0.0.1", int(t.rpartition(":")[2]))) for t in targets]
+    proxies = [TcpProxy(("127.0.0.1", int(t.rpartition(":")[2])), rate) for t in targets]
     link_dir = next((dialer.data.path / "links").iterdir())
     toml = (link_dir / "link.toml").read_text()
     for target, proxy in zip(targets, proxies, strict=True):

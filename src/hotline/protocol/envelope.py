@@ -5,17 +5,21 @@ signed (Ed25519, purpose "envelope") and is never re-encoded; its SHA-256 is the
 The body is a MessagePack array, in this order:
 
     [version, link_id, direction, lane, seq, sent_ns, type, language, text,
-     prev_hash, peer_head, ref]
+     prev_hash, peer_head, ref, attachments?]
 
 `prev_hash` names the previous envelope in the same direction and lane (or that lane's genesis
 hash), so each lane is a hash chain; `peer_head` names the last envelope this station had received
 from the peer when it wrote this one, which ties the two directions together; `ref` is an
 envelope of the peer's that this one answers (an acknowledgement names the message acknowledged).
+`attachments`, present only when the message has any, lists its files as [name, media_type,
+size, sha256]: the signature covers each file's hash, and the files themselves travel beside the
+chain (hotline.protocol.transfer), so a message's proof does not grow with its maps.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 import msgspec
@@ -28,13 +32,16 @@ from hotline.errors import ProtocolError
 __all__ = [
     "ENVELOPE_VERSION",
     "LANES",
+    "MAX_ATTACHMENTS",
     "MAX_TEXT_BYTES",
+    "Attachment",
     "Envelope",
     "EnvelopeBody",
     "Lane",
     "MessageType",
     "Ref",
     "decode_envelope",
+    "encode_body",
     "genesis_hash",
     "sha256",
 ]
@@ -43,6 +50,9 @@ ENVELOPE_VERSION = 1
 MAX_TEXT_BYTES = 32 * 1024
 MAX_LANGUAGE_LEN = 35  # the longest BCP 47 tag worth supporting
 HASH_LEN = 32
+MAX_ATTACHMENTS = 16
+MAX_FILE_NAME_BYTES = 255
+MAX_MEDIA_TYPE_LEN = 127
 
 
 class Lane(enum.IntEnum):
@@ -71,6 +81,16 @@ class Ref(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=Tr
     hash: bytes
 
 
+class Attachment(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
+    """A file sent with a message, named by its SHA-256: the file is held when its bytes hash
+    to `sha256`, whatever path or session they came by."""
+
+    name: str
+    media_type: str
+    size: int
+    sha256: bytes
+
+
 class EnvelopeBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
     version: int
     link_id: bytes
@@ -84,6 +104,21 @@ class EnvelopeBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, 
     prev_hash: bytes
     peer_head: bytes
     ref: Ref | None
+    # Last, and left out of the encoding when empty (encode_body): an envelope without files
+    # is the 12-element array it always was. Decoding a 12-element array leaves it empty.
+    attachments: tuple[Attachment, ...] = ()
+
+
+_FIXARRAY_12, _FIXARRAY_13, _EMPTY_ARRAY = 0x9C, 0x9D, 0x90
+
+
+def encode_body(body: EnvelopeBody) -> bytes:
+    """The canonical bytes of a body: 12 elements without attachments, 13 with."""
+    data = msgspec.msgpack.encode(body)
+    if not body.attachments:  # [..., ref, []]: drop the empty list, and say 12, not 13
+        assert data[0] == _FIXARRAY_13 and data[-1] == _EMPTY_ARRAY
+        data = bytes([_FIXARRAY_12]) + data[1:-1]
+    return data
 
 
 def sha256(data: bytes) -> bytes:
@@ -121,7 +156,7 @@ class Envelope:
     def create(cls, body: EnvelopeBody, identity: StationIdentity) -> Envelope:
         """Sign a new envelope. The body is checked first, so a bad one is never signed."""
         _check_body(body)
-        body_bytes = msgspec.msgpack.encode(body)
+        body_bytes = encode_body(body)
         return cls(
             body, body_bytes, identity.sign_ed25519("envelope", body_bytes), sha256(body_bytes)
         )
@@ -208,4 +243,28 @@ def _problem(body: EnvelopeBody) -> str | None:  # noqa: PLR0911 - one return pe
         _is_u64(ref.lane, ref.seq) and ref.lane < 4 and ref.seq >= 1 and len(ref.hash) == HASH_LEN
     ):
         return "bad reference"
+    return _attachments_problem(body.attachments)
+
+
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+
+def _attachments_problem(attachments: tuple[Attachment, ...]) -> str | None:
+    if len(attachments) > MAX_ATTACHMENTS:
+        return f"more than {MAX_ATTACHMENTS} attachments"
+    for a in attachments:
+        name_len = _utf8_len(a.name)
+        if not (
+            name_len is not None
+            and 0 < name_len <= MAX_FILE_NAME_BYTES
+            and a.name not in (".", "..")
+            and a.name.isprintable()  # no control character to fool a header or a terminal
+            and "/" not in a.name
+            and "\\" not in a.name
+        ):
+            return "an attachment's name is empty, too long, or holds a path"
+        if len(a.media_type) > MAX_MEDIA_TYPE_LEN or not _MEDIA_TYPE.fullmatch(a.media_type):
+            return f"an attachment's media type {a.media_type[:40]!r} is malformed"
+        if not _is_u64(a.size) or len(a.sha256) != HASH_LEN:
+            return "an attachment's size or hash is malformed"
     return None

@@ -12,6 +12,12 @@ element is its kind:
     5     Pong        nonce, echo_ns, peer_ns
     6     Checkpoint  body (exact signed bytes), signature
     7     Close       code, reason
+    8     Want        sha256, offset, end: send me these bytes of a file (receiver to sender)
+    9     Chunk       sha256, offset, data: bytes of a file (sender to receiver)
+    10    HeldFrame   body (exact signed bytes), signature: "I hold this message's file"
+    11    Ask         lane, seq: do you hold this message's files? (sender to receiver)
+
+Frames 8 to 11 carry attachments beside the chains; hotline.protocol.transfer has their rules.
 
 Decoding is strict: an unknown kind, a wrong length, a missing or extra field, or a field of the
 wrong type raises ProtocolError, and the whole packet is refused before any of it is acted on.
@@ -28,16 +34,22 @@ from hotline.errors import ProtocolError
 from hotline.protocol.statements import Head
 
 __all__ = [
+    "MAX_CHUNK",
     "MAX_PACKET",
     "PACKET_VERSION",
+    "Ask",
     "CheckpointFrame",
+    "Chunk",
     "Close",
     "EnvelopeFrame",
     "Frame",
+    "HeldFrame",
     "Hello",
     "Ping",
     "Pong",
     "ReceiptFrame",
+    "TransferFrame",
+    "Want",
     "decode_packet",
     "encode_packets",
 ]
@@ -46,6 +58,8 @@ PACKET_VERSION = 1
 MAX_PACKET = MAX_PLAINTEXT  # one packet per Noise transport message
 MAX_REASON = 200
 _LEN = struct.Struct(">H")
+# A chunk's data: what fits one packet beside the frame's other fields (at most 60 bytes).
+MAX_CHUNK = MAX_PACKET - 1 - 2 - 64
 
 
 class Hello(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True, tag=1):
@@ -89,7 +103,30 @@ class Close(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=
     reason: str
 
 
-Frame = Hello | EnvelopeFrame | ReceiptFrame | Ping | Pong | CheckpointFrame | Close
+class Want(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True, tag=8):
+    sha256: bytes
+    offset: int
+    end: int
+
+
+class Chunk(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True, tag=9):
+    sha256: bytes
+    offset: int
+    data: bytes
+
+
+class HeldFrame(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True, tag=10):
+    body: bytes
+    signature: bytes
+
+
+class Ask(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True, tag=11):
+    lane: int
+    seq: int
+
+
+TransferFrame = Want | Chunk | HeldFrame | Ask
+Frame = Hello | EnvelopeFrame | ReceiptFrame | Ping | Pong | CheckpointFrame | Close | TransferFrame
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Frame)
@@ -154,4 +191,14 @@ def _decode_frame(data: bytes) -> Frame:
             raise ProtocolError("hello frame has malformed heads")
     if isinstance(frame, Close) and len(frame.reason) > MAX_REASON:
         raise ProtocolError("close reason is too long")
+    if isinstance(frame, Want | Chunk) and not (
+        len(frame.sha256) == 32 and 0 <= frame.offset < 2**63
+    ):
+        raise ProtocolError("transfer frame has a malformed file hash or offset")
+    if isinstance(frame, Want) and not frame.offset < frame.end < 2**63:
+        raise ProtocolError("want frame asks for an empty or reversed range")
+    if isinstance(frame, Chunk) and not 0 < len(frame.data) <= MAX_CHUNK:
+        raise ProtocolError("chunk frame is empty or too large")
+    if isinstance(frame, Ask) and not (0 <= frame.lane < 4 and 1 <= frame.seq < 2**63):
+        raise ProtocolError("ask frame names no envelope")
     return frame

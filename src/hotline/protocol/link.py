@@ -20,6 +20,7 @@ from hotline.errors import ProtocolError
 from hotline.protocol.envelope import (
     ENVELOPE_VERSION,
     LANES,
+    Attachment,
     Envelope,
     EnvelopeBody,
     Lane,
@@ -51,6 +52,7 @@ from hotline.protocol.state import (
     RttMeasured,
     SessionClosed,
     SessionReady,
+    TransferReceived,
 )
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt, Signed
 
@@ -118,6 +120,7 @@ class LinkCore:
         text: str,
         now_ns: int,
         ref: Ref | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> Output:
         """Accept a message: it is durable, and may be reported accepted, once the batch commits.
 
@@ -139,6 +142,7 @@ class LinkCore:
             head.hash,
             self.last_inbound_hash,
             ref,
+            attachments,
         )
         envelope = Envelope.create(body, self.config.identity)
         self.out.accept(envelope)
@@ -244,6 +248,8 @@ class LinkCore:
                 reason = f"peer closed: {frame.reason}"
                 output.close.append((session.sid, reason))
                 output.merge(self.session_closed(session.sid, reason))
+            case _:  # a file's bytes or word of it: the driver's to move
+                output.events.append(TransferReceived(session.sid, frame))
         return False
 
     def _on_hello(self, output: Output, session: _Session, hello: Hello) -> None:
@@ -380,6 +386,11 @@ class LinkCore:
         output.batch.checkpoints.append(("local", checkpoint))
         signed = checkpoint.signed
         self._frames(output, session.sid, [CheckpointFrame(signed.body_bytes, signed.signature)])
+
+    def carrier(self) -> int | None:
+        """The session our traffic goes on now, if any is ready."""
+        session = self._best_session()
+        return session.sid if session is not None else None
 
     def _best_session(self) -> _Session | None:
         """The session that carries our traffic: the one it is on, for as long as that one is

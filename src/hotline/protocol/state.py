@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from hotline.crypto.identity import PublicIdentity, StationIdentity
 from hotline.protocol.envelope import LANES, Envelope, Lane, genesis_hash
-from hotline.protocol.frames import Frame, encode_packets
+from hotline.protocol.frames import Frame, TransferFrame, encode_packets
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "RttMeasured",
     "SessionClosed",
     "SessionReady",
+    "TransferReceived",
     "empty_heads",
 ]
 
@@ -159,6 +160,15 @@ class ProtocolViolation:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class TransferReceived:
+    """An attachment frame from the peer: files are moved by the driver (hotline.protocol.transfer
+    has the rules), beside the chains, without a commit per chunk."""
+
+    sid: int
+    frame: TransferFrame
+
+
 Event = (
     MessageReceived
     | Receipted
@@ -168,6 +178,7 @@ Event = (
     | SessionClosed
     | RttMeasured
     | ProtocolViolation
+    | TransferReceived
 )
 
 

@@ -18,15 +18,23 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hotline import __version__
 from hotline.errors import ProtocolError
-from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.protocol.envelope import (
+    MAX_ATTACHMENTS,
+    Attachment,
+    Lane,
+    MessageType,
+    decode_envelope,
+)
 from hotline.station.events import envelope_json
+from hotline.station.files import FileStore, FileTooLarge
 from hotline.station.metrics import metrics_text
 
 if TYPE_CHECKING:
@@ -39,11 +47,25 @@ LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 TypeName = Literal["principal", "service", "test"]
 
 
+class FileRef(BaseModel):
+    """A file uploaded to this station (POST /api/v1/attachments), to send with a message."""
+
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    name: str = Field(min_length=1, max_length=255)
+    media_type: str = Field(default="application/octet-stream", min_length=3, max_length=127)
+
+
 class NewMessage(BaseModel):
     text: str = Field(min_length=1, max_length=32 * 1024)
     lane: LaneName = "ROUTINE"
     type: TypeName = "principal"
     language: str = Field(default="en", min_length=1, max_length=35)
+    attachments: list[FileRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+
+
+class Uploaded(BaseModel):
+    sha256: str
+    size: int
 
 
 class Acknowledgement(BaseModel):
@@ -120,12 +142,37 @@ async def accept_message(runtime: LinkRuntime, name: str, body: bytes) -> tuple[
         return 422, json.dumps({"detail": detail}, default=str).encode()
     try:
         envelope = await runtime.send(
-            Lane[message.lane], MessageType[message.type.upper()], message.language, message.text
+            Lane[message.lane],
+            MessageType[message.type.upper()],
+            message.language,
+            message.text,
+            attachments=files_named(runtime, message.attachments),
         )
     except ProtocolError as exc:
         return 422, json.dumps({"detail": str(exc)}).encode()
     accepted = Accepted(link=name, lane=message.lane, seq=envelope.seq, hash=envelope.hash.hex())
     return 201, accepted.model_dump_json().encode()
+
+
+def files_named(runtime: LinkRuntime, refs: list[FileRef]) -> tuple[Attachment, ...]:
+    """The attachments of a new message, each an uploaded file held whole here.
+
+    Raises:
+        ProtocolError: a file is not here (never uploaded), or is over the size limit.
+    """
+    if not refs:
+        return ()
+    files = runtime.transfers.files if runtime.transfers is not None else None
+    attachments = []
+    for ref in refs:
+        sha256 = bytes.fromhex(ref.sha256)
+        size = files.size_of(sha256) if files is not None else None
+        if files is None or size is None:
+            raise ProtocolError(f"no uploaded file {ref.sha256}: upload it first")
+        if size > files.max_size:
+            raise ProtocolError(f"file {ref.name!r} is over this station's limit")
+        attachments.append(Attachment(ref.name, ref.media_type, size, sha256))
+    return tuple(attachments)
 
 
 _SEND_PATH = re.compile(r"/api/v1/links/([^/]+)/messages")
@@ -183,6 +230,62 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def upload_file(files: FileStore, request: Request) -> Uploaded:
+    """Take a request's body as a file (the API's and the console's upload)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > files.max_size:
+        raise HTTPException(413, f"the file is over this station's limit of {files.max_size} bytes")
+    try:
+        sha256, size = await files.upload(request.stream())
+    except FileTooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
+    except ClientDisconnect:
+        raise HTTPException(400, "the upload was cut off") from None
+    except OSError as exc:
+        raise HTTPException(507, f"the station's disk refused the file: {exc.strerror}") from None
+    return Uploaded(sha256=sha256.hex(), size=size)
+
+
+def download_file(files: FileStore, sha256: str, media_type: str, name: str) -> FileResponse:
+    """A file held whole here. Never shown inline but for a few image types that cannot carry
+    a script: a received file is the peer's, not ours to trust."""
+    if not re.fullmatch("[0-9a-f]{64}", sha256) or files.size_of(bytes.fromhex(sha256)) is None:
+        raise HTTPException(404, "no such file held here")
+    inline = media_type in INLINE_TYPES
+    return FileResponse(
+        files.path(bytes.fromhex(sha256)),
+        media_type=media_type if inline else "application/octet-stream",
+        filename=name,
+        content_disposition_type="inline" if inline else "attachment",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"},
+    )
+
+
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+async def with_file_states(
+    runtime: LinkRuntime, side: str, messages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each message's files, with how much of each the receiver holds and whether it signed for
+    it; a sent message with files counts as delivered only when every one is held."""
+    link_id, transfers = runtime.link.config.link_id, runtime.transfers
+    keys = [(Lane[m["lane"]], m["seq"]) for m in messages if m["attachments"]]
+    if not keys:
+        return messages
+    rows = await runtime.store.call(
+        lambda s: {k: s.attachments_of(link_id, side, int(k[0]), k[1]) for k in keys}
+    )
+    for message in messages:
+        states = rows.get((Lane[message["lane"]], message["seq"]), [])
+        for attachment, row in zip(message["attachments"], states, strict=False):
+            moving = transfers.progress(side, row.sha256) if transfers is not None else None
+            attachment["held"] = row.held if row.delivered or moving is None else moving
+            attachment["held_whole"] = row.delivered
+        message["files_held"] = all(row.delivered for row in states)
+    return messages
+
+
 async def refuse_invalid(request: Request, exc: Exception) -> JSONResponse:
     """422 with what was wrong and where, never the input itself: FastAPI's own answer echoes
     it, and an input it cannot encode back (a lone surrogate) turned a 422 into a 500."""
@@ -237,12 +340,35 @@ def _make_fastapi(station: Station) -> FastAPI:
         status, answer = await accept_message(link_of(name), name, await request.body())
         return Response(answer, status, media_type="application/json")
 
+    @app.post(
+        "/api/v1/attachments",
+        status_code=201,
+        response_model=Uploaded,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
+    async def upload(request: Request) -> Uploaded:
+        """Upload a file, to name in a message by its SHA-256. The same bytes uploaded twice
+        are one file."""
+        return await upload_file(station.files, request)
+
+    @app.get("/api/v1/attachments/{sha256}", response_class=FileResponse)
+    async def download(sha256: str) -> FileResponse:
+        """A file held whole here: sent from here, or received and checked against its hash."""
+        return download_file(station.files, sha256, "application/octet-stream", sha256)
+
     @app.get("/api/v1/links/{name}/outbox")
     async def outbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
         runtime = link_of(name)
         link_id, me = runtime.link.config.link_id, runtime.link.config.identity.public
         rows = await runtime.store.call(lambda s: s.outbox(link_id, max(1, min(limit, 1000))))
-        return [
+        messages = [
             {
                 **envelope_json(decode_envelope(bytes(data), me)),
                 "accepted_ns": accepted,
@@ -251,13 +377,14 @@ def _make_fastapi(station: Station) -> FastAPI:
             }
             for _lane, _seq, _type, accepted, receipted, acked, data in rows
         ]
+        return await with_file_states(runtime, "out", messages)
 
     @app.get("/api/v1/links/{name}/inbox")
     async def inbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
         runtime = link_of(name)
         link_id, peer = runtime.link.config.link_id, runtime.link.config.peer
         rows = await runtime.store.call(lambda s: s.inbox(link_id, max(1, min(limit, 1000))))
-        return [
+        messages = [
             {
                 **envelope_json(decode_envelope(bytes(data), peer)),
                 "received_ns": received,
@@ -265,6 +392,7 @@ def _make_fastapi(station: Station) -> FastAPI:
             }
             for _lane, _seq, _type, received, acked, data in rows
         ]
+        return await with_file_states(runtime, "in", messages)
 
     @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", status_code=201)
     async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:

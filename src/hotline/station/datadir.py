@@ -91,6 +91,14 @@ class ConsoleSection(msgspec.Struct, forbid_unknown_fields=True):
     deadlines: Deadlines = msgspec.field(default_factory=Deadlines)
 
 
+class AttachmentsSection(msgspec.Struct, forbid_unknown_fields=True):
+    max_size_mib: int = 100  # the largest file this station sends or fetches
+
+    @property
+    def max_size(self) -> int:
+        return self.max_size_mib * 1024 * 1024
+
+
 class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     """station.toml, decoded strictly: an unknown key is an error, not a silent no-op."""
 
@@ -98,6 +106,7 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     api: _ApiSection = msgspec.field(default_factory=_ApiSection)
     store: _StoreSection = msgspec.field(default_factory=_StoreSection)
     console: ConsoleSection = msgspec.field(default_factory=ConsoleSection)
+    attachments: AttachmentsSection = msgspec.field(default_factory=AttachmentsSection)
 
     def to_toml(self) -> str:
         listen = ", ".join(_toml_string(p) for p in self.station.listen)
@@ -129,7 +138,10 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"flash = {self.console.deadlines.flash}\n"
             f"immediate = {self.console.deadlines.immediate}\n"
             f"priority = {self.console.deadlines.priority}\n"
-            f"routine = {self.console.deadlines.routine}\n"
+            f"routine = {self.console.deadlines.routine}\n\n"
+            "# Files sent with messages: the largest this station sends or fetches, in MiB.\n"
+            "[attachments]\n"
+            f"max_size_mib = {self.attachments.max_size_mib}\n"
         )
 
 
@@ -328,6 +340,8 @@ class DataDir:
             for path in [*config.station.listen, config.api.listen]:
                 validate_path(path)
             _check_console(config.console)
+            if not 0 < config.attachments.max_size_mib <= 1024 * 1024:
+                raise ValueError("attachments.max_size_mib must be between 1 and 1048576")
         except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigError(f"{self.config_file}: {exc}") from None
         return config

@@ -66,6 +66,10 @@ def envelope_json(envelope: Envelope) -> dict[str, Any]:
         "acknowledges": (
             {"lane": Lane(body.ref.lane).name, "seq": body.ref.seq} if body.ref else None
         ),
+        "attachments": [
+            {"name": a.name, "media_type": a.media_type, "size": a.size, "sha256": a.sha256.hex()}
+            for a in body.attachments
+        ],
     }
 
 

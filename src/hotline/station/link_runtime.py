@@ -16,17 +16,29 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotline.crypto.session import Session
 from hotline.errors import ProtocolError, StoreError
-from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
+from hotline.protocol.envelope import Attachment, Envelope, Lane, MessageType, decode_envelope
+from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.link import MS, LinkCore, Timing
-from hotline.protocol.state import Event, Output, RttMeasured, SessionClosed, SessionReady
+from hotline.protocol.state import (
+    Event,
+    MessageReceived,
+    Output,
+    RttMeasured,
+    SessionClosed,
+    SessionReady,
+    TransferReceived,
+)
 from hotline.station.events import EventHub, describe
 from hotline.station.links import Link
 from hotline.station.storethread import StoreThread
 from hotline.station.wire import write_message
+
+if TYPE_CHECKING:
+    from hotline.station.transfers import Transfers
 
 __all__ = ["Connection", "LinkRuntime", "PathState"]
 
@@ -75,6 +87,7 @@ class _SendRequest:
     language: str
     text: str
     acknowledges: Envelope | None
+    attachments: tuple[Attachment, ...]
     done: asyncio.Future[Envelope]
 
 
@@ -90,6 +103,7 @@ class LinkRuntime:
         self.since_ns = time.time_ns()
         self._lock = asyncio.Lock()
         self._sends: asyncio.Queue[_SendRequest] = asyncio.Queue()
+        self.transfers: Transfers | None = None  # set by the station: files beside the chains
         # Called when a commit fails: the core is then ahead of the store and must not go on;
         # the station stops, and its next start rebuilds the core from the store.
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
@@ -119,20 +133,7 @@ class LinkRuntime:
 
     def _deliver(self, output: Output) -> None:
         for sid, packet in output.packets:
-            connection = self.connections.get(sid)
-            if connection is None or connection.writer.transport.is_closing():
-                continue  # its reader will report the end, and the core sends again elsewhere
-            try:
-                write_message(connection.writer, connection.session.seal(packet))
-            except (ConnectionError, RuntimeError) as exc:  # uvloop: "the handler is closed"
-                log.info("link %s path %s: write failed: %s", self.link.name, connection.path, exc)
-                connection.writer.close()
-                continue
-            if connection.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-                log.warning(
-                    "link %s path %s: peer not reading, closing", self.link.name, connection.path
-                )
-                connection.writer.close()
+            self._write(sid, packet)
         for sid, reason in output.close:
             connection = self.connections.get(sid)
             if connection is not None:
@@ -143,14 +144,48 @@ class LinkRuntime:
         for event in output.events:
             self._on_event(event)
 
+    def write_frames(self, sid: int, frames: list[Frame]) -> bool:
+        """Send frames on a session outside the core (attachments): False if it is gone."""
+        return all(self._write(sid, packet) for packet in encode_packets(frames))
+
+    def _write(self, sid: int, packet: bytes) -> bool:
+        connection = self.connections.get(sid)
+        if connection is None or connection.writer.transport.is_closing():
+            return False  # its reader will report the end, and the core sends again elsewhere
+        try:
+            write_message(connection.writer, connection.session.seal(packet))
+        except (ConnectionError, RuntimeError) as exc:  # uvloop: "the handler is closed"
+            log.info("link %s path %s: write failed: %s", self.link.name, connection.path, exc)
+            connection.writer.close()
+            return False
+        if connection.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            log.warning(
+                "link %s path %s: peer not reading, closing", self.link.name, connection.path
+            )
+            connection.writer.close()
+            return False
+        return True
+
     def _on_event(self, event: Event) -> None:
+        transfers = self.transfers
+        if isinstance(event, TransferReceived):
+            if transfers is not None:
+                transfers.on_frame(event.sid, event.frame)
+            return
         match event:
             case SessionReady(sid=sid) if sid in self.connections:
                 self._set_path(self.connections[sid].path, "UP")
+                if transfers is not None:
+                    transfers.session_ready(sid)
             case SessionClosed(sid=sid, reason=reason) if sid in self.connections:
                 path = self.connections.pop(sid).path
                 if not any(c.path == path for c in self.connections.values()):
                     self._set_path(path, "DOWN", reason)
+                if transfers is not None:
+                    transfers.session_lost(sid)
+            case MessageReceived(envelope=envelope) if envelope.body.attachments:
+                if transfers is not None:
+                    transfers.message_received(envelope)
             case RttMeasured(sid=sid, rtt_ns=rtt, clock_offset_ns=offset) if (
                 sid in self.connections
             ):
@@ -195,10 +230,12 @@ class LinkRuntime:
         language: str,
         text: str,
         acknowledges: Envelope | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> Envelope:
         """Returns once the message is durable (accepted). Raises ProtocolError if out of bounds."""
         done: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-        await self._sends.put(_SendRequest(lane, type, language, text, acknowledges, done))
+        request = _SendRequest(lane, type, language, text, acknowledges, attachments, done)
+        await self._sends.put(request)
         return await done
 
     async def run_sender(self) -> None:
@@ -236,7 +273,14 @@ class LinkRuntime:
         now = time.time_ns()
         if request.acknowledges is not None:
             return core.acknowledge(request.acknowledges, request.language, request.text, now)
-        return core.send(request.lane, request.type, request.language, request.text, now)
+        return core.send(
+            request.lane,
+            request.type,
+            request.language,
+            request.text,
+            now,
+            attachments=request.attachments,
+        )
 
     async def acknowledge(self, lane: int, seq: int, language: str, text: str) -> Envelope | None:
         link_id = self.link.config.link_id

@@ -28,9 +28,11 @@ from hotline.station.connections import PathManager
 from hotline.station.datadir import DataDir, StationConfig
 from hotline.station.discipline import Discipline
 from hotline.station.events import EventHub
+from hotline.station.files import FileStore
 from hotline.station.link_runtime import LinkRuntime
 from hotline.station.links import load_links
 from hotline.station.storethread import StoreThread
+from hotline.station.transfers import Transfers
 from hotline.store.base import SqlStore
 from hotline.store.postgres import PostgresStore
 from hotline.store.sqlite import SqliteStore
@@ -101,6 +103,7 @@ class Station:
         self.store: StoreThread | None = None
         self.discipline = Discipline(self, self.config.console)
         self.links: dict[str, LinkRuntime] = {}
+        self.files = FileStore(data.path / "attachments", self.config.attachments.max_size)
         self.started_ns = time.time_ns()
         self._stop = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
@@ -124,9 +127,14 @@ class Station:
             runtime = LinkRuntime(link, self.store, self.hub, paths)
             runtime.on_fatal = self._fail
             await runtime.start()
+            runtime.transfers = Transfers(runtime, self.files)
+            await runtime.transfers.start()
             self.links[link.name] = runtime
 
     def close(self) -> None:
+        for runtime in self.links.values():
+            if runtime.transfers is not None:
+                runtime.transfers.stop()
         if self.store is not None:
             self.store.close()
 
@@ -178,6 +186,8 @@ class Station:
         tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.discipline.run())]
         for runtime in self.links.values():
             tasks.append(asyncio.create_task(runtime.run_sender()))
+            if runtime.transfers is not None:
+                tasks.append(asyncio.create_task(runtime.transfers.run()))
             if runtime.link.dials:
                 tasks += [
                     asyncio.create_task(manager.dial_forever(runtime, a)) for a in runtime.link.dial

@@ -18,6 +18,7 @@ from hotline.errors import ProtocolError, StoreCorruptError, StoreError
 from hotline.protocol.envelope import LANES, Envelope, MessageType, decode_envelope, sha256
 from hotline.protocol.state import Batch, LinkConfig, LinkState, empty_heads
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt, Signed
+from hotline.store.attachments import AttachmentRecords
 from hotline.store.backend import Row
 from hotline.store.people import PeopleRecords
 from hotline.store.schema import MIGRATIONS
@@ -25,7 +26,7 @@ from hotline.store.schema import MIGRATIONS
 __all__ = ["SqlStore"]
 
 
-class SqlStore(PeopleRecords):
+class SqlStore(PeopleRecords, AttachmentRecords):
     """The link's records (here) and the people's (PeopleRecords), over a backend's primitives."""
 
     # -- schema ----------------------------------------------------------------------------------
@@ -364,6 +365,13 @@ class SqlStore(PeopleRecords):
             )
         )
 
+    def outbound(self, link_id: bytes, lane: int, seq: int) -> bytes | None:
+        rows = self._rows(
+            "SELECT envelope FROM outbox WHERE link_id = ? AND lane = ? AND seq = ?",
+            (link_id, lane, seq),
+        )
+        return bytes(rows[0][0]) if rows else None
+
     def inbound(self, link_id: bytes, lane: int, seq: int) -> bytes | None:
         rows = self._rows(
             "SELECT envelope FROM inbox WHERE link_id = ? AND lane = ? AND seq = ?",
@@ -421,12 +429,14 @@ class SqlStore(PeopleRecords):
                 "ref_lane, ref_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*_envelope_row(link_id, e, now_ns), *_ref(e)) for e in batch.outbound],
             )
+            self._commit_attachments(link_id, "out", batch.outbound)
         if batch.inbound:
             self._executemany(
                 "INSERT INTO inbox (link_id, lane, seq, hash, envelope, type, received_ns) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [_envelope_row(link_id, e, now_ns) for e in batch.inbound],
             )
+            self._commit_attachments(link_id, "in", batch.inbound)
             acks = [e for e in batch.inbound if e.body.type == MessageType.ACKNOWLEDGEMENT]
             self._executemany(
                 "UPDATE outbox SET acknowledged_by = ? "

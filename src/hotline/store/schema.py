@@ -15,6 +15,8 @@ Tables (the same in both dialects):
     operators    the people at the console: role, password hash, TOTP secret, lockout
     drafts       messages drafted at the console, waiting for (or past) a supervisor's release
     shift_log    the duty officers' notes and hand-overs
+    attachments  the files named in envelopes, either way: how much of each is held, and the
+                 receiver's signed statement once it holds the file whole
 """
 
 from __future__ import annotations
@@ -151,6 +153,31 @@ CREATE INDEX outbox_by_type ON outbox (link_id, type, accepted_ns);
 CREATE INDEX inbox_by_type ON inbox (link_id, type, received_ns)
 """
 
+# Version 5: attachments. One row per file named in an envelope, sent ("out") or received ("in"),
+# written in the same transaction as its envelope. `held` is how many bytes the receiver holds:
+# on our "in" rows what is durably on our disk (where a fetch resumes), on "out" rows how far the
+# peer has asked (progress, not proof). `statement` is the receiver's signed Held statement: the
+# proof of delivery of that file (ours on "in" rows, the peer's on "out" rows).
+_V5 = """
+CREATE TABLE attachments (
+    link_id {blob} NOT NULL REFERENCES links (link_id),
+    side TEXT NOT NULL,
+    lane INTEGER NOT NULL,
+    seq BIGINT NOT NULL,
+    idx INTEGER NOT NULL,
+    sha256 {blob} NOT NULL,
+    size BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    held BIGINT NOT NULL,
+    held_ns BIGINT,
+    statement {blob},
+    PRIMARY KEY (link_id, side, lane, seq, idx)
+);
+CREATE INDEX attachments_pending ON attachments (link_id, side) WHERE statement IS NULL;
+CREATE INDEX attachments_by_hash ON attachments (sha256)
+"""
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
     dialect: [
@@ -158,6 +185,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _V2,
         _V3,
         _statements(_V4.format(**types)),
+        _statements(_V5.format(**types)),
     ]
     for dialect, types in _DIALECTS.items()
 }

@@ -1,0 +1,147 @@
+"""The station's attachment files, in the data directory, each named by its SHA-256:
+
+    attachments/<sha256 hex>           a file held whole (sent from here, or received and checked)
+    attachments/partial/<sha256 hex>   a file being received, written in order from its start
+    attachments/upload/<random>        a file being uploaded by an operator, until it is hashed
+
+A file is only ever renamed into place after its bytes are on disk (fsync) and hash to its name,
+so a name in `attachments/` is a promise about the content. Uploads over the size limit are
+refused as they arrive, not after: the disk never holds more than the limit for one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from hotline.errors import HotlineError
+
+__all__ = ["DEFAULT_MAX_SIZE", "FileStore", "FileTooLarge", "PartialFile"]
+
+DEFAULT_MAX_SIZE = 100 * 1024 * 1024
+_READ = 1024 * 1024
+
+
+class FileTooLarge(HotlineError):
+    """An upload or an incoming attachment over this station's size limit."""
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileStore:
+    def __init__(self, root: Path, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.root = root
+        self.max_size = max_size
+        self.partial_dir = root / "partial"
+        self.upload_dir = root / "upload"
+        for path in (root, self.partial_dir, self.upload_dir):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for leftover in self.upload_dir.iterdir():  # an upload cut off by a crash: never named
+            leftover.unlink(missing_ok=True)
+
+    def path(self, sha256: bytes) -> Path:
+        return self.root / sha256.hex()
+
+    def size_of(self, sha256: bytes) -> int | None:
+        """The size of a file held whole, or None."""
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    async def upload(self, chunks: AsyncIterator[bytes]) -> tuple[bytes, int]:
+        """Take a file from an operator as it streams in: (its SHA-256, its size).
+
+        Raises:
+            FileTooLarge: it grew past the limit (what had come is removed).
+            OSError: the disk refused it (full, read-only); nothing is left behind.
+        """
+        tmp = self.upload_dir / secrets.token_hex(16)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with tmp.open("wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_size:
+                        raise FileTooLarge(
+                            f"the file is larger than this station's limit of {self.max_size} bytes"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.digest()
+            if self.size_of(sha256) is None:
+                os.replace(tmp, self.path(sha256))
+                _sync_dir(self.root)
+            return sha256, size
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def partial(self, sha256: bytes, durable: int) -> PartialFile:
+        return PartialFile(self, sha256, durable)
+
+
+class PartialFile:
+    """A file being received, written strictly in order. On opening, what lies beyond the bytes
+    known durable is cut off, and the durable prefix is hashed again (a hash's state cannot be
+    saved, and rereading at disk speed costs less than a resend)."""
+
+    def __init__(self, files: FileStore, sha256: bytes, durable: int) -> None:
+        self.files = files
+        self.sha256 = sha256
+        self.path = files.partial_dir / sha256.hex()
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(self.fd).st_size
+            self.written = min(durable, size)
+            os.ftruncate(self.fd, self.written)
+            self.digest = hashlib.sha256()
+            offset = 0
+            while offset < self.written:
+                block = os.pread(self.fd, min(_READ, self.written - offset), offset)
+                if not block:
+                    break
+                self.digest.update(block)
+                offset += len(block)
+        except OSError:
+            os.close(self.fd)
+            raise
+
+    def write(self, data: bytes) -> None:
+        os.pwrite(self.fd, data, self.written)
+        self.digest.update(data)
+        self.written += len(data)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def finish(self) -> bool:
+        """Durable and checked: move it into place. False (and the bytes dropped, to fetch
+        again) when they do not hash to its name."""
+        self.sync()
+        self.close()
+        if self.digest.digest() != self.sha256:
+            self.path.unlink(missing_ok=True)
+            return False
+        final = self.files.path(self.sha256)
+        if final.exists():
+            self.path.unlink()
+        else:
+            os.replace(self.path, final)
+        _sync_dir(self.files.root)
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)

@@ -1,0 +1,199 @@
+"""Attachments between two real station processes on loopback: a file arrives whole and is
+signed for; a transfer cut by SIGKILL of either side resumes from where it stood instead of
+starting again; a message counts as delivered only when its files are held; and what a sender
+may not do (too large, a file never uploaded, a name that is a path) is refused clearly."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hotline.protocol.envelope import decode_envelope
+from hotline.protocol.statements import Signed
+from hotline.protocol.transfer import Held
+from hotline.station.launch import StationProcess, make_pair
+from hotline.station.links import load_links
+from hotline.store.sqlite import SqliteStore
+from tests.test_station import (
+    _dialer_and_listener,
+    _link,
+    _route_through_proxies,
+    _start,
+    _wait,
+)
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def stations(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
+    london, moscow = make_pair(tmp_path)
+    yield london, moscow
+    for station in (london, moscow):
+        station.close()
+
+
+def _upload(station: StationProcess, data: bytes) -> dict[str, Any]:
+    response = httpx.post(
+        f"{station.api}/api/v1/attachments",
+        content=data,
+        headers={"Authorization": f"Bearer {station.data.api_token()}"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _send(station: StationProcess, text: str, files: list[dict[str, str]]) -> dict[str, Any]:
+    link = _link(station)["name"]
+    body = {"text": text, "lane": "ROUTINE", "language": "en", "attachments": files}
+    result: dict[str, Any] = station.call("POST", f"/api/v1/links/{link}/messages", body)
+    return result
+
+
+def _box(station: StationProcess, box: str) -> list[dict[str, Any]]:
+    link = _link(station)["name"]
+    result: list[dict[str, Any]] = station.call("GET", f"/api/v1/links/{link}/{box}")
+    return result
+
+
+def _download(station: StationProcess, sha256: str) -> httpx.Response:
+    return httpx.get(
+        f"{station.api}/api/v1/attachments/{sha256}",
+        headers={"Authorization": f"Bearer {station.data.api_token()}"},
+        timeout=60,
+    )
+
+
+def _delivered(station: StationProcess, seq: int) -> bool:
+    return any(m["seq"] == seq and m.get("files_held") for m in _box(station, "outbox"))
+
+
+def _held_statements(sender: StationProcess) -> list[tuple[bytes, Any]]:
+    """The receiver's signed Held statements, as the sender stored them, with the envelope."""
+    identity = sender.data.open_keystore(sender.passphrase_file.read_bytes().rstrip(b"\n"))
+    config = load_links(sender.data, identity)[0].config
+    store = SqliteStore(sender.data.store_file)
+    try:
+        found = []
+        for row in store.all_attachments(config.link_id):
+            assert row.statement is not None, f"file {row.idx} of {row.seq} not signed for"
+            held = Held.verify(Signed.from_bytes(row.statement), config.peer)
+            data = store.outbound(config.link_id, row.lane, row.seq)
+            assert data is not None
+            assert held.covers(decode_envelope(data, identity.public), row.idx)
+            found.append((row.sha256, held))
+        return found
+    finally:
+        store.close()
+
+
+def test_files_arrive_whole_are_signed_for_and_count_in_delivery(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    _start(london, moscow)
+    map_bytes = os.urandom(5 * MiB + 12345)  # several windows, and a last chunk not full
+    note = "Карта района. Map of the area.".encode()
+    uploaded = [_upload(london, map_bytes), _upload(london, note)]
+    assert uploaded[0] == {"sha256": hashlib.sha256(map_bytes).hexdigest(), "size": len(map_bytes)}
+    assert _upload(london, note) == uploaded[1], "the same bytes are one file"
+    files = [
+        {"sha256": uploaded[0]["sha256"], "name": "map.bin", "media_type": "application/x-map"},
+        {"sha256": uploaded[1]["sha256"], "name": "записка.txt", "media_type": "text/plain"},
+    ]
+    sent = _send(london, "Two files", files)
+
+    _wait(lambda: _delivered(london, sent["seq"]), "both files held by Moscow")
+    arrived = next(m for m in _box(moscow, "inbox") if m["seq"] == sent["seq"])
+    assert [a["name"] for a in arrived["attachments"]] == ["map.bin", "записка.txt"]
+    assert all(a["held_whole"] and a["held"] == a["size"] for a in arrived["attachments"])
+    assert arrived["files_held"]
+    got = _download(moscow, uploaded[0]["sha256"])
+    assert got.status_code == 200
+    assert got.content == map_bytes
+    assert got.headers["content-disposition"].startswith("attachment"), "never shown inline"
+    assert _download(moscow, uploaded[1]["sha256"]).content == note
+    held = _held_statements(london)
+    assert sorted(sha.hex() for sha, _ in held) == sorted(u["sha256"] for u in uploaded)
+    assert not list((moscow.data.path / "attachments" / "partial").iterdir())
+
+
+@pytest.mark.parametrize("victim", ["receiver", "sender"])
+def test_a_transfer_cut_by_sigkill_resumes_where_it_stood(
+    stations: tuple[StationProcess, StationProcess], victim: str
+) -> None:
+    london, moscow = stations
+    dialer, listener = _dialer_and_listener(london, moscow)
+    _route_through_proxies(dialer, listener, rate=25 * MiB)  # a few seconds for the file
+    _start(london, moscow)
+    data = os.urandom(90 * MiB)
+    uploaded = _upload(london, data)
+    files = [{"sha256": uploaded["sha256"], "name": "big.bin"}]
+    sent = _send(london, "A large file", files)
+
+    def peer_progress() -> int:
+        message = next(m for m in _box(london, "outbox") if m["seq"] == sent["seq"])
+        held: int = message["attachments"][0].get("held", 0)
+        return held
+
+    # Durable progress is recorded every 16 MiB: once the peer has asked past 40 MiB, at least
+    # 32 MiB are on Moscow's disk, recorded. The sender reports how far the peer asked.
+    _wait(lambda: peer_progress() >= 40 * MiB, "40 MiB moved", timeout=120)
+    station = moscow if victim == "receiver" else london
+    station.kill()
+    station.start()
+    _wait(lambda: _delivered(london, sent["seq"]), "the file held after the restart", timeout=120)
+    assert _download(moscow, uploaded["sha256"]).content == data
+    wants = [int(n) for n in re.findall(r"wants \w+ from byte (\d+)", london.log_file.read_text())]
+    # The log names each stream the peer starts (not each window): the first from byte 0, the
+    # one after the restart from what Moscow held durably.
+    assert wants[0] == 0
+    assert len(wants) >= 2
+    assert wants[1] >= 16 * MiB, f"a restart must resume, not start over: {wants}"
+    assert len(_held_statements(london)) == 1
+
+
+def test_what_a_sender_may_not_send_is_refused_clearly(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    config = london.data.config_file
+    config.write_text(config.read_text().replace("max_size_mib = 100", "max_size_mib = 1"))
+    _start(london, moscow)
+    headers = {"Authorization": f"Bearer {london.data.api_token()}"}
+    too_big = httpx.post(
+        f"{london.api}/api/v1/attachments", content=b"x" * (MiB + 1), headers=headers, timeout=30
+    )
+    assert too_big.status_code == 413
+    assert "limit" in too_big.json()["detail"]
+    assert not list((london.data.path / "attachments" / "upload").iterdir()), "nothing left over"
+    link = _link(london)["name"]
+
+    def refused(files: list[dict[str, str]]) -> httpx.Response:
+        body = {"text": "x", "attachments": files}
+        return httpx.post(
+            f"{london.api}/api/v1/links/{link}/messages", json=body, headers=headers, timeout=30
+        )
+
+    never = refused([{"sha256": "ab" * 32, "name": "ghost.pdf"}])
+    assert never.status_code == 422
+    assert "upload it first" in never.json()["detail"]
+    real = _upload(london, b"%PDF-1.4 a small file")
+    for name in ("../../etc/passwd", "a/b", "line\nbreak", ".."):
+        answer = refused([{"sha256": real["sha256"], "name": name}])
+        assert answer.status_code == 422, name
+    bad_type = refused([{"sha256": real["sha256"], "name": "x.pdf", "media_type": "not a type"}])
+    assert bad_type.status_code == 422
+    sent = [m for m in _box(london, "outbox") if m["type"] != "test"]
+    assert sent == [], "nothing refused was sent"
+    assert _download(london, "00" * 32).status_code == 404
+    assert _download(london, "../station.toml").status_code == 404
