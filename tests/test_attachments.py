@@ -73,8 +73,12 @@ def _download(station: StationProcess, sha256: str) -> httpx.Response:
     )
 
 
-def _delivered(station: StationProcess, seq: int) -> bool:
-    return any(m["seq"] == seq and m.get("files_held") for m in _box(station, "outbox"))
+def _delivered(station: StationProcess, sent: dict[str, Any]) -> bool:
+    """Whether the sender holds the receiver's signed word for every file of the message."""
+    return any(
+        (m["lane"], m["seq"]) == (sent["lane"], sent["seq"]) and m["files_held"]
+        for m in _box(station, "outbox")
+    )
 
 
 def _held_statements(sender: StationProcess) -> list[tuple[bytes, Any]]:
@@ -112,8 +116,8 @@ def test_files_arrive_whole_are_signed_for_and_count_in_delivery(
     ]
     sent = _send(london, "Two files", files)
 
-    _wait(lambda: _delivered(london, sent["seq"]), "both files held by Moscow")
-    arrived = next(m for m in _box(moscow, "inbox") if m["seq"] == sent["seq"])
+    _wait(lambda: _delivered(london, sent), "both files held by Moscow")
+    arrived = next(m for m in _box(moscow, "inbox") if m["text"] == "Two files")
     assert [a["name"] for a in arrived["attachments"]] == ["map.bin", "записка.txt"]
     assert all(a["held_whole"] and a["held"] == a["size"] for a in arrived["attachments"])
     assert arrived["files_held"]
@@ -141,7 +145,7 @@ def test_a_transfer_cut_by_sigkill_resumes_where_it_stood(
     sent = _send(london, "A large file", files)
 
     def peer_progress() -> int:
-        message = next(m for m in _box(london, "outbox") if m["seq"] == sent["seq"])
+        message = next(m for m in _box(london, "outbox") if m["text"] == "A large file")
         held: int = message["attachments"][0].get("held", 0)
         return held
 
@@ -151,7 +155,7 @@ def test_a_transfer_cut_by_sigkill_resumes_where_it_stood(
     station = moscow if victim == "receiver" else london
     station.kill()
     station.start()
-    _wait(lambda: _delivered(london, sent["seq"]), "the file held after the restart", timeout=120)
+    _wait(lambda: _delivered(london, sent), "the file held after the restart", timeout=120)
     assert _download(moscow, uploaded["sha256"]).content == data
     wants = [int(n) for n in re.findall(r"wants \w+ from byte (\d+)", london.log_file.read_text())]
     # The log names each stream the peer starts (not each window): the first from byte 0, the
