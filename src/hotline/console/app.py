@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.console import views
 from hotline.console.auth import SessionBook
+from hotline.console.messages import router as message_router
 from hotline.console.routes import router
 from hotline.console.security import COOKIE, Console, ConsoleDep, Viewer, allowed_hosts
 from hotline.station.api import refuse_invalid
@@ -95,6 +96,7 @@ def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> F
     app.add_middleware(SecurityHeaders, tls=tls)  # added last, so outermost: on every answer
     app.state.console = Console(station, settings, SessionBook(settings.idle_timeout_s), tls)
     app.include_router(router)
+    app.include_router(message_router)
     app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/console/events", _events, methods=["GET"])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

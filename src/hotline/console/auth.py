@@ -46,8 +46,20 @@ class Role(enum.StrEnum):
 
 PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.OPERATOR: frozenset({"view", "draft", "acknowledge", "silence", "shift_log"}),
-    Role.SUPERVISOR: frozenset({"view", "draft", "release", "acknowledge", "silence", "shift_log"}),
-    Role.TRANSLATOR: frozenset({"view", "shift_log"}),
+    Role.SUPERVISOR: frozenset(
+        {
+            "view",
+            "draft",
+            "release",
+            "acknowledge",
+            "silence",
+            "shift_log",
+            "translate",
+            "review",
+            "certify",
+        }
+    ),
+    Role.TRANSLATOR: frozenset({"view", "shift_log", "translate", "review"}),
     Role.AUDITOR: frozenset({"view", "audit"}),
     Role.ADMIN: frozenset({"view", "admin"}),
 }

@@ -9,6 +9,7 @@ released; or it is not, so the draft waits again. Never sent twice, never lost."
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from fastapi import HTTPException
 
 from hotline.errors import ProtocolError
 from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.station.api import FileRef, files_named
 from hotline.store.base import SqlStore
 from hotline.store.people import Draft
 
@@ -35,8 +37,13 @@ async def send_draft(
 ) -> dict[str, Any]:
     """Send a draft marked `releasing`, then mark it released."""
     try:
+        files = [FileRef.model_validate(f) for f in json.loads(record.attachments)]
         envelope = await runtime.send(
-            Lane(record.lane), MessageType(record.type), record.language, record.text
+            Lane(record.lane),
+            MessageType(record.type),
+            record.language,
+            record.text,
+            attachments=files_named(runtime, files),
         )
     except ProtocolError as exc:
         await console.store(
@@ -66,6 +73,7 @@ def draft_json(d: Draft) -> dict[str, Any]:
         "decided_by": d.decided_by,
         "decided_ns": d.decided_ns,
         "seq": d.seq,
+        "attachments": json.loads(d.attachments),
     }
 
 

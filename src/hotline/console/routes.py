@@ -4,6 +4,7 @@ its signature and writes each person's act to the audit log."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Annotated, Any, Literal
 
@@ -30,7 +31,8 @@ from hotline.console.security import (
     check_origin,
 )
 from hotline.errors import ConfigError, ProtocolError, StoreError
-from hotline.protocol.envelope import MAX_TEXT_BYTES, Lane, MessageType
+from hotline.protocol.envelope import MAX_ATTACHMENTS, MAX_TEXT_BYTES, Lane, MessageType
+from hotline.station.api import FileRef
 from hotline.store.people import Draft, ShiftNote
 
 __all__ = ["router"]
@@ -61,6 +63,7 @@ class NewDraft(BaseModel):
     type: TypeName = "principal"
     language: str = Field(default="en", min_length=1, max_length=35)
     text: str = Field(min_length=1, max_length=MAX_TEXT_BYTES)
+    attachments: list[FileRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
     @field_validator("text")
     @classmethod
@@ -207,7 +210,7 @@ async def draft(new: NewDraft, session: Drafter, console: ConsoleDep) -> dict[st
     record = Draft(
         0, new.link, Lane[new.lane], MessageType[new.type.upper()], new.language, new.text,
         session.operator, now, "draft" if needs_release else "releasing", decided_by,
-        decided_ns, None,
+        decided_ns, None, json.dumps([f.model_dump() for f in new.attachments]),
     )  # fmt: skip
     record.id = await console.store(lambda s: s.add_draft(record))
     if not needs_release:

@@ -26,13 +26,16 @@ __all__ = [
     "Acknowledger",
     "Admin",
     "Auditor",
+    "Certifier",
     "Console",
     "ConsoleDep",
     "Drafter",
     "Notetaker",
     "Releaser",
+    "Reviewer",
     "SignedIn",
     "Silencer",
+    "Translator",
     "Viewer",
     "allowed_hosts",
     "check_origin",
@@ -163,3 +166,6 @@ Silencer = Annotated[Session, Depends(_allowed("silence"))]
 Notetaker = Annotated[Session, Depends(_allowed("shift_log"))]
 Auditor = Annotated[Session, Depends(_allowed("audit"))]
 Admin = Annotated[Session, Depends(_allowed("admin"))]
+Translator = Annotated[Session, Depends(_allowed("translate"))]
+Reviewer = Annotated[Session, Depends(_allowed("review"))]
+Certifier = Annotated[Session, Depends(_allowed("certify"))]

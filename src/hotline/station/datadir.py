@@ -20,6 +20,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -27,6 +28,7 @@ from hotline.crypto.card import SignedCard, make_card, parse_card, validate_name
 from hotline.crypto.identity import SEED_LEN, StationIdentity
 from hotline.crypto.keystore import NONCE_LEN, SALT_LEN, KdfParams, seal, unseal
 from hotline.errors import CardError, ConfigError, KeystoreError
+from hotline.translate import EngineSettings
 
 __all__ = [
     "CONFIG_FILE",
@@ -107,6 +109,8 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     store: _StoreSection = msgspec.field(default_factory=_StoreSection)
     console: ConsoleSection = msgspec.field(default_factory=ConsoleSection)
     attachments: AttachmentsSection = msgspec.field(default_factory=AttachmentsSection)
+    # Machine translation: checked by hotline.translate.EngineSettings.from_toml.
+    translate: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def to_toml(self) -> str:
         listen = ", ".join(_toml_string(p) for p in self.station.listen)
@@ -141,7 +145,12 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"routine = {self.console.deadlines.routine}\n\n"
             "# Files sent with messages: the largest this station sends or fetches, in MiB.\n"
             "[attachments]\n"
-            f"max_size_mib = {self.attachments.max_size_mib}\n"
+            f"max_size_mib = {self.attachments.max_size_mib}\n\n"
+            '# Machine drafts for the translators: kind = "none", "ctranslate2" (model = an\n'
+            '# .argosmodel file) or "libretranslate" (url = a server you run). See\n'
+            "# docs/operations.md, Translation engines.\n"
+            "[translate]\n"
+            'kind = "none"\n'
         )
 
 
@@ -342,6 +351,7 @@ class DataDir:
             _check_console(config.console)
             if not 0 < config.attachments.max_size_mib <= 1024 * 1024:
                 raise ValueError("attachments.max_size_mib must be between 1 and 1048576")
+            EngineSettings.from_toml(config.translate, self.path)
         except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigError(f"{self.config_file}: {exc}") from None
         return config

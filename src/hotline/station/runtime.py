@@ -33,9 +33,11 @@ from hotline.station.link_runtime import LinkRuntime
 from hotline.station.links import load_links
 from hotline.station.storethread import StoreThread
 from hotline.station.transfers import Transfers
+from hotline.station.translation import TranslationDesk
 from hotline.store.base import SqlStore
 from hotline.store.postgres import PostgresStore
 from hotline.store.sqlite import SqliteStore
+from hotline.translate import EngineSettings
 
 __all__ = ["Station", "open_store"]
 
@@ -104,6 +106,9 @@ class Station:
         self.discipline = Discipline(self, self.config.console)
         self.links: dict[str, LinkRuntime] = {}
         self.files = FileStore(data.path / "attachments", self.config.attachments.max_size)
+        self.translation = TranslationDesk(
+            EngineSettings.from_toml(self.config.translate, data.path), data.path
+        )
         self.started_ns = time.time_ns()
         self._stop = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
@@ -121,6 +126,7 @@ class Station:
         """Open the store and bring each link's core up from it: the station's state, without
         its network, API or console (tests of the console start here)."""
         self.store = StoreThread(open_store(self.data, self.config))
+        await self.translation.start()
         for link in load_links(self.data, self.identity):
             await self.store.call(functools.partial(_add_link, config=link.config))
             paths = link.dial if link.dials else list(self.config.station.listen)
@@ -282,6 +288,8 @@ class Station:
                 connection.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*http_tasks), 5)
+        with contextlib.suppress(Exception):
+            await self.translation.close()
 
 
 def _add_link(store: SqlStore, config: LinkConfig) -> None:

@@ -22,11 +22,12 @@ from hotline.store.attachments import AttachmentRecords
 from hotline.store.backend import Row
 from hotline.store.people import PeopleRecords
 from hotline.store.schema import MIGRATIONS
+from hotline.store.translations import TranslationRecords
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(PeopleRecords, AttachmentRecords):
+class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords):
     """The link's records (here) and the people's (PeopleRecords), over a backend's primitives."""
 
     # -- schema ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ _OPERATOR_COLUMNS = (
 )
 _DRAFT_COLUMNS = (
     "id, link, lane, type, language, text, drafted_by, drafted_ns, state, decided_by, "
-    "decided_ns, seq"
+    "decided_ns, seq, attachments"
 )
 
 
@@ -59,6 +59,7 @@ class Draft:
     decided_by: str | None
     decided_ns: int | None
     seq: int | None
+    attachments: str = "[]"  # JSON: the files to send with it, [{sha256, name, media_type}]
 
 
 @dataclass(slots=True)
@@ -114,11 +115,12 @@ class PeopleRecords(SqlBackend):
         with self.transaction():
             self._execute(
                 "INSERT INTO drafts (link, lane, type, language, text, drafted_by, drafted_ns, "
-                "state, decided_by, decided_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "state, decided_by, decided_ns, attachments) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     draft.link, draft.lane, draft.type, draft.language, draft.text,
                     draft.drafted_by, draft.drafted_ns, draft.state, draft.decided_by,
-                    draft.decided_ns,
+                    draft.decided_ns, draft.attachments,
                 ),
             )  # fmt: skip
             rows = self._rows(

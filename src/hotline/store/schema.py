@@ -17,6 +17,8 @@ Tables (the same in both dialects):
     shift_log    the duty officers' notes and hand-overs
     attachments  the files named in envelopes, either way: how much of each is held, and the
                  receiver's signed statement once it holds the file whole
+    annotations  translations of received messages, their reviews and certifications, as signed
+    glossary     per link: how names, titles and terms are rendered, kept by the translators
 """
 
 from __future__ import annotations
@@ -178,6 +180,35 @@ CREATE INDEX attachments_pending ON attachments (link_id, side) WHERE statement 
 CREATE INDEX attachments_by_hash ON attachments (sha256)
 """
 
+# Version 6: translation. Annotations are kept as signed, one row each, found by the message
+# they annotate; the glossary is the translators' list per link. A draft may name files.
+_V6 = """
+CREATE TABLE annotations (
+    id {serial},
+    link_id {blob} NOT NULL REFERENCES links (link_id),
+    lane INTEGER NOT NULL,
+    seq BIGINT NOT NULL,
+    kind INTEGER NOT NULL,
+    hash {blob} NOT NULL UNIQUE,
+    statement {blob} NOT NULL,
+    made_ns BIGINT NOT NULL
+);
+CREATE INDEX annotations_by_message ON annotations (link_id, lane, seq);
+CREATE TABLE glossary (
+    id {serial},
+    link TEXT NOT NULL,
+    source_language TEXT NOT NULL,
+    source TEXT NOT NULL,
+    target_language TEXT NOT NULL,
+    target TEXT NOT NULL,
+    note TEXT NOT NULL,
+    author TEXT NOT NULL,
+    updated_ns BIGINT NOT NULL,
+    UNIQUE (link, source_language, source, target_language)
+);
+ALTER TABLE drafts ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'
+"""
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
     dialect: [
@@ -186,6 +217,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _V3,
         _statements(_V4.format(**types)),
         _statements(_V5.format(**types)),
+        _statements(_V6.format(**types)),
     ]
     for dialect, types in _DIALECTS.items()
 }

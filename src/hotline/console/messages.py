@@ -1,0 +1,228 @@
+"""The console's routes for one message and what hangs on it: its files (upload, download,
+how far each has come) and, for a received message, its translations (a machine draft, a
+translator's translation, a review, a certification) and the link's glossary.
+
+Received files are the peer's bytes: served as downloads, never inline, except a few image
+types that cannot carry a script (the preview)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from hotline.console.security import (
+    Certifier,
+    ConsoleDep,
+    Drafter,
+    Reviewer,
+    Translator,
+    Viewer,
+)
+from hotline.protocol.annotation import Annotation
+from hotline.protocol.envelope import MAX_TEXT_BYTES, Lane, decode_envelope
+from hotline.station.api import Uploaded, download_file, upload_file, with_file_states
+from hotline.station.events import envelope_json
+from hotline.station.link_runtime import LinkRuntime
+from hotline.station.translation import TranslationRefused
+from hotline.translate import TranslationError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/console")
+LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+Side = Literal["in", "out"]
+Number = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Hash = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+Language = Annotated[str, Field(min_length=2, max_length=35, pattern="^[A-Za-z0-9-]+$")]
+
+
+class MachineRequest(BaseModel):
+    target: Language
+
+
+class NewTranslation(BaseModel):
+    language: Language
+    text: str = Field(min_length=1, max_length=MAX_TEXT_BYTES)
+
+
+class Remark(BaseModel):
+    remark: str = Field(default="", max_length=2000)
+
+
+class NewTerm(BaseModel):
+    source_language: Language
+    source: str = Field(min_length=1, max_length=200)
+    target_language: Language
+    target: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=500)
+
+
+def annotation_json(a: Annotation) -> dict[str, Any]:
+    b = a.body
+    return {
+        "hash": a.hash.hex(),
+        "kind": a.kind.name.lower(),
+        "language": b.language,
+        "text": b.text,
+        "person": b.person,
+        "role": b.role,
+        "engine": b.engine,
+        "refers": b.refers.hex() or None,
+        "made_ns": b.made_ns,
+    }
+
+
+# -- one message -------------------------------------------------------------------------------
+
+
+@router.get("/messages/{name}/{side}/{lane}/{seq}")
+async def message(
+    name: str, side: Side, lane: LaneName, seq: Number, _: Viewer, console: ConsoleDep
+) -> dict[str, Any]:
+    """A message with its files and, if received, its translations."""
+    runtime = console.link(name)
+    config = runtime.link.config
+    link_id, signer = config.link_id, config.peer if side == "in" else config.identity.public
+    table_lookup = "inbound" if side == "in" else "outbound"
+    data = await console.store(lambda s: getattr(s, table_lookup)(link_id, int(Lane[lane]), seq))
+    if data is None:
+        raise HTTPException(404, f"no message {lane} {seq} ({side}) on {name!r}")
+    shown = {**envelope_json(decode_envelope(data, signer)), "direction": side, "link": name}
+    [shown] = await with_file_states(runtime, side, [shown])
+    desk = console.station.translation
+    annotations = (
+        [annotation_json(a) for a in await desk.annotations(runtime, int(Lane[lane]), seq)]
+        if side == "in"
+        else []
+    )
+    return {**shown, "annotations": annotations, "engine": desk.describe()}
+
+
+# -- translations ------------------------------------------------------------------------------
+
+
+async def _annotated(console: ConsoleDep, work: Any, what: str, person: str) -> dict[str, Any]:
+    try:
+        annotation: Annotation = await work
+    except TranslationRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    except TranslationError as exc:
+        raise HTTPException(502, f"the translation engine failed: {exc}") from None
+    await console.audit(person, what, f"{annotation.body.lane}/{annotation.body.seq}")
+    return annotation_json(annotation)
+
+
+def _runtime(console: ConsoleDep, name: str) -> LinkRuntime:
+    return console.link(name)
+
+
+@router.post("/messages/{name}/in/{lane}/{seq}/machine", status_code=201)
+async def machine_draft(
+    name: str, lane: LaneName, seq: Number, ask: MachineRequest, session: Translator,
+    console: ConsoleDep,
+) -> dict[str, Any]:  # fmt: skip
+    desk, runtime = console.station.translation, _runtime(console, name)
+    work = desk.machine_draft(runtime, Lane[lane], seq, ask.target, session.operator, session.role)
+    return await _annotated(console, work, "machine draft", session.operator)
+
+
+@router.post("/messages/{name}/in/{lane}/{seq}/translations", status_code=201)
+async def translate(
+    name: str, lane: LaneName, seq: Number, new: NewTranslation, session: Translator,
+    console: ConsoleDep,
+) -> dict[str, Any]:  # fmt: skip
+    desk, runtime = console.station.translation, _runtime(console, name)
+    work = desk.translate(
+        runtime, Lane[lane], seq, new.language, new.text, session.operator, session.role
+    )
+    return await _annotated(console, work, "translated", session.operator)
+
+
+@router.post("/messages/{name}/in/{lane}/{seq}/translations/{ref}/review", status_code=201)
+async def review(
+    name: str, lane: LaneName, seq: Number, ref: Hash, remark: Remark, session: Reviewer,
+    console: ConsoleDep,
+) -> dict[str, Any]:  # fmt: skip
+    desk, runtime = console.station.translation, _runtime(console, name)
+    work = desk.review(
+        runtime, Lane[lane], seq, bytes.fromhex(ref), remark.remark, session.operator,
+        session.role,
+    )  # fmt: skip
+    return await _annotated(console, work, "reviewed", session.operator)
+
+
+@router.post("/messages/{name}/in/{lane}/{seq}/translations/{ref}/certify", status_code=201)
+async def certify(
+    name: str, lane: LaneName, seq: Number, ref: Hash, remark: Remark, session: Certifier,
+    console: ConsoleDep,
+) -> dict[str, Any]:  # fmt: skip
+    desk, runtime = console.station.translation, _runtime(console, name)
+    work = desk.certify(
+        runtime, Lane[lane], seq, bytes.fromhex(ref), remark.remark, session.operator,
+        session.role,
+    )  # fmt: skip
+    return await _annotated(console, work, "certified", session.operator)
+
+
+# -- the glossary ------------------------------------------------------------------------------
+
+
+@router.get("/glossary/{name}")
+async def glossary(name: str, _: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
+    link = console.link(name).link.name
+    rows = await console.store(lambda s: s.glossary(link))
+    return [
+        {"id": r.id, "source_language": r.source_language, "source": r.source,
+         "target_language": r.target_language, "target": r.target, "note": r.note,
+         "author": r.author, "updated_ns": r.updated_ns}
+        for r in rows
+    ]  # fmt: skip
+
+
+@router.post("/glossary/{name}", status_code=201)
+async def put_term(name: str, term: NewTerm, session: Translator, console: ConsoleDep) -> None:
+    link, now = console.link(name).link.name, time.time_ns()
+    await console.store(
+        lambda s: s.put_glossary(
+            link, term.source_language.lower(), term.source, term.target_language.lower(),
+            term.target, term.note, session.operator, now,
+        )
+    )  # fmt: skip
+    await console.audit(session.operator, "glossary", f"{name}: {term.source} -> {term.target}")
+
+
+@router.delete("/glossary/{name}/{entry_id}", status_code=204)
+async def delete_term(
+    name: str, entry_id: Number, session: Translator, console: ConsoleDep
+) -> None:
+    link = console.link(name).link.name
+    if not await console.store(lambda s: s.delete_glossary(link, entry_id)):
+        raise HTTPException(404, f"no glossary entry {entry_id}")
+    await console.audit(session.operator, "glossary", f"{name}: removed entry {entry_id}")
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+@router.post("/files", status_code=201)
+async def upload(request: Request, session: Drafter, console: ConsoleDep) -> Uploaded:
+    uploaded = await upload_file(console.station.files, request)
+    await console.audit(session.operator, "uploaded", f"{uploaded.sha256} ({uploaded.size} bytes)")
+    return uploaded
+
+
+@router.get("/files/{name}/{side}/{lane}/{seq}/{index}")
+async def download(
+    name: str, side: Side, lane: LaneName, seq: Number, index: int, _: Viewer,
+    console: ConsoleDep,
+) -> FileResponse:  # fmt: skip
+    link_id = console.link(name).link.config.link_id
+    rows = await console.store(lambda s: s.attachments_of(link_id, side, int(Lane[lane]), seq))
+    row = next((r for r in rows if r.idx == index), None)
+    if row is None or (side == "in" and not row.delivered):
+        raise HTTPException(404, "no such file held here (yet)")
+    return download_file(console.station.files, row.sha256.hex(), row.media_type, row.name)

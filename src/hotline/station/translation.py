@@ -1,0 +1,178 @@
+"""The translation desk: how a received message gets its translations, and the rules for them.
+
+Every annotation is signed by this station and names the person who made it (hotline.protocol.
+annotation). The workflow, as on a real hotline:
+
+    machine draft   anyone who may translate asks the configured engine (if any) for a draft;
+                    it is labelled as a machine's, with the engine and model
+    translation     a translator writes the translation (perhaps starting from the draft)
+    review          a second person checks one translation: never its own translator
+    certification   a supervisor certifies one reviewed translation: never its own translator
+
+No engine configured is a normal state: people translate from the original alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hotline.errors import LocalError
+from hotline.protocol.annotation import Annotation, Kind
+from hotline.protocol.envelope import Envelope, MessageType, decode_envelope
+from hotline.protocol.statements import Signed
+from hotline.translate import Engine, EngineSettings, Glossary, GlossaryEntry, load_engine
+
+if TYPE_CHECKING:
+    from hotline.station.link_runtime import LinkRuntime
+
+__all__ = ["TranslationDesk", "TranslationRefused"]
+
+log = logging.getLogger("hotline.translation")
+
+
+class TranslationRefused(LocalError):
+    """An annotation the rules do not allow, or about a message that is not here."""
+
+
+class TranslationDesk:
+    def __init__(self, settings: EngineSettings, base: Path) -> None:
+        self.settings = settings
+        self.base = base
+        self.engine: Engine | None = None
+
+    async def start(self) -> None:
+        """Load the engine (a model can take seconds): off the event loop."""
+        self.engine = await asyncio.to_thread(load_engine, self.settings, self.base)
+        if self.engine is not None:
+            await self.engine.start()
+            log.info("machine translation: %s", self.engine.describe())
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()
+
+    def describe(self) -> str:
+        return self.engine.describe() if self.engine is not None else ""
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def received(self, runtime: LinkRuntime, lane: int, seq: int) -> Envelope:
+        link_id, peer = runtime.link.config.link_id, runtime.link.config.peer
+        data = await runtime.store.call(lambda s: s.inbound(link_id, lane, seq))
+        if data is None:
+            raise TranslationRefused(f"no message {lane}/{seq} received on {runtime.link.name}")
+        return decode_envelope(data, peer)
+
+    async def annotations(self, runtime: LinkRuntime, lane: int, seq: int) -> list[Annotation]:
+        link_id, me = runtime.link.config.link_id, runtime.link.config.identity.public
+        rows = await runtime.store.call(lambda s: s.annotations_of(link_id, lane, seq))
+        return [Annotation.verify(Signed.from_bytes(row), me) for row in rows]
+
+    async def glossary(self, runtime: LinkRuntime) -> Glossary:
+        name = runtime.link.name
+        rows = await runtime.store.call(lambda s: s.glossary(name))
+        return Glossary(
+            tuple(
+                GlossaryEntry(r.source_language, r.source, r.target_language, r.target, r.note)
+                for r in rows
+            )
+        )
+
+    # -- annotating ------------------------------------------------------------------------------
+
+    async def machine_draft(
+        self, runtime: LinkRuntime, lane: int, seq: int, target: str, person: str, role: str
+    ) -> Annotation:
+        if self.engine is None:
+            raise TranslationRefused("no machine translation engine is configured")
+        envelope = await self._translatable(runtime, lane, seq)
+        glossary = await self.glossary(runtime)
+        draft = await self.engine.translate(
+            envelope.body.text, envelope.body.language, target, glossary
+        )
+        engine = f"{draft.engine}: {draft.model}"
+        return await self._sign(
+            runtime, envelope, Kind.MACHINE, target, draft.text, person, role, engine=engine
+        )
+
+    async def translate(
+        self, runtime: LinkRuntime, lane: int, seq: int, language: str, text: str,
+        person: str, role: str,
+    ) -> Annotation:  # fmt: skip
+        envelope = await self._translatable(runtime, lane, seq)
+        if not text.strip():
+            raise TranslationRefused("a translation needs a text")
+        return await self._sign(runtime, envelope, Kind.TRANSLATION, language, text, person, role)
+
+    async def review(
+        self, runtime: LinkRuntime, lane: int, seq: int, refers: bytes, remark: str,
+        person: str, role: str,
+    ) -> Annotation:  # fmt: skip
+        envelope = await self._translatable(runtime, lane, seq)
+        translation = self._translation(await self.annotations(runtime, lane, seq), refers)
+        if translation.body.person == person:
+            raise TranslationRefused(
+                "a translation is reviewed by someone other than its translator"
+            )
+        return await self._sign(
+            runtime, envelope, Kind.REVIEW, translation.body.language, remark, person, role,
+            refers=refers,
+        )  # fmt: skip
+
+    async def certify(
+        self, runtime: LinkRuntime, lane: int, seq: int, refers: bytes, remark: str,
+        person: str, role: str,
+    ) -> Annotation:  # fmt: skip
+        envelope = await self._translatable(runtime, lane, seq)
+        annotations = await self.annotations(runtime, lane, seq)
+        translation = self._translation(annotations, refers)
+        if translation.body.person == person:
+            raise TranslationRefused(
+                "a translation is certified by someone other than its translator"
+            )
+        if not any(a.kind == Kind.REVIEW and a.body.refers == refers for a in annotations):
+            raise TranslationRefused("a translation is reviewed before it is certified")
+        return await self._sign(
+            runtime, envelope, Kind.CERTIFICATION, translation.body.language, remark, person,
+            role, refers=refers,
+        )  # fmt: skip
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def _translatable(self, runtime: LinkRuntime, lane: int, seq: int) -> Envelope:
+        envelope = await self.received(runtime, lane, seq)
+        if envelope.body.type == MessageType.ACKNOWLEDGEMENT:
+            raise TranslationRefused("an acknowledgement is not translated")
+        return envelope
+
+    @staticmethod
+    def _translation(annotations: list[Annotation], refers: bytes) -> Annotation:
+        found = next((a for a in annotations if a.hash == refers), None)
+        if found is None or found.kind != Kind.TRANSLATION:
+            raise TranslationRefused("no such translation of this message")
+        return found
+
+    async def _sign(
+        self, runtime: LinkRuntime, envelope: Envelope, kind: Kind, language: str, text: str,
+        person: str, role: str, engine: str = "", refers: bytes = b"",
+    ) -> Annotation:  # fmt: skip
+        identity, now = runtime.link.config.identity, time.time_ns()
+        annotation = Annotation.create(
+            identity, envelope, kind, language, text, person, role, now, engine, refers
+        )
+        link_id, body = runtime.link.config.link_id, annotation.body
+        statement = annotation.signed.to_bytes()
+        await runtime.store.call(
+            lambda s: s.add_annotation(
+                link_id, body.lane, body.seq, body.kind, annotation.hash, statement, now
+            )
+        )
+        runtime.hub.publish(
+            {"type": "annotation", "link": runtime.link.name, "lane": body.lane, "seq": body.seq,
+             "kind": kind.name.lower(), "person": person}
+        )  # fmt: skip
+        return annotation
