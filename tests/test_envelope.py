@@ -17,11 +17,11 @@ from hotline.errors import ProtocolError
 from hotline.protocol.envelope import (
     LANES,
     MAX_TEXT_BYTES,
+    Attachment,
     Envelope,
     EnvelopeBody,
     Lane,
     MessageType,
-    Attachment,
     Ref,
     decode_envelope,
     encode_body,

@@ -116,7 +116,8 @@ def encode_body(body: EnvelopeBody) -> bytes:
     """The canonical bytes of a body: 12 elements without attachments, 13 with."""
     data = msgspec.msgpack.encode(body)
     if not body.attachments:  # [..., ref, []]: drop the empty list, and say 12, not 13
-        assert data[0] == _FIXARRAY_13 and data[-1] == _EMPTY_ARRAY
+        assert data[0] == _FIXARRAY_13
+        assert data[-1] == _EMPTY_ARRAY
         data = bytes([_FIXARRAY_12]) + data[1:-1]
     return data
 
