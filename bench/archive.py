@@ -60,7 +60,8 @@ def main() -> None:
         ]
         out = Path(tmp) / "record.hotline"
         started = time.perf_counter()
-        counts = export_bundle(pair.stores[0], cards[0], cards[1], out, time.time_ns())
+        identity = pair.configs[0].identity
+        counts = export_bundle(pair.stores[0], identity, cards[0], cards[1], out, time.time_ns())
         export_s = time.perf_counter() - started
         pair.close()
         started = time.perf_counter()

@@ -1,25 +1,34 @@
-"""The archive bundle: a link's whole record in one file, and its offline check.
+"""Checking a bundle offline: a link's record, as `hotline export` wrote it (export.py), and
+docs/archive.md says byte by byte:
 
-A bundle is a ZIP file (docs/archive.md says it byte by byte):
-
-    manifest.json       format, version, the link id, who exported it and when, the counts
+    manifest.json       format, version, link id, exporter, time, range, counts, and the SHA-256
+                        of every other member
+    manifest.sig        the exporting station's hybrid signature over manifest.json
     cards/<hex>.card    both stations' cards, armored, as each was signed
     envelopes.jsonl     every envelope, in order (direction, lane, seq): the exact signed bytes
     receipts.jsonl      the receipts held, as signed
     checkpoints.jsonl   the checkpoints held, as signed, in the order they were stored
+    annotations.jsonl   translations, reviews and certifications, as signed by the receiver
+    held.jsonl          the receivers' signed Held statements for attachments
+    files/<sha256>      the attachment files held whole by the exporter
     transcript.html     the messages for people to read, in the order sent (not evidence)
+    transcript.pdf      the same, for print
 
-`verify` needs nothing but the bundle: no station, no private key. It checks the cards, that
-the link id is theirs, every signature, every chain (sequence numbers from 1 without a gap,
-each envelope naming its predecessor's hash), that each receipt and checkpoint names envelopes
-that are in the bundle, and whether both stations' newest checkpoints agree. It stops at the
-first problem and says which envelope or statement, and what failed.
+`verify` needs nothing but the bundle: no station, no private key. It checks the cards, that the
+link id is theirs, the manifest's signature and every member's hash, every envelope's signature,
+every chain (sequence numbers without a gap, each envelope naming its predecessor's hash), that
+each receipt, checkpoint, annotation and Held statement is signed by the right station and names
+envelopes that are in the bundle, the translation workflow's rules, every file's hash, and
+whether both stations' newest checkpoints agree. It stops at the first problem and says which
+envelope or statement, and what failed.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -27,85 +36,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from hotline.archive.transcript import TranscriptLine, render
+from hotline.archive.export import FORMAT, MANIFEST_PURPOSE, VERSION, export_bundle
 from hotline.crypto.card import SignedCard, parse_card
 from hotline.crypto.identity import PublicIdentity
 from hotline.crypto.session import link_id_for
 from hotline.errors import CardError, ProtocolError, RemoteError
+from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.envelope import LANES, Lane, decode_envelope, genesis_hash
 from hotline.protocol.statements import Checkpoint, Head, Receipt, Signed
-from hotline.store.base import SqlStore
+from hotline.protocol.transfer import Held
 
 __all__ = ["ArchiveError", "Verified", "export_bundle", "verify_bundle"]
 
-FORMAT = "hotline-archive"
-VERSION = 1
-
-
 # What reading a damaged ZIP member can raise.
 _DAMAGE = (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+_FILE = re.compile("files/([0-9a-f]{64})")
 
 
 class ArchiveError(RemoteError):
     """A bundle that does not verify: the message says where and what."""
-
-
-# -- export ----------------------------------------------------------------------------------------
-
-
-def export_bundle(
-    store: SqlStore,
-    ours: SignedCard,
-    peer: SignedCard,
-    out: Path,
-    exported_ns: int,
-) -> dict[str, int]:
-    """Write the link's record from our store to `out` (a new file); return the counts."""
-    link_id = link_id_for(ours.identity, peer.identity)
-    our_direction = 0 if ours.fingerprint < peer.fingerprint else 1
-    counts = {"envelopes": 0, "receipts": 0, "checkpoints": 0}
-    tmp = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        for card in sorted((ours, peer), key=lambda c: c.fingerprint):
-            bundle.writestr(f"cards/{card.fingerprint.hex()}.card", card.armored())
-        transcript: list[TranscriptLine] = []  # in memory: sorted by time at the end
-        with bundle.open("envelopes.jsonl", "w") as lines:
-            for direction in (0, 1):
-                table = "outbox" if direction == our_direction else "inbox"
-                sender = (ours if direction == our_direction else peer).body.name
-                for lane, seq, data in store.all_envelopes(link_id, table):
-                    lines.write(_line({"direction": direction, "lane": lane, "seq": seq}, data))
-                    envelope = decode_envelope(bytes(data), None)
-                    transcript.append(TranscriptLine.of(sender, envelope))
-                    counts["envelopes"] += 1
-        cards = sorted((ours, peer), key=lambda c: c.fingerprint)
-        bundle.writestr("transcript.html", render(link_id, cards, transcript))
-        with bundle.open("receipts.jsonl", "w") as lines:
-            receipt = store.stored_receipt(link_id)
-            if receipt is not None:  # the peer's, for our envelopes
-                lines.write(_line({"direction": our_direction}, receipt))
-                counts["receipts"] += 1
-        with bundle.open("checkpoints.jsonl", "w") as lines:
-            for origin, data in store.stored_checkpoints(link_id):
-                direction = our_direction if origin == "local" else 1 - our_direction
-                lines.write(_line({"signer_direction": direction}, data))
-                counts["checkpoints"] += 1
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "link_id": link_id.hex(),
-            "exported_by": ours.fingerprint.hex(),
-            "exported_ns": exported_ns,
-            "counts": counts,
-        }
-        bundle.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out)
-    return counts
-
-
-def _line(fields: dict[str, Any], signed: bytes) -> bytes:
-    record = {**fields, "signed": base64.b64encode(bytes(signed)).decode("ascii")}
-    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
 # -- verify ----------------------------------------------------------------------------------------
@@ -118,9 +67,15 @@ class Verified:
     link_id: bytes
     stations: dict[int, str]  # direction -> station name
     heads: dict[int, list[Head]]  # direction -> the last envelope per lane
+    exported_by: str = ""  # the station that exported and signed the bundle
+    ranged: bool = False  # a time range: each lane a piece of its chain
     envelopes: int = 0
     receipts: int = 0
     checkpoints: int = 0
+    annotations: int = 0
+    held: int = 0
+    files: int = 0
+    certified: int = 0  # translations certified
     agreed: bool = False  # both stations' newest checkpoints name the same eight heads
 
 
@@ -136,17 +91,71 @@ def verify_bundle(path: Path) -> Verified:
         raise ArchiveError(f"{path} is not a readable bundle: {exc}") from None
     with bundle:
         manifest = _manifest(bundle)
-        check = _Check(bundle, *_cards(bundle, manifest))
+        link_id, cards = _cards(bundle, manifest)
+        exporter = _signed_manifest(bundle, manifest, cards)
+        signers = {d: c.identity for d, c in enumerate(cards)}
+        check = _Check(bundle, link_id, signers, {d: c.body.name for d, c in enumerate(cards)})
+        check.result.exported_by, check.ranged = exporter, manifest.get("range") is not None
+        check.result.ranged = check.ranged
         check.envelopes()
         check.receipts()
         check.checkpoints()
+        check.annotations()
+        check.held()
+        check.files()
+        # Last, so that a changed record is named precisely above: whatever else changed (the
+        # transcript, a member added) is not what the exporter signed.
+        _members(bundle, manifest)
         result = check.result
         counts = manifest.get("counts", {})
         found = {"envelopes": result.envelopes, "receipts": result.receipts,
-                 "checkpoints": result.checkpoints}  # fmt: skip
+                 "checkpoints": result.checkpoints, "annotations": result.annotations,
+                 "held": result.held, "files": result.files}  # fmt: skip
         if counts != found:
             raise ArchiveError(f"the manifest counts {counts}, the bundle holds {found}")
     return result
+
+
+def _signed_manifest(
+    bundle: zipfile.ZipFile, manifest: dict[str, Any], cards: list[SignedCard]
+) -> str:
+    """The exporter's hybrid signature over the manifest's exact bytes: who vouches for it."""
+    exporter = next((c for c in cards if c.fingerprint.hex() == manifest.get("exported_by")), None)
+    if exporter is None:
+        raise ArchiveError("the manifest names an exporter that is neither station")
+    if not exporter.identity.verify(
+        MANIFEST_PURPOSE, _read(bundle, "manifest.json"), _read(bundle, "manifest.sig")
+    ):
+        raise ArchiveError(f"manifest.sig: the manifest is not signed by {exporter.body.name}")
+    return exporter.body.name
+
+
+def _members(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
+    """Every member is one the signed manifest lists, with the hash it lists (files are named
+    by their hash, checked by `files`)."""
+    listed = manifest.get("members")
+    if not isinstance(listed, dict):
+        raise ArchiveError("the manifest lists no members")
+    present = set(bundle.namelist())
+    for name in sorted(present - set(listed) - {"manifest.json", "manifest.sig"}):
+        if not _FILE.fullmatch(name):
+            raise ArchiveError(f"{name} is in the bundle but not in its signed manifest")
+    for name, expected in sorted(listed.items()):
+        if name not in present:
+            raise ArchiveError(f"the bundle has no {name}")
+        if _hash_member(bundle, name) != expected:
+            raise ArchiveError(f"{name} is not the member the manifest signed (its hash differs)")
+
+
+def _hash_member(bundle: zipfile.ZipFile, name: str) -> str:
+    digest = hashlib.sha256()
+    with _open(bundle, name) as member:
+        try:
+            while block := member.read(1 << 20):
+                digest.update(block)
+        except _DAMAGE as exc:
+            raise ArchiveError(f"{name} is damaged: {exc}") from None
+    return digest.hexdigest()
 
 
 def _open(bundle: zipfile.ZipFile, name: str) -> IO[bytes]:
@@ -198,9 +207,7 @@ def _manifest(bundle: zipfile.ZipFile) -> dict[str, Any]:
     return manifest
 
 
-def _cards(
-    bundle: zipfile.ZipFile, manifest: dict[str, Any]
-) -> tuple[bytes, dict[int, PublicIdentity], dict[int, str]]:
+def _cards(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> tuple[bytes, list[SignedCard]]:
     names = sorted(n for n in bundle.namelist() if n.startswith("cards/"))
     if len(names) != 2:
         raise ArchiveError(f"a bundle holds two cards; this one holds {len(names)}")
@@ -217,8 +224,7 @@ def _cards(
     link_id = link_id_for(first.identity, second.identity)
     if manifest.get("link_id") != link_id.hex():
         raise ArchiveError("the cards are not those of the link the manifest names")
-    signers = {0: first.identity, 1: second.identity}
-    return link_id, signers, {0: first.body.name, 1: second.body.name}
+    return link_id, [first, second]
 
 
 class _Check:
@@ -236,10 +242,14 @@ class _Check:
         empty = {d: [Head(0, genesis_hash(link_id, d, lane)) for lane in LANES] for d in (0, 1)}
         self.result = Verified(link_id, names, empty)
         self.hashes: dict[tuple[int, int, int], bytes] = {}
+        self.first: dict[tuple[int, int], int] = {}  # where each lane's piece starts
+        self.ranged = False
+        # The files each envelope names, for the Held statements and the files/ members.
+        self.named: dict[tuple[int, int, int], tuple[tuple[bytes, int], ...]] = {}
 
     def envelopes(self) -> None:
         """Every chain, in order, each envelope naming its predecessor."""
-        last: tuple[int, int, int] = (0, 0, 0)
+        last: tuple[int, int, int] = (-1, -1, 0)  # before any lane
         for number, record, signed in _records(self.bundle, "envelopes.jsonl"):
             direction, lane, seq = record.get("direction"), record.get("lane"), record.get("seq")
             where = f"envelope {direction}/{_lane(lane)} {seq} (envelopes.jsonl line {number})"
@@ -256,12 +266,20 @@ class _Check:
                 self.link_id, direction, lane, seq
             ):  # fmt: skip
                 raise ArchiveError(f"{where}: its signed body says another place")
-            expected = last[2] + 1 if last[:2] == (direction, lane) else 1
+            starts = last[:2] != (direction, lane)
+            expected = last[2] + 1 if not starts else seq if self.ranged else 1
             if seq != expected:
                 raise ArchiveError(f"{where}: {expected} is missing before it")
             heads = self.result.heads[direction]
-            if body.prev_hash != heads[lane].hash:  # the predecessor, or the lane's genesis
+            if starts:
+                self.first[(direction, lane)] = seq
+            anchor = starts and self.ranged and seq > 1  # its predecessor is before the range
+            if not anchor and body.prev_hash != heads[lane].hash:  # predecessor, or genesis
                 raise ArchiveError(f"{where}: does not name its predecessor's hash")
+            if body.attachments:
+                self.named[(direction, lane, seq)] = tuple(
+                    (a.sha256, a.size) for a in body.attachments
+                )
             heads[lane] = Head(seq, envelope.hash)
             self.hashes[(direction, lane, seq)] = envelope.hash
             last = (direction, lane, seq)
@@ -303,6 +321,90 @@ class _Check:
             zero, one = newest[0].body, newest[1].body
             self.result.agreed = (zero.outbound, zero.inbound) == (one.inbound, one.outbound)
 
+    def annotations(self) -> None:
+        """Signed by the receiving station, about an envelope in the bundle; a review or a
+        certification names an earlier translation of the same envelope, and is not by its
+        translator; a certification comes after a review."""
+        seen: dict[bytes, Annotation] = {}
+        for number, _record, signed in _records(self.bundle, "annotations.jsonl"):
+            where = f"annotation (annotations.jsonl line {number})"
+            try:
+                a = Annotation.decode(Signed.from_bytes(signed))
+                body = a.body
+                if body.direction not in (0, 1):
+                    raise ProtocolError("it names no direction")
+                a.check_signature(self.signers[1 - body.direction])
+            except (ProtocolError, ValueError) as exc:
+                raise ArchiveError(f"{where}: {exc}") from None
+            what = f"{a.kind.name.lower()} of {body.direction}/{_lane(body.lane)} {body.seq}"
+            where = f"{what} (annotations.jsonl line {number})"
+            if (
+                body.link_id != self.link_id
+                or self.hashes.get((body.direction, body.lane, body.seq)) != body.envelope_hash
+            ):
+                raise ArchiveError(f"{where}: names an envelope that is not in the bundle")
+            if a.kind in (Kind.REVIEW, Kind.CERTIFICATION):
+                translation = seen.get(body.refers)
+                if (
+                    translation is None
+                    or translation.kind != Kind.TRANSLATION
+                    or not _same_envelope(translation, a)
+                ):
+                    raise ArchiveError(f"{where}: names no earlier translation of that message")
+                if translation.body.person == body.person:
+                    raise ArchiveError(f"{where}: by the translator of what it checks")
+                reviewed = any(
+                    r.kind == Kind.REVIEW and r.body.refers == body.refers for r in seen.values()
+                )
+                if a.kind == Kind.CERTIFICATION and not reviewed:
+                    raise ArchiveError(f"{where}: certifies a translation nobody reviewed")
+                self.result.certified += a.kind == Kind.CERTIFICATION
+            seen[a.hash] = a
+            self.result.annotations += 1
+
+    def held(self) -> None:
+        """Each Held statement signed by the receiver, for a file its envelope names."""
+        for number, _record, signed in _records(self.bundle, "held.jsonl"):
+            where = f"held statement (held.jsonl line {number})"
+            try:
+                held = Held.decode(Signed.from_bytes(signed))
+                body = held.body
+                if body.direction not in (0, 1):
+                    raise ProtocolError("it names no direction")
+                held = Held.verify(held.signed, self.signers[1 - body.direction])
+            except (ProtocolError, ValueError) as exc:
+                raise ArchiveError(f"{where}: {exc}") from None
+            key = (body.direction, body.lane, body.seq)
+            files = self.named.get(key, ())
+            if (
+                body.link_id != self.link_id
+                or self.hashes.get(key) != body.envelope_hash
+                or not 0 <= body.index < len(files)
+                or files[body.index] != (body.sha256, body.size)
+            ):
+                raise ArchiveError(
+                    f"{where}: names file {body.index} of {body.direction}/{_lane(body.lane)} "
+                    f"{body.seq}, which is not in the bundle"
+                )
+            self.result.held += 1
+
+    def files(self) -> None:
+        """Each file in files/ hashes to its name, and an envelope names it."""
+        named = {sha for files in self.named.values() for sha, _ in files}
+        for name in sorted(self.bundle.namelist()):
+            match = _FILE.fullmatch(name)
+            if match is None:
+                continue
+            if bytes.fromhex(match.group(1)) not in named:
+                raise ArchiveError(f"{name}: no envelope in the bundle names this file")
+            if _hash_member(self.bundle, name) != match.group(1):
+                raise ArchiveError(f"{name}: its bytes do not hash to its name")
+            self.result.files += 1
+
+    def _in_piece(self, direction: int, lane: int, seq: int) -> bool:
+        first = self.first.get((direction, lane))
+        return first is not None and first <= seq <= self.result.heads[direction][lane].seq
+
     def _names(self, where: str, link_id: bytes, direction: int, expected: int) -> None:
         if link_id != self.link_id or direction != expected:
             raise ArchiveError(f"{where}: its signed body names another link or direction")
@@ -310,6 +412,8 @@ class _Check:
     def _covered(self, where: str, heads: list[Head], direction: int) -> None:
         """Every head names an envelope in the bundle (or the lane's genesis)."""
         for lane, head in zip(LANES, heads, strict=True):
+            if self.ranged and not self._in_piece(direction, lane, head.seq):
+                continue  # outside the range: not in this bundle, by design
             known = (
                 genesis_hash(self.link_id, direction, lane)
                 if head.seq == 0
@@ -320,6 +424,14 @@ class _Check:
                     f"{where}: {Lane(lane).name} {head.seq} of direction {direction} is not in "
                     "the bundle"
                 )
+
+
+def _same_envelope(a: Annotation, b: Annotation) -> bool:
+    return (a.body.direction, a.body.lane, a.body.seq) == (
+        b.body.direction,
+        b.body.lane,
+        b.body.seq,
+    )
 
 
 def _lane(lane: object) -> str:

@@ -1,72 +1,192 @@
-"""The readable transcript in a bundle: every message of the link in the order it was sent,
-with its lane, type, language and original text, and who acknowledged what. A rendering for
-people, not evidence: `hotline verify` checks the signed records beside it, not this page.
+"""The readable transcript in a bundle: every message of the link in the order it was sent, with
+its lane, type, language and original text, its files, who acknowledged what, and beside each
+received message the translations made of it, with their standing (certified, reviewed, not
+yet reviewed). A rendering for people, not evidence: `hotline verify` checks the signed records
+beside it, not this page.
 
-One self-contained HTML file (its style inline, no script, nothing fetched), so it opens years
-later in whatever browser there is. Every text from a message is escaped."""
+The HTML is one self-contained file (its style inline, no script, nothing fetched), so it opens
+years later in whatever browser there is; every text from a message is escaped. The entries
+stream: each (direction, lane) of the store is already in time order, so export writes each to
+its own temporary file and `Timeline.merged` interleaves them by time, holding one entry per
+file; a link of millions of messages renders in constant memory.
+"""
 
 from __future__ import annotations
 
+import heapq
 import html
-from dataclasses import dataclass
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Protocol
 
 from hotline.crypto.card import SignedCard
+from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.envelope import Envelope, Lane, MessageType
 
-__all__ = ["TranscriptLine", "render"]
+__all__ = ["Entry", "Sink", "Timeline", "Translation", "translations_of", "write_html"]
+
+
+class Sink(Protocol):
+    """Where a rendering goes: a file, a ZIP member, a hash on the way to one."""
+
+    def write(self, data: bytes, /) -> int: ...
+
 
 _STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #111; }
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #111; }
 table { border-collapse: collapse; width: 100%; } td, th { border-top: 1px solid #ccc;
   padding: .4em .5em; vertical-align: top; text-align: left; }
 .text { white-space: pre-wrap; } .meta { color: #555; font-size: 90%; white-space: nowrap; }
 .FLASH { color: #a00; font-weight: 700; } .exercise { background: #fff6c8; }
+.status { color: #555; font-size: 85%; display: block; margin-top: .3em; }
+.files { color: #333; font-size: 90%; margin-top: .3em; }
 """
 
 
 @dataclass(frozen=True, slots=True)
-class TranscriptLine:
-    """One message, already rendered: only its row and its time are kept while exporting."""
+class Translation:
+    language: str
+    text: str
+    status: str  # "certified by …, reviewed by …" or "not yet reviewed"
 
+
+@dataclass(frozen=True, slots=True)
+class Entry:
     sent_ns: int
-    row: str
+    sender: str
+    lane: str
+    seq: int
+    kind: str
+    language: str
+    text: str
+    acknowledges: str | None = None
+    attachments: list[str] = field(default_factory=list)
+    translations: list[Translation] = field(default_factory=list)
 
     @classmethod
-    def of(cls, sender: str, envelope: Envelope) -> TranscriptLine:
-        return cls(envelope.body.sent_ns, _row(sender, envelope))
+    def of(cls, sender: str, envelope: Envelope, translations: list[Translation]) -> Entry:
+        body = envelope.body
+        ref = f"{Lane(body.ref.lane).name} {body.ref.seq}" if body.ref is not None else None
+        files = [
+            f"{a.name} ({a.media_type}, {a.size:,} bytes, sha256 {a.sha256.hex()[:16]}…)"
+            for a in body.attachments
+        ]
+        return cls(
+            body.sent_ns, sender, Lane(body.lane).name, body.seq,
+            MessageType(body.type).name.lower(), body.language, body.text, ref, files,
+            translations,
+        )  # fmt: skip
 
 
-def render(link_id: bytes, cards: list[SignedCard], lines: list[TranscriptLine]) -> str:
+def translations_of(annotations: list[Annotation]) -> list[Translation]:
+    """The people's translations of one message, certified ones first, each with its standing.
+    Machine drafts are left out: they are in the bundle's records, not the reading."""
+    reviews: dict[bytes, list[str]] = {}
+    certified: dict[bytes, str] = {}
+    for a in annotations:
+        if a.kind == Kind.REVIEW:
+            reviews.setdefault(a.body.refers, []).append(a.body.person)
+        elif a.kind == Kind.CERTIFICATION:
+            certified[a.body.refers] = f"{a.body.person} ({a.body.role})"
+    shown = []
+    for a in annotations:
+        if a.kind != Kind.TRANSLATION:
+            continue
+        by = f"translated by {a.body.person}"
+        checked = reviews.get(a.hash)
+        reviewed = f", reviewed by {', '.join(checked)}" if checked else ""
+        if a.hash in certified:
+            status = f"certified by {certified[a.hash]}; {by}{reviewed}"
+        else:
+            status = f"NOT CERTIFIED; {by}{reviewed or ', not yet reviewed'}"
+        shown.append(
+            (
+                a.hash not in certified,
+                a.body.made_ns,
+                Translation(a.body.language, a.body.text, status),
+            )
+        )
+    return [t for *_, t in sorted(shown, key=lambda s: (s[0], s[1]))]
+
+
+class Timeline:
+    """Entries written per (direction, lane), in time order within each, read back merged."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="hotline-transcript-")
+        self._files: dict[tuple[int, int], IO[str]] = {}
+        self.count = 0
+
+    def add(self, direction: int, lane: int, entry: Entry) -> None:
+        key = (direction, lane)
+        if key not in self._files:
+            path = Path(self._dir.name) / f"{direction}-{lane}.jsonl"
+            self._files[key] = path.open("w+", encoding="utf-8")
+        self._files[key].write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def merged(self) -> Iterator[Entry]:
+        for f in self._files.values():
+            f.flush()
+            f.seek(0)
+        streams = [(_entry(line) for line in f) for f in self._files.values()]
+        yield from heapq.merge(*streams, key=lambda e: e.sent_ns)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._dir.cleanup()
+
+
+def _entry(line: str) -> Entry:
+    raw = json.loads(line)
+    raw["translations"] = [Translation(**t) for t in raw["translations"]]
+    return Entry(**raw)
+
+
+def write_html(out: Sink, link_id: bytes, cards: list[SignedCard], timeline: Timeline) -> None:
     names = " and ".join(html.escape(c.body.name) for c in cards)
-    rows = [line.row for line in sorted(lines, key=lambda x: x.sent_ns)]
     stations = "".join(
         f"<li>{html.escape(c.body.name)}: <code>{c.fingerprint.hex()}</code></li>" for c in cards
     )
-    return (
+    out.write(
         "<!doctype html>\n<html><head><meta charset='utf-8'>"
         f"<title>Hotline transcript: {names}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Hotline transcript: {names}</h1>"
         f"<p>Link <code>{link_id.hex()}</code>. Stations:</p><ul>{stations}</ul>"
-        f"<p>{len(lines)} envelopes, in the order they were sent. This page is a rendering; the "
-        "signed records in this bundle are the evidence: check them with "
-        "<code>hotline verify</code>. Translations: none recorded yet.</p>"
+        f"<p>{timeline.count} envelopes, in the order they were sent. This page is a rendering; "
+        "the signed records in this bundle are the evidence: check them with "
+        "<code>hotline verify</code>. Translations were made at the receiving end; each shows "
+        "who made, reviewed and certified it.</p>"
         "<table><tr><th>Sent (UTC)</th><th>From</th><th>Lane, seq</th><th>Type, language</th>"
-        f"<th>Original text</th></tr>{''.join(rows)}</table></body></html>\n"
+        "<th>Original text</th><th>Translation</th></tr>".encode()
     )
+    for entry in timeline.merged():
+        out.write(_row(entry).encode())
+    out.write(b"</table></body></html>\n")
 
 
-def _row(sender: str, envelope: Envelope) -> str:
-    body = envelope.body
-    lane, kind = Lane(body.lane).name, MessageType(body.type).name.lower()
-    when = datetime.fromtimestamp(body.sent_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    text = html.escape(body.text)
-    if body.ref is not None:
-        text = f"<em>acknowledges {Lane(body.ref.lane).name} {body.ref.seq}:</em> {text}"
+def _row(e: Entry) -> str:
+    when = datetime.fromtimestamp(e.sent_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    language = html.escape(e.language)
+    text = html.escape(e.text)
+    if e.acknowledges is not None:
+        text = f"<em>acknowledges {html.escape(e.acknowledges)}:</em> {text}"
+    if e.attachments:
+        files = "<br>".join(html.escape(f) for f in e.attachments)
+        text += f"<div class='files'>Files: {files}</div>"
+    translated = "".join(
+        f"<div lang='{html.escape(t.language)}'>{html.escape(t.text)}"
+        f"<span class='status'>{html.escape(t.language)}: {html.escape(t.status)}</span></div>"
+        for t in e.translations
+    )
     return (
-        f"<tr class='{kind}'><td class='meta'>{when}</td><td>{html.escape(sender)}</td>"
-        f"<td class='meta {lane}'>{lane} {body.seq}</td>"
-        f"<td class='meta'>{kind}, <span lang='{html.escape(body.language)}'>"
-        f"{html.escape(body.language)}</span></td>"
-        f"<td class='text' lang='{html.escape(body.language)}'>{text}</td></tr>"
+        f"<tr class='{html.escape(e.kind)}'><td class='meta'>{when}</td>"
+        f"<td>{html.escape(e.sender)}</td><td class='meta {e.lane}'>{e.lane} {e.seq}</td>"
+        f"<td class='meta'>{html.escape(e.kind)}, <span lang='{language}'>{language}</span></td>"
+        f"<td class='text' lang='{language}'>{text}</td><td class='text'>{translated}</td></tr>"
     )

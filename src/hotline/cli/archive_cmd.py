@@ -5,16 +5,37 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
 from hotline.archive.bundle import export_bundle, verify_bundle
-from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
+from hotline.cli.common import (
+    DATA_DIR_OPTION,
+    JSON_OPTION,
+    PASSPHRASE_FILE_OPTION,
+    console,
+    data_dir,
+    read_passphrase,
+)
 from hotline.crypto.card import parse_card
 from hotline.errors import CardError, ConfigError
 from hotline.protocol.envelope import Lane
 from hotline.station.runtime import open_store
+
+
+def _moment(value: str | None, option: str) -> int | None:
+    """An ISO 8601 date or time (UTC unless it says otherwise), in nanoseconds."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} {value!r} is not an ISO 8601 date or time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1e9)
 
 
 def export(
@@ -22,10 +43,21 @@ def export(
     link: str | None = typer.Option(
         None, "--link", help="Which link (if the station has several)."
     ),
+    since: str | None = typer.Option(
+        None, "--since", help="Only messages sent from then on (ISO 8601, UTC by default)."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="Only messages sent until then (ISO 8601, UTC by default)."
+    ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     data: Path | None = DATA_DIR_OPTION,
 ) -> None:
-    """Write a link's whole record (envelopes, receipts, checkpoints, both cards) to a bundle
-    that `hotline verify` checks with no station and no key."""
+    """Write a link's record (envelopes, receipts, checkpoints, translations, files, both cards)
+    to a bundle that `hotline verify` checks with no station and no key. The station signs the
+    bundle's manifest, so its keystore passphrase is asked for."""
+    since_ns, until_ns = _moment(since, "--since"), _moment(until, "--until")
+    if since_ns is not None and until_ns is not None and until_ns < since_ns:
+        raise ConfigError("--until is before --since")
     directory = data_dir(data)
     config = directory.config()
     ours = directory.card()
@@ -40,14 +72,20 @@ def export(
         peer = parse_card(cards[0].read_text(encoding="utf-8"))
     except (OSError, CardError) as exc:
         raise ConfigError(f"{cards[0]}: {exc}") from None
+    identity = directory.open_keystore(read_passphrase(passphrase_file, confirm=False))
     store = open_store(directory, config)
     try:
-        counts = export_bundle(store, ours, peer, out, time.time_ns())
+        counts = export_bundle(
+            store, identity, ours, peer, out, time.time_ns(), directory.path / "attachments",
+            since_ns, until_ns,
+        )  # fmt: skip
     finally:
         store.close()
     console.print(
         f"Wrote {out}: {counts['envelopes']} envelopes, {counts['receipts']} receipt(s), "
-        f"{counts['checkpoints']} checkpoints, both cards."
+        f"{counts['checkpoints']} checkpoints, {counts['annotations']} annotations, "
+        f"{counts['held']} Held statements, {counts['files']} files, both cards; "
+        "the manifest signed by this station."
     )
 
 
@@ -64,6 +102,12 @@ def verify(
         "envelopes": result.envelopes,
         "receipts": result.receipts,
         "checkpoints": result.checkpoints,
+        "annotations": result.annotations,
+        "certified": result.certified,
+        "held": result.held,
+        "files": result.files,
+        "exported_by": result.exported_by,
+        "ranged": result.ranged,
         "heads": {
             result.stations[d]: [[h.seq, h.hash.hex()] for h in result.heads[d]] for d in (0, 1)
         },
@@ -78,6 +122,14 @@ def verify(
     console.print(
         f"  held        {result.envelopes} envelopes, every signature and chain link checked; "
         f"{result.receipts} receipt(s), {result.checkpoints} checkpoints"
+    )
+    console.print(
+        f"  records     {result.annotations} annotations ({result.certified} certified "
+        f"translations), {result.held} Held statements, {result.files} files, each hash checked"
+    )
+    console.print(
+        f"  exported by {result.exported_by}, who signed the manifest and every member's hash"
+        + ("; a time range: each lane a checked piece of its chain" if result.ranged else "")
     )
     for d in (0, 1):
         lanes = ", ".join(f"{Lane(lane).name} {h.seq}" for lane, h in enumerate(result.heads[d]))

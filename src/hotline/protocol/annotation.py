@@ -103,15 +103,24 @@ class Annotation:
         return cls(body, Signed(body_bytes, signature), sha256(body_bytes))
 
     @classmethod
-    def verify(cls, signed: Signed, signer: PublicIdentity) -> Annotation:
+    def decode(cls, signed: Signed) -> Annotation:
+        """Decode and check the form, not the signature: `check_signature` is the next step,
+        once the body has said which station (the receiver of its envelope) signed it."""
         try:
             body = msgspec.msgpack.decode(signed.body_bytes, type=AnnotationBody)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"annotation does not decode: {exc}") from None
         _check(body)
-        if not signer.verify_ed25519("annotation", signed.body_bytes, signed.signature):
-            raise ProtocolError("annotation has a bad signature")
         return cls(body, signed, sha256(signed.body_bytes))
+
+    def check_signature(self, signer: PublicIdentity) -> Annotation:
+        if not signer.verify_ed25519("annotation", self.signed.body_bytes, self.signed.signature):
+            raise ProtocolError("annotation has a bad signature")
+        return self
+
+    @classmethod
+    def verify(cls, signed: Signed, signer: PublicIdentity) -> Annotation:
+        return cls.decode(signed).check_signature(signer)
 
     def about(self, envelope: Envelope) -> bool:
         b = self.body

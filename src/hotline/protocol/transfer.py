@@ -74,6 +74,14 @@ class Held:
 
     @classmethod
     def verify(cls, signed: Signed, signer: PublicIdentity) -> Held:
+        held = cls.decode(signed)
+        if not signer.verify_ed25519("attachment", signed.body_bytes, signed.signature):
+            raise ProtocolError("held statement has a bad signature")
+        return held
+
+    @classmethod
+    def decode(cls, signed: Signed) -> Held:
+        """Decode and check the form, not the signature (see `verify`)."""
         try:
             body = msgspec.msgpack.decode(signed.body_bytes, type=HeldBody)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
@@ -82,8 +90,6 @@ class Held:
             raise ProtocolError("held statement version is not supported")
         if len(body.envelope_hash) != HASH_LEN or len(body.sha256) != HASH_LEN:
             raise ProtocolError("held statement has a malformed hash")
-        if not signer.verify_ed25519("attachment", signed.body_bytes, signed.signature):
-            raise ProtocolError("held statement has a bad signature")
         return cls(body, signed)
 
     def covers(self, envelope: Envelope, index: int) -> bool:

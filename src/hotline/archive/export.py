@@ -1,0 +1,245 @@
+"""Writing a bundle: a link's record from one station's store (docs/archive.md has the format).
+
+Everything streams from the store into the ZIP: envelopes line by line, files in place, the
+transcript merged from per-lane temporary files; memory does not grow with the link. Each
+member's SHA-256 goes into the manifest, and the exporting station signs the manifest (hybrid,
+Ed25519 + ML-DSA-65), so the bundle as a whole is vouched for, not only each record in it.
+
+A time range keeps the envelopes sent within it (and what names them: annotations, Held
+statements, files). Each lane is then a contiguous piece of its chain, checked link by link
+from its first envelope, whose predecessor is outside the range.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from hotline.archive.transcript import Entry, Timeline, translations_of, write_html
+from hotline.crypto.card import SignedCard
+from hotline.crypto.identity import StationIdentity
+from hotline.crypto.session import link_id_for
+from hotline.protocol.annotation import Annotation
+from hotline.protocol.envelope import decode_envelope
+from hotline.protocol.statements import Signed
+from hotline.store.base import SqlStore
+
+__all__ = ["FORMAT", "MANIFEST_PURPOSE", "VERSION", "export_bundle"]
+
+FORMAT = "hotline-archive"
+VERSION = 2
+MANIFEST_PURPOSE = "archive-manifest"
+
+
+class _Hashed:
+    """A ZIP member being written, hashed as it goes."""
+
+    def __init__(self, member: IO[bytes]) -> None:
+        self.member = member
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.member.write(data)
+
+
+@dataclass
+class _Segments:
+    """Per (direction, lane), the first and last sequence numbers in the bundle."""
+
+    bounds: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, direction: int, lane: int, seq: int) -> None:
+        first, _ = self.bounds.get((direction, lane), (seq, seq))
+        self.bounds[(direction, lane)] = (first, seq)
+
+    def holds(self, direction: int, lane: int, seq: int) -> bool:
+        first, last = self.bounds.get((direction, lane), (1, 0))
+        return first <= seq <= last
+
+
+def export_bundle(
+    store: SqlStore,
+    identity: StationIdentity,
+    ours: SignedCard,
+    peer: SignedCard,
+    out: Path,
+    exported_ns: int,
+    files: Path | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> dict[str, int]:
+    """Write the link's record from our store to `out` (a new file); return the counts.
+    `files` is the station's attachments directory: the files held whole there go in."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    exporter = _Exporter(store, identity, ours, peer, since_ns, until_ns)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            exporter.write(bundle, files, exported_ns)
+        tmp.replace(out)
+    finally:
+        exporter.timeline.close()
+        tmp.unlink(missing_ok=True)
+    return exporter.counts
+
+
+class _Exporter:
+    def __init__(
+        self,
+        store: SqlStore,
+        identity: StationIdentity,
+        ours: SignedCard,
+        peer: SignedCard,
+        since_ns: int | None,
+        until_ns: int | None,
+    ) -> None:
+        self.store, self.identity, self.ours, self.peer = store, identity, ours, peer
+        self.since_ns, self.until_ns = since_ns, until_ns
+        self.link_id = link_id_for(ours.identity, peer.identity)
+        self.our_direction = 0 if ours.fingerprint < peer.fingerprint else 1
+        self.cards = sorted((ours, peer), key=lambda c: c.fingerprint)
+        self.counts = dict.fromkeys(
+            ("envelopes", "receipts", "checkpoints", "annotations", "held", "files"), 0
+        )
+        self.members: dict[str, str] = {}
+        self.timeline = Timeline()
+        self.segments = _Segments()
+        self.wanted: set[bytes] = set()  # the files the envelopes name
+        self.annotations = _annotations(store, self.link_id, identity)
+
+    def write(self, bundle: zipfile.ZipFile, files: Path | None, exported_ns: int) -> None:
+        for card in self.cards:
+            self._member(bundle, f"cards/{card.fingerprint.hex()}.card", _text(card.armored()))
+        self._member(bundle, "envelopes.jsonl", self._envelopes)
+        self._member(bundle, "receipts.jsonl", self._receipts)
+        self._member(bundle, "checkpoints.jsonl", self._checkpoints)
+        self._member(bundle, "annotations.jsonl", self._annotated)
+        self._member(bundle, "held.jsonl", self._held)
+        for sha256 in sorted(self.wanted):
+            path = files / sha256.hex() if files is not None else None
+            if path is not None and path.is_file():  # named by its hash: checked on verify
+                bundle.write(path, f"files/{sha256.hex()}", compress_type=zipfile.ZIP_STORED)
+                self.counts["files"] += 1
+        cards, timeline = self.cards, self.timeline
+        self._member(
+            bundle, "transcript.html", lambda f: write_html(f, self.link_id, cards, timeline)
+        )
+        self._member(bundle, "transcript.pdf", lambda f: _pdf(f, self.link_id, cards, timeline))
+        ranged = self.since_ns is not None or self.until_ns is not None
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "link_id": self.link_id.hex(),
+            "exported_by": self.ours.fingerprint.hex(),
+            "exported_ns": exported_ns,
+            "range": {"since_ns": self.since_ns, "until_ns": self.until_ns} if ranged else None,
+            "counts": self.counts,
+            "members": self.members,
+        }
+        manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
+        bundle.writestr("manifest.json", manifest_bytes)
+        bundle.writestr("manifest.sig", self.identity.sign(MANIFEST_PURPOSE, manifest_bytes))
+
+    def _member(
+        self, bundle: zipfile.ZipFile, name: str, write: Callable[[_Hashed], object]
+    ) -> None:
+        with bundle.open(name, "w") as raw:
+            hashed = _Hashed(raw)
+            write(hashed)
+        self.members[name] = hashed.digest.hexdigest()
+
+    def _in_range(self, sent_ns: int) -> bool:
+        return (self.since_ns is None or sent_ns >= self.since_ns) and (
+            self.until_ns is None or sent_ns <= self.until_ns
+        )
+
+    def _envelopes(self, f: _Hashed) -> None:
+        for direction in (0, 1):
+            ours = direction == self.our_direction
+            table, sender = ("outbox", self.ours) if ours else ("inbox", self.peer)
+            for lane, seq, data in self.store.all_envelopes(self.link_id, table):
+                envelope = decode_envelope(bytes(data), None)
+                if not self._in_range(envelope.body.sent_ns):
+                    continue
+                f.write(_line({"direction": direction, "lane": lane, "seq": seq}, data))
+                self.segments.add(direction, lane, seq)
+                self.wanted.update(a.sha256 for a in envelope.body.attachments)
+                said = [] if ours else self.annotations.get((lane, seq), [])
+                entry = Entry.of(sender.body.name, envelope, translations_of(said))
+                self.timeline.add(direction, lane, entry)
+                self.counts["envelopes"] += 1
+
+    def _receipts(self, f: _Hashed) -> None:
+        receipt = self.store.stored_receipt(self.link_id)
+        if receipt is not None:  # the peer's, for our envelopes
+            f.write(_line({"direction": self.our_direction}, receipt))
+            self.counts["receipts"] += 1
+
+    def _checkpoints(self, f: _Hashed) -> None:
+        for origin, data in self.store.stored_checkpoints(self.link_id):
+            direction = self.our_direction if origin == "local" else 1 - self.our_direction
+            f.write(_line({"signer_direction": direction}, data))
+            self.counts["checkpoints"] += 1
+
+    def _annotated(self, f: _Hashed) -> None:  # ours, about the peer's envelopes
+        for found in self.annotations.values():
+            for a in found:
+                if self.segments.holds(a.body.direction, a.body.lane, a.body.seq):
+                    f.write(_line({}, a.signed.to_bytes()))
+                    self.counts["annotations"] += 1
+
+    def _held(self, f: _Hashed) -> None:
+        for row in self.store.all_attachments(self.link_id):
+            direction = self.our_direction if row.side == "out" else 1 - self.our_direction
+            if row.statement is not None and self.segments.holds(direction, row.lane, row.seq):
+                f.write(_line({"side": row.side}, row.statement))
+                self.counts["held"] += 1
+
+
+def _text(text: str) -> Callable[[_Hashed], object]:
+    return lambda f: f.write(text.encode())
+
+
+def _annotations(
+    store: SqlStore, link_id: bytes, identity: StationIdentity
+) -> dict[tuple[int, int], list[Annotation]]:
+    """Our annotations, by the (lane, seq) of the peer's envelope they are about."""
+    found: dict[tuple[int, int], list[Annotation]] = {}
+    for statement in store.all_annotations(link_id):
+        a = Annotation.verify(Signed.from_bytes(statement), identity.public)
+        found.setdefault((a.body.lane, a.body.seq), []).append(a)
+    return found
+
+
+def _pdf(out: _Hashed, link_id: bytes, cards: list[SignedCard], timeline: Timeline) -> None:
+    from hotline.archive.pdf import PdfEntry, PdfTranslation, write_pdf  # noqa: PLC0415 - heavy
+
+    entries = (
+        PdfEntry(
+            e.sent_ns,
+            e.sender,
+            e.lane,
+            e.seq,
+            e.kind,
+            e.language,
+            e.text,
+            e.acknowledges,
+            e.attachments,
+            [PdfTranslation(t.language, t.text, t.status) for t in e.translations],
+        )
+        for e in timeline.merged()
+    )
+    names = " and ".join(c.body.name for c in cards)
+    stations = [(c.body.name, c.fingerprint.hex()) for c in cards]
+    write_pdf(out, f"Hotline transcript: {names}", link_id, stations, entries)  # type: ignore[arg-type]
+
+
+def _line(fields: dict[str, Any], signed: bytes) -> bytes:
+    record = {**fields, "signed": base64.b64encode(bytes(signed)).decode("ascii")}
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
