@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,33 @@ def test_files_arrive_whole_are_signed_for_and_count_in_delivery(
     held = _held_statements(london)
     assert sorted(sha.hex() for sha, _ in held) == sorted(u["sha256"] for u in uploaded)
     assert not list((moscow.data.path / "attachments" / "partial").iterdir())
+
+
+def test_the_cli_uploads_with_a_progress_bar_and_waits_for_delivery(
+    stations: tuple[StationProcess, StationProcess], tmp_path: Path
+) -> None:
+    london, moscow = stations
+    _start(london, moscow)
+    photo = tmp_path / "фото.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(3 * MiB))
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline", "send", "--data-dir", str(london.data.path),
+         "Фото прилагается", "--lang", "ru", "--attach", str(photo), "--wait"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "upload фото.png" in done.stdout
+    assert "delivered: ROUTINE" in done.stdout
+    arrived = next(m for m in _box(moscow, "inbox") if m["text"] == "Фото прилагается")
+    assert arrived["attachments"][0]["media_type"] == "image/png"
+    assert arrived["files_held"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "hotline", "send", "--data-dir", str(london.data.path), "x",
+         "--attach", str(tmp_path / "nothing.pdf")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode != 0
+    assert "no such file" in missing.stderr
 
 
 @pytest.mark.parametrize("victim", ["receiver", "sender"])

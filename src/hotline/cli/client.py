@@ -4,19 +4,31 @@ ack, status, paths. They read the API address from station.toml and the token fr
 from __future__ import annotations
 
 import json
+import mimetypes
 import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
 from hotline.errors import ConfigError, HotlineError
 
 LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+_BAR = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
 TIMEOUT_S = 30.0
 
 
@@ -24,7 +36,13 @@ class ApiError(HotlineError):
     """The station answered with an error, or could not be reached."""
 
 
-def _call(data: Path | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(
+    data: Path | None,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    content: Iterator[bytes] | None = None,
+) -> Any:
     directory = data_dir(data)
     address = directory.config().api.listen
     token = directory.token_file.read_text().strip() if directory.token_file.exists() else ""
@@ -33,8 +51,9 @@ def _call(data: Path | None, method: str, path: str, body: dict[str, Any] | None
             method,
             f"http://{address}{path}",
             json=body,
+            content=content,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT_S,
+            timeout=TIMEOUT_S if content is None else None,  # an upload takes what it takes
         )
     except httpx.HTTPError as exc:
         raise ApiError(
@@ -72,23 +91,74 @@ def send(
     ),
     kind: str = typer.Option("principal", "--type", "-t", help="principal, service or test."),
     lang: str = typer.Option("en", "--lang", help="The language of the text (BCP 47)."),
+    attach: list[Path] = typer.Option(
+        [], "--attach", "-a", help="A file to send with it (repeat for more)."
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", "-w", help="Follow the files until the peer holds them all."
+    ),
     link: str | None = LINK_OPTION,
     data: Path | None = DATA_DIR_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Send a message; returns once the station has made it durable (accepted)."""
+    """Send a message; returns once the station has made it durable (accepted). Files are
+    uploaded to the station first, with a progress bar; --wait then shows each file's way to
+    the peer, until the peer has signed for it."""
     if precedence.upper() not in LANES:
         raise ConfigError(f"precedence is one of {', '.join(LANES)}, not {precedence!r}")
+    for path in attach:
+        if not path.is_file():
+            raise ConfigError(f"--attach {path}: no such file")
     body = (
         text if text is not None else file.read_text(encoding="utf-8") if file else sys.stdin.read()
     )
     name = _only_link(data, link)
-    message = {"text": body, "lane": precedence.upper(), "type": kind.lower(), "language": lang}
+    files = [_upload(data, path, quiet=as_json) for path in attach]
+    message = {"text": body, "lane": precedence.upper(), "type": kind.lower(), "language": lang,
+               "attachments": files}  # fmt: skip
     result = _call(data, "POST", f"/api/v1/links/{name}/messages", message)
     if as_json:
         print(json.dumps(result))
     else:
         console.print(f"accepted: {result['lane']} {result['seq']} to {name}")
+    if wait and files:
+        _follow(data, name, result["lane"], result["seq"], quiet=as_json)
+
+
+def _upload(data: Path | None, path: Path, quiet: bool) -> dict[str, str]:
+    """Stream a file to the station, a megabyte at a time, with a progress bar."""
+    size = path.stat().st_size
+    with Progress(*_BAR, console=console, disable=quiet) as progress:
+        task = progress.add_task(f"upload {path.name}", total=size)
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as f:
+                while block := f.read(1024 * 1024):
+                    progress.advance(task, len(block))
+                    yield block
+
+        uploaded = _call(data, "POST", "/api/v1/attachments", content=chunks())
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return {"sha256": uploaded["sha256"], "name": path.name, "media_type": media_type}
+
+
+def _follow(data: Path | None, name: str, lane: str, seq: int, quiet: bool) -> None:
+    """Show how much of each file the peer holds, until it has signed for every one."""
+    with Progress(*_BAR, console=console, disable=quiet) as progress:
+        tasks: dict[str, TaskID] = {}
+        while True:
+            message = _call(data, "GET", f"/api/v1/links/{name}/outbox/{lane}/{seq}")
+            for a in message["attachments"]:
+                if a["sha256"] not in tasks:
+                    tasks[a["sha256"]] = progress.add_task(
+                        f"to {name}: {a['name']}", total=a["size"]
+                    )
+                progress.update(tasks[a["sha256"]], completed=a.get("held", 0))
+            if message["files_held"]:
+                break
+            time.sleep(0.25)
+    if not quiet:
+        console.print(f"delivered: {lane} {seq}; {name} holds every file and signed for each")
 
 
 def _messages(data: Path | None, link: str | None, box: str, limit: int, as_json: bool) -> None:

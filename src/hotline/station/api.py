@@ -271,6 +271,8 @@ async def with_file_states(
     it; a sent message with files counts as delivered only when every one is held."""
     link_id, transfers = runtime.link.config.link_id, runtime.transfers
     keys = [(Lane[m["lane"]], m["seq"]) for m in messages if m["attachments"]]
+    for m in messages:
+        m["files_held"] = True  # until a file says otherwise: a message without any is whole
     if not keys:
         return messages
     rows = await runtime.store.call(
@@ -340,28 +342,7 @@ def _make_fastapi(station: Station) -> FastAPI:
         status, answer = await accept_message(link_of(name), name, await request.body())
         return Response(answer, status, media_type="application/json")
 
-    @app.post(
-        "/api/v1/attachments",
-        status_code=201,
-        response_model=Uploaded,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                },
-            }
-        },
-    )
-    async def upload(request: Request) -> Uploaded:
-        """Upload a file, to name in a message by its SHA-256. The same bytes uploaded twice
-        are one file."""
-        return await upload_file(station.files, request)
-
-    @app.get("/api/v1/attachments/{sha256}", response_class=FileResponse)
-    async def download(sha256: str) -> FileResponse:
-        """A file held whole here: sent from here, or received and checked against its hash."""
-        return download_file(station.files, sha256, "application/octet-stream", sha256)
+    _add_file_routes(app, station)
 
     @app.get("/api/v1/links/{name}/outbox")
     async def outbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -378,6 +359,21 @@ def _make_fastapi(station: Station) -> FastAPI:
             for _lane, _seq, _type, accepted, receipted, acked, data in rows
         ]
         return await with_file_states(runtime, "out", messages)
+
+    @app.get("/api/v1/links/{name}/outbox/{lane}/{seq}")
+    async def sent_message(name: str, lane: LaneName, seq: int) -> dict[str, Any]:
+        """One sent message, with how far each of its files has come."""
+        runtime = link_of(name)
+        link_id, me = runtime.link.config.link_id, runtime.link.config.identity.public
+        if not 1 <= seq < 2**63:
+            raise HTTPException(404, f"no message {lane} {seq} sent on {name!r}")
+        data = await runtime.store.call(lambda s: s.outbound(link_id, Lane[lane], seq))
+        if data is None:
+            raise HTTPException(404, f"no message {lane} {seq} sent on {name!r}")
+        [message] = await with_file_states(
+            runtime, "out", [envelope_json(decode_envelope(data, me))]
+        )
+        return message
 
     @app.get("/api/v1/links/{name}/inbox")
     async def inbox(name: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -419,6 +415,31 @@ def _make_fastapi(station: Station) -> FastAPI:
         return StreamingResponse(_event_stream(station, request), media_type="text/event-stream")
 
     return app
+
+
+def _add_file_routes(app: FastAPI, station: Station) -> None:
+    @app.post(
+        "/api/v1/attachments",
+        status_code=201,
+        response_model=Uploaded,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
+    async def upload(request: Request) -> Uploaded:
+        """Upload a file, to name in a message by its SHA-256. The same bytes uploaded twice
+        are one file."""
+        return await upload_file(station.files, request)
+
+    @app.get("/api/v1/attachments/{sha256}", response_class=FileResponse)
+    async def download(sha256: str) -> FileResponse:
+        """A file held whole here: sent from here, or received and checked against its hash."""
+        return download_file(station.files, sha256, "application/octet-stream", sha256)
 
 
 async def _event_stream(station: Station, request: Request) -> AsyncIterator[str]:
