@@ -121,7 +121,7 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
     try:
         yield _sse("board", views.board(station))
         last_board, board_due = time.monotonic(), False
-        last_nudge, nudges = 0.0, set()  # "message" and "draft": each page reload costs queries
+        last_nudge, nudges = 0.0, set()  # "message", "draft", "detail": each reload costs queries
         while (
             not await request.is_disconnected()
             and console.sessions.peek(token)
@@ -136,6 +136,8 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
                 nudges.add("message")
             elif kind == "drafts":
                 nudges.add("draft")
+            elif kind in ("attachment", "annotation"):  # a file moved, a translation was signed
+                nudges.add("detail")
             elif kind == "alarms":  # raised, cleared, silenced: at once, never held back
                 board_due, last_board = True, 0.0
             elif kind in _BOARD_EVENTS:

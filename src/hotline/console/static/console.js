@@ -58,6 +58,14 @@ const WORDS = {
     flash_more: "{n} more FLASH message(s) waiting", flash_silenced: "Sound off: this stays until acknowledged",
     err_http: "Error {status}: {detail}", err_network: "Cannot reach the station",
     err_forbidden: "Not allowed for your role", err_bad_event: "Unreadable update from the station",
+    files: "Files", file_held: "held whole", file_waiting: "{held} of {size}", file_download: "Download",
+    uploading: "uploading {name}", uploaded: "{name}: ready to send", machine: "Machine draft",
+    machine_by: "MACHINE DRAFT — {engine}; not checked by a person", machine_ask: "Ask the engine ({engine})",
+    use_draft: "Start from this draft", translate_title: "Your translation", translate_save: "Save translation",
+    translated_by: "translated by {who} ({role})", reviewed_by: "reviewed by {who}", certified_by: "CERTIFIED by {who}",
+    not_reviewed: "not yet reviewed", review: "Mark as reviewed", certify: "Certify", target: "Into",
+    glossary: "Glossary of this link", glossary_add: "Add term", glossary_none: "No terms yet",
+    term_source: "Term", term_target: "Rendered as", delete: "Remove", remark: "Remark (optional)",
   },
   ru: {
     title: "Консоль Hotline", console: "консоль", login_name: "Имя", login_password: "Пароль",
@@ -119,6 +127,14 @@ const WORDS = {
     flash_silenced: "Звук выключен: окно останется до подтверждения получения", err_http: "Ошибка {status}: {detail}",
     err_network: "Нет связи со станцией", err_forbidden: "Вашей роли это не разрешено",
     err_bad_event: "Станция прислала нечитаемое обновление",
+    files: "Файлы", file_held: "получен полностью", file_waiting: "{held} из {size}", file_download: "Скачать",
+    uploading: "загрузка: {name}", uploaded: "{name}: готов к отправке", machine: "Машинный черновик",
+    machine_by: "МАШИННЫЙ ЧЕРНОВИК — {engine}; человеком не проверен", machine_ask: "Запросить черновик ({engine})",
+    use_draft: "Взять за основу", translate_title: "Ваш перевод", translate_save: "Сохранить перевод",
+    translated_by: "перевёл(а) {who} ({role})", reviewed_by: "проверил(а) {who}", certified_by: "ЗАВЕРЕНО: {who}",
+    not_reviewed: "ещё не проверен", review: "Отметить как проверенный", certify: "Заверить", target: "На язык",
+    glossary: "Глоссарий линии", glossary_add: "Добавить термин", glossary_none: "Терминов пока нет",
+    term_source: "Термин", term_target: "Передаётся как", delete: "Удалить", remark: "Замечание (необязательно)",
   },
 };
 
@@ -134,7 +150,9 @@ const S = {
   lang: navigator.language?.startsWith("ru") ? "ru" : "en", me: null, board: null, view: "board", link: "",
   traffic: null, open: null, drafts: [], notes: [], audit: [], operators: [], lastDraft: null, seen: null,
   filters: { lane: new Set(LANES), type: new Set(TYPES) }, es: null, lastEvent: 0, retry: 0, flashId: null,
+  detail: null, glossary: [], uploads: [],
 };
+const PREVIEW = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]); // the station serves these inline
 
 // ---- Helpers: words, DOM building, time. ----
 const $ = (sel) => document.querySelector(sel);
@@ -359,6 +377,7 @@ function connectEvents() {
     if (["traffic", "message"].includes(S.view)) run(() => loadTraffic(true));
   });
   es.addEventListener("draft", () => { alive(); run(() => load("drafts", true)); });
+  es.addEventListener("detail", () => { alive(); if (S.view === "message") run(() => loadDetail(true)); });
 }
 
 function closeEvents() {
@@ -735,7 +754,22 @@ function renderGaps(p, gaps) {
 // ---- One message in full: the original text is the point; the rest is its provenance. ----
 function openMessage(m) {
   S.open = m;
+  S.detail = null;
   show("message");
+  run(() => loadDetail());
+}
+
+// The message with its files and translations, from the station (the traffic list has neither).
+async function loadDetail(background = false) {
+  const o = S.open;
+  if (!o) return;
+  const link = o.link ?? S.link;
+  const path = `/console/messages/${enc(link)}/${o.direction}/${o.lane}/${enc(o.seq)}`;
+  const [detail, glossary] = await Promise.all([api("GET", path, null, background),
+    o.direction === "in" ? api("GET", `/console/glossary/${enc(link)}`, null, background) : []]);
+  if (S.open !== o) return;
+  Object.assign(S, { detail, glossary });
+  if (S.view === "message") renderMessage();
 }
 
 function renderMessage() {
@@ -755,8 +789,128 @@ function renderMessage() {
       fact("col_state", word("step_", m.state)),
       fact("hash", el("span", { class: "mono hash", text: m.hash ?? "—" })), fact("col_journey", journey(m))),
     el("p", { class: "verified", text: t("verified") }),
-    el("section", { class: "translations" }, el("h3", { text: t("translations") }),
-      el("p", { class: "muted", text: t("translations_none") })));
+    filesSection(m), m.direction === "in" ? translationsSection(m) : null,
+    m.direction === "in" ? glossarySection(m) : null);
+}
+
+const bytes = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+
+// Each file: how far it has come (to the peer, or to us), a download once held, a picture shown.
+function filesSection(m) {
+  const files = S.detail?.attachments ?? m.attachments ?? [];
+  if (!files.length) return null;
+  const link = m.link ?? S.link;
+  return el("section", { class: "files" }, el("h3", { text: t("files") }), el("ul", {}, files.map((f, i) => {
+    const whole = f.held_whole || (m.direction === "out" && f.held == null);
+    const url = `/console/files/${enc(link)}/${m.direction}/${m.lane}/${enc(m.seq)}/${i}`;
+    const mine = m.direction === "out"; // our own copy is whole from the start
+    return el("li", { "data-file": f.sha256 },
+      el("strong", { text: f.name }), ` · ${bytes(f.size)} · `, el("span", { class: "mono", text: f.media_type }), " ",
+      el("progress", { max: f.size || 1, value: whole ? f.size || 1 : f.held ?? 0 }), " ",
+      el("span", { text: whole ? t("file_held") : t("file_waiting", { held: bytes(f.held ?? 0), size: bytes(f.size) }) }),
+      " ", mine || whole ? el("a", { href: url, download: f.name, text: t("file_download") }) : null,
+      PREVIEW.has(f.media_type) && (mine || whole) ? el("div", {}, el("img", { class: "preview", src: url, alt: f.name })) : null);
+  })));
+}
+
+// Translations of a received message: the original stays above, untouched; each translation says
+// who made it, who checked it and whether it is certified; a machine draft says it is one.
+function translationsSection(m) {
+  const notes = S.detail?.annotations ?? [], me = S.me?.operator;
+  const reviews = notes.filter((a) => a.kind === "review"), certs = notes.filter((a) => a.kind === "certification");
+  const link = m.link ?? S.link, base = `/console/messages/${enc(link)}/in/${m.lane}/${enc(m.seq)}`;
+  const items = notes.filter((a) => a.kind === "translation" || a.kind === "machine").map((a) => {
+    const by = reviews.filter((r) => r.refers === a.hash), cert = certs.find((c) => c.refers === a.hash);
+    const status = a.kind === "machine" ? [el("span", { class: "tag machine", text: t("machine_by", { engine: a.engine }) })]
+      : [el("span", { text: t("translated_by", { who: a.person, role: word("role_", a.role) }) }), " · ",
+        by.length ? el("span", { text: t("reviewed_by", { who: by.map((r) => r.person).join(", ") }) }) : el("span", { class: "warn", text: t("not_reviewed") }),
+        cert ? el("strong", { class: "certified", text: ` · ${t("certified_by", { who: cert.person })}` }) : null];
+    const act = (key, what) => button("quiet", key, (e) => run(async () => {
+      await api("POST", `${base}/translations/${a.hash}/${what}`, { remark: "" });
+      await loadDetail();
+    }, e.currentTarget));
+    return el("li", { class: `annotation ${a.kind}`, "data-hash": a.hash },
+      el("pre", { class: "fulltext", lang: a.language, text: a.text }),
+      el("p", { class: "muted" }, `${a.language} · `, ...status),
+      el("div", { class: "actions" },
+        a.kind === "machine" && can("translate") ? button("quiet", "use_draft", () => { $("#translation-text").value = a.text; }) : null,
+        a.kind === "translation" && can("review") && a.person !== me && !by.some((r) => r.person === me) ? act("review", "review") : null,
+        a.kind === "translation" && can("certify") && a.person !== me && by.length && !cert ? act("certify", "certify") : null));
+  });
+  const target = el("input", { id: "translation-language", value: m.language === "ru" ? "en" : "ru", size: 6, "aria-label": t("target") });
+  const text = el("textarea", { id: "translation-text", rows: 6 });
+  const engine = S.detail?.engine;
+  return el("section", { class: "translations" }, el("h3", { text: t("translations") }),
+    items.length ? el("ul", {}, items) : el("p", { class: "muted", text: t("translations_none") }),
+    can("translate") ? el("form", { class: "translate", onsubmit: (e) => { e.preventDefault();
+      run(async () => {
+        await api("POST", `${base}/translations`, { language: target.value, text: text.value });
+        await loadDetail();
+      }, e.submitter); } },
+    el("h4", { text: t("translate_title") }), el("label", {}, `${t("target")} `, target), text,
+    el("div", { class: "actions" }, el("button", { type: "submit", class: "primary", text: t("translate_save") }),
+      engine ? button("quiet", "machine_ask", (e) => run(async () => {
+        await api("POST", `${base}/machine`, { target: target.value });
+        await loadDetail();
+      }, e.currentTarget), { text: t("machine_ask", { engine }) }) : null)) : null);
+}
+
+function glossarySection(m) {
+  const link = m.link ?? S.link;
+  const rows = S.glossary.map((g) => el("tr", {},
+    el("td", { lang: g.source_language, text: `${g.source} (${g.source_language})` }),
+    el("td", { lang: g.target_language, text: `${g.target} (${g.target_language})` }),
+    el("td", { class: "muted", text: g.note }),
+    el("td", {}, can("translate") ? button("quiet", "delete", (e) => run(async () => {
+      await api("DELETE", `/console/glossary/${enc(link)}/${g.id}`);
+      await loadDetail();
+    }, e.currentTarget)) : null)));
+  const source = el("input", { "aria-label": t("term_source"), placeholder: t("term_source") });
+  const target = el("input", { "aria-label": t("term_target"), placeholder: t("term_target") });
+  const into = m.language === "ru" ? "en" : "ru";
+  return el("section", { class: "glossary" }, el("h3", { text: t("glossary") }),
+    rows.length ? el("table", {}, el("tbody", {}, rows)) : el("p", { class: "muted", text: t("glossary_none") }),
+    can("translate") ? el("form", { onsubmit: (e) => { e.preventDefault(); run(async () => {
+      await api("POST", `/console/glossary/${enc(link)}`, { source_language: m.language, source: source.value,
+        target_language: into, target: target.value });
+      await loadDetail();
+    }, e.submitter); } }, source, " → ", target, " ",
+    el("button", { type: "submit", class: "quiet", text: t("glossary_add") })) : null);
+}
+
+// ---- Files to send: each uploaded at once, with its progress, and named in the draft. ----
+function uploadFiles(list) {
+  for (const file of list) {
+    const entry = { name: file.name, size: file.size, sent: 0, ref: null };
+    S.uploads.push(entry);
+    const xhr = new XMLHttpRequest(); // fetch() cannot report an upload's progress
+    xhr.open("POST", "/console/files");
+    xhr.setRequestHeader("X-CSRF-Token", S.me?.csrf ?? "");
+    xhr.upload.onprogress = (e) => { entry.sent = e.loaded; renderUploads(); };
+    xhr.onload = () => {
+      if (xhr.status === 201) {
+        const r = JSON.parse(xhr.responseText);
+        entry.ref = { sha256: r.sha256, name: file.name, media_type: file.type || "application/octet-stream" };
+      } else {
+        S.uploads.splice(S.uploads.indexOf(entry), 1);
+        let detail = xhr.statusText;
+        try { detail = detailOf(JSON.parse(xhr.responseText)); } catch { /* keep the status text */ }
+        say(t("err_http", { status: xhr.status, detail }));
+      }
+      renderUploads();
+    };
+    xhr.onerror = () => { S.uploads.splice(S.uploads.indexOf(entry), 1); say(t("err_network")); renderUploads(); };
+    xhr.send(file);
+  }
+  renderUploads();
+}
+
+function renderUploads() {
+  $("#compose-uploads").replaceChildren(...S.uploads.map((u) => el("li", {},
+    el("progress", { max: u.size || 1, value: u.ref ? u.size || 1 : u.sent }), " ",
+    u.ref ? t("uploaded", { name: u.name }) : t("uploading", { name: u.name }), " ",
+    button("quiet", "delete", () => { S.uploads.splice(S.uploads.indexOf(u), 1); renderUploads(); }))));
+  $("#compose-submit").disabled = S.uploads.some((u) => !u.ref) || !checkText.ok;
 }
 
 // ---- Compose: check the text as it is typed, so mistakes are caught before a supervisor sees them. ----
@@ -777,16 +931,21 @@ function checkText() {
   if (items.length === 1) items.push([t("check_ok"), "ok"]);
   $("#compose-check").replaceChildren(...items.map(([s, kind]) => el("li", { class: kind, text: s })));
   const ok = !items.some(([, kind]) => kind === "bad");
-  $("#compose-submit").disabled = !ok;
+  checkText.ok = ok;
+  $("#compose-submit").disabled = !ok || S.uploads.some((u) => !u.ref);
   return ok;
 }
 
 async function submitDraft() {
   if (!checkText()) return;
   const body = { link: $("#compose-link").value, lane: $("#compose-lane").value, type: $("#compose-type").value,
-    language: $("#compose-language").value, text: $("#compose-text").value };
+    language: $("#compose-language").value, text: $("#compose-text").value,
+    attachments: S.uploads.filter((u) => u.ref).map((u) => u.ref) };
   S.lastDraft = await api("POST", "/console/drafts", body);
   $("#compose-text").value = "";
+  S.uploads = [];
+  $("#compose-files").value = "";
+  renderUploads();
   renderCompose();
 }
 
@@ -912,6 +1071,7 @@ function init() {
   $("#message-back").addEventListener("click", () => show("traffic"));
   $("#traffic-link").addEventListener("change", (e) => { Object.assign(S, { link: e.target.value, traffic: null }); show("traffic"); });
   $("#compose-text").addEventListener("input", checkText);
+  $("#compose-files").addEventListener("change", (e) => uploadFiles([...e.target.files]));
   onSubmit("#compose-form", submitDraft, "#compose-submit", checkText);
   onSubmit("#shift-form", submitNote, "#shift-submit");
   onSubmit("#op-form", addOperator, "#op-submit");
