@@ -26,8 +26,8 @@ GREETINGS = (
 )
 # Each console gets these people; their passwords are made fresh for each demo.
 STAFF = {
-    "London": [("olga", "operator"), ("sam", "supervisor"), ("ada", "admin")],
-    "Moscow": [("ivan", "operator"), ("nina", "supervisor"), ("boris", "admin")],
+    "London": [("olga", "operator"), ("sam", "supervisor"), ("tom", "translator"), ("ada", "admin")],
+    "Moscow": [("ivan", "operator"), ("nina", "supervisor"), ("vera", "translator"), ("boris", "admin")],
 }
 
 
