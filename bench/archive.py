@@ -7,7 +7,9 @@ the given number of envelopes, 200-byte texts, then the sender signs a checkpoin
 sender's store: `export_bundle`, and `verify_bundle` on the result. Prints `name: value` lines:
 
   archive_envelopes: envelopes in the bundle
-  export_s / export_envelopes_per_s: writing the bundle (streamed from the store)
+  export_s / export_envelopes_per_s: writing the bundle (streamed from the store; no PDF past
+      PDF_AUTO_LIMIT messages)
+  export_with_pdf_s: a bundle of the last PDF_AUTO_LIMIT messages, with its PDF transcript
   verify_s / verify_envelopes_per_s: checking it offline, every signature and chain link
   bundle_mb: its size (MB = 10**6 bytes)
   verify_peak_rss_mb: this process's peak resident set after the verify (the verifier keeps a
@@ -19,17 +21,22 @@ Everything is in the system's temporary directory. Not a test: it asserts nothin
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import resource
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from hotline.archive.bundle import export_bundle, verify_bundle
+from hotline.archive.export import PDF_AUTO_LIMIT
 from hotline.crypto.card import make_card
+from hotline.protocol.envelope import decode_envelope
 from hotline.store.sqlite import SqliteStore
 from link import Pair
 
@@ -38,6 +45,14 @@ S = 1_000_000_000
 
 def emit(name: str, value: object) -> None:
     print(f"{name}: {value}", flush=True)
+
+
+def sent_times(bundle: Path) -> list[int]:
+    with zipfile.ZipFile(bundle) as archive:
+        return [
+            decode_envelope(base64.b64decode(json.loads(line)["signed"]), None).body.sent_ns
+            for line in archive.read("envelopes.jsonl").splitlines()
+        ]
 
 
 def main() -> None:
@@ -63,6 +78,16 @@ def main() -> None:
         identity = pair.configs[0].identity
         counts = export_bundle(pair.stores[0], identity, cards[0], cards[1], out, time.time_ns())
         export_s = time.perf_counter() - started
+        # The PDF transcript is for a time range (export leaves it out past PDF_AUTO_LIMIT
+        # messages): the last PDF_AUTO_LIMIT messages, exported with one.
+        since = sorted(sent_times(out))[-PDF_AUTO_LIMIT]
+        started = time.perf_counter()
+        ranged = export_bundle(
+            pair.stores[0], identity, cards[0], cards[1], Path(tmp) / "range.hotline",
+            time.time_ns(), since_ns=since, pdf="always",
+        )  # fmt: skip
+        emit("export_with_pdf_envelopes", ranged["envelopes"])
+        emit("export_with_pdf_s", f"{time.perf_counter() - started:.2f}")
         pair.close()
         started = time.perf_counter()
         result = verify_bundle(out)

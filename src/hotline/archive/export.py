@@ -30,11 +30,15 @@ from hotline.protocol.envelope import decode_envelope
 from hotline.protocol.statements import Signed
 from hotline.store.base import SqlStore
 
-__all__ = ["FORMAT", "MANIFEST_PURPOSE", "VERSION", "export_bundle"]
+__all__ = ["FORMAT", "MANIFEST_PURPOSE", "PDF_AUTO_LIMIT", "VERSION", "export_bundle"]
 
 FORMAT = "hotline-archive"
 VERSION = 2
 MANIFEST_PURPOSE = "archive-manifest"
+# A PDF is for reading and printing: a crisis, a day, a week. Past this many messages (a link's
+# whole record of years) it would run to thousands of pages and minutes of rendering, so "auto"
+# leaves it out and says so; a time range (--since/--until) or pdf="always" gives one.
+PDF_AUTO_LIMIT = 2_000
 
 
 class _Hashed:
@@ -74,11 +78,16 @@ def export_bundle(
     files: Path | None = None,
     since_ns: int | None = None,
     until_ns: int | None = None,
+    pdf: str = "auto",
 ) -> dict[str, int]:
     """Write the link's record from our store to `out` (a new file); return the counts.
-    `files` is the station's attachments directory: the files held whole there go in."""
+    `files` is the station's attachments directory: the files held whole there go in.
+    `pdf`: "auto" (a PDF transcript up to PDF_AUTO_LIMIT messages), "always" or "never"."""
+    if pdf not in ("auto", "always", "never"):
+        raise ValueError(f"pdf is auto, always or never, not {pdf!r}")
     tmp = out.with_name(f".{out.name}.tmp")
     exporter = _Exporter(store, identity, ours, peer, since_ns, until_ns)
+    exporter.pdf = pdf
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
             exporter.write(bundle, files, exported_ns)
@@ -112,6 +121,7 @@ class _Exporter:
         self.segments = _Segments()
         self.wanted: set[bytes] = set()  # the files the envelopes name
         self.annotations = _annotations(store, self.link_id, identity)
+        self.pdf = "auto"
 
     def write(self, bundle: zipfile.ZipFile, files: Path | None, exported_ns: int) -> None:
         for card in self.cards:
@@ -130,7 +140,11 @@ class _Exporter:
         self._member(
             bundle, "transcript.html", lambda f: write_html(f, self.link_id, cards, timeline)
         )
-        self._member(bundle, "transcript.pdf", lambda f: _pdf(f, self.link_id, cards, timeline))
+        with_pdf = self.pdf == "always" or (
+            self.pdf == "auto" and self.counts["envelopes"] <= PDF_AUTO_LIMIT
+        )
+        if with_pdf:
+            self._member(bundle, "transcript.pdf", lambda f: _pdf(f, self.link_id, cards, timeline))
         ranged = self.since_ns is not None or self.until_ns is not None
         manifest = {
             "format": FORMAT,
@@ -140,6 +154,7 @@ class _Exporter:
             "exported_ns": exported_ns,
             "range": {"since_ns": self.since_ns, "until_ns": self.until_ns} if ranged else None,
             "counts": self.counts,
+            "transcript_pdf": with_pdf,
             "members": self.members,
         }
         manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from hotline.archive.bundle import export_bundle, verify_bundle
+from hotline.archive.export import PDF_AUTO_LIMIT
 from hotline.cli.common import (
     DATA_DIR_OPTION,
     JSON_OPTION,
@@ -49,12 +50,19 @@ def export(
     until: str | None = typer.Option(
         None, "--until", help="Only messages sent until then (ISO 8601, UTC by default)."
     ),
+    pdf: str = typer.Option(
+        "auto",
+        "--pdf",
+        help=f"The PDF transcript: auto (up to {PDF_AUTO_LIMIT:,} messages), always or never.",
+    ),
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     data: Path | None = DATA_DIR_OPTION,
 ) -> None:
     """Write a link's record (envelopes, receipts, checkpoints, translations, files, both cards)
     to a bundle that `hotline verify` checks with no station and no key. The station signs the
     bundle's manifest, so its keystore passphrase is asked for."""
+    if pdf not in ("auto", "always", "never"):
+        raise ConfigError(f"--pdf is auto, always or never, not {pdf!r}")
     since_ns, until_ns = _moment(since, "--since"), _moment(until, "--until")
     if since_ns is not None and until_ns is not None and until_ns < since_ns:
         raise ConfigError("--until is before --since")
@@ -77,7 +85,7 @@ def export(
     try:
         counts = export_bundle(
             store, identity, ours, peer, out, time.time_ns(), directory.path / "attachments",
-            since_ns, until_ns,
+            since_ns, until_ns, pdf,
         )  # fmt: skip
     finally:
         store.close()
