@@ -200,12 +200,22 @@ def _forged_receipt(line: bytes) -> bytes:
     return json.dumps(record).encode()
 
 
+def _drop_flash_3(lines: list[bytes]) -> list[bytes]:
+    """Out of the middle of a chain: London's FLASH 3 (London sent six FLASH messages)."""
+
+    def flash_3(line: bytes) -> bool:
+        record = json.loads(line)
+        return (record["lane"], record["seq"]) == (0, 3)
+
+    return [line for line in lines if not flash_3(line)]
+
+
 TAMPERING = {
     "a byte flipped in an envelope": (
         "envelopes.jsonl", _lines(lambda ls: [ls[0], _flip_signed_byte(ls[1]), *ls[2:]]),
         "envelope 0/",
     ),
-    "an envelope removed": ("envelopes.jsonl", _lines(lambda ls: [*ls[:2], *ls[3:]]), "missing"),
+    "an envelope removed": ("envelopes.jsonl", _lines(_drop_flash_3), "FLASH 4.*3 is missing"),
     "two envelopes swapped": (
         "envelopes.jsonl",
         _lines(lambda ls: [ls[0], ls[2], ls[1], *ls[3:]]),
