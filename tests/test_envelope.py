@@ -159,7 +159,7 @@ def test_any_changed_body_byte_is_refused(position: int, mask: int) -> None:
 
 @given(st.text(min_size=1, max_size=100))
 def test_a_changed_text_is_refused_for_its_signature(text: str) -> None:
-    changed = msgspec.msgpack.encode(_replace(BASE, text=text))
+    changed = encode_body(_replace(BASE, text=text))
     if changed == ENVELOPE.body_bytes:
         return
     with pytest.raises(ProtocolError, match="bad signature"):
@@ -326,11 +326,11 @@ def test_stored_form_that_does_not_decode_is_refused(data: bytes) -> None:
         pytest.param(ENVELOPE.body_bytes[:-1], id="truncated"),
         pytest.param(msgspec.msgpack.encode([*msgspec.structs.astuple(BASE)][:11]), id="11-fields"),
         pytest.param(msgspec.msgpack.encode([*msgspec.structs.astuple(BASE), 0]), id="13-fields"),
-        pytest.param(msgspec.msgpack.encode(_replace(BASE, lane=True)), id="bool-lane"),
-        pytest.param(msgspec.msgpack.encode(_replace(BASE, text=b"bytes")), id="bytes-text"),
-        pytest.param(msgspec.msgpack.encode(_replace(BASE, link_id="x" * 32)), id="text-link-id"),
-        pytest.param(msgspec.msgpack.encode(_replace(BASE, seq=7.0)), id="float-seq"),
-        pytest.param(msgspec.msgpack.encode(_replace(BASE, ref=[0, 1])), id="short-ref"),
+        pytest.param(encode_body(_replace(BASE, lane=True)), id="bool-lane"),
+        pytest.param(encode_body(_replace(BASE, text=b"bytes")), id="bytes-text"),
+        pytest.param(encode_body(_replace(BASE, link_id="x" * 32)), id="text-link-id"),
+        pytest.param(encode_body(_replace(BASE, seq=7.0)), id="float-seq"),
+        pytest.param(encode_body(_replace(BASE, ref=[0, 1])), id="short-ref"),
     ],
 )
 def test_body_that_does_not_decode_is_refused(body_bytes: bytes) -> None:
@@ -413,8 +413,9 @@ MAP = Attachment("карта.png", "image/png", 1_234_567, HASH)
 
 
 def test_attachments_are_signed_in_a_thirteenth_element_only_when_there_are_any() -> None:
-    plain, with_file = Envelope.create(BASE, ALICE), Envelope.create(
-        msgspec.structs.replace(BASE, attachments=(MAP,)), ALICE
+    plain, with_file = (
+        Envelope.create(BASE, ALICE),
+        Envelope.create(msgspec.structs.replace(BASE, attachments=(MAP,)), ALICE),
     )
     assert len(msgspec.msgpack.decode(plain.body_bytes)) == 12, "old envelopes keep their bytes"
     assert len(msgspec.msgpack.decode(with_file.body_bytes)) == 13
@@ -447,3 +448,11 @@ def test_at_most_sixteen_attachments() -> None:
     body = msgspec.structs.replace(BASE, attachments=(MAP,) * 17)
     with pytest.raises(ProtocolError, match="more than 16"):
         Envelope.create(body, ALICE)
+
+
+def test_an_empty_file_list_is_left_out_not_signed() -> None:
+    """One body, one encoding: 13 elements with an empty list is refused, not taken as 12."""
+    thirteen = msgspec.msgpack.encode(BASE)
+    assert thirteen[0] == 0x9D
+    with pytest.raises(ProtocolError, match="empty file list"):
+        Envelope.from_parts(thirteen, ALICE.sign_ed25519("envelope", thirteen), ALICE.public)

@@ -75,7 +75,7 @@ class Verified:
     annotations: int = 0
     held: int = 0
     files: int = 0
-    certified: int = 0  # translations certified
+    certified: int = 0  # distinct translations certified
     agreed: bool = False  # both stations' newest checkpoints name the same eight heads
 
 
@@ -95,7 +95,8 @@ def verify_bundle(path: Path) -> Verified:
         exporter = _signed_manifest(bundle, manifest, cards)
         signers = {d: c.identity for d, c in enumerate(cards)}
         check = _Check(bundle, link_id, signers, {d: c.body.name for d, c in enumerate(cards)})
-        check.result.exported_by, check.ranged = exporter, manifest.get("range") is not None
+        check.range = manifest.get("range") if isinstance(manifest.get("range"), dict) else None
+        check.result.exported_by, check.ranged = exporter, check.range is not None
         check.result.ranged = check.ranged
         check.envelopes()
         check.receipts()
@@ -136,6 +137,8 @@ def _members(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
     listed = manifest.get("members")
     if not isinstance(listed, dict):
         raise ArchiveError("the manifest lists no members")
+    if bool(manifest.get("transcript_pdf")) != ("transcript.pdf" in listed):
+        raise ArchiveError("the manifest's transcript_pdf does not match its members")
     present = set(bundle.namelist())
     for name in sorted(present - set(listed) - {"manifest.json", "manifest.sig"}):
         if not _FILE.fullmatch(name):
@@ -244,6 +247,7 @@ class _Check:
         self.hashes: dict[tuple[int, int, int], bytes] = {}
         self.first: dict[tuple[int, int], int] = {}  # where each lane's piece starts
         self.ranged = False
+        self.range: dict[str, Any] | None = None
         # The files each envelope names, for the Held statements and the files/ members.
         self.named: dict[tuple[int, int, int], tuple[tuple[bytes, int], ...]] = {}
 
@@ -266,6 +270,8 @@ class _Check:
                 self.link_id, direction, lane, seq
             ):  # fmt: skip
                 raise ArchiveError(f"{where}: its signed body says another place")
+            if self.range is not None and not _within(body.sent_ns, self.range):
+                raise ArchiveError(f"{where}: sent outside the bundle's time range")
             starts = last[:2] != (direction, lane)
             expected = last[2] + 1 if not starts else seq if self.ranged else 1
             if seq != expected:
@@ -326,6 +332,7 @@ class _Check:
         certification names an earlier translation of the same envelope, and is not by its
         translator; a certification comes after a review."""
         seen: dict[bytes, Annotation] = {}
+        certified: set[bytes] = set()
         for number, _record, signed in _records(self.bundle, "annotations.jsonl"):
             where = f"annotation (annotations.jsonl line {number})"
             try:
@@ -358,9 +365,13 @@ class _Check:
                 )
                 if a.kind == Kind.CERTIFICATION and not reviewed:
                     raise ArchiveError(f"{where}: certifies a translation nobody reviewed")
-                self.result.certified += a.kind == Kind.CERTIFICATION
+                if a.kind == Kind.CERTIFICATION and body.role != "supervisor":
+                    raise ArchiveError(f"{where}: by a {body.role}, not a supervisor")
+                if a.kind == Kind.CERTIFICATION:
+                    certified.add(body.refers)
             seen[a.hash] = a
             self.result.annotations += 1
+        self.result.certified = len(certified)
 
     def held(self) -> None:
         """Each Held statement signed by the receiver, for a file its envelope names."""
@@ -424,6 +435,11 @@ class _Check:
                     f"{where}: {Lane(lane).name} {head.seq} of direction {direction} is not in "
                     "the bundle"
                 )
+
+
+def _within(sent_ns: int, span: dict[str, Any]) -> bool:
+    since, until = span.get("since_ns"), span.get("until_ns")
+    return (since is None or sent_ns >= since) and (until is None or sent_ns <= until)
 
 
 def _same_envelope(a: Annotation, b: Annotation) -> bool:

@@ -1,7 +1,8 @@
 """Writing a bundle: a link's record from one station's store (docs/archive.md has the format).
 
 Everything streams from the store into the ZIP: envelopes line by line, files in place, the
-transcript merged from per-lane temporary files; memory does not grow with the link. Each
+transcript merged from per-lane temporary files; memory does not grow with the link (but for
+the PDF, which its library builds whole: hence PDF_AUTO_LIMIT). Each
 member's SHA-256 goes into the manifest, and the exporting station signs the manifest (hybrid,
 Ed25519 + ML-DSA-65), so the bundle as a whole is vouched for, not only each record in it.
 

@@ -132,8 +132,8 @@ def verify(
         f"{result.receipts} receipt(s), {result.checkpoints} checkpoints"
     )
     console.print(
-        f"  records     {result.annotations} annotations ({result.certified} certified "
-        f"translations), {result.held} Held statements, {result.files} files, each hash checked"
+        f"  records     {result.annotations} annotations ({result.certified} translations "
+        f"certified), {result.held} Held statements, {result.files} files, each hash checked"
     )
     console.print(
         f"  exported by {result.exported_by}, who signed the manifest and every member's hash"

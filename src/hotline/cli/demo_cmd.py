@@ -1,5 +1,5 @@
 """`hotline demo`: two stations, London and Moscow, as real processes on loopback, paired, each
-with two paths and a console with three operators; they exchange a greeting in each language and
+with two paths and a console with four operators; they exchange a greeting in each language and
 their link tests (every letter of both alphabets), and run until Ctrl-C."""
 
 from __future__ import annotations
@@ -26,8 +26,18 @@ GREETINGS = (
 )
 # Each console gets these people; their passwords are made fresh for each demo.
 STAFF = {
-    "London": [("olga", "operator"), ("sam", "supervisor"), ("tom", "translator"), ("ada", "admin")],
-    "Moscow": [("ivan", "operator"), ("nina", "supervisor"), ("vera", "translator"), ("boris", "admin")],
+    "London": [
+        ("olga", "operator"),
+        ("sam", "supervisor"),
+        ("tom", "translator"),
+        ("ada", "admin"),
+    ],
+    "Moscow": [
+        ("ivan", "operator"),
+        ("nina", "supervisor"),
+        ("vera", "translator"),
+        ("boris", "admin"),
+    ],
 }
 
 

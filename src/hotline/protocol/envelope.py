@@ -176,6 +176,8 @@ class Envelope:
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"envelope does not decode: {exc}") from None
         _check_body(body)
+        if not body.attachments and body_bytes[:1] == bytes([_FIXARRAY_13]):
+            raise ProtocolError(f"envelope {body.lane}/{body.seq}: an empty file list is left out")
         if signer is not None and not signer.verify_ed25519("envelope", body_bytes, signature):
             raise ProtocolError(f"envelope {body.lane}/{body.seq} has a bad signature")
         return cls(body, body_bytes, signature, sha256(body_bytes))

@@ -392,8 +392,11 @@ class Transfers:
         sid = core.carrier() if core is not None else None
         if sid is None:
             return
+        # Every message whose files are not yet signed for: the receiver answers for those it
+        # holds whole and is silent about the rest (it is fetching them), so a Held statement
+        # lost with its session, or before a restart, is asked for again within seconds.
         rows = await self._store(lambda s: s.pending_attachments(self.link_id, "out", 200))
-        asks = sorted({(r.lane, r.seq) for r in rows if r.held > 0 or r.size == 0})
+        asks = sorted({(r.lane, r.seq) for r in rows})
         if asks:
             self.runtime.write_frames(sid, [Ask(lane, seq) for lane, seq in asks[:50]])
 
