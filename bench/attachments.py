@@ -17,7 +17,7 @@ can be compared: they must not grow with the file. Prints `name: value` lines:
   rss_mb_<station>_idle: VmRSS of each station before the transfers
   rss_mb_<station>_peak_small / rss_mb_<station>_peak_full: the largest VmRSS sampled (every
       20 ms) during each transfer
-  cpu_s_<station>_<size>mib: CPU seconds (user + system) each station spent on a transfer
+  cpu_s_<station>_<size>mib: CPU seconds (user, system) each station spent on a transfer
   flash_receipt_ms_during_<size>mib_median / _max: FLASH messages sent every 50 ms while the
       file moves (at most 20): from accepted at London to Moscow's receipt at London
 
@@ -48,9 +48,11 @@ def emit(name: str, value: object) -> None:
     print(f"{name}: {value}", flush=True)
 
 
-def cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def rss_mb(pid: int) -> float:
@@ -65,7 +67,7 @@ class Sampler:
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
-        self.peak = {name: 0.0 for name in pids}
+        self.peak = dict.fromkeys(pids, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -131,7 +133,11 @@ def transfer(
         emit(f"flash_receipt_ms_during_{size // MiB}mib_max", f"{waits[-1]:.1f}")
     seconds = time.perf_counter() - started
     for name, pid in pids.items():
-        emit(f"cpu_s_{name}_{size // MiB}mib", f"{cpu_s(pid) - cpu_before[name]:.2f}")
+        (user, system), (user0, system0) = cpu_s(pid), cpu_before[name]
+        emit(
+            f"cpu_s_{name}_{size // MiB}mib",
+            f"{user - user0:.2f} user, {system - system0:.2f} system",
+        )
     return upload_s, seconds, sampler.stop()
 
 
@@ -153,7 +159,8 @@ def main() -> None:
                 station.start()
             while london.call("GET", "/api/v1/status")["links"][0]["state"] != "UP":
                 time.sleep(0.1)
-            assert london.process is not None and moscow.process is not None
+            assert london.process is not None
+            assert moscow.process is not None
             pids = {"london": london.process.pid, "moscow": moscow.process.pid}
             emit("attachment_mib", full // MiB)
             for name, pid in pids.items():

@@ -124,7 +124,13 @@ class PartialFile:
         self.written += len(data)
 
     def sync(self) -> None:
+        """Make what is written durable, then let the kernel drop it from its cache: the bytes
+        are not read again until the file is whole, and a gigabyte of dirty and cached pages
+        made the kernel spend more time reclaiming memory than the transfer spent on anything
+        else (bench/attachments.py: system time 3.4 s of 4.8 s for 1 GiB)."""
+        written = self.written
         os.fsync(self.fd)
+        os.posix_fadvise(self.fd, 0, written, os.POSIX_FADV_DONTNEED)
 
     def finish(self) -> bool:
         """Durable and checked: move it into place. False (and the bytes dropped, to fetch
