@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -230,3 +232,32 @@ def test_what_a_sender_may_not_send_is_refused_clearly(
     assert sent == [], "nothing refused was sent"
     assert _download(london, "00" * 32).status_code == 404
     assert _download(london, "../station.toml").status_code == 404
+
+
+def _small_files() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8 * MiB, 8 * MiB))
+
+
+def test_a_receiver_that_cannot_write_a_file_says_so_keeps_working_and_resumes_later(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    london.start()
+    moscow.start(preexec=_small_files)  # no file of Moscow's may grow past 8 MiB
+    _wait(lambda: _link(london)["state"] == "UP", "the link UP")
+    data = os.urandom(20 * MiB)
+    sent = _send(london, "Too big for Moscow's disk", [{"sha256": _upload(london, data)["sha256"],
+                                                         "name": "big.bin"}])  # fmt: skip
+    _wait(lambda: "cannot write attachment" in moscow.log_file.read_text(), "the refusal logged")
+    after = _send(london, "Text still goes through", [])
+    _wait(
+        lambda: any(m["text"] == "Text still goes through" for m in _box(moscow, "inbox")),
+        "a text message after the failed write",
+    )
+    assert after["seq"] > sent["seq"]
+    assert not _delivered(london, sent)
+    moscow.kill()
+    moscow.start()  # room again
+    _wait(lambda: _delivered(london, sent), "the file held once Moscow can write it", timeout=90)
+    assert _download(moscow, hashlib.sha256(data).hexdigest()).content == data
