@@ -261,3 +261,31 @@ def test_a_receiver_that_cannot_write_a_file_says_so_keeps_working_and_resumes_l
     moscow.start()  # room again
     _wait(lambda: _delivered(london, sent), "the file held once Moscow can write it", timeout=90)
     assert _download(moscow, hashlib.sha256(data).hexdigest()).content == data
+
+
+def test_a_file_over_the_receivers_limit_is_not_fetched_and_is_on_the_record(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    config = moscow.data.config_file
+    config.write_text(config.read_text().replace("max_size_mib = 100", "max_size_mib = 1"))
+    _start(london, moscow)
+    files = [{"sha256": _upload(london, os.urandom(2 * MiB))["sha256"], "name": "plan.pdf"}]
+    sent = _send(london, "A plan, too large for Moscow", files)
+    _wait(
+        lambda: any(m["text"] == "A plan, too large for Moscow" for m in _box(moscow, "inbox")),
+        "the message itself",
+    )
+
+    def refusals() -> list[str]:
+        store = SqliteStore(moscow.data.store_file)
+        try:
+            rows = store._rows("SELECT detail FROM audit WHERE action = 'attachment refused'")
+            return [str(r[0]) for r in rows]
+        finally:
+            store.close()
+
+    _wait(lambda: bool(refusals()), "the refusal on Moscow's record")
+    assert "over this station's limit" in refusals()[0]
+    assert "plan.pdf" in refusals()[0]
+    assert not _delivered(london, sent), "never counted delivered without the file"

@@ -121,7 +121,7 @@ class Transfers:
 
     def message_received(self, envelope: Envelope) -> None:
         for index in range(len(envelope.body.attachments)):
-            self._expect(envelope, index, 0)
+            self._expect(envelope, index, 0, new=True)
         self._restart_fetches()
 
     def session_ready(self, sid: int) -> None:
@@ -150,18 +150,19 @@ class Transfers:
 
     # -- receiving -------------------------------------------------------------------------------
 
-    def _expect(self, envelope: Envelope, index: int, durable: int) -> None:
+    def _expect(self, envelope: Envelope, index: int, durable: int, new: bool = False) -> None:
         attachment = envelope.body.attachments[index]
         if attachment.size > self.files.max_size:
-            log.error(
-                "link %s: %s %d file %d is %d bytes, over this station's limit of %d: not fetched",
-                self.runtime.link.name,
-                envelope.lane.name,
-                envelope.seq,
-                index,
-                attachment.size,
-                self.files.max_size,
+            detail = (
+                f"{envelope.lane.name} {envelope.seq} file {index} ({attachment.name!r}) is "
+                f"{attachment.size} bytes, over this station's limit of {self.files.max_size}: "
+                "not fetched; raise [attachments] max_size_mib and restart to fetch it"
             )
+            log.error("link %s: %s", self.runtime.link.name, detail)
+            if new:  # on the record once, where the supervisors look (not at every start)
+                self._spawn(self._store(lambda s: s.audit(
+                    self.link_id, "attachment refused", detail, b"", time.time_ns()
+                )))  # fmt: skip
             return
         incoming = self.incoming.get(attachment.sha256)
         if incoming is None:
