@@ -16,7 +16,7 @@ import pytest
 from hotline.crypto.identity import StationIdentity
 from hotline.crypto.session import link_id_for
 from hotline.errors import StoreCorruptError, StoreError
-from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
+from hotline.protocol.envelope import Attachment, Envelope, Lane, MessageType, decode_envelope
 from hotline.protocol.link import LinkCore
 from hotline.protocol.state import AuditRecord, Batch, LinkConfig, LinkState, Output, empty_heads
 from hotline.protocol.statements import Head, Receipt
@@ -617,3 +617,58 @@ def test_audit_records_keep_their_evidence(
     assert [(bytes(r[0]), *r[1:5], bytes(r[5])) for r in rows] == [
         (configs[0].link_id, pair.now, "link", "protocol violation", record.detail, garbage)
     ]
+
+
+# -- attachments, annotations, the glossary: on both backends ------------------------------------
+
+
+def test_files_are_recorded_with_their_envelope_and_signed_for_once(
+    store_factory: OpenStore, configs: tuple[LinkConfig, LinkConfig]
+) -> None:
+    store, (a, _b) = store_factory(), configs
+    store.add_link(a, NOW)
+    core = LinkCore(a, LinkState.new(a), NOW)
+    files = (Attachment("map.png", "image/png", 5_000_000, bytes(32)),
+             Attachment("note.txt", "text/plain", 0, b"\x01" * 32))  # fmt: skip
+    out = core.send(Lane.PRIORITY, MessageType.PRINCIPAL, "en", "two files", NOW, attachments=files)
+    store.commit(a.link_id, out.batch, NOW)
+    rows = store.attachments_of(a.link_id, "out", Lane.PRIORITY, 1)
+    assert [(r.idx, r.name, r.size, r.held, r.delivered) for r in rows] == [
+        (0, "map.png", 5_000_000, 0, False), (1, "note.txt", 0, 0, False)
+    ]  # fmt: skip
+    assert store.sent_file(a.link_id, bytes(32)) == 5_000_000
+    assert store.sent_file(a.link_id, b"\x02" * 32) is None, "only files sent on this link"
+    store.record_progress(a.link_id, "out", bytes(32), 1_000_000)
+    assert store.attachments_of(a.link_id, "out", Lane.PRIORITY, 1)[0].held == 1_000_000
+    store.record_held(a.link_id, "out", [(int(Lane.PRIORITY), 1, 0, b"statement")], NOW + 1)
+    store.record_held(a.link_id, "out", [(int(Lane.PRIORITY), 1, 0, b"another")], NOW + 2)
+    first = store.attachments_of(a.link_id, "out", Lane.PRIORITY, 1)[0]
+    assert (first.statement, first.held, first.held_ns) == (b"statement", 5_000_000, NOW + 1)
+    assert [r.idx for r in store.pending_attachments(a.link_id, "out")] == [1]
+    assert len(list(store.all_attachments(a.link_id))) == 2
+
+
+def test_annotations_and_the_glossary_are_kept(
+    store_factory: OpenStore, configs: tuple[LinkConfig, LinkConfig]
+) -> None:
+    store, (a, _b) = store_factory(), configs
+    store.add_link(a, NOW)
+    for i, kind in enumerate((1, 2, 3)):
+        store.add_annotation(a.link_id, 3, 7, kind, bytes([i]) * 32, b"signed %d" % i, NOW + i)
+    assert store.annotations_of(a.link_id, 3, 7) == [b"signed 0", b"signed 1", b"signed 2"]
+    assert store.annotations_of(a.link_id, 3, 8) == []
+    assert list(store.all_annotations(a.link_id)) == [b"signed 0", b"signed 1", b"signed 2"]
+    with pytest.raises(StoreError):  # one annotation, one hash
+        store.add_annotation(a.link_id, 3, 7, 1, bytes(32), b"again", NOW)
+    store.put_glossary("moscow", "ru", "Иванов", "en", "Ivanov", "", "nina", NOW)
+    store.put_glossary("moscow", "ru", "Иванов", "en", "Ivanov (Deputy Minister)", "title",
+                       "vera", NOW + 1)  # fmt: skip
+    store.put_glossary("moscow", "ru", "Кремль", "en", "the Kremlin", "", "nina", NOW)
+    entries = store.glossary("moscow")
+    assert [(e.source, e.target, e.author) for e in entries] == [
+        ("Иванов", "Ivanov (Deputy Minister)", "vera"), ("Кремль", "the Kremlin", "nina")
+    ]  # fmt: skip
+    assert store.glossary("paris") == []
+    assert store.delete_glossary("moscow", entries[0].id)
+    assert not store.delete_glossary("moscow", entries[0].id)
+    assert [e.source for e in store.glossary("moscow")] == ["Кремль"]
