@@ -1,16 +1,20 @@
-"""Shared fixtures: vector files, a deterministic random source, fresh identities."""
+"""Shared fixtures: vector files, a deterministic random source, fresh identities, a pair of
+station processes, a browser."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from playwright.sync_api import Browser, sync_playwright
 
 from hotline.crypto.identity import StationIdentity
+from hotline.station.launch import StationProcess, make_pair
+from tests.consoledriver import chromium
 
 VECTORS = Path(__file__).parent / "vectors"
 CACOPHONY = VECTORS / "noise" / "cacophony.txt"
@@ -38,3 +42,21 @@ def counter_rng(label: str) -> Callable[[int], bytes]:
 @pytest.fixture
 def make_identity() -> Callable[[], StationIdentity]:
     return lambda: StationIdentity.from_random(os.urandom(96))
+
+
+@pytest.fixture
+def stations(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
+    """Two paired stations, London and Moscow, not started; stopped after the test."""
+    london, moscow = make_pair(tmp_path)
+    yield london, moscow
+    for station in (london, moscow):
+        station.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless, under Playwright: one per test module."""
+    with sync_playwright() as playwright:
+        browser = chromium(playwright)
+        yield browser
+        browser.close()

@@ -12,7 +12,6 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 from hotline.protocol.envelope import decode_envelope
 from hotline.protocol.statements import Signed
 from hotline.protocol.transfer import Held
-from hotline.station.launch import StationProcess, make_pair
+from hotline.station.launch import StationProcess
 from hotline.station.links import load_links
 from hotline.store.sqlite import SqliteStore
 from tests.test_station import (
@@ -34,14 +33,6 @@ from tests.test_station import (
 )
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def stations(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
-    london, moscow = make_pair(tmp_path)
-    yield london, moscow
-    for station in (london, moscow):
-        station.close()
 
 
 def _upload(station: StationProcess, data: bytes) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from hotline.station.launch import make_pair
-from tests.consoledriver import Person, chromium, compose, open_console, show, staff, wait_up
+from tests.consoledriver import Person, compose, open_console, show, staff, wait_up
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +31,6 @@ def desks(
     yield people
     for station in (london, moscow):
         station.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = chromium(playwright)
-        yield browser
-        browser.close()
 
 
 def _no_csp_violations(page: Page, errors: list[str]) -> None:

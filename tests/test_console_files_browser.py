@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from hotline.station.launch import make_pair
-from tests.consoledriver import Person, chromium, open_console, show, staff, wait_up
+from tests.consoledriver import Person, open_console, show, staff, wait_up
 
 
 def _png(width: int, height: int) -> bytes:
@@ -45,14 +45,6 @@ def desks(
     yield people
     for station in (london, moscow):
         station.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = chromium(playwright)
-        yield browser
-        browser.close()
 
 
 def test_a_picture_goes_with_a_message_and_its_translation_is_certified(

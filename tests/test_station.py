@@ -13,31 +13,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from hotline.crypto.session import Initiator, LinkKeys
 from hotline.protocol.envelope import LANES
 from hotline.protocol.state import LinkState
 from hotline.sim.pgserver import ThrowawayPostgres
-from hotline.station.launch import StationProcess, make_pair
+from hotline.station.launch import StationProcess
 from hotline.station.links import load_links
 from hotline.store.sqlite import SqliteStore
 from tests.tcpproxy import TcpProxy
 
 LANE_NAMES = [lane.name for lane in LANES]
-
-
-@pytest.fixture
-def stations(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
-    london, moscow = make_pair(tmp_path)
-    yield london, moscow
-    for station in (london, moscow):
-        station.close()
 
 
 def _start(*stations: StationProcess) -> None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from hotline.console.auth import Session
 from hotline.console.security import (
     Certifier,
     ConsoleDep,
@@ -22,11 +23,10 @@ from hotline.console.security import (
     Translator,
     Viewer,
 )
-from hotline.protocol.annotation import Annotation
+from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.envelope import MAX_TEXT_BYTES, Lane, decode_envelope
 from hotline.station.api import Uploaded, download_file, upload_file, with_file_states
 from hotline.station.events import envelope_json
-from hotline.station.link_runtime import LinkRuntime
 from hotline.station.translation import TranslationRefused
 from hotline.translate import TranslationError
 
@@ -116,16 +116,12 @@ async def _annotated(console: ConsoleDep, work: Any, what: str, person: str) -> 
     return annotation_json(annotation)
 
 
-def _runtime(console: ConsoleDep, name: str) -> LinkRuntime:
-    return console.link(name)
-
-
 @router.post("/messages/{name}/in/{lane}/{seq}/machine", status_code=201)
 async def machine_draft(
     name: str, lane: LaneName, seq: Number, ask: MachineRequest, session: Translator,
     console: ConsoleDep,
 ) -> dict[str, Any]:  # fmt: skip
-    desk, runtime = console.station.translation, _runtime(console, name)
+    desk, runtime = console.station.translation, console.link(name)
     work = desk.machine_draft(runtime, Lane[lane], seq, ask.target, session.operator, session.role)
     return await _annotated(console, work, "machine draft", session.operator)
 
@@ -135,7 +131,7 @@ async def translate(
     name: str, lane: LaneName, seq: Number, new: NewTranslation, session: Translator,
     console: ConsoleDep,
 ) -> dict[str, Any]:  # fmt: skip
-    desk, runtime = console.station.translation, _runtime(console, name)
+    desk, runtime = console.station.translation, console.link(name)
     work = desk.translate(
         runtime, Lane[lane], seq, new.language, new.text, session.operator, session.role
     )
@@ -147,12 +143,7 @@ async def review(
     name: str, lane: LaneName, seq: Number, ref: Hash, remark: Remark, session: Reviewer,
     console: ConsoleDep,
 ) -> dict[str, Any]:  # fmt: skip
-    desk, runtime = console.station.translation, _runtime(console, name)
-    work = desk.review(
-        runtime, Lane[lane], seq, bytes.fromhex(ref), remark.remark, session.operator,
-        session.role,
-    )  # fmt: skip
-    return await _annotated(console, work, "reviewed", session.operator)
+    return await _check(console, Kind.REVIEW, name, lane, seq, ref, remark, session)
 
 
 @router.post("/messages/{name}/in/{lane}/{seq}/translations/{ref}/certify", status_code=201)
@@ -160,12 +151,19 @@ async def certify(
     name: str, lane: LaneName, seq: Number, ref: Hash, remark: Remark, session: Certifier,
     console: ConsoleDep,
 ) -> dict[str, Any]:  # fmt: skip
-    desk, runtime = console.station.translation, _runtime(console, name)
-    work = desk.certify(
-        runtime, Lane[lane], seq, bytes.fromhex(ref), remark.remark, session.operator,
-        session.role,
+    return await _check(console, Kind.CERTIFICATION, name, lane, seq, ref, remark, session)
+
+
+async def _check(
+    console: ConsoleDep, kind: Kind, name: str, lane: LaneName, seq: int, ref: str,
+    remark: Remark, session: Session,
+) -> dict[str, Any]:  # fmt: skip
+    work = console.station.translation.check(
+        kind, console.link(name), Lane[lane], seq, bytes.fromhex(ref), remark.remark,
+        session.operator, session.role,
     )  # fmt: skip
-    return await _annotated(console, work, "certified", session.operator)
+    what = "reviewed" if kind == Kind.REVIEW else "certified"
+    return await _annotated(console, work, what, session.operator)
 
 
 # -- the glossary ------------------------------------------------------------------------------

@@ -108,37 +108,28 @@ class TranslationDesk:
             raise TranslationRefused("a translation needs a text")
         return await self._sign(runtime, envelope, Kind.TRANSLATION, language, text, person, role)
 
-    async def review(
-        self, runtime: LinkRuntime, lane: int, seq: int, refers: bytes, remark: str,
-        person: str, role: str,
+    async def check(
+        self, kind: Kind, runtime: LinkRuntime, lane: int, seq: int, refers: bytes,
+        remark: str, person: str, role: str,
     ) -> Annotation:  # fmt: skip
-        envelope = await self._translatable(runtime, lane, seq)
-        translation = self._translation(await self.annotations(runtime, lane, seq), refers)
-        if translation.body.person == person:
-            raise TranslationRefused(
-                "a translation is reviewed by someone other than its translator"
-            )
-        return await self._sign(
-            runtime, envelope, Kind.REVIEW, translation.body.language, remark, person, role,
-            refers=refers,
-        )  # fmt: skip
-
-    async def certify(
-        self, runtime: LinkRuntime, lane: int, seq: int, refers: bytes, remark: str,
-        person: str, role: str,
-    ) -> Annotation:  # fmt: skip
+        """A review or a certification of one translation: never by its translator, and a
+        certification only of a translation someone has reviewed."""
+        if kind not in (Kind.REVIEW, Kind.CERTIFICATION):
+            raise ValueError(f"{kind!r} does not check a translation")
+        step = "reviewed" if kind == Kind.REVIEW else "certified"
         envelope = await self._translatable(runtime, lane, seq)
         annotations = await self.annotations(runtime, lane, seq)
         translation = self._translation(annotations, refers)
         if translation.body.person == person:
             raise TranslationRefused(
-                "a translation is certified by someone other than its translator"
+                f"a translation is {step} by someone other than its translator"
             )
-        if not any(a.kind == Kind.REVIEW and a.body.refers == refers for a in annotations):
+        reviewed = any(a.kind == Kind.REVIEW and a.body.refers == refers for a in annotations)
+        if kind == Kind.CERTIFICATION and not reviewed:
             raise TranslationRefused("a translation is reviewed before it is certified")
         return await self._sign(
-            runtime, envelope, Kind.CERTIFICATION, translation.body.language, remark, person,
-            role, refers=refers,
+            runtime, envelope, kind, translation.body.language, remark, person, role,
+            refers=refers,
         )  # fmt: skip
 
     # -- helpers ---------------------------------------------------------------------------------
