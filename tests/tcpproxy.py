@@ -22,6 +22,7 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._cut = False
+        self.last_moved = 0.0  # when bytes last went through, either way (time.monotonic)
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -61,6 +62,8 @@ class TcpProxy:
                     first = False
                 sink.sendall(data)
                 moved += len(data)
+                if len(data) > 4096:  # more than heartbeats: traffic
+                    self.last_moved = time.monotonic()
                 if self.rate is not None:  # sleep until the bytes moved fit the rate
                     time.sleep(max(0.0, started + moved / self.rate - time.monotonic()))
         except OSError:
@@ -68,6 +71,10 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
+
+    def moved_recently(self, within_s: float = 0.5) -> bool:
+        """Whether traffic (not only heartbeats) went through in the last `within_s`."""
+        return time.monotonic() - self.last_moved < within_s
 
     def cut(self) -> None:
         """The path dies: stop accepting and reset every connection."""

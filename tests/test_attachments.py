@@ -188,6 +188,38 @@ def test_a_transfer_cut_by_sigkill_resumes_where_it_stood(
     assert len(_held_statements(london)) == 1
 
 
+def test_a_transfer_moves_to_the_other_path_when_its_path_dies(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    dialer, listener = _dialer_and_listener(london, moscow)
+    proxies = _route_through_proxies(dialer, listener, rate=20 * MiB)
+    _start(london, moscow)
+    data = os.urandom(60 * MiB)
+    uploaded = _upload(london, data)
+    sent = _send(london, "Over two paths", [{"sha256": uploaded["sha256"], "name": "f.bin"}])
+
+    def moved() -> int:
+        message = next(m for m in _box(london, "outbox") if m["text"] == "Over two paths")
+        held: int = message["attachments"][0].get("held", 0)
+        return held
+
+    _wait(lambda: moved() >= 16 * MiB, "16 MiB moved")
+    paths = {p["address"]: p["state"] for p in _link(dialer)["paths"]}
+    assert all(state == "UP" for state in paths.values())
+    for proxy in proxies:  # cut the one carrying the file: whichever it is, cut it alone
+        if proxy.moved_recently():
+            proxy.cut()
+            break
+    else:
+        raise AssertionError("no path was carrying the file")
+    _wait(lambda: _delivered(london, sent), "the file held over the other path", timeout=120)
+    assert _download(moscow, uploaded["sha256"]).content == data
+    wants = [int(n) for n in re.findall(r"wants \w+ from byte (\d+)", london.log_file.read_text())]
+    assert wants[0] == 0
+    assert any(n > 0 for n in wants[1:]), f"it went on from where it stood: {wants}"
+
+
 def test_what_a_sender_may_not_send_is_refused_clearly(
     stations: tuple[StationProcess, StationProcess],
 ) -> None:
