@@ -48,9 +48,13 @@ def make_identity() -> Callable[[], StationIdentity]:
 def stations(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
     """Two paired stations, London and Moscow, not started; stopped after the test."""
     london, moscow = make_pair(tmp_path)
-    yield london, moscow
-    for station in (london, moscow):
-        station.close()
+    try:
+        yield london, moscow
+    finally:
+        try:
+            london.close()
+        finally:
+            moscow.close()
 
 
 @pytest.fixture(scope="module")

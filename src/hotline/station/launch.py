@@ -104,10 +104,18 @@ class StationProcess:
         return response.json()
 
     def close(self) -> None:
-        if self.process is not None:
-            self.kill(signal.SIGTERM)
-        if self._client is not None:
-            self._client.close()
+        """Stop the station (SIGTERM; SIGKILL if it has not gone within 30 s) and the client."""
+        try:
+            if self.process is not None:
+                try:
+                    self.kill(signal.SIGTERM)
+                except subprocess.TimeoutExpired:
+                    self.kill(signal.SIGKILL)
+                    raise
+        finally:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
 
 def make_pair(

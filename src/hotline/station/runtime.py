@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import faulthandler
 import fcntl
 import functools
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +45,7 @@ __all__ = ["Station", "open_store"]
 
 log = logging.getLogger("hotline.station")
 TICK_S = 0.25
+SHUTDOWN_GRACE_S = 20.0  # a clean stop takes well under a second; past this, something hangs
 
 
 def open_store(data: DataDir, config: StationConfig) -> SqlStore:
@@ -252,7 +255,17 @@ class Station:
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, self._asked_to_stop)
+
+    def _asked_to_stop(self) -> None:
+        """Stop cleanly; and if that has not finished within SHUTDOWN_GRACE_S, say where it
+        hangs (every thread's stack, in the log) and exit anyway. A station asked to stop must
+        stop: every commit is a transaction, so an exit at any instant loses nothing accepted."""
+        if not self._stop.is_set():
+            watchdog = threading.Timer(SHUTDOWN_GRACE_S, _shutdown_hung)
+            watchdog.daemon = True
+            watchdog.start()
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -290,6 +303,12 @@ class Station:
             await asyncio.wait_for(asyncio.gather(*http_tasks), 5)
         with contextlib.suppress(Exception):
             await self.translation.close()
+
+
+def _shutdown_hung() -> None:
+    log.critical("shutdown did not finish in %.0f s; the threads' stacks follow", SHUTDOWN_GRACE_S)
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(70)  # EX_SOFTWARE
 
 
 def _add_link(store: SqlStore, config: LinkConfig) -> None:
