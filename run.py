@@ -24,9 +24,15 @@ STAMP = VENV / ".hotline-installed"
 
 def _run(*command: str | Path) -> None:
     print("+", " ".join(str(c) for c in command), flush=True)
-    done = subprocess.run([str(c) for c in command], cwd=ROOT, check=False)  # noqa: S603
-    if done.returncode != 0:
-        sys.exit(done.returncode)
+    child = subprocess.Popen([str(c) for c in command], cwd=ROOT)  # noqa: S603
+    while True:
+        try:
+            code = child.wait()
+            break
+        except KeyboardInterrupt:  # Ctrl-C reached the child too: let it stop cleanly
+            continue
+    if code != 0:
+        sys.exit(code)
 
 
 def ensure_venv() -> None:

@@ -16,6 +16,7 @@ from hotline.crypto.identity import StationIdentity
 from hotline.crypto.session import link_id_for
 from hotline.protocol.envelope import ENVELOPE_VERSION, Envelope, EnvelopeBody, Lane, MessageType
 from hotline.protocol.frames import (
+    CheckpointFrame,
     Close,
     EnvelopeFrame,
     Frame,
@@ -300,6 +301,26 @@ def test_checkpoints_are_exchanged_when_traffic_pauses_and_agree() -> None:
     received = [e for e in a.events + b.events if isinstance(e, CheckpointReceived)]
     assert received
     assert received[-1].agreed
+
+
+def test_two_stations_that_disagree_do_not_answer_each_others_checkpoints_forever() -> None:
+    """Views differ while an envelope is on its way (here: lost, not yet resent). Each station
+    answers a repeated checkpoint with its own at most once a heartbeat, so the exchange ends."""
+    a, b = _connected()
+    _send(a, "lost on the way")  # its packets are dropped
+    later = T0 + 2 * SECOND + SECOND // 2  # idle enough for checkpoints; before any resend
+    queue = [(a, b, a.core.tick(later)), (b, a, b.core.tick(later))]
+    checkpoints = 0
+    for _ in range(200):  # bounded: the old behaviour never went quiet
+        if not queue:
+            break
+        sender, receiver, out = queue.pop(0)
+        checkpoints += sum(isinstance(f, CheckpointFrame) for f in _frames(out))
+        for sid, packet in out.packets:
+            queue.append((receiver, sender, receiver.core.receive(sid, packet, later)))
+    assert not queue, "the stations kept answering each other"
+    assert checkpoints <= 4
+    assert not a.core.in_agreement
 
 
 def test_hello_for_another_link_is_refused() -> None:

@@ -316,8 +316,11 @@ class LinkCore:
         heads = (checkpoint.outbound, checkpoint.inbound)
         if heads == self.peer_checkpoint_heads:
             # The peer offers the same checkpoint again: it is not in agreement yet, and may lack
-            # ours. Answer with ours if it is still our view.
-            self._offer_checkpoint(output, sid)
+            # ours. Answer with ours if it is still our view, but not more than once a heartbeat:
+            # two stations whose views differ (traffic in flight) would otherwise answer each
+            # other's answers as fast as the wire allows. The retry in tick() goes on regardless.
+            if self.now_ns - self._checkpoint_sent_ns >= self.timing.heartbeat_ns:
+                self._offer_checkpoint(output, sid)
             return
         if self.peer_checkpoint_heads and _not_newer(heads, self.peer_checkpoint_heads):
             return  # an older checkpoint that another path delivered late

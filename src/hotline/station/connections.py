@@ -47,12 +47,16 @@ class PathManager:
         self._sids = count(1)
         self._last_handshake_ns = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        # Set when the station stops. The loops below check it as well as being cancelled:
+        # on Python 3.11 asyncio.wait_for can swallow a cancellation that meets a completed
+        # read, and a dial loop that missed its cancel kept a station from exiting.
+        self.stopping = False
 
     # -- dialling --------------------------------------------------------------------------------
 
     async def dial_forever(self, link: LinkRuntime, address: str) -> None:
         failures = 0
-        while True:
+        while not self.stopping:
             try:
                 await self._dial(link, address)
                 failures = 0
@@ -143,11 +147,10 @@ class PathManager:
         expires = time.monotonic() + REHANDSHAKE_AFTER_S
         try:
             await link.act(lambda core: core.session_opened(sid, time.time_ns()))
-            while sid in link.connections:
+            while sid in link.connections and not self.stopping:
                 try:
-                    message = await asyncio.wait_for(
-                        read_message(reader), expires - time.monotonic()
-                    )
+                    async with asyncio.timeout(expires - time.monotonic()):
+                        message = await read_message(reader)
                 except TimeoutError:
                     reason = "session renewed: a fresh handshake gives fresh keys"
                     break

@@ -116,6 +116,7 @@ class Station:
         self._stop = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
         self._http_servers: list[uvicorn.Server] = []
+        self._paths: PathManager | None = None
         self.failure: BaseException | None = None
 
     async def run(self) -> None:
@@ -151,7 +152,7 @@ class Station:
         tasks: list[asyncio.Task[None]] = []
         try:
             await self.open()
-            manager = PathManager(list(self.links.values()))
+            manager = self._paths = PathManager(list(self.links.values()))
             await self._listen(manager)
             tasks = self._start_tasks(manager)
             if self.config.console.listen:
@@ -286,6 +287,8 @@ class Station:
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         """Stop taking work, let the transaction in flight finish, close sessions with a reason."""
         log.info("station %s shutting down", self.card.body.name)
+        if self._paths is not None:
+            self._paths.stopping = True
         for http_server in self._http_servers:
             http_server.should_exit = True
         for server in self._servers:
