@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from pypdf import PageObject, PdfReader
 
 from hotline.archive import pdf
-from hotline.archive.pdf import PdfEntry, PdfTranslation, write_pdf
+from hotline.archive.pdf import write_pdf
+from hotline.archive.transcript import Entry, Translation
 from hotline.errors import ConfigError
 from hotline.protocol.envelope import MAX_TEXT_BYTES
 
@@ -69,9 +70,9 @@ def entry(
     language: str = "en",
     acknowledges: str | None = None,
     attachments: tuple[str, ...] = (),
-    translations: tuple[PdfTranslation, ...] = (),
-) -> PdfEntry:
-    return PdfEntry(
+    translations: tuple[Translation, ...] = (),
+) -> Entry:
+    return Entry(
         sent_ns=T0 + minute * MINUTE,
         sender=sender,
         lane=lane,
@@ -88,13 +89,13 @@ def entry(
 ENTRIES = [
     entry(
         0, "Moscow", "FLASH", 3, FLASH_RU, language="ru",
-        translations=(PdfTranslation("en", FLASH_EN, CERTIFIED),),
+        translations=(Translation("en", FLASH_EN, CERTIFIED),),
     ),
     entry(
         1, "London", "FLASH", 1, "Received. Checking now — reply within ten minutes.",
         kind="acknowledgement", acknowledges="FLASH 3",
         translations=(
-            PdfTranslation("ru", "Получено. Проверяем — ответ в течение десяти минут.", DRAFT),
+            Translation("ru", "Получено. Проверяем — ответ в течение десяти минут.", DRAFT),
         ),
     ),
     entry(2, "London", "ROUTINE", 7, "Hourly link test from London.", kind="test"),
@@ -103,14 +104,14 @@ ENTRIES = [
         kind="exercise", language="ru",
         attachments=("map.png (1.2 MB, sha256 ab12cd34ef56…)",),
         translations=(
-            PdfTranslation("en", "EXERCISE. Link check, no reply needed.", CERTIFIED),
-            PdfTranslation("fr", "EXERCICE. Vérification du lien.", DRAFT),
+            Translation("en", "EXERCISE. Link check, no reply needed.", CERTIFIED),
+            Translation("fr", "EXERCICE. Vérification du lien.", DRAFT),
         ),
     ),
     entry(4, "London", "IMMEDIATE", 2, ODD + " " + LONG_WORD + "\r\nnext line"),
     entry(
         5, "Moscow", "ROUTINE", 8, LONG_RU, language="ru",
-        translations=(PdfTranslation("en", LONG_EN, CERTIFIED),),
+        translations=(Translation("en", LONG_EN, CERTIFIED),),
     ),
     entry(6, "Moscow", "ROUTINE", 9, "", kind="service", language="ru"),
 ]  # fmt: skip
@@ -128,7 +129,7 @@ class Rendered:
         return " ".join(self.texts)
 
 
-def render(entries: list[PdfEntry]) -> Rendered:
+def render(entries: list[Entry]) -> Rendered:
     out = io.BytesIO()
     pages = write_pdf(out, "Hotline transcript: London and Moscow", LINK, STATIONS, entries)
     reader = PdfReader(io.BytesIO(out.getvalue()))
@@ -303,7 +304,7 @@ def test_any_text_renders(text: str, label: str) -> None:
     record = [
         entry(
             0, label, label, 1, text, kind=label, language=label, acknowledges=label,
-            attachments=(label,), translations=(PdfTranslation(label, text, label),),
+            attachments=(label,), translations=(Translation(label, text, label),),
         ),
         entry(1, label, "FLASH", 2, text),
     ]  # fmt: skip
@@ -311,22 +312,22 @@ def test_any_text_renders(text: str, label: str) -> None:
     assert rendered.pages == len(rendered.reader.pages) >= 1
 
 
-class _Tracked(PdfEntry):
+class _Tracked(Entry):
     __slots__ = ("__weakref__",)
 
 
 def test_two_thousand_messages_without_keeping_them() -> None:
-    alive: list[weakref.ref[PdfEntry]] = []
+    alive: list[weakref.ref[Entry]] = []
     most_alive = 0
 
-    def messages() -> Iterator[PdfEntry]:
+    def messages() -> Iterator[Entry]:
         nonlocal most_alive
         for i in range(2000):
             if i % 100 == 0:
                 most_alive = max(most_alive, sum(ref() is not None for ref in alive))
             ru = f"Проверка связи номер {i} из Москвы: все пути работают, приём."
             en = f"Link test number {i} from Moscow: all paths are up, over."
-            tr = (PdfTranslation("en", en, CERTIFIED),) if i % 2 else ()
+            tr = (Translation("en", en, CERTIFIED),) if i % 2 else ()
             one = _Tracked(
                 T0 + i * MINUTE, "Moscow", "FLASH" if i % 50 == 0 else "ROUTINE", i + 1,
                 "test", "ru", ru, None, ["log.txt (2 KB, sha256 0f0f…)"] if i % 7 == 0 else [],

@@ -106,7 +106,7 @@ def verify_bundle(path: Path) -> Verified:
         check.files()
         # Last, so that a changed record is named precisely above: whatever else changed (the
         # transcript, a member added) is not what the exporter signed.
-        _members(bundle, manifest)
+        _members(bundle, manifest, check.digests)
         result = check.result
         counts = manifest.get("counts", {})
         found = {"envelopes": result.envelopes, "receipts": result.receipts,
@@ -131,7 +131,7 @@ def _signed_manifest(
     return exporter.body.name
 
 
-def _members(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
+def _members(bundle: zipfile.ZipFile, manifest: dict[str, Any], read: dict[str, str]) -> None:
     """Every member is one the signed manifest lists, with the hash it lists (files are named
     by their hash, checked by `files`)."""
     listed = manifest.get("members")
@@ -146,7 +146,7 @@ def _members(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
     for name, expected in sorted(listed.items()):
         if name not in present:
             raise ArchiveError(f"the bundle has no {name}")
-        if _hash_member(bundle, name) != expected:
+        if (read.get(name) or _hash_member(bundle, name)) != expected:
             raise ArchiveError(f"{name} is not the member the manifest signed (its hash differs)")
 
 
@@ -178,8 +178,13 @@ def _read(bundle: zipfile.ZipFile, name: str) -> bytes:
             raise ArchiveError(f"{name} is damaged: {exc}") from None
 
 
-def _records(bundle: zipfile.ZipFile, name: str) -> Iterator[tuple[int, dict[str, Any], bytes]]:
-    """The member's lines, decoded, one at a time: a record of millions is not read whole."""
+def _records(
+    bundle: zipfile.ZipFile, name: str, digests: dict[str, str]
+) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+    """The member's lines, decoded, one at a time: a record of millions is not read whole.
+    Read to its end, the member's SHA-256 goes into `digests`: the manifest check needs it,
+    and the member need not be read again."""
+    digest = hashlib.sha256()
     with _open(bundle, name) as member:
         number = 0
         while True:
@@ -188,7 +193,9 @@ def _records(bundle: zipfile.ZipFile, name: str) -> Iterator[tuple[int, dict[str
             except _DAMAGE as exc:
                 raise ArchiveError(f"{name} is damaged: {exc}") from None
             if not raw:
+                digests[name] = digest.hexdigest()
                 return
+            digest.update(raw)
             number += 1
             try:
                 record = json.loads(raw)
@@ -248,13 +255,14 @@ class _Check:
         self.first: dict[tuple[int, int], int] = {}  # where each lane's piece starts
         self.ranged = False
         self.range: dict[str, Any] | None = None
+        self.digests: dict[str, str] = {}  # members read whole, by name: their SHA-256
         # The files each envelope names, for the Held statements and the files/ members.
         self.named: dict[tuple[int, int, int], tuple[tuple[bytes, int], ...]] = {}
 
     def envelopes(self) -> None:
         """Every chain, in order, each envelope naming its predecessor."""
         last: tuple[int, int, int] = (-1, -1, 0)  # before any lane
-        for number, record, signed in _records(self.bundle, "envelopes.jsonl"):
+        for number, record, signed in self._records("envelopes.jsonl"):
             direction, lane, seq = record.get("direction"), record.get("lane"), record.get("seq")
             where = f"envelope {direction}/{_lane(lane)} {seq} (envelopes.jsonl line {number})"
             if direction not in (0, 1) or lane not in LANES or not isinstance(seq, int):
@@ -292,7 +300,7 @@ class _Check:
             self.result.envelopes += 1
 
     def receipts(self) -> None:
-        for number, record, signed in _records(self.bundle, "receipts.jsonl"):
+        for number, record, signed in self._records("receipts.jsonl"):
             direction = record.get("direction")
             where = f"receipt for direction {direction} (receipts.jsonl line {number})"
             if direction not in (0, 1):
@@ -307,7 +315,7 @@ class _Check:
 
     def checkpoints(self) -> None:
         newest: dict[int, Checkpoint] = {}
-        for number, record, signed in _records(self.bundle, "checkpoints.jsonl"):
+        for number, record, signed in self._records("checkpoints.jsonl"):
             signer = record.get("signer_direction")
             where = f"checkpoint by direction {signer} (checkpoints.jsonl line {number})"
             if signer not in (0, 1):
@@ -332,15 +340,14 @@ class _Check:
         certification names an earlier translation of the same envelope, and is not by its
         translator; a certification comes after a review."""
         seen: dict[bytes, Annotation] = {}
+        reviewed: set[bytes] = set()
         certified: set[bytes] = set()
-        for number, _record, signed in _records(self.bundle, "annotations.jsonl"):
+        for number, _record, signed in self._records("annotations.jsonl"):
             where = f"annotation (annotations.jsonl line {number})"
             try:
                 a = Annotation.decode(Signed.from_bytes(signed))
                 body = a.body
-                if body.direction not in (0, 1):
-                    raise ProtocolError("it names no direction")
-                a.check_signature(self.signers[1 - body.direction])
+                a.check_signature(self._receiver(body.direction))
             except (ProtocolError, ValueError) as exc:
                 raise ArchiveError(f"{where}: {exc}") from None
             what = f"{a.kind.name.lower()} of {body.direction}/{_lane(body.lane)} {body.seq}"
@@ -360,10 +367,9 @@ class _Check:
                     raise ArchiveError(f"{where}: names no earlier translation of that message")
                 if translation.body.person == body.person:
                     raise ArchiveError(f"{where}: by the translator of what it checks")
-                reviewed = any(
-                    r.kind == Kind.REVIEW and r.body.refers == body.refers for r in seen.values()
-                )
-                if a.kind == Kind.CERTIFICATION and not reviewed:
+                if a.kind == Kind.REVIEW:
+                    reviewed.add(body.refers)
+                if a.kind == Kind.CERTIFICATION and body.refers not in reviewed:
                     raise ArchiveError(f"{where}: certifies a translation nobody reviewed")
                 if a.kind == Kind.CERTIFICATION and body.role != "supervisor":
                     raise ArchiveError(f"{where}: by a {body.role}, not a supervisor")
@@ -375,14 +381,12 @@ class _Check:
 
     def held(self) -> None:
         """Each Held statement signed by the receiver, for a file its envelope names."""
-        for number, _record, signed in _records(self.bundle, "held.jsonl"):
+        for number, _record, signed in self._records("held.jsonl"):
             where = f"held statement (held.jsonl line {number})"
             try:
                 held = Held.decode(Signed.from_bytes(signed))
                 body = held.body
-                if body.direction not in (0, 1):
-                    raise ProtocolError("it names no direction")
-                held = Held.verify(held.signed, self.signers[1 - body.direction])
+                held.check_signature(self._receiver(body.direction))
             except (ProtocolError, ValueError) as exc:
                 raise ArchiveError(f"{where}: {exc}") from None
             key = (body.direction, body.lane, body.seq)
@@ -411,6 +415,15 @@ class _Check:
             if _hash_member(self.bundle, name) != match.group(1):
                 raise ArchiveError(f"{name}: its bytes do not hash to its name")
             self.result.files += 1
+
+    def _receiver(self, direction: int) -> PublicIdentity:
+        """The station that received envelopes sent in `direction`: it signs what it holds."""
+        if direction not in (0, 1):
+            raise ProtocolError("it names no direction")
+        return self.signers[1 - direction]
+
+    def _records(self, name: str) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+        return _records(self.bundle, name, self.digests)
 
     def _in_piece(self, direction: int, lane: int, seq: int) -> bool:
         first = self.first.get((direction, lane))

@@ -49,7 +49,7 @@ class _Hashed:
         self.member = member
         self.digest = hashlib.sha256()
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | bytearray) -> int:
         self.digest.update(data)
         return self.member.write(data)
 
@@ -234,26 +234,11 @@ def _annotations(
 
 
 def _pdf(out: _Hashed, link_id: bytes, cards: list[SignedCard], timeline: Timeline) -> None:
-    from hotline.archive.pdf import PdfEntry, PdfTranslation, write_pdf  # noqa: PLC0415 - heavy
+    from hotline.archive.pdf import write_pdf  # noqa: PLC0415 - fpdf2 and its font load only here
 
-    entries = (
-        PdfEntry(
-            e.sent_ns,
-            e.sender,
-            e.lane,
-            e.seq,
-            e.kind,
-            e.language,
-            e.text,
-            e.acknowledges,
-            e.attachments,
-            [PdfTranslation(t.language, t.text, t.status) for t in e.translations],
-        )
-        for e in timeline.merged()
-    )
     names = " and ".join(c.body.name for c in cards)
     stations = [(c.body.name, c.fingerprint.hex()) for c in cards]
-    write_pdf(out, f"Hotline transcript: {names}", link_id, stations, entries)  # type: ignore[arg-type]
+    write_pdf(out, f"Hotline transcript: {names}", link_id, stations, timeline.merged())
 
 
 def _line(fields: dict[str, Any], signed: bytes) -> bytes:

@@ -27,41 +27,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
 
 from fontTools import subset, ttLib  # type: ignore[import-untyped]
 from fontTools.varLib import instancer  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue
 
+from hotline.archive.transcript import Entry, Sink
 from hotline.errors import ConfigError
 
-__all__ = ["PdfEntry", "PdfTranslation", "write_pdf"]
-
-
-@dataclass(frozen=True, slots=True)
-class PdfTranslation:
-    """One translation of a message, with what makes it trustworthy or not."""
-
-    language: str
-    text: str
-    status: str  # "certified by Olga (supervisor), reviewed by Nina", "machine draft (...)"
-
-
-@dataclass(frozen=True, slots=True)
-class PdfEntry:
-    """One message as the PDF shows it; every text in it is untrusted."""
-
-    sent_ns: int
-    sender: str  # the station's name
-    lane: str  # FLASH / IMMEDIATE / PRIORITY / ROUTINE
-    seq: int
-    kind: str  # principal / service / test / acknowledgement / exercise
-    language: str
-    text: str  # the original, exactly as sent
-    acknowledges: str | None  # "FLASH 3", when the message is an acknowledgement
-    attachments: list[str]  # "map.png (1.2 MB, sha256 ab12…)"
-    translations: list[PdfTranslation]
+__all__ = ["write_pdf"]
 
 
 _FONT_PACKAGE = "fontpkg_noto_sans"
@@ -167,11 +142,11 @@ class _Line:
 
 
 def write_pdf(
-    out: BinaryIO,
+    out: Sink,
     title: str,
     link_id: bytes,
     stations: list[tuple[str, str]],
-    entries: Iterable[PdfEntry],
+    entries: Iterable[Entry],
 ) -> int:
     """Write the transcript to `out` and return its number of pages.
 
@@ -285,7 +260,7 @@ class _Document(FPDF):
 
     # -- one message
 
-    def entry(self, e: PdfEntry) -> None:
+    def entry(self, e: Entry) -> None:
         lane, sender = self.clean.line(e.lane, 16), self.clean.line(e.sender, 48)
         label = f"{lane} {e.seq}"
         flash = lane == "FLASH"
@@ -312,7 +287,7 @@ class _Document(FPDF):
         self._flow(columns, top, bar, f"{label} from {sender}, continued")
         self.set_y(self.get_y() + 3)
 
-    def _columns(self, e: PdfEntry) -> list[tuple[float, float, list[_Line]]]:
+    def _columns(self, e: Entry) -> list[tuple[float, float, list[_Line]]]:
         if not e.translations:
             return [(_MARGIN, self.text_w, self._original(e, self.text_w, heading=False))]
         width = (self.text_w - _GUTTER) / 2
@@ -328,7 +303,7 @@ class _Document(FPDF):
         left = self._original(e, width, heading=True)
         return [(_MARGIN, width, left), (_MARGIN + width + _GUTTER, width, right)]
 
-    def _original(self, e: PdfEntry, width: float, *, heading: bool) -> list[_Line]:
+    def _original(self, e: Entry, width: float, *, heading: bool) -> list[_Line]:
         lines: list[_Line] = []
         if heading:
             title = f"original · {self.clean.line(e.language, 16)}"

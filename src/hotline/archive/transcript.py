@@ -33,7 +33,7 @@ __all__ = ["Entry", "Sink", "Timeline", "Translation", "translations_of", "write
 class Sink(Protocol):
     """Where a rendering goes: a file, a ZIP member, a hash on the way to one."""
 
-    def write(self, data: bytes, /) -> int: ...
+    def write(self, data: bytes | bytearray, /) -> int: ...
 
 
 _STYLE = """
@@ -49,22 +49,26 @@ table { border-collapse: collapse; width: 100%; } td, th { border-top: 1px solid
 
 @dataclass(frozen=True, slots=True)
 class Translation:
+    """One translation of a message, with what makes it trustworthy or not."""
+
     language: str
     text: str
-    status: str  # "certified by …, reviewed by …" or "not yet reviewed"
+    status: str  # "certified by olga (supervisor); translated by …" or "NOT CERTIFIED; …"
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One message as a transcript (HTML or PDF) shows it; every text in it is untrusted."""
+
     sent_ns: int
-    sender: str
-    lane: str
+    sender: str  # the station's name
+    lane: str  # FLASH / IMMEDIATE / PRIORITY / ROUTINE
     seq: int
-    kind: str
+    kind: str  # principal / service / test / acknowledgement / exercise
     language: str
-    text: str
-    acknowledges: str | None = None
-    attachments: list[str] = field(default_factory=list)
+    text: str  # the original, exactly as sent
+    acknowledges: str | None = None  # "FLASH 3", when the message is an acknowledgement
+    attachments: list[str] = field(default_factory=list)  # "map.png (image/png, …)"
     translations: list[Translation] = field(default_factory=list)
 
     @classmethod

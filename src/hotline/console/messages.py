@@ -87,8 +87,12 @@ async def message(
     runtime = console.link(name)
     config = runtime.link.config
     link_id, signer = config.link_id, config.peer if side == "in" else config.identity.public
-    table_lookup = "inbound" if side == "in" else "outbound"
-    data = await console.store(lambda s: getattr(s, table_lookup)(link_id, int(Lane[lane]), seq))
+    number = int(Lane[lane])
+    data = await console.store(
+        lambda s: (
+            s.inbound(link_id, number, seq) if side == "in" else s.outbound(link_id, number, seq)
+        )
+    )
     if data is None:
         raise HTTPException(404, f"no message {lane} {seq} ({side}) on {name!r}")
     shown = {**envelope_json(decode_envelope(data, signer)), "direction": side, "link": name}

@@ -74,14 +74,17 @@ class Held:
 
     @classmethod
     def verify(cls, signed: Signed, signer: PublicIdentity) -> Held:
-        held = cls.decode(signed)
-        if not signer.verify_ed25519("attachment", signed.body_bytes, signed.signature):
+        return cls.decode(signed).check_signature(signer)
+
+    def check_signature(self, signer: PublicIdentity) -> Held:
+        if not signer.verify_ed25519("attachment", self.signed.body_bytes, self.signed.signature):
             raise ProtocolError("held statement has a bad signature")
-        return held
+        return self
 
     @classmethod
     def decode(cls, signed: Signed) -> Held:
-        """Decode and check the form, not the signature (see `verify`)."""
+        """Decode and check the form, not the signature: `check_signature` is the next step,
+        once the body has said which station (the receiver of its envelope) signed it."""
         try:
             body = msgspec.msgpack.decode(signed.body_bytes, type=HeldBody)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:

@@ -27,6 +27,7 @@ import msgspec
 from hotline.crypto.card import SignedCard, make_card, parse_card, validate_name, validate_path
 from hotline.crypto.identity import SEED_LEN, StationIdentity
 from hotline.crypto.keystore import NONCE_LEN, SALT_LEN, KdfParams, seal, unseal
+from hotline.durable import sync_dir
 from hotline.errors import CardError, ConfigError, KeystoreError
 from hotline.translate import EngineSettings
 
@@ -195,11 +196,7 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        sync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -11,6 +11,7 @@ refused as they arrive, not after: the disk never holds more than the limit for 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -18,6 +19,7 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from hotline.durable import sync_dir
 from hotline.errors import HotlineError
 
 __all__ = ["DEFAULT_MAX_SIZE", "FileStore", "FileTooLarge", "PartialFile"]
@@ -28,14 +30,6 @@ _READ = 1024 * 1024
 
 class FileTooLarge(HotlineError):
     """An upload or an incoming attachment over this station's size limit."""
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileStore:
@@ -79,17 +73,22 @@ class FileStore:
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
-                os.fsync(out.fileno())
+                # The sync waits for the disk (up to a second for 100 MiB): off the event loop.
+                await asyncio.to_thread(os.fsync, out.fileno())
             sha256 = digest.digest()
-            if self.size_of(sha256) is None:
-                os.replace(tmp, self.path(sha256))
-                _sync_dir(self.root)
+            await asyncio.to_thread(self._name, tmp, sha256)
             return sha256, size
         finally:
             tmp.unlink(missing_ok=True)
 
-    def partial(self, sha256: bytes, durable: int) -> PartialFile:
-        return PartialFile(self, sha256, durable)
+    def _name(self, tmp: Path, sha256: bytes) -> None:
+        if self.size_of(sha256) is None:
+            os.replace(tmp, self.path(sha256))
+            sync_dir(self.root)
+
+    async def partial(self, sha256: bytes, durable: int) -> PartialFile:
+        """Open a file being received, in a thread: reopening rehashes what is held."""
+        return await asyncio.to_thread(PartialFile, self, sha256, durable)
 
 
 class PartialFile:
@@ -145,9 +144,14 @@ class PartialFile:
             self.path.unlink()
         else:
             os.replace(self.path, final)
-        _sync_dir(self.files.root)
+        sync_dir(self.files.root)
         return True
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+    def discard(self) -> None:
+        """Not needed after all (the file is held whole already): close it and remove it."""
+        self.close()
+        self.path.unlink(missing_ok=True)

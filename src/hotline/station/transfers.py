@@ -28,6 +28,8 @@ from hotline.protocol.frames import MAX_CHUNK, Ask, Chunk, Frame, HeldFrame, Wan
 from hotline.protocol.statements import Signed
 from hotline.protocol.transfer import Fetch, Held
 from hotline.station.files import FileStore, PartialFile
+from hotline.store.attachments import AttachmentRow
+from hotline.store.base import SqlStore
 
 if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
@@ -52,6 +54,7 @@ class _Incoming:
     failed_until_ns: int = 0
     shown_ns: int = 0
     finishing: bool = False
+    opening: bool = False
 
 
 @dataclass(slots=True)
@@ -85,13 +88,14 @@ class Transfers:
     async def start(self) -> None:
         """Resume every file not yet held whole, from what the store says is durable."""
         link_id, peer = self.link_id, self.runtime.link.config.peer
-        rows = await self._store(lambda s: s.pending_attachments(link_id, "in", 100_000))
-        for row in rows:
-            data = await self._store(lambda s, r=row: s.inbound(link_id, r.lane, r.seq))
-            if data is None:
-                continue
-            envelope = decode_envelope(data, peer)
-            self._expect(envelope, row.idx, row.held)
+
+        def pending(store: SqlStore) -> list[tuple[AttachmentRow, bytes | None]]:
+            rows = store.pending_attachments(link_id, "in", 100_000)
+            return [(r, store.inbound(link_id, r.lane, r.seq)) for r in rows]
+
+        for row, data in await self._store(pending):  # one round trip to the store thread
+            if data is not None:
+                self._expect(decode_envelope(data, peer), row.idx, row.held)
 
     async def run(self) -> None:
         """Every few seconds: restart fetches that have no session, and ask the peer for the
@@ -170,7 +174,7 @@ class Transfers:
             incoming = self.incoming[attachment.sha256] = _Incoming(fetch, [], durable=durable)
         incoming.waiting.append((envelope, index))
         if self.files.size_of(attachment.sha256) == attachment.size:
-            self._spawn(self._finish(attachment.sha256))  # held already: sent before, or mine
+            self._finish_soon(attachment.sha256)  # held already: sent before, or mine
 
     def _restart_fetches(self) -> None:
         core = self.runtime.core
@@ -183,17 +187,29 @@ class Transfers:
                 continue
             if incoming.persisting is not None or now < incoming.failed_until_ns:
                 continue
-            if incoming.file is None:
-                try:
-                    incoming.file = self.files.partial(sha256, incoming.durable)
-                except OSError as exc:
-                    self._disk_failed(incoming, exc)
-                    continue
+            if incoming.file is None:  # opened first (off the loop), then asked for
+                if not incoming.opening:
+                    incoming.opening = True
+                    self._spawn(self._open(sha256, incoming))
+                continue
             want = incoming.fetch.start(sid, incoming.file.written)
             if want is not None:
                 self.runtime.write_frames(sid, [want])
             else:  # nothing left to fetch (an empty file, or all of it was durable)
-                self._spawn(self._finish(sha256))
+                self._finish_soon(sha256)
+
+    async def _open(self, sha256: bytes, incoming: _Incoming) -> None:
+        try:
+            incoming.file = await self.files.partial(sha256, incoming.durable)
+        except OSError as exc:
+            self._disk_failed(incoming, exc)
+        finally:
+            incoming.opening = False
+        if incoming.finishing and incoming.file is not None:  # found whole meanwhile
+            file, incoming.file = incoming.file, None
+            await asyncio.to_thread(file.discard)
+        elif incoming.file is not None:
+            self._restart_fetches()
 
     def _on_chunk(self, sid: int, chunk: Chunk) -> None:
         incoming = self.incoming.get(chunk.sha256)
@@ -207,8 +223,8 @@ class Transfers:
         want = incoming.fetch.advance(len(chunk.data))
         if want is not None:
             self.runtime.write_frames(sid, [want])
-        if incoming.fetch.complete and not incoming.finishing:
-            self._spawn(self._finish(chunk.sha256))
+        if incoming.fetch.complete:
+            self._finish_soon(chunk.sha256)
         elif incoming.fetch.held - incoming.durable >= PERSIST_EVERY and not incoming.persisting:
             incoming.persisting = self._spawn(self._persist(chunk.sha256, incoming))
         self._show(chunk.sha256, "in", incoming.fetch.held, incoming.fetch.size, incoming)
@@ -242,16 +258,24 @@ class Transfers:
         finally:
             incoming.persisting = None
 
-    async def _finish(self, sha256: bytes) -> None:
+    def _finish_soon(self, sha256: bytes) -> None:
+        """Finish a file once: marked at once, so nothing opens or finishes it meanwhile."""
         incoming = self.incoming.get(sha256)
-        if incoming is None or incoming.finishing:
-            return
-        incoming.finishing = True
+        if incoming is not None and not incoming.finishing:
+            incoming.finishing = True
+            self._spawn(self._finish(sha256, incoming))
+
+    async def _finish(self, sha256: bytes, incoming: _Incoming) -> None:
         if incoming.persisting is not None:
             await asyncio.gather(incoming.persisting, return_exceptions=True)
         file, incoming.file = incoming.file, None
         try:
-            good = True if file is None else await asyncio.to_thread(file.finish)
+            if self.files.size_of(sha256) == incoming.fetch.size:  # whole here already
+                if file is not None:
+                    await asyncio.to_thread(file.discard)
+                good = True
+            else:
+                good = file is not None and await asyncio.to_thread(file.finish)
         except OSError as exc:
             incoming.finishing = False
             self._disk_failed(incoming, exc)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from hotline.durable import sync_dir
 from hotline.errors import ConfigError
 from hotline.translate.engine import MachineTranslation, TranslationError, translate_with_glossary
 from hotline.translate.glossary import Glossary
@@ -86,13 +87,13 @@ def unpack_package(archive: Path, models: Path) -> tuple[Path, str]:
     scratch = models / f".unpacking-{digest[:16]}-{secrets.token_hex(4)}"
     try:
         _extract(archive, scratch)
-        _fsync_dir(scratch)
+        sync_dir(scratch)
         try:
             scratch.rename(final)
         except OSError:
             if not final.is_dir():  # another process finished first: use its copy
                 raise
-        _fsync_dir(models)
+        sync_dir(models)
     except _ZIP_ERRORS as exc:
         raise ConfigError(f"{archive} is not a readable model package (zip): {exc}") from None
     except OSError as exc:
@@ -188,14 +189,6 @@ def _code(meta: dict[str, Any], key: str, root: Path) -> str:
 def _text(meta: dict[str, Any], key: str) -> str:
     value = meta.get(key)
     return value.strip() if isinstance(value, str) else ""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class OfflineEngine:
