@@ -9,11 +9,17 @@ The split follows who is at fault, because that decides what the caller does:
     │   ├── TransportError     a transport message that does not decrypt or is out of order
     │   ├── CardError          a station card that is altered, truncated or of an unknown version
     │   ├── RotationError      a key-rotation statement that does not prove what it claims
-    │   └── ProtocolError      a link frame, envelope, receipt or checkpoint we refuse: the session
-    │                          closes with the reason; no link state changes
+    │   ├── MediaError         a call media datagram we refuse (malformed, forged, replayed, too
+    │   │                      old): dropped with the reason; the replay window does not change
+    │   ├── ProtocolError      a link frame, envelope, receipt or checkpoint we refuse: the session
+    │   │                      closes with the reason; no link state changes
+    │   └── CallError          a call frame that breaks a call's rules: logged, the call table and
+    │                          the session stay as they were
     ├── LocalError             we were asked to do something wrong: a bug or a bad argument
     │   ├── UnsupportedError   a protocol name, pattern or function this build does not implement
     │   ├── NoiseStateError    a Noise object used out of turn (write when it must read, ...)
+    │   ├── CallRefused        a call act not allowed now (a second call, answering an answered one)
+    │   ├── MediaExhausted     a call's media sealer has used every counter: end the call
     │   └── ConfigError        a configuration or data directory that cannot be used
     ├── KeystoreError          the keystore cannot be opened: wrong passphrase, damage, version
     └── StoreError             the store cannot do what was asked (I/O, a full disk)
@@ -50,8 +56,17 @@ class RotationError(RemoteError):
     """A key-rotation statement was rejected."""
 
 
+class MediaError(RemoteError):
+    """A call media datagram was refused; the receiver's replay window did not change."""
+
+
 class ProtocolError(RemoteError):
     """A link frame, envelope, receipt or checkpoint was refused; the link state did not change."""
+
+
+class CallError(RemoteError):
+    """A call frame from the peer broke a call's rules; no call changed and the link's session
+    stays open (a call's mistake is not the link's)."""
 
 
 class LocalError(HotlineError):
@@ -64,6 +79,14 @@ class UnsupportedError(LocalError):
 
 class NoiseStateError(LocalError):
     """A Noise object was used out of turn."""
+
+
+class MediaExhausted(LocalError):
+    """A media sealer reached its last counter; it never wraps, so the call must end."""
+
+
+class CallRefused(LocalError):
+    """A call act that is not allowed in the call's state, or a second call on a busy link."""
 
 
 class ConfigError(LocalError):
