@@ -84,7 +84,8 @@ hashes = st.binary(min_size=32, max_size=32)
 
 @st.composite
 def bodies(draw: st.DrawFn) -> EnvelopeBody:
-    kind = draw(st.sampled_from(MessageType))
+    # A call record's text must be a record (tests/test_callrecord.py makes them).
+    kind = draw(st.sampled_from([t for t in MessageType if t != MessageType.CALL_RECORD]))
     ref = None
     if kind == MessageType.ACKNOWLEDGEMENT:
         ref = Ref(int(draw(st.sampled_from(LANES))), draw(st.integers(1, U64)), draw(hashes))
@@ -223,7 +224,7 @@ OUT_OF_BOUNDS = [
     pytest.param({"seq": 0}, "sequence number", id="seq-0"),
     pytest.param({"seq": -1}, "sequence number", id="seq-negative"),
     pytest.param({"sent_ns": -1}, "time", id="time-negative"),
-    pytest.param({"type": 5}, "unknown message type 5", id="type-5"),
+    pytest.param({"type": 6}, "unknown message type 6", id="type-6"),
     pytest.param({"type": -1}, "unknown message type -1", id="type-negative"),
     pytest.param({"language": ""}, "language tag or text out of bounds", id="language-empty"),
     pytest.param({"language": "x" * 36}, "language tag or text", id="language-36"),

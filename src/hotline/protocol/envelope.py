@@ -14,6 +14,10 @@ envelope of the peer's that this one answers (an acknowledgement names the messa
 `attachments`, present only when the message has any, lists its files as [name, media_type,
 size, sha256]: the signature covers each file's hash, and the files themselves travel beside the
 chain (hotline.protocol.transfer), so a message's proof does not grow with its maps.
+
+A call record (type CALL_RECORD) is the station's statement about a call, carried like a message:
+its text is the record's canonical JSON (hotline.protocol.callrecord), its language "zxx"; it
+names no envelope, carries no files, and is never acknowledged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from hotline.crypto.identity import PublicIdentity, StationIdentity
 from hotline.crypto.signed import decode_signed, encode_signed
 from hotline.errors import ProtocolError
+from hotline.protocol.callrecord import CALL_RECORD_LANGUAGE, decode_record
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -73,6 +78,7 @@ class MessageType(enum.IntEnum):
     TEST = 2
     ACKNOWLEDGEMENT = 3  # a person on this side acknowledged `ref`; carried like any message
     EXERCISE = 4  # a principal message of an exercise: handled as one, marked EXERCISE everywhere
+    CALL_RECORD = 5  # a station's record of a call: canonical JSON (hotline.protocol.callrecord)
 
 
 class Ref(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
@@ -246,7 +252,21 @@ def _problem(body: EnvelopeBody) -> str | None:  # noqa: PLR0911 - one return pe
         _is_u64(ref.lane, ref.seq) and ref.lane < 4 and ref.seq >= 1 and len(ref.hash) == HASH_LEN
     ):
         return "bad reference"
+    if body.type == MessageType.CALL_RECORD:
+        return _call_record_problem(body)
     return _attachments_problem(body.attachments)
+
+
+def _call_record_problem(body: EnvelopeBody) -> str | None:
+    """A call record is data, not prose: language "zxx", no files, a text decode_record accepts
+    (its ref is None by the rule above: only an acknowledgement names an envelope)."""
+    if body.language != CALL_RECORD_LANGUAGE or body.attachments:
+        return f'a call record has the language "{CALL_RECORD_LANGUAGE}" and no attachments'
+    try:
+        decode_record(body.text)
+    except ProtocolError as exc:
+        return str(exc)
+    return None
 
 
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")

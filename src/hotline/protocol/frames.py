@@ -4,20 +4,30 @@ A transport plaintext is a *packet*: one version byte, then one or more frames, 
 big-endian length followed by that many bytes of MessagePack. A frame is an array whose first
 element is its kind:
 
-    kind  frame       fields after the kind
-    1     Hello       link_id, held (4 heads: what I durably hold of yours), next (4 ints)
-    2     Envelope    body (exact signed bytes), signature
-    3     Receipt     body (exact signed bytes), signature
-    4     Ping        nonce, sent_ns
-    5     Pong        nonce, echo_ns, peer_ns
-    6     Checkpoint  body (exact signed bytes), signature
-    7     Close       code, reason
-    8     Want        sha256, offset, end: send me these bytes of a file (receiver to sender)
-    9     Chunk       sha256, offset, data: bytes of a file (sender to receiver)
-    10    HeldFrame   body (exact signed bytes), signature: "I hold this message's file"
-    11    Ask         lane, seq: do you hold this message's files? (sender to receiver)
+    kind  frame          fields after the kind
+    1     Hello          link_id, held (4 heads: what I durably hold of yours), next (4 ints)
+    2     Envelope       body (exact signed bytes), signature
+    3     Receipt        body (exact signed bytes), signature
+    4     Ping           nonce, sent_ns
+    5     Pong           nonce, echo_ns, peer_ns
+    6     Checkpoint     body (exact signed bytes), signature
+    7     Close          code, reason
+    8     Want           sha256, offset, end: send me these bytes of a file (receiver to sender)
+    9     Chunk          sha256, offset, data: bytes of a file (sender to receiver)
+    10    HeldFrame      body (exact signed bytes), signature: "I hold this message's file"
+    11    Ask            lane, seq: do you hold this message's files? (sender to receiver)
+    12    CallInvite     call_id, lane, caller, role, recorded, key_share, receiver_index, frame_ms
+    13    CallRinging    call_id
+    14    CallAnswer     call_id, answerer, role, key_share, receiver_index
+    15    CallDecline    call_id, reason
+    16    CallBusy       call_id
+    17    CallEnd        call_id, reason
+    18    CallKeepalive  call_id, udp_heard
+    19    CallMedia      call_id, datagram: one sealed media datagram, when UDP does not get through
 
 Frames 8 to 11 carry attachments beside the chains; hotline.protocol.transfer has their rules.
+Frames 12 to 19 signal calls; hotline.protocol.callframes bounds them, hotline.protocol.calls
+has their rules (docs/calls.md).
 
 Decoding is strict: an unknown kind, a wrong length, a missing or extra field, or a field of the
 wrong type raises ProtocolError, and the whole packet is refused before any of it is acted on.
@@ -31,6 +41,7 @@ import msgspec
 
 from hotline.crypto.session import MAX_PLAINTEXT
 from hotline.errors import ProtocolError
+from hotline.protocol.callframes import CALL_FRAME_TYPES, CallFrame, check_call_frame
 from hotline.protocol.statements import Head
 
 __all__ = [
@@ -126,7 +137,17 @@ class Ask(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=Tr
 
 
 TransferFrame = Want | Chunk | HeldFrame | Ask
-Frame = Hello | EnvelopeFrame | ReceiptFrame | Ping | Pong | CheckpointFrame | Close | TransferFrame
+Frame = (
+    Hello
+    | EnvelopeFrame
+    | ReceiptFrame
+    | Ping
+    | Pong
+    | CheckpointFrame
+    | Close
+    | TransferFrame
+    | CallFrame
+)
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Frame)
@@ -201,4 +222,6 @@ def _decode_frame(data: bytes) -> Frame:
         raise ProtocolError("chunk frame is empty or too large")
     if isinstance(frame, Ask) and not (0 <= frame.lane < 4 and 1 <= frame.seq < 2**63):
         raise ProtocolError("ask frame names no envelope")
+    if isinstance(frame, CALL_FRAME_TYPES):
+        check_call_frame(frame)
     return frame

@@ -17,6 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hotline.errors import ProtocolError
+from hotline.protocol.callframes import (
+    CallAnswer,
+    CallBusy,
+    CallDecline,
+    CallEnd,
+    CallInvite,
+    CallKeepalive,
+    CallMedia,
+    CallRinging,
+)
 from hotline.protocol.envelope import (
     ENVELOPE_VERSION,
     LANES,
@@ -42,6 +52,7 @@ from hotline.protocol.outbound import Outbound
 from hotline.protocol.state import (
     Acknowledged,
     AuditRecord,
+    CallFrameReceived,
     CheckpointReceived,
     LinkConfig,
     LinkState,
@@ -153,7 +164,13 @@ class LinkCore:
 
     def acknowledge(self, received: Envelope, language: str, text: str, now_ns: int) -> Output:
         """A person acknowledged a message they received; the peer learns it like any message,
-        in the same lane, so a FLASH acknowledgement does not wait either."""
+        in the same lane, so a FLASH acknowledgement does not wait either.
+
+        Raises:
+            ProtocolError: `received` is a call record, which is never acknowledged.
+        """
+        if received.body.type == MessageType.CALL_RECORD:
+            raise ProtocolError("a call record is not acknowledged")
         ref = Ref(received.body.lane, received.seq, received.hash)
         return self.send(received.lane, MessageType.ACKNOWLEDGEMENT, language, text, now_ns, ref)
 
@@ -248,6 +265,17 @@ class LinkCore:
                 reason = f"peer closed: {frame.reason}"
                 output.close.append((session.sid, reason))
                 output.merge(self.session_closed(session.sid, reason))
+            case (
+                CallInvite()
+                | CallRinging()
+                | CallAnswer()
+                | CallDecline()
+                | CallBusy()
+                | CallEnd()
+                | CallKeepalive()
+                | CallMedia()
+            ):  # a call's signalling: the driver's call table applies it (protocol/calls.py)
+                output.events.append(CallFrameReceived(session.sid, frame))
             case _:  # a file's bytes or word of it: the driver's to move
                 output.events.append(TransferReceived(session.sid, frame))
         return False

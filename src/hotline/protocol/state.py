@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hotline.crypto.identity import PublicIdentity, StationIdentity
+from hotline.protocol.callframes import CallFrame
 from hotline.protocol.envelope import LANES, Envelope, Lane, genesis_hash
 from hotline.protocol.frames import Frame, TransferFrame, encode_packets
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt
@@ -19,6 +20,7 @@ __all__ = [
     "Acknowledged",
     "AuditRecord",
     "Batch",
+    "CallFrameReceived",
     "CheckpointReceived",
     "Event",
     "LinkConfig",
@@ -169,6 +171,15 @@ class TransferReceived:
     frame: TransferFrame
 
 
+@dataclass(frozen=True, slots=True)
+class CallFrameReceived:
+    """A call signalling frame from the peer: the driver applies it to its call table
+    (hotline.protocol.calls); a call's rules never close the link's session."""
+
+    sid: int
+    frame: CallFrame
+
+
 Event = (
     MessageReceived
     | Receipted
@@ -179,6 +190,7 @@ Event = (
     | RttMeasured
     | ProtocolViolation
     | TransferReceived
+    | CallFrameReceived
 )
 
 
