@@ -9,6 +9,7 @@ import typer
 from hotline import __version__
 from hotline.cli import (
     archive_cmd,
+    call_cmd,
     card_cmd,
     client,
     demo_cmd,
@@ -40,6 +41,7 @@ app.command("outbox")(client.outbox)
 app.command("ack")(client.ack)
 app.command("status")(client.status)
 app.command("paths")(client.paths)
+app.command("call")(call_cmd.call)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(operator_cmd.app, name="operator")
 app.command("totp")(operator_cmd.totp)

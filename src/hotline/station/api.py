@@ -33,6 +33,7 @@ from hotline.protocol.envelope import (
     MessageType,
     decode_envelope,
 )
+from hotline.station.call_api import add_call_routes
 from hotline.station.events import envelope_json
 from hotline.station.files import FileStore, FileTooLarge
 from hotline.station.metrics import metrics_text
@@ -343,6 +344,7 @@ def _make_fastapi(station: Station) -> FastAPI:
         return Response(answer, status, media_type="application/json")
 
     _add_file_routes(app, station)
+    add_call_routes(app, station)
 
     @app.get("/api/v1/links/{name}/outbox")
     async def outbox(name: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from hotline.translate import EngineSettings
 
 __all__ = [
     "CONFIG_FILE",
+    "CallsSection",
     "ConsoleSection",
     "DataDir",
     "Deadlines",
@@ -102,6 +103,17 @@ class AttachmentsSection(msgspec.Struct, forbid_unknown_fields=True):
         return self.max_size_mib * 1024 * 1024
 
 
+class CallsSection(msgspec.Struct, forbid_unknown_fields=True):
+    """Voice calls (docs/calls.md): media on UDP beside each TCP path, Opus at 48 kHz."""
+
+    ring_timeout_s: int = 45  # unanswered by then: a missed call (alarm here, "no answer" there)
+    frame_ms: int = 20  # 20 or 10: shorter frames, less delay, more packets
+    bitrate: int = 32000  # Opus bits per second (speech is transparent from about 24 kbit/s)
+    record: bool = False  # record every call (a link's link.toml can say otherwise)
+    udp: bool = True  # false: media over the TCP sessions only (where UDP is blocked)
+    all_paths: bool = True  # every media frame on every live path; false: on the best one only
+
+
 class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     """station.toml, decoded strictly: an unknown key is an error, not a silent no-op."""
 
@@ -110,6 +122,7 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     store: _StoreSection = msgspec.field(default_factory=_StoreSection)
     console: ConsoleSection = msgspec.field(default_factory=ConsoleSection)
     attachments: AttachmentsSection = msgspec.field(default_factory=AttachmentsSection)
+    calls: CallsSection = msgspec.field(default_factory=CallsSection)
     # Machine translation: checked by hotline.translate.EngineSettings.from_toml.
     translate: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -147,6 +160,14 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             "# Files sent with messages: the largest this station sends or fetches, in MiB.\n"
             "[attachments]\n"
             f"max_size_mib = {self.attachments.max_size_mib}\n\n"
+            "# Voice calls: media on UDP on the same addresses as the paths. See docs/calls.md.\n"
+            "[calls]\n"
+            f"ring_timeout_s = {self.calls.ring_timeout_s}\n"
+            f"frame_ms = {self.calls.frame_ms}\n"
+            f"bitrate = {self.calls.bitrate}\n"
+            f"record = {'true' if self.calls.record else 'false'}\n"
+            f"udp = {'true' if self.calls.udp else 'false'}\n"
+            f"all_paths = {'true' if self.calls.all_paths else 'false'}\n\n"
             '# Machine drafts for the translators: kind = "none", "ctranslate2" (model = an\n'
             '# .argosmodel file) or "libretranslate" (url = a server you run). See\n'
             "# docs/operations.md, Translation engines.\n"
@@ -179,6 +200,15 @@ def _check_console(console: ConsoleSection) -> None:
         raise ValueError("console: timeouts, intervals and deadlines must be at least 1 s")
     if console.webhook and not console.webhook.startswith(("http://", "https://")):
         raise ValueError("console.webhook must be an http:// or https:// URL")
+
+
+def _check_calls(calls: CallsSection) -> None:
+    if calls.frame_ms not in (10, 20):
+        raise ValueError("calls.frame_ms must be 10 or 20")
+    if not 6000 <= calls.bitrate <= 128000:
+        raise ValueError("calls.bitrate must be between 6000 and 128000 bits per second")
+    if not 5 <= calls.ring_timeout_s <= 600:
+        raise ValueError("calls.ring_timeout_s must be between 5 and 600 s")
 
 
 def _toml_string(value: str) -> str:
@@ -348,6 +378,7 @@ class DataDir:
             _check_console(config.console)
             if not 0 < config.attachments.max_size_mib <= 1024 * 1024:
                 raise ValueError("attachments.max_size_mib must be between 1 and 1048576")
+            _check_calls(config.calls)
             EngineSettings.from_toml(config.translate, self.path)
         except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigError(f"{self.config_file}: {exc}") from None

@@ -59,7 +59,7 @@ def test_text(station: str, number: int, now_ns: int) -> str:
 @dataclass(slots=True)
 class Alarm:
     id: str
-    kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue
+    kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue, missed_call
     link: str
     text: str
     raised_ns: int
@@ -181,6 +181,15 @@ class Discipline:
                 found[f"path_down:{name}:{path.address}"] = _Found(
                     "path_down", name, f"link {name}: path {path.address} is DOWN", path.since_ns
                 )
+        desk = runtime.calls
+        for call in desk.missed.values() if desk is not None else ():
+            found[f"missed_call:{name}:{call.call_id.hex()}"] = _Found(
+                "missed_call",
+                name,
+                f"{Lane(call.lane).name} call from {call.caller} ({call.caller_role}) at "
+                f"{runtime.link.peer_card.body.name} was not answered",
+                call.invited_ns,
+            )
         tests = self.tests.get(name)
         if tests and tests.failing_since_ns is not None:
             found[f"test_failed:{name}"] = _Found(

@@ -24,6 +24,7 @@ from hotline.protocol.envelope import Attachment, Envelope, Lane, MessageType, d
 from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.link import MS, LinkCore, Timing
 from hotline.protocol.state import (
+    CallFrameReceived,
     Event,
     MessageReceived,
     Output,
@@ -38,6 +39,7 @@ from hotline.station.storethread import StoreThread
 from hotline.station.wire import write_message
 
 if TYPE_CHECKING:
+    from hotline.station.calls import CallDesk
     from hotline.station.transfers import Transfers
 
 __all__ = ["Connection", "LinkRuntime", "PathState"]
@@ -104,6 +106,7 @@ class LinkRuntime:
         self._lock = asyncio.Lock()
         self._sends: asyncio.Queue[_SendRequest] = asyncio.Queue()
         self.transfers: Transfers | None = None  # set by the station: files beside the chains
+        self.calls: CallDesk | None = None  # set by the station: this link's calls
         # Called when a commit fails: the core is then ahead of the store and must not go on;
         # the station stops, and its next start rebuilds the core from the store.
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
@@ -166,11 +169,21 @@ class LinkRuntime:
             return False
         return True
 
+    def _beside_the_chains(self, event: Event) -> bool:
+        """Frames for the file transfers and the calls, which move outside the core."""
+        if isinstance(event, CallFrameReceived):
+            if self.calls is not None:
+                self.calls.on_frame(event.frame)
+            return True
+        if isinstance(event, TransferReceived):
+            if self.transfers is not None:
+                self.transfers.on_frame(event.sid, event.frame)
+            return True
+        return False
+
     def _on_event(self, event: Event) -> None:
         transfers = self.transfers
-        if isinstance(event, TransferReceived):
-            if transfers is not None:
-                transfers.on_frame(event.sid, event.frame)
+        if self._beside_the_chains(event):
             return
         match event:
             case SessionReady(sid=sid) if sid in self.connections:

@@ -36,6 +36,10 @@ class _LinkSection(msgspec.Struct, forbid_unknown_fields=True):
     dial: list[str] = msgspec.field(default_factory=list)
     paired_at: int = 0
     method: str = "sas"
+    record_calls: bool | None = None  # None: as station.toml's [calls] record says
+    # The peer's media (UDP) address per path, where it differs from its card's paths (a relay
+    # or a NAT between the stations); empty: the card's paths.
+    media: list[str] = msgspec.field(default_factory=list)
 
 
 class _LinkFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,6 +53,12 @@ class Link:
     config: LinkConfig
     keys: LinkKeys
     dial: list[str]  # the peer's addresses we dial; empty when the peer dials us
+    record_calls: bool | None = None  # this link's own choice, if link.toml makes one
+    media: tuple[str, ...] = ()  # the peer's UDP address per path, if not its card's paths
+
+    @property
+    def media_addresses(self) -> list[str]:
+        return list(self.media or self.peer_card.body.paths)
 
     @property
     def dials(self) -> bool:
@@ -115,7 +125,7 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
         card = parse_card((directory / "peer.card").read_text(encoding="utf-8"))
         raw = tomllib.loads((directory / "link.toml").read_text(encoding="utf-8"))
         section = msgspec.convert(raw, _LinkFile).link
-        for path in section.dial:
+        for path in [*section.dial, *section.media]:
             validate_path(path)
     except (
         OSError,
@@ -133,7 +143,15 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
     elif section.method != "sas":
         raise ConfigError(f"link {directory.name}: unknown pairing method {section.method!r}")
     config = LinkConfig(keys.link_id, identity, card.identity)
-    return Link(directory.name, card, config, keys, section.dial)
+    return Link(
+        directory.name,
+        card,
+        config,
+        keys,
+        section.dial,
+        section.record_calls,
+        tuple(section.media),
+    )
 
 
 def _unseal_psk(directory: Path, identity: StationIdentity, link_id: bytes) -> bytes:

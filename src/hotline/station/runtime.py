@@ -26,6 +26,7 @@ import uvloop
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
 from hotline.protocol.state import LinkConfig
+from hotline.station.calls import CallDesk
 from hotline.station.connections import PathManager
 from hotline.station.datadir import DataDir, StationConfig
 from hotline.station.discipline import Discipline
@@ -36,6 +37,7 @@ from hotline.station.links import load_links
 from hotline.station.storethread import StoreThread
 from hotline.station.transfers import Transfers
 from hotline.station.translation import TranslationDesk
+from hotline.station.udp import MediaSockets
 from hotline.store.base import SqlStore
 from hotline.store.postgres import PostgresStore
 from hotline.store.sqlite import SqliteStore
@@ -112,6 +114,7 @@ class Station:
         self.translation = TranslationDesk(
             EngineSettings.from_toml(self.config.translate, data.path), data.path
         )
+        self.media = MediaSockets(list(self.config.station.listen) if self.config.calls.udp else [])
         self.started_ns = time.time_ns()
         self._stop = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
@@ -139,6 +142,9 @@ class Station:
             await runtime.start()
             runtime.transfers = Transfers(runtime, self.files)
             await runtime.transfers.start()
+            runtime.calls = CallDesk(
+                runtime, self.media, self.config.calls, self.data.path, self.card.body.name
+            )
             self.links[link.name] = runtime
 
     def close(self) -> None:
@@ -154,6 +160,7 @@ class Station:
             await self.open()
             manager = self._paths = PathManager(list(self.links.values()))
             await self._listen(manager)
+            await self.media.open()
             tasks = self._start_tasks(manager)
             if self.config.console.listen:
                 tasks.append(await self._serve_console())
@@ -196,6 +203,8 @@ class Station:
         tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.discipline.run())]
         for runtime in self.links.values():
             tasks.append(asyncio.create_task(runtime.run_sender()))
+            if runtime.calls is not None:  # the records of calls that a stop cut short
+                tasks.append(asyncio.create_task(runtime.calls.start()))
             if runtime.transfers is not None:
                 tasks.append(asyncio.create_task(runtime.transfers.run()))
             if runtime.link.dials:
@@ -209,6 +218,8 @@ class Station:
             await asyncio.sleep(TICK_S)
             for runtime in self.links.values():
                 await runtime.act(lambda core: core.tick(time.time_ns()))
+                if runtime.calls is not None:
+                    runtime.calls.tick(time.time_ns())
 
     async def _serve_api(self) -> asyncio.Task[None]:
         from hotline.station.api import make_app  # noqa: PLC0415 - FastAPI loads only to serve
@@ -293,6 +304,11 @@ class Station:
             http_server.should_exit = True
         for server in self._servers:
             server.close()
+        for runtime in self.links.values():  # while the senders still run: records are messages
+            if runtime.calls is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runtime.calls.shutdown("station shutting down"), 3)
+        self.media.close()
         http_tasks = tasks[len(tasks) - len(self._http_servers) :]
         for task in tasks:
             if task not in http_tasks:

@@ -182,6 +182,22 @@ class PeopleRecords(SqlBackend):
             self._execute("DELETE FROM meta WHERE key = ?", (f"console.{key}",))
             self._execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"console.{key}", value))
 
+    # -- calls in progress: what a restart needs to write their records ---------------------------
+
+    def open_calls(self, link_id: bytes) -> list[tuple[str, str]]:
+        """The calls of a link that had not ended when last noted: (call id hex, note JSON)."""
+        prefix = f"call.{link_id.hex()}."
+        rows = self._rows("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",))
+        return [(str(key)[len(prefix) :], str(value)) for key, value in rows]
+
+    def set_open_call(self, link_id: bytes, call_id: str, note: str | None) -> None:
+        """Note a call in progress (or, with None, that its record is written)."""
+        key = f"call.{link_id.hex()}.{call_id}"
+        with self.transaction():
+            self._execute("DELETE FROM meta WHERE key = ?", (key,))
+            if note is not None:
+                self._execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, note))
+
     # -- shift log and audit ---------------------------------------------------------------------
 
     def add_shift_note(self, note: ShiftNote) -> None:

@@ -1,0 +1,214 @@
+"""The service API's calls: place, answer, decline, end and list them, and the local media
+connection through which a person takes part (a WebSocket under the same bearer token).
+
+The media connection carries 48 kHz mono signed 16-bit little-endian PCM, one call frame per
+binary message, both ways: what the person says, and what they should hear (the peer and the other
+local speakers, never their own voice). Text messages are JSON notices: `joined` first (with the
+frame size), `ended` last. The console's browser phone joins through the station the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
+
+from hotline.errors import CallRefused
+from hotline.protocol.envelope import Lane
+from hotline.station.calls import CallDesk, call_json
+from hotline.station.participants import Participant, Role
+
+if TYPE_CHECKING:
+    from hotline.station.runtime import Station
+
+__all__ = ["add_call_routes"]
+
+LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+RoleName = Literal["principal", "interpreter", "listener"]
+OUTBOUND_FRAMES = 25  # half a second of audio may wait for a slow client; then the oldest go
+
+
+class NewCall(BaseModel):
+    precedence: LaneName = "ROUTINE"
+    person: str = Field(min_length=1, max_length=200)
+    role: str = Field(default="principal", min_length=1, max_length=200)
+
+
+class Answer(BaseModel):
+    person: str = Field(min_length=1, max_length=200)
+    role: str = Field(default="principal", min_length=1, max_length=200)
+
+
+class Reason(BaseModel):
+    reason: str = Field(default="hung up", min_length=1, max_length=200)
+
+
+def _desk(station: Station, name: str) -> CallDesk:
+    runtime = station.links.get(name)
+    if runtime is None or runtime.calls is None:
+        raise HTTPException(404, f"no link named {name!r}")
+    return runtime.calls
+
+
+def _find(station: Station, call_id: str) -> tuple[CallDesk, bytes]:
+    try:
+        raw = bytes.fromhex(call_id)
+    except ValueError:
+        raise HTTPException(404, "no such call") from None
+    for runtime in station.links.values():
+        desk = runtime.calls
+        if desk is not None and desk.table.get(raw) is not None:
+            return desk, raw
+    raise HTTPException(404, "no such call")
+
+
+def add_call_routes(app: FastAPI, station: Station) -> None:
+    @app.post("/api/v1/links/{name}/calls", status_code=201)
+    async def place_call(name: str, body: NewCall) -> dict[str, Any]:
+        """Ring the peer: the call is invited with its precedence, and says whether it is
+        recorded before anyone answers."""
+        desk = _desk(station, name)
+        try:
+            call = await desk.place(Lane[body.precedence], body.person, body.role)
+        except CallRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {**call_json(call), "link": name}
+
+    @app.get("/api/v1/calls")
+    async def list_calls() -> dict[str, Any]:
+        """Calls in progress, then the most recent that ended, per link; and missed calls."""
+        calls: list[dict[str, Any]] = []
+        missed: list[dict[str, Any]] = []
+        for runtime in station.links.values():
+            if runtime.calls is not None:
+                calls += [{**c, "link": runtime.link.name} for c in runtime.calls.calls()]
+                missed += [
+                    {**call_json(c), "link": runtime.link.name}
+                    for c in runtime.calls.missed.values()
+                ]
+        return {"calls": calls, "missed": missed}
+
+    @app.get("/api/v1/calls/{call_id}")
+    async def get_call(call_id: str) -> dict[str, Any]:
+        desk, raw = _find(station, call_id)
+        status = desk.status(raw)
+        if status is None:
+            call = desk.table.get(raw)
+            assert call is not None
+            return {**call_json(call), "link": desk.name}
+        return status
+
+    @app.post("/api/v1/calls/{call_id}/answer")
+    async def answer_call(call_id: str, body: Answer) -> dict[str, Any]:
+        desk, raw = _find(station, call_id)
+        return _act(lambda: desk.answer(raw, body.person, body.role), desk)
+
+    @app.post("/api/v1/calls/{call_id}/decline")
+    async def decline_call(call_id: str, body: Reason) -> dict[str, Any]:
+        desk, raw = _find(station, call_id)
+        return _act(lambda: desk.decline(raw, body.reason), desk)
+
+    @app.post("/api/v1/calls/{call_id}/end")
+    async def end_call(call_id: str, body: Reason) -> dict[str, Any]:
+        desk, raw = _find(station, call_id)
+        return _act(lambda: desk.end(raw, body.reason), desk)
+
+    @app.post("/api/v1/calls/{call_id}/missed/acknowledge")
+    async def acknowledge_missed(call_id: str) -> dict[str, Any]:
+        """A person has seen the missed call: its alarm clears."""
+        desk, raw = _find(station, call_id)
+        if not desk.acknowledge_missed(raw):
+            raise HTTPException(409, "that call is not a missed call waiting for acknowledgement")
+        return {"id": call_id, "acknowledged": True}
+
+    @app.websocket("/api/v1/calls/{call_id}/media")
+    async def call_media(
+        websocket: WebSocket, call_id: str, person: str, role: RoleName = "principal"
+    ) -> None:
+        await _media_connection(station, websocket, call_id, person, role)
+
+
+def _act(act: Any, desk: CallDesk) -> dict[str, Any]:
+    try:
+        call = act()
+    except CallRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {**call_json(call), "link": desk.name}
+
+
+async def _media_connection(
+    station: Station, websocket: WebSocket, call_id: str, person: str, role: Role
+) -> None:
+    try:
+        desk, raw = _find(station, call_id)
+    except HTTPException:
+        await websocket.close(code=4404, reason="no such call")
+        return
+    outbound: asyncio.Queue[bytes] = asyncio.Queue(OUTBOUND_FRAMES)
+
+    def sink(frame: np.ndarray) -> None:
+        if outbound.full():
+            outbound.get_nowait()  # a slow client hears the newest audio, not a growing backlog
+        outbound.put_nowait(frame.astype("<i2").tobytes())
+
+    try:
+        participant = desk.join(raw, person[:200], role, sink)
+    except CallRefused as exc:
+        await websocket.close(code=4409, reason=str(exc))
+        return
+    await websocket.accept()
+    samples = 48 * (desk.table.get(raw) or _missing()).frame_ms
+    await websocket.send_json({"type": "joined", "participant": participant.to_json(),
+                               "sample_rate": 48000, "frame_samples": samples})  # fmt: skip
+    sender = asyncio.create_task(_send_frames(websocket, outbound, participant))
+    try:
+        await _receive_frames(websocket, participant, samples)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+        desk.leave(raw, participant)
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _receive_frames(websocket: WebSocket, participant: Participant, samples: int) -> None:
+    while not participant.changed.is_set():
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        if data and len(data) == 2 * samples:
+            participant.mic(np.frombuffer(data, dtype="<i2").astype(np.int16))
+        elif message.get("text") == '{"type":"mute"}':
+            participant.self_muted = True
+        elif message.get("text") == '{"type":"unmute"}':
+            participant.self_muted = False
+
+
+async def _send_frames(
+    websocket: WebSocket, outbound: asyncio.Queue[bytes], participant: Participant
+) -> None:
+    ended = asyncio.create_task(participant.changed.wait())
+    try:
+        while True:
+            frame = asyncio.create_task(outbound.get())
+            done, _ = await asyncio.wait({frame, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if ended in done:
+                frame.cancel()
+                await websocket.send_json({"type": "ended"})
+                await websocket.close()
+                return
+            await websocket.send_bytes(frame.result())
+    finally:
+        ended.cancel()
+
+
+def _missing() -> Any:
+    raise HTTPException(404, "no such call")

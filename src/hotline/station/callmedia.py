@@ -1,0 +1,266 @@
+"""The media of one answered call at this station: every frame period, mix the local speakers,
+encode, seal and send on every live path (and on TCP when the peer hears no UDP); play what came
+first from the peer through the jitter buffer, and give each local participant the peer plus the
+other local speakers (N-1).
+
+The peer's datagrams arrive on any path, in any order, twice or more: the opener's replay window
+refuses a datagram seen before, and the jitter buffer keeps the first copy of each frame and counts
+which path delivered it first. Nothing here decides the call's fate; the call desk does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from hotline.errors import MediaError
+from hotline.protocol.media import AudioFrame, MediaOpener, MediaSealer, Probe, ProbeReply
+from hotline.station.audio import JitterBuffer, OpusDecoder, OpusEncoder, level_dbfs, mix_minus
+from hotline.station.participants import Participant
+from hotline.station.pathstats import PathStats
+from hotline.station.recording import OggOpusRecorder
+from hotline.station.udp import MediaSockets
+
+__all__ = ["CallMedia", "MediaSettings"]
+
+log = logging.getLogger("hotline.media")
+MS = 1_000_000
+PROBE_EVERY_NS = 500 * MS
+UDP_QUIET_NS = 1000 * MS  # no authentic datagram for this long: the peer should use TCP too
+TCP_PATH = 255  # the `path` of a frame that went over a TCP session
+SPEAKING_DBFS = -45.0
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    frame_ms: int
+    bitrate: int
+    udp: bool
+    all_paths: bool
+    record_dir: Path | None  # where to write the recordings, or None: not recorded
+
+
+@dataclass(slots=True)
+class _Figures:
+    frames_sent: int = 0
+    datagrams_sent: int = 0
+    tcp_frames_sent: int = 0
+    forged: int = 0  # datagrams that failed authentication (or were replays)
+    tcp_frames_received: int = 0
+
+
+class CallMedia:
+    def __init__(
+        self,
+        call_id: bytes,
+        settings: MediaSettings,
+        keys: tuple[MediaSealer, MediaOpener],
+        sockets: MediaSockets,
+        peer_addresses: list[tuple[Any, ...]],
+        send_tcp: Callable[[bytes], bool],
+        participants: dict[str, Participant],
+    ) -> None:
+        self.call_id = call_id
+        self.settings = settings
+        self.sealer, self.opener = keys
+        self.sockets = sockets
+        self.peer_addresses = peer_addresses  # per path; authentic datagrams move them (NAT)
+        self.send_tcp = send_tcp  # a sealed datagram on the link's carrier session
+        self.participants = participants
+        self.peer_wants_tcp = False  # the peer's keepalive says it hears no UDP from us
+        self.paths = [PathStats(i) for i in range(len(peer_addresses))]
+        self.figures = _Figures()
+        self.last_udp_ns = self.last_tcp_ns = 0
+        self.used: set[str] = set()  # "udp", "tcp": what has carried the peer's audio
+        self.recordings: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._probe_id = self._probe_ns = 0
+        frame_ms = settings.frame_ms
+        self.frame_ns = frame_ms * MS
+        self.encoder = OpusEncoder(frame_ms, settings.bitrate)
+        self.decoder = OpusDecoder(frame_ms)
+        self.buffer = JitterBuffer(frame_ms)
+        self.frame_samples = 48 * frame_ms
+        self.seq = 0
+        self.sent_rec: OggOpusRecorder | None = None
+        self.received_rec: OggOpusRecorder | None = None
+        if settings.record_dir is not None:
+            settings.record_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            stem = settings.record_dir / call_id.hex()
+            self.sent_rec = OggOpusRecorder(stem.with_name(f"{stem.name}-sent.opus"), frame_ms)
+            self.received_rec = OggOpusRecorder(
+                stem.with_name(f"{stem.name}-received.opus"), frame_ms
+            )
+
+    # -- the clock of the call -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> list[dict[str, Any]]:
+        """Stop sending and playing; seal the recordings: their names, hashes and sizes."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for name, recorder in (("sent", self.sent_rec), ("received", self.received_rec)):
+            if recorder is not None:
+                sha, size = await asyncio.to_thread(recorder.close)
+                self.recordings.append({"name": name, "sha256": sha, "size": size})
+        self.sent_rec = self.received_rec = None
+        return self.recordings
+
+    async def _run(self) -> None:
+        period = self.settings.frame_ms / 1000
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tick = 0
+        while True:
+            tick += 1
+            await asyncio.sleep(max(0.0, start + tick * period - loop.time()))
+            try:
+                self._frame(time.time_ns())
+            except Exception:  # a bad frame must not end the call's audio
+                log.exception("call %s: a media frame failed", self.call_id.hex()[:8])
+            behind = loop.time() - (start + tick * period)
+            if behind > 10 * period:  # the loop was stalled: start the clock again from now
+                start, tick = loop.time(), 0
+
+    def _frame(self, now_ns: int) -> None:
+        peer = self._play(now_ns)
+        speakers = {pid: p.take_frame(self.frame_samples) for pid, p in self.participants.items()}
+        speaking = {pid: f for pid, f in speakers.items() if not self.participants[pid].muted}
+        outgoing, heard = mix_minus(speaking, peer, list(self.participants))
+        for pid, participant in self.participants.items():
+            participant.speaking = pid in speaking and level_dbfs(speakers[pid]) > SPEAKING_DBFS
+            participant.deliver(heard[pid])
+        self._send_audio(self.encoder.encode(outgoing), now_ns)
+        if now_ns - self._probe_ns >= PROBE_EVERY_NS:
+            self._probe(now_ns)
+
+    def _play(self, now_ns: int) -> np.ndarray | None:
+        playout = self.buffer.pop(now_ns)
+        if playout is None:
+            return None
+        return self.decoder.play(playout)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _send_audio(self, opus: bytes, now_ns: int) -> None:
+        seq, timestamp = self.seq, (self.seq * self.frame_samples) & 0xFFFFFFFF
+        self.seq += 1
+        self.figures.frames_sent += 1
+        if self.sent_rec is not None:
+            self.sent_rec.write(opus, seq * self.frame_samples)
+        for index in self._udp_paths():
+            datagram = self.sealer.seal(AudioFrame(seq, timestamp, index, 0, opus))
+            if self.sockets.send(index, datagram, self.peer_addresses[index]):
+                self.paths[index].sent += 1
+                self.figures.datagrams_sent += 1
+        if self.peer_wants_tcp or not self.settings.udp:
+            datagram = self.sealer.seal(AudioFrame(seq, timestamp, TCP_PATH, 0, opus))
+            if self.send_tcp(datagram):
+                self.figures.tcp_frames_sent += 1
+
+    def _udp_paths(self) -> list[int]:
+        if not self.settings.udp:
+            return []
+        if self.settings.all_paths:
+            return list(range(len(self.paths)))
+        return [min(self.paths, key=lambda p: p.rank()).index]
+
+    def _probe(self, now_ns: int) -> None:
+        self._probe_ns = now_ns
+        self._probe_id = (self._probe_id + 1) & 0xFFFFFFFF
+        for index in self._udp_paths() if not self.settings.all_paths else range(len(self.paths)):
+            datagram = self.sealer.seal(Probe(index, self._probe_id, now_ns))
+            self.sockets.send(index, datagram, self.peer_addresses[index])
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def on_datagram(self, index: int, data: bytes, addr: tuple[Any, ...]) -> None:
+        """A UDP datagram on path `index` that names this call."""
+        now_ns = time.time_ns()
+        payload = self._open(data)
+        if payload is None or index >= len(self.paths):
+            return
+        self.last_udp_ns = now_ns
+        if addr != self.peer_addresses[index]:  # the peer moved (NAT rebinding): follow it
+            log.info("call %s path %d: peer now at %s", self.call_id.hex()[:8], index, addr)
+            self.peer_addresses[index] = addr
+        self._on_payload(payload, index, now_ns)
+
+    def on_tcp(self, data: bytes) -> None:
+        """A sealed datagram that came inside a CallMedia frame on a TCP session."""
+        payload = self._open(data)
+        if payload is not None:
+            self.last_tcp_ns = time.time_ns()
+            self.figures.tcp_frames_received += 1
+            self._on_payload(payload, TCP_PATH, self.last_tcp_ns)
+
+    def _open(self, data: bytes) -> AudioFrame | Probe | ProbeReply | None:
+        try:
+            return self.opener.open(data)[1]
+        except MediaError:
+            self.figures.forged += 1
+            return None
+
+    def _on_payload(
+        self, payload: AudioFrame | Probe | ProbeReply, index: int, now_ns: int
+    ) -> None:
+        match payload:
+            case AudioFrame():
+                outcome = self.buffer.push(payload.seq, payload.timestamp, payload.opus, now_ns)
+                self.used.add("tcp" if index == TCP_PATH else "udp")
+                if index != TCP_PATH:
+                    first = outcome == "accepted"
+                    self.paths[index].audio(
+                        payload.seq, now_ns, first=first, frame_ns=self.frame_ns
+                    )
+                if outcome == "accepted" and self.received_rec is not None:
+                    self.received_rec.write(payload.opus, payload.seq * self.frame_samples)
+            case Probe() if index != TCP_PATH:
+                reply = self.sealer.seal(ProbeReply(index, payload.probe_id, payload.sent_ns))
+                self.sockets.send(index, reply, self.peer_addresses[index])
+            case ProbeReply() if index != TCP_PATH and payload.probe_id == self._probe_id:
+                self.paths[index].rtt(now_ns - payload.echo_ns)
+
+    # -- what people and the record see ----------------------------------------------------------
+
+    def udp_heard(self, now_ns: int) -> bool:
+        return now_ns - self.last_udp_ns < UDP_QUIET_NS
+
+    def transport(self, now_ns: int) -> str:
+        udp = self.udp_heard(now_ns)
+        tcp = now_ns - self.last_tcp_ns < UDP_QUIET_NS
+        return "udp+tcp" if udp and tcp else "udp" if udp else "tcp" if tcp else "none"
+
+    def transport_used(self) -> Literal["udp", "tcp", "udp+tcp", "none"]:
+        """What carried the peer's audio over the whole call, for the record."""
+        if len(self.used) == 2:
+            return "udp+tcp"
+        return "udp" if "udp" in self.used else "tcp" if "tcp" in self.used else "none"
+
+    def received_figures(self) -> dict[str, int]:
+        return self.buffer.figures()
+
+    def status(self, now_ns: int) -> dict[str, Any]:
+        return {
+            "transport": self.transport(now_ns),
+            "sent": {
+                "frames": self.figures.frames_sent,
+                "datagrams": self.figures.datagrams_sent,
+                "tcp_frames": self.figures.tcp_frames_sent,
+            },
+            "received": {**self.received_figures(), "forged": self.figures.forged},
+            "paths": [p.to_json(now_ns) for p in self.paths],
+        }

@@ -1,0 +1,69 @@
+"""A person in a call at this station, as the media loop sees them: the frames their microphone
+sends (a short queue, so a client whose clock runs fast cannot build up delay), and where the
+frames they should hear go. Principal, interpreter and listener differ only in who may speak:
+a listener is muted and cannot unmute (DESIGN: participant)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["MAX_QUEUED_FRAMES", "Participant", "Role"]
+
+Role = Literal["principal", "interpreter", "listener"]
+ROLES: tuple[Role, ...] = ("principal", "interpreter", "listener")
+# At most this many microphone frames wait: past it the oldest go (a client's clock may run a
+# little fast; its audio must not fall further and further behind).
+MAX_QUEUED_FRAMES = 4
+
+
+@dataclass(slots=True)
+class Participant:
+    id: str
+    person: str
+    role: Role
+    sink: Callable[[np.ndarray], None]  # where the frames this person hears go
+    joined_ns: int = field(default_factory=time.time_ns)
+    left_ns: int | None = None
+    speaking: bool = False
+    dropped: int = 0  # microphone frames dropped because too many waited
+    _mic: deque[np.ndarray] = field(default_factory=deque)
+    self_muted: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def muted(self) -> bool:
+        return self.role == "listener" or self.self_muted
+
+    def mic(self, frame: np.ndarray) -> None:
+        """A frame from this person's microphone."""
+        self._mic.append(frame)
+        while len(self._mic) > MAX_QUEUED_FRAMES:
+            self._mic.popleft()
+            self.dropped += 1
+
+    def take_frame(self, samples: int) -> np.ndarray:
+        """The next microphone frame, or silence if none came in time."""
+        if self._mic:
+            return self._mic.popleft()
+        return np.zeros(samples, dtype=np.int16)
+
+    def deliver(self, frame: np.ndarray) -> None:
+        self.sink(frame)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "person": self.person,
+            "role": self.role,
+            "muted": self.muted,
+            "speaking": self.speaking,
+            "joined_ns": self.joined_ns,
+            "left_ns": self.left_ns,
+        }
