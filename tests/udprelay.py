@@ -7,6 +7,7 @@ It runs in a thread until `close()`; it forwards nothing but loopback datagrams.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import select
 import socket
@@ -76,10 +77,8 @@ class UdpRelay:
                     path.dropped += 1
                     continue
                 path.forwarded += 1
-                try:
+                with contextlib.suppress(OSError):
                     out.sendto(data, target)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._stop.set()

@@ -7,6 +7,7 @@ Used by `hotline call`, by the tests and by bench/call.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -40,8 +41,9 @@ class Softphone:
 
     def __init__(self, api: str, token: str, call_id: str, person: str, role: str) -> None:
         url = f"ws://{api}/api/v1/calls/{call_id}/media?person={quote(person)}&role={quote(role)}"
-        self.ws: ClientConnection = connect(
-            url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**20
+        self._stack = contextlib.ExitStack()  # the connection is a context: closed by close()
+        self.ws: ClientConnection = self._stack.enter_context(
+            connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**20)
         )
         hello = json.loads(self.ws.recv(timeout=5))
         if hello.get("type") != "joined":
@@ -99,7 +101,7 @@ class Softphone:
 
     def close(self) -> None:
         self._stop.set()
-        self.ws.close()
+        self._stack.close()
         for thread in self._threads:
             thread.join(timeout=5)
 

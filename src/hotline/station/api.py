@@ -325,6 +325,7 @@ def _make_fastapi(station: Station) -> FastAPI:
             "fingerprint": station.card.fingerprint.hex(),
             "started_ns": station.started_ns,
             "links": [runtime.status() for runtime in station.links.values()],
+            "alarms": [a.to_json() for a in station.discipline.alarms.values()],
         }
 
     @app.post(

@@ -75,7 +75,9 @@ class CallMedia:
         self.peer_addresses = peer_addresses  # per path; authentic datagrams move them (NAT)
         self.send_tcp = send_tcp  # a sealed datagram on the link's carrier session
         self.participants = participants
-        self.peer_wants_tcp = False  # the peer's keepalive says it hears no UDP from us
+        # Until the peer's keepalive says it hears our UDP, the frames go on TCP too: where UDP
+        # is blocked, the call's first words are not lost to the wait for that keepalive.
+        self.peer_wants_tcp = True
         self.paths = [PathStats(i) for i in range(len(peer_addresses))]
         self.figures = _Figures()
         self.last_udp_ns = self.last_tcp_ns = 0
