@@ -326,6 +326,13 @@ def _make_fastapi(station: Station) -> FastAPI:
             "started_ns": station.started_ns,
             "links": [runtime.status() for runtime in station.links.values()],
             "alarms": [a.to_json() for a in station.discipline.alarms.values()],
+            "calls": [
+                {**status, "link": name}
+                for name, runtime in station.links.items()
+                if runtime.calls is not None
+                for status in runtime.calls.calls()
+                if status.get("state") != "ended"
+            ],
         }
 
     @app.post(

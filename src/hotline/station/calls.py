@@ -54,6 +54,7 @@ log = logging.getLogger("hotline.calls")
 S = 1_000_000_000
 DEAD_AFTER_NS = 3 * S  # an answered call whose peer says nothing this long has lost its peer
 RECENT_CALLS = 50  # ended calls kept for the API's list
+STATS_EVERY_NS = 1 * S  # a call's figures (per path loss, jitter, round trip) on the event stream
 NOTE_EVERY_NS = 5 * S  # a call in progress is noted this often: a restart knows when it was cut
 
 
@@ -85,7 +86,7 @@ class CallDesk:
         self.missed: dict[bytes, Call] = {}  # missed calls nobody has acknowledged yet
         self.refused = 0  # call frames refused (a rule broken by the peer)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._noted_ns = 0
+        self._noted_ns = self._stats_ns = 0
 
     @property
     def name(self) -> str:
@@ -204,6 +205,11 @@ class CallDesk:
                 live.call.udp_heard = live.media.udp_heard(now_ns)
         ring_ns = self.settings.ring_timeout_s * S
         self._apply(self.table.tick(now_ns, ring_ns, DEAD_AFTER_NS))
+        if now_ns - self._stats_ns >= STATS_EVERY_NS:
+            self._stats_ns = now_ns
+            for call_id, live in self.live.items():
+                if live.media is not None and (status := self.status(call_id)) is not None:
+                    self.runtime.hub.publish({**status, "type": "call_stats"})
         if now_ns - self._noted_ns >= NOTE_EVERY_NS and self.live:
             self._noted_ns = now_ns
             for call_id in self.live:

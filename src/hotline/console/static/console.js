@@ -32,7 +32,7 @@ const WORDS = {
     acked: "{lane} {seq} acknowledged", no_gaps: "No gaps: {list}",
     gaps_missing: "GAPS — missing {list} (have {ranges})", no_messages: "No messages yet", and_more: "… and {n} more",
     dir_in: "incoming", dir_out: "outgoing", type_principal: "principal", type_service: "service", type_test: "test",
-    type_exercise: "exercise", type_acknowledgement: "acknowledgement", exercise_tag: "EXERCISE",
+    type_exercise: "exercise", type_acknowledgement: "acknowledgement", type_call_record: "call record", exercise_tag: "EXERCISE",
     exercise_banner: "EXERCISE — EXERCISE — EXERCISE", exercise_start: "Start an exercise",
     exercise_end: "End the exercise", back: "← Back to traffic", hash: "Hash", sent: "Sent",
     deadline: "Deadline", verified: "✓ Signature verified by the station", translations: "Translations",
@@ -98,7 +98,7 @@ const WORDS = {
     gaps_missing: "ПРОПУСКИ — не хватает: {list} (есть: {ranges})", no_messages: "Сообщений пока нет",
     and_more: "… и ещё {n}", dir_in: "входящее", dir_out: "исходящее", type_principal: "основное",
     type_service: "служебное", type_test: "проверочное", type_exercise: "учебное",
-    type_acknowledgement: "подтверждение", exercise_tag: "УЧЕНИЯ", exercise_banner: "УЧЕНИЯ — УЧЕНИЯ — УЧЕНИЯ",
+    type_acknowledgement: "подтверждение", type_call_record: "запись о звонке", exercise_tag: "УЧЕНИЯ", exercise_banner: "УЧЕНИЯ — УЧЕНИЯ — УЧЕНИЯ",
     exercise_start: "Начать учения", exercise_end: "Завершить учения",
     back: "← К обмену", hash: "Хеш", sent: "Отправлено", deadline: "Срок", verified: "✓ Подпись проверена станцией",
     translations: "Переводы", translations_none: "Пока нет.",
@@ -701,7 +701,9 @@ function fillTable(sel, messages) {
   if (!rows.length) $(`${sel} tbody`).append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, t("nothing"))));
 }
 
-const canAck = (m) => m.direction === "in" && !m.acknowledged && m.state !== "acknowledged" && can("acknowledge");
+// A call record is a station's statement about a call, not a message for a person to act on.
+const canAck = (m) => m.direction === "in" && m.type !== "call_record" && !m.acknowledged
+  && m.state !== "acknowledged" && can("acknowledge");
 const ackButton = (m) => button("ack", "ack", (e) => { e.stopPropagation(); run(() => ack(m), e.currentTarget); });
 
 function messageRow(m) {
