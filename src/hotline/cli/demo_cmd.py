@@ -5,6 +5,7 @@ their link tests (every letter of both alphabets), and run until Ctrl-C."""
 from __future__ import annotations
 
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -64,12 +65,25 @@ def demo(
             stop = threading.Event()
             signal.signal(signal.SIGINT, lambda *_: stop.set())
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            _how_to_call(london, moscow)
             console.print("\nRunning. Press Ctrl-C to stop both stations.")
             stop.wait()
     finally:
         for station in stations.values():
             station.close()
         console.print("Both stations stopped cleanly.")
+
+
+def _how_to_call(london: StationProcess, moscow: StationProcess) -> None:
+    hotline = Path(sys.executable).parent / "hotline"  # the one in this environment
+    console.print("\n[bold]A call[/bold] (Moscow answers, London speaks a WAV file of yours):")
+    console.print(
+        f"  {hotline} call --data-dir {moscow.data.path} --answer --record-to heard.wav &",
+        markup=False,
+    )
+    console.print(
+        f"  {hotline} call --data-dir {london.data.path} -p FLASH --play speech.wav", markup=False
+    )
 
 
 def _introduce(root: Path, london: StationProcess, moscow: StationProcess) -> None:
