@@ -352,3 +352,33 @@ def test_the_similarity_measure_tells_speech_from_other_speech_and_silence() -> 
     assert similarity(np.concatenate([pad, spoken, pad]), spoken) > 0.95
     assert similarity(np.concatenate([pad, other, pad]), spoken) < 0.5
     assert similarity(np.zeros(len(spoken) + 96000, dtype=np.int16), spoken) == 0.0
+
+
+def test_a_path_whose_address_moves_is_followed_and_a_forged_datagram_moves_nothing(
+    relayed: Any,
+) -> None:
+    london, moscow, relay = relayed
+    relay.set_loss(1, 1.0)  # path 1 is cut: path 0 alone carries the call
+    call = Call(london, moscow)
+    spoken = speech_like(4.0, seed=13)
+    call.at_moscow.start(None)
+    call.at_london.start(spoken[: 48000 * 2])
+    time.sleep(1.0)
+    relay.rebind(0)  # London's datagrams reach Moscow from a new port, as after a NAT reboot
+    # Someone else sends a datagram that names Moscow's receiver index from yet another port:
+    # it does not authenticate, so Moscow goes on sending where it did.
+    forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    header = relay.paths[0].last_toward_b[:13]
+    for _ in range(50):
+        forger.sendto(header + os.urandom(100), _udp_addresses(moscow)[0])
+    forger.close()
+    time.sleep(2.5)
+    media = call.status(moscow)["media"]
+    assert media["received"]["forged"] >= 50
+    # Moscow followed London to the new port, and not the forger: London still hears path 0
+    # (path 1 is cut), through the new port (the old one is closed).
+    assert call.status(london)["media"]["paths"][0]["live"]
+    before = relay.paths[0].to_a
+    time.sleep(0.5)
+    assert relay.paths[0].to_a > before + 20
+    call.end()

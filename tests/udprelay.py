@@ -28,6 +28,8 @@ class _Path:
     loss: float = 0.0
     forwarded: int = 0
     dropped: int = 0
+    last_toward_b: bytes = b""  # the newest datagram A sent toward B, as it came
+    to_a: int = 0  # datagrams of B's forwarded to A
 
 
 @dataclass
@@ -46,6 +48,7 @@ class UdpRelay:
                 sockets.append(s)
             self.paths.append(_Path(sockets[0], sockets[1], a, b))
         self._random = random.Random(self.seed)
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -60,23 +63,43 @@ class UdpRelay:
     def set_loss(self, path: int, loss: float) -> None:
         self.paths[path].loss = loss
 
-    def _run(self) -> None:
+    def rebind(self, path: int) -> None:
+        """The port facing B moves, as a NAT's mapping does: A's datagrams now reach B from a
+        new source, and what B sends to the old port is lost until B follows."""
+        fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        fresh.bind(("127.0.0.1", 0))
+        with self._lock:
+            old, self.paths[path].toward_a = self.paths[path].toward_a, fresh
+        old.close()
+
+    def _routes(self) -> dict[socket.socket, tuple[_Path, socket.socket, Address]]:
         routes = {}
-        for path in self.paths:
-            routes[path.toward_b] = (path, path.toward_a, path.b_real)
-            routes[path.toward_a] = (path, path.toward_b, path.a_real)
+        with self._lock:
+            for path in self.paths:
+                routes[path.toward_b] = (path, path.toward_a, path.b_real)
+                routes[path.toward_a] = (path, path.toward_b, path.a_real)
+        return routes
+
+    def _run(self) -> None:
         while not self._stop.is_set():
-            readable, _, _ = select.select(list(routes), [], [], 0.05)
+            routes = self._routes()
+            try:
+                readable, _, _ = select.select(list(routes), [], [], 0.05)
+            except (OSError, ValueError):  # a socket closed by rebind(): look again
+                continue
             for sock in readable:
                 path, out, target = routes[sock]
                 try:
                     data, _ = sock.recvfrom(2048)
                 except OSError:
                     continue
+                if sock is path.toward_b:
+                    path.last_toward_b = data
                 if path.loss and self._random.random() < path.loss:
                     path.dropped += 1
                     continue
                 path.forwarded += 1
+                path.to_a += sock is path.toward_a
                 with contextlib.suppress(OSError):
                     out.sendto(data, target)
 
