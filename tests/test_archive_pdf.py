@@ -11,6 +11,7 @@ import tracemalloc
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -18,9 +19,11 @@ from hypothesis import strategies as st
 from pypdf import PageObject, PdfReader
 
 from hotline.archive import pdf
+from hotline.archive.calls import call_view
 from hotline.archive.pdf import write_pdf
 from hotline.archive.transcript import Entry, Translation
 from hotline.errors import ConfigError
+from hotline.protocol.callrecord import CallRecord, MediaFigures, Party, Recording
 from hotline.protocol.envelope import MAX_TEXT_BYTES
 
 T0 = 1_741_944_723_000_000_000  # 2025-03-14 09:32:03 UTC
@@ -362,3 +365,63 @@ def test_without_the_font_package_a_clear_error(monkeypatch: pytest.MonkeyPatch)
             write_pdf(io.BytesIO(), "x", LINK, STATIONS, [])
     finally:
         pdf._faces.cache_clear()
+
+
+def _call(
+    minute: int, seq: int, precedence: Literal["FLASH", "ROUTINE"], answered: bool, reason: str
+) -> Entry:
+    """A call record's entry, as the exporter makes it: the call, and no text of its own."""
+    invited = T0 + minute * MINUTE
+    record = CallRecord(
+        version=1, call_id="ab" * 16, direction="outgoing", precedence=precedence,
+        caller=Party("Moscow", "Иванов", "principal"),
+        answerer=Party("London", "Smith", "interpreter") if answered else None,
+        invited_ns=invited, answered_ns=invited + 5 * 10**9 if answered else None,
+        ended_ns=invited + 3725 * 10**9, end_reason=reason,
+        media=MediaFigures(186_000, 185_500, 400, 350, 100, 90), transport="udp",
+        recorded=answered,
+        recordings=(Recording("ab" * 16 + "-sent.opus", "0f" * 32, 2_000_000),) if answered else (),
+        participants=(),
+    )  # fmt: skip
+    notes = {"ab" * 16 + "-sent.opus": "in this bundle as recordings/" + "ab" * 16 + "-sent.opus"}
+    view = call_view(record, notes)
+    return Entry(invited + 3726 * 10**9, "Moscow", "ROUTINE", seq, "call record", "zxx", "",
+                 call=view)  # fmt: skip
+
+
+def test_a_call_is_drawn_as_a_call_among_the_messages() -> None:
+    calls = render([
+        entry(0, "London", "ROUTINE", 7, "Hourly link test from London.", kind="test"),
+        _call(1, 12, "FLASH", True, "ended by peer: связь прервана {nb}"),
+        _call(90, 13, "ROUTINE", False, "no answer"),
+    ])  # fmt: skip
+    text = calls.text
+    heading = "FLASH call, outgoing, as Moscow recorded it"
+    assert f"2025-03-14 10:35:09 UTC Moscow ROUTINE 12 call record {heading}" in text
+    assert "call record zxx" not in text, "a record has no language to show"
+    for line in (
+        "caller: Moscow: Иванов (principal)",
+        "answerer: London: Smith (interpreter)",
+        "invited: 2025-03-14 09:33:03 UTC",
+        "answered: 2025-03-14 09:33:08 UTC",
+        "ended: 2025-03-14 10:35:08 UTC",
+        "duration: 1 h 02 min 00 s from the answer",
+        "end reason: ended by peer: связь прервана {nb}",  # not a page count
+        "transport: udp",
+        "media: 186,000 frames sent; of the peer's, 185,500 received, 400 lost, 350 concealed, "
+        "100 late, 90 recovered by FEC",
+        f"recorded: {'ab' * 16}-sent.opus, 2,000,000 bytes, sha256 {'0f' * 32} (in this bundle",
+        "ROUTINE call, outgoing, as Moscow recorded it",
+        "answerer: not answered",
+        "duration: not answered (rang 1 h 02 min 05 s)",
+        "recorded: no",
+    ):
+        assert line in text, line
+    assert text.index("Hourly link test") < text.index("FLASH call") < text.index("ROUTINE call")
+    page = runs(calls.reader.pages[0])
+    flash, routine = find(page, "FLASH call"), find(page, "ROUTINE call")
+    assert flash.colour == (0.667, 0.0, 0.0)
+    assert "Bold" in flash.font
+    assert routine.colour != flash.colour
+    assert find(page, "caller:").x == pytest.approx(find(page, "Hourly link test").x)
+    assert "original ·" not in text, "no message columns"

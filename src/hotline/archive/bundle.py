@@ -11,6 +11,7 @@ docs/archive.md says byte by byte:
     annotations.jsonl   translations, reviews and certifications, as signed by the receiver
     held.jsonl          the receivers' signed Held statements for attachments
     files/<sha256>      the attachment files held whole by the exporter
+    recordings/<name>   the recordings the exporter's call records name
     transcript.html     the messages for people to read, in the order sent (not evidence)
     transcript.pdf      the same, for print
 
@@ -18,8 +19,9 @@ docs/archive.md says byte by byte:
 link id is theirs, the manifest's signature and every member's hash, every envelope's signature,
 every chain (sequence numbers without a gap, each envelope naming its predecessor's hash), that
 each receipt, checkpoint, annotation and Held statement is signed by the right station and names
-envelopes that are in the bundle, the translation workflow's rules, every file's hash, and
-whether both stations' newest checkpoints agree. It stops at the first problem and says which
+envelopes that are in the bundle, the translation workflow's rules, every file's hash, every
+call record, each recording against the exporter's record of its call (or listed as missing),
+and whether both stations' newest checkpoints agree. It stops at the first problem and says which
 envelope or statement, and what failed.
 """
 
@@ -32,17 +34,20 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from hotline.archive import ArchiveError
 from hotline.archive.export import FORMAT, MANIFEST_PURPOSE, VERSION, export_bundle
+from hotline.archive.recordings import Claim, check_recordings, missing_of
 from hotline.crypto.card import SignedCard, parse_card
 from hotline.crypto.identity import PublicIdentity
 from hotline.crypto.session import link_id_for
-from hotline.errors import CardError, ProtocolError, RemoteError
+from hotline.errors import CardError, ProtocolError
 from hotline.protocol.annotation import Annotation, Kind
-from hotline.protocol.envelope import LANES, Lane, decode_envelope, genesis_hash
+from hotline.protocol.callrecord import decode_record
+from hotline.protocol.envelope import LANES, Lane, MessageType, decode_envelope, genesis_hash
 from hotline.protocol.statements import Checkpoint, Head, Receipt, Signed
 from hotline.protocol.transfer import Held
 
@@ -51,10 +56,6 @@ __all__ = ["ArchiveError", "Verified", "export_bundle", "verify_bundle"]
 # What reading a damaged ZIP member can raise.
 _DAMAGE = (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 _FILE = re.compile("files/([0-9a-f]{64})")
-
-
-class ArchiveError(RemoteError):
-    """A bundle that does not verify: the message says where and what."""
 
 
 # -- verify ----------------------------------------------------------------------------------------
@@ -75,6 +76,9 @@ class Verified:
     annotations: int = 0
     held: int = 0
     files: int = 0
+    calls: int = 0  # call records, both stations'
+    recordings: int = 0  # the exporter's recordings in the bundle, each checked
+    missing_recordings: dict[str, str] = field(default_factory=dict)  # name -> absent | altered
     certified: int = 0  # distinct translations certified
     agreed: bool = False  # both stations' newest checkpoints name the same eight heads
 
@@ -96,7 +100,8 @@ def verify_bundle(path: Path) -> Verified:
         signers = {d: c.identity for d, c in enumerate(cards)}
         check = _Check(bundle, link_id, signers, {d: c.body.name for d, c in enumerate(cards)})
         check.range = manifest.get("range") if isinstance(manifest.get("range"), dict) else None
-        check.result.exported_by, check.ranged = exporter, check.range is not None
+        check.exporter = exporter
+        check.result.exported_by, check.ranged = cards[exporter].body.name, check.range is not None
         check.result.ranged = check.ranged
         check.envelopes()
         check.receipts()
@@ -104,6 +109,7 @@ def verify_bundle(path: Path) -> Verified:
         check.annotations()
         check.held()
         check.files()
+        check.recordings(missing_of(manifest))
         # Last, so that a changed record is named precisely above: whatever else changed (the
         # transcript, a member added) is not what the exporter signed.
         _members(bundle, manifest, check.digests)
@@ -111,7 +117,8 @@ def verify_bundle(path: Path) -> Verified:
         counts = manifest.get("counts", {})
         found = {"envelopes": result.envelopes, "receipts": result.receipts,
                  "checkpoints": result.checkpoints, "annotations": result.annotations,
-                 "held": result.held, "files": result.files}  # fmt: skip
+                 "held": result.held, "files": result.files,
+                 "recordings": result.recordings}  # fmt: skip
         if counts != found:
             raise ArchiveError(f"the manifest counts {counts}, the bundle holds {found}")
     return result
@@ -119,16 +126,18 @@ def verify_bundle(path: Path) -> Verified:
 
 def _signed_manifest(
     bundle: zipfile.ZipFile, manifest: dict[str, Any], cards: list[SignedCard]
-) -> str:
-    """The exporter's hybrid signature over the manifest's exact bytes: who vouches for it."""
-    exporter = next((c for c in cards if c.fingerprint.hex() == manifest.get("exported_by")), None)
-    if exporter is None:
+) -> int:
+    """The exporter's hybrid signature over the manifest's exact bytes: who vouches for it (its
+    direction)."""
+    found = [d for d, c in enumerate(cards) if c.fingerprint.hex() == manifest.get("exported_by")]
+    if not found:
         raise ArchiveError("the manifest names an exporter that is neither station")
+    exporter = cards[found[0]]
     if not exporter.identity.verify(
         MANIFEST_PURPOSE, _read(bundle, "manifest.json"), _read(bundle, "manifest.sig")
     ):
         raise ArchiveError(f"manifest.sig: the manifest is not signed by {exporter.body.name}")
-    return exporter.body.name
+    return found[0]
 
 
 def _members(bundle: zipfile.ZipFile, manifest: dict[str, Any], read: dict[str, str]) -> None:
@@ -258,6 +267,8 @@ class _Check:
         self.digests: dict[str, str] = {}  # members read whole, by name: their SHA-256
         # The files each envelope names, for the Held statements and the files/ members.
         self.named: dict[tuple[int, int, int], tuple[tuple[bytes, int], ...]] = {}
+        self.exporter = 0  # the exporting station's direction: its recordings are carried
+        self.claims: dict[str, list[Claim]] = {}  # the recordings its call records name
 
     def envelopes(self) -> None:
         """Every chain, in order, each envelope naming its predecessor."""
@@ -294,6 +305,8 @@ class _Check:
                 self.named[(direction, lane, seq)] = tuple(
                     (a.sha256, a.size) for a in body.attachments
                 )
+            if body.type == MessageType.CALL_RECORD:  # its text decoded with the envelope
+                self._call_record(body.text, direction, f"envelope {direction}/{_lane(lane)} {seq}")
             heads[lane] = Head(seq, envelope.hash)
             self.hashes[(direction, lane, seq)] = envelope.hash
             last = (direction, lane, seq)
@@ -415,6 +428,18 @@ class _Check:
             if _hash_member(self.bundle, name) != match.group(1):
                 raise ArchiveError(f"{name}: its bytes do not hash to its name")
             self.result.files += 1
+
+    def recordings(self, missing: dict[str, str]) -> None:
+        """The exporter's recordings: each as its record names it, or listed as missing."""
+        self.result.recordings = check_recordings(self.bundle, self.claims, missing, self.digests)
+        self.result.missing_recordings = missing
+
+    def _call_record(self, text: str, direction: int, where: str) -> None:
+        record = decode_record(text)
+        self.result.calls += 1
+        if direction == self.exporter:  # the peer's record names the peer's files
+            for rec in record.recordings:
+                self.claims.setdefault(rec.name, []).append(Claim(rec, where))
 
     def _receiver(self, direction: int) -> PublicIdentity:
         """The station that received envelopes sent in `direction`: it signs what it holds."""

@@ -6,9 +6,13 @@ the PDF, which its library builds whole: hence PDF_AUTO_LIMIT). Each
 member's SHA-256 goes into the manifest, and the exporting station signs the manifest (hybrid,
 Ed25519 + ML-DSA-65), so the bundle as a whole is vouched for, not only each record in it.
 
+Our call records bring the recordings they name from the station's recordings directory
+(recordings.py); one that is not there as recorded is listed in the manifest as missing, so the
+bundle says so rather than leave it out in silence.
+
 A time range keeps the envelopes sent within it (and what names them: annotations, Held
-statements, files). Each lane is then a contiguous piece of its chain, checked link by link
-from its first envelope, whose predecessor is outside the range.
+statements, files, recordings). Each lane is then a contiguous piece of its chain, checked link
+by link from its first envelope, whose predecessor is outside the range.
 """
 
 from __future__ import annotations
@@ -22,19 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from hotline.archive.recordings import RecordingsOut
 from hotline.archive.transcript import Entry, Timeline, translations_of, write_html
 from hotline.crypto.card import SignedCard
 from hotline.crypto.identity import StationIdentity
 from hotline.crypto.session import link_id_for
 from hotline.protocol.annotation import Annotation
-from hotline.protocol.envelope import decode_envelope
+from hotline.protocol.callrecord import decode_record
+from hotline.protocol.envelope import Envelope, MessageType, decode_envelope
 from hotline.protocol.statements import Signed
 from hotline.store.base import SqlStore
 
 __all__ = ["FORMAT", "MANIFEST_PURPOSE", "PDF_AUTO_LIMIT", "VERSION", "export_bundle"]
 
 FORMAT = "hotline-archive"
-VERSION = 2
+VERSION = 3  # 3: call recordings (recordings/, counts.recordings, missing_recordings)
 MANIFEST_PURPOSE = "archive-manifest"
 # A PDF is for reading and printing: a crisis, a day, a week. Past this many messages (a link's
 # whole record of years) it would run to thousands of pages and minutes of rendering, so "auto"
@@ -80,15 +86,23 @@ def export_bundle(
     since_ns: int | None = None,
     until_ns: int | None = None,
     pdf: str = "auto",
+    recordings: Path | None = None,
 ) -> dict[str, int]:
-    """Write the link's record from our store to `out` (a new file); return the counts.
-    `files` is the station's attachments directory: the files held whole there go in.
-    `pdf`: "auto" (a PDF transcript up to PDF_AUTO_LIMIT messages), "always" or "never"."""
+    """Write the link's record from our store to `out` (a new file); return the manifest's
+    counts and `missing_recordings`, how many recordings our call records name that are not in
+    the bundle (the manifest names them). `files` is the station's attachments directory: the
+    files held whole there go in; `recordings` its recordings directory. `pdf`: "auto" (a PDF
+    transcript up to PDF_AUTO_LIMIT messages), "always" or "never".
+
+    Raises:
+        LocalError: a recording changed while it was copied.
+    """
     if pdf not in ("auto", "always", "never"):
         raise ValueError(f"pdf is auto, always or never, not {pdf!r}")
     tmp = out.with_name(f".{out.name}.tmp")
     exporter = _Exporter(store, identity, ours, peer, since_ns, until_ns)
     exporter.pdf = pdf
+    exporter.recordings = RecordingsOut(recordings)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
             exporter.write(bundle, files, exported_ns)
@@ -96,7 +110,7 @@ def export_bundle(
     finally:
         exporter.timeline.close()
         tmp.unlink(missing_ok=True)
-    return exporter.counts
+    return {**exporter.counts, "missing_recordings": len(exporter.recordings.missing)}
 
 
 class _Exporter:
@@ -115,7 +129,8 @@ class _Exporter:
         self.our_direction = 0 if ours.fingerprint < peer.fingerprint else 1
         self.cards = sorted((ours, peer), key=lambda c: c.fingerprint)
         self.counts = dict.fromkeys(
-            ("envelopes", "receipts", "checkpoints", "annotations", "held", "files"), 0
+            ("envelopes", "receipts", "checkpoints", "annotations", "held", "files", "recordings"),
+            0,
         )
         self.members: dict[str, str] = {}
         self.timeline = Timeline()
@@ -123,6 +138,7 @@ class _Exporter:
         self.wanted: set[bytes] = set()  # the files the envelopes name
         self.annotations = _annotations(store, self.link_id, identity)
         self.pdf = "auto"
+        self.recordings = RecordingsOut(None)
 
     def write(self, bundle: zipfile.ZipFile, files: Path | None, exported_ns: int) -> None:
         for card in self.cards:
@@ -137,6 +153,9 @@ class _Exporter:
             if path is not None and path.is_file():  # named by its hash: checked on verify
                 bundle.write(path, f"files/{sha256.hex()}", compress_type=zipfile.ZIP_STORED)
                 self.counts["files"] += 1
+        self.counts["recordings"] = self.recordings.write(
+            lambda info, write: self._member(bundle, info, write)
+        )
         cards, timeline = self.cards, self.timeline
         self._member(
             bundle, "transcript.html", lambda f: write_html(f, self.link_id, cards, timeline)
@@ -156,6 +175,7 @@ class _Exporter:
             "range": {"since_ns": self.since_ns, "until_ns": self.until_ns} if ranged else None,
             "counts": self.counts,
             "transcript_pdf": with_pdf,
+            "missing_recordings": dict(sorted(self.recordings.missing.items())),
             "members": self.members,
         }
         manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
@@ -163,12 +183,17 @@ class _Exporter:
         bundle.writestr("manifest.sig", self.identity.sign(MANIFEST_PURPOSE, manifest_bytes))
 
     def _member(
-        self, bundle: zipfile.ZipFile, name: str, write: Callable[[_Hashed], object]
-    ) -> None:
+        self,
+        bundle: zipfile.ZipFile,
+        name: str | zipfile.ZipInfo,
+        write: Callable[[_Hashed], object],
+    ) -> str:
         with bundle.open(name, "w") as raw:
             hashed = _Hashed(raw)
             write(hashed)
-        self.members[name] = hashed.digest.hexdigest()
+        key = name.filename if isinstance(name, zipfile.ZipInfo) else name
+        self.members[key] = hashed.digest.hexdigest()
+        return self.members[key]
 
     def _in_range(self, sent_ns: int) -> bool:
         return (self.since_ns is None or sent_ns >= self.since_ns) and (
@@ -187,9 +212,19 @@ class _Exporter:
                 self.segments.add(direction, lane, seq)
                 self.wanted.update(a.sha256 for a in envelope.body.attachments)
                 said = [] if ours else self.annotations.get((lane, seq), [])
-                entry = Entry.of(sender.body.name, envelope, translations_of(said))
+                notes = self._recordings(envelope, ours, sender.body.name)
+                entry = Entry.of(sender.body.name, envelope, translations_of(said), notes)
                 self.timeline.add(direction, lane, entry)
                 self.counts["envelopes"] += 1
+
+    def _recordings(self, envelope: Envelope, ours: bool, station: str) -> dict[str, str]:
+        """A call record's recordings: ours to carry; the peer's are the peer's to keep."""
+        if envelope.body.type != MessageType.CALL_RECORD:
+            return {}
+        record = decode_record(envelope.body.text)
+        if ours:
+            return self.recordings.add(record)
+        return {r.name: f"kept by {station}, not in this bundle" for r in record.recordings}
 
     def _receipts(self, f: _Hashed) -> None:
         receipt = self.store.stored_receipt(self.link_id)

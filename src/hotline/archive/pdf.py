@@ -7,7 +7,8 @@ A4, one block per message: a line with the time (UTC), sender, lane and sequence
 bold red, with a red bar beside the block), type and language, then the text. With a translation
 the block has two columns, the original on the left and each translation on the right under its
 status; both columns flow onto the next page together, so a long text never leaves its
-translation behind. Pages say "page N of M".
+translation behind. A call record's block is the call (calls.py), one column of its lines, with
+a red bar for a FLASH call. Pages say "page N of M".
 
 The core PDF fonts stop at Latin-1, and the link speaks Russian, so the text is set in Noto Sans,
 which the `fontpkg-noto-sans` package ships as a variable font (OFL): nothing is looked for on the
@@ -33,6 +34,7 @@ from fontTools.varLib import instancer  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue
 
+from hotline.archive.calls import CallView
 from hotline.archive.transcript import Entry, Sink
 from hotline.errors import ConfigError
 
@@ -265,7 +267,8 @@ class _Document(FPDF):
         label = f"{lane} {e.seq}"
         flash = lane == "FLASH"
         exercise = e.kind.lower() == "exercise"
-        bar = _RED if flash else _AMBER if exercise else None
+        urgent = flash or (e.call is not None and e.call.precedence == "FLASH")
+        bar = _RED if urgent else _AMBER if exercise else None
         columns = self._columns(e)
         # The first line of a block never ends a page alone: it comes with two lines of text.
         if self.get_y() + 2 * _META_H + 2.2 + 2 * _TEXT_H > self.bottom:
@@ -280,7 +283,8 @@ class _Document(FPDF):
         self._meta(sender, "B", _INK)
         self._meta(label, "B", _RED if flash else _INK)
         self._meta(self.clean.line(e.kind, 24), "", _GREY)
-        self._meta(self.clean.line(e.language, 16), "", _GREY)
+        if e.call is None:  # a call record's "zxx" says nothing to a reader
+            self._meta(self.clean.line(e.language, 16), "", _GREY)
         if e.acknowledges is not None:
             self._meta(f"acknowledges {self.clean.line(e.acknowledges, 40)}", "B", _GREY)
         self.set_xy(_MARGIN, self.get_y() + _META_H + 1)
@@ -288,6 +292,8 @@ class _Document(FPDF):
         self.set_y(self.get_y() + 3)
 
     def _columns(self, e: Entry) -> list[tuple[float, float, list[_Line]]]:
+        if e.call is not None:
+            return [(_MARGIN, self.text_w, self._call(e.sender, e.call, self.text_w))]
         if not e.translations:
             return [(_MARGIN, self.text_w, self._original(e, self.text_w, heading=False))]
         width = (self.text_w - _GUTTER) / 2
@@ -312,6 +318,17 @@ class _Document(FPDF):
         for attachment in e.attachments:
             name = self.clean.line(attachment, 400)
             lines += self._wrap(f"attachment: {name}", width, "", _SMALL_PT, _SMALL_H, _GREY)
+        return lines
+
+    def _call(self, sender: str, call: CallView, width: float) -> list[_Line]:
+        """A call, not a message: what its record says, line by line, the full width."""
+        precedence = self.clean.line(call.precedence, 16)
+        colour = _RED if precedence == "FLASH" else _INK
+        direction = self.clean.line(call.direction, 16)
+        heading = f"{precedence} call, {direction}, as {sender} recorded it"
+        lines = self._wrap(heading, width, "B", _TEXT_PT, _TEXT_H, colour)
+        for label, value in call.details:  # values are printable (decode_record): one line each
+            lines += self._wrap(f"{label}: {value}", width, "", _META_PT, _META_H, _INK)
         return lines
 
     def _text(self, text: str, width: float) -> list[_Line]:

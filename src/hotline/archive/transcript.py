@@ -1,7 +1,8 @@
 """The readable transcript in a bundle: every message of the link in the order it was sent, with
 its lane, type, language and original text, its files, who acknowledged what, and beside each
 received message the translations made of it, with their standing (certified, reviewed, not
-yet reviewed). A rendering for people, not evidence: `hotline verify` checks the signed records
+yet reviewed). A call record is shown as the call it records (calls.py), in its place among the
+messages. A rendering for people, not evidence: `hotline verify` checks the signed records
 beside it, not this page.
 
 The HTML is one self-contained file (its style inline, no script, nothing fetched), so it opens
@@ -17,14 +18,16 @@ import heapq
 import html
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
 
+from hotline.archive.calls import CallView, call_view
 from hotline.crypto.card import SignedCard
 from hotline.protocol.annotation import Annotation, Kind
+from hotline.protocol.callrecord import decode_record
 from hotline.protocol.envelope import Envelope, Lane, MessageType
 
 __all__ = ["Entry", "Sink", "Timeline", "Translation", "translations_of", "write_html"]
@@ -44,6 +47,8 @@ table { border-collapse: collapse; width: 100%; } td, th { border-top: 1px solid
 .FLASH { color: #a00; font-weight: 700; } .exercise { background: #fff6c8; }
 .status { color: #555; font-size: 85%; display: block; margin-top: .3em; }
 .files { color: #333; font-size: 90%; margin-top: .3em; }
+.details th { border: 0; color: #555; font-weight: 400; padding: .1em .8em .1em 0; width: 8em; }
+.details td { border: 0; padding: .1em 0; overflow-wrap: anywhere; }
 """
 
 
@@ -64,16 +69,30 @@ class Entry:
     sender: str  # the station's name
     lane: str  # FLASH / IMMEDIATE / PRIORITY / ROUTINE
     seq: int
-    kind: str  # principal / service / test / acknowledgement / exercise
+    kind: str  # principal / service / test / acknowledgement / exercise / call record
     language: str
-    text: str  # the original, exactly as sent
+    text: str  # the original, exactly as sent ("" for a call record: `call` shows it)
     acknowledges: str | None = None  # "FLASH 3", when the message is an acknowledgement
     attachments: list[str] = field(default_factory=list)  # "map.png (image/png, …)"
     translations: list[Translation] = field(default_factory=list)
+    call: CallView | None = None  # a call record: the call, as its station recorded it
 
     @classmethod
-    def of(cls, sender: str, envelope: Envelope, translations: list[Translation]) -> Entry:
+    def of(
+        cls,
+        sender: str,
+        envelope: Envelope,
+        translations: list[Translation],
+        notes: Mapping[str, str] | None = None,
+    ) -> Entry:
+        """`notes`, for a call record: where each recording it names is, by name."""
         body = envelope.body
+        if body.type == MessageType.CALL_RECORD:  # decoded once already: the envelope's rules
+            call = call_view(decode_record(body.text), notes or {})
+            return cls(
+                body.sent_ns, sender, Lane(body.lane).name, body.seq, "call record",
+                body.language, "", call=call,
+            )  # fmt: skip
         ref = f"{Lane(body.ref.lane).name} {body.ref.seq}" if body.ref is not None else None
         files = [
             f"{a.name} ({a.media_type}, {a.size:,} bytes, sha256 {a.sha256.hex()[:16]}…)"
@@ -149,6 +168,11 @@ class Timeline:
 def _entry(line: str) -> Entry:
     raw = json.loads(line)
     raw["translations"] = [Translation(**t) for t in raw["translations"]]
+    if raw["call"] is not None:
+        call = raw["call"]
+        raw["call"] = CallView(
+            call["precedence"], call["direction"], list(map(tuple, call["details"]))
+        )
     return Entry(**raw)
 
 
@@ -165,7 +189,8 @@ def write_html(out: Sink, link_id: bytes, cards: list[SignedCard], timeline: Tim
         f"<p>{timeline.count} envelopes, in the order they were sent. This page is a rendering; "
         "the signed records in this bundle are the evidence: check them with "
         "<code>hotline verify</code>. Translations were made at the receiving end; each shows "
-        "who made, reviewed and certified it.</p>"
+        "who made, reviewed and certified it. Each station writes its own record of each call: "
+        "a call is shown by each record, where that station wrote it, when the call ended.</p>"
         "<table><tr><th>Sent (UTC)</th><th>From</th><th>Lane, seq</th><th>Type, language</th>"
         "<th>Original text</th><th>Translation</th></tr>".encode()
     )
@@ -176,6 +201,8 @@ def write_html(out: Sink, link_id: bytes, cards: list[SignedCard], timeline: Tim
 
 def _row(e: Entry) -> str:
     when = datetime.fromtimestamp(e.sent_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if e.call is not None:
+        return _call_row(e, e.call, when)
     language = html.escape(e.language)
     text = html.escape(e.text)
     if e.acknowledges is not None:
@@ -193,4 +220,20 @@ def _row(e: Entry) -> str:
         f"<td>{html.escape(e.sender)}</td><td class='meta {e.lane}'>{e.lane} {e.seq}</td>"
         f"<td class='meta'>{html.escape(e.kind)}, <span lang='{language}'>{language}</span></td>"
         f"<td class='text' lang='{language}'>{text}</td><td class='text'>{translated}</td></tr>"
+    )
+
+
+def _call_row(e: Entry, call: CallView, when: str) -> str:
+    """A call, not a message: its record's lines across the text and translation columns."""
+    precedence = html.escape(call.precedence)
+    lines = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in call.details
+    )
+    return (
+        f"<tr class='call'><td class='meta'>{when}</td><td>{html.escape(e.sender)}</td>"
+        f"<td class='meta'>{e.lane} {e.seq}</td><td class='meta'>call record</td>"
+        f"<td colspan='2'><strong class='{precedence}'>{precedence} call</strong>, "
+        f"{html.escape(call.direction)} (as {html.escape(e.sender)} recorded it)"
+        f"<table class='details'>{lines}</table></td></tr>"
     )

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,9 +60,9 @@ def export(
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     data: Path | None = DATA_DIR_OPTION,
 ) -> None:
-    """Write a link's record (envelopes, receipts, checkpoints, translations, files, both cards)
-    to a bundle that `hotline verify` checks with no station and no key. The station signs the
-    bundle's manifest, so its keystore passphrase is asked for."""
+    """Write a link's record (envelopes, receipts, checkpoints, translations, files, call
+    recordings, both cards) to a bundle that `hotline verify` checks with no station and no key.
+    The station signs the bundle's manifest, so its keystore passphrase is asked for."""
     if pdf not in ("auto", "always", "never"):
         raise ConfigError(f"--pdf is auto, always or never, not {pdf!r}")
     since_ns, until_ns = _moment(since, "--since"), _moment(until, "--until")
@@ -85,16 +87,33 @@ def export(
     try:
         counts = export_bundle(
             store, identity, ours, peer, out, time.time_ns(), directory.path / "attachments",
-            since_ns, until_ns, pdf,
+            since_ns, until_ns, pdf, recordings=directory.path / "recordings",
         )  # fmt: skip
     finally:
         store.close()
     console.print(
         f"Wrote {out}: {counts['envelopes']} envelopes, {counts['receipts']} receipt(s), "
         f"{counts['checkpoints']} checkpoints, {counts['annotations']} annotations, "
-        f"{counts['held']} Held statements, {counts['files']} files, both cards; "
+        f"{counts['held']} Held statements, {counts['files']} files, "
+        f"{counts['recordings']} call recordings, both cards; "
         "the manifest signed by this station."
     )
+    if counts["missing_recordings"]:
+        _warn_missing(out, directory.path / "recordings")
+
+
+def _warn_missing(out: Path, recordings: Path) -> None:
+    """Say which recordings this station's call records name that the bundle lacks: the manifest
+    lists them, and a verifier reports them, but the person exporting should know now."""
+    with zipfile.ZipFile(out) as bundle:
+        missing: dict[str, str] = json.loads(bundle.read("manifest.json"))["missing_recordings"]
+    why = {"absent": f"not in {recordings}", "altered": "its bytes differ from the call record"}
+    console.print(
+        f"[bold red]{len(missing)} call recording(s) are NOT in the bundle[/] "
+        "(the manifest lists them as missing):"
+    )
+    for name, reason in missing.items():
+        console.print(f"  {name}: {why.get(reason, reason)}", markup=False)
 
 
 def verify(
@@ -114,6 +133,9 @@ def verify(
         "certified": result.certified,
         "held": result.held,
         "files": result.files,
+        "calls": result.calls,
+        "recordings": result.recordings,
+        "missing_recordings": result.missing_recordings,
         "exported_by": result.exported_by,
         "ranged": result.ranged,
         "heads": {
@@ -124,25 +146,33 @@ def verify(
     if as_json:
         print(json.dumps(summary))
         return
-    console.print(f"Bundle {bundle} verifies.")
-    console.print(f"  link        {summary['link_id']}")
-    console.print(f"  stations    {result.stations[0]} and {result.stations[1]}")
-    console.print(
+    # Station names and recording names come from the bundle: printed as text, never as markup.
+    say = functools.partial(console.print, markup=False, highlight=False)
+    say(f"Bundle {bundle} verifies.")
+    say(f"  link        {summary['link_id']}")
+    say(f"  stations    {result.stations[0]} and {result.stations[1]}")
+    say(
         f"  held        {result.envelopes} envelopes, every signature and chain link checked; "
         f"{result.receipts} receipt(s), {result.checkpoints} checkpoints"
     )
-    console.print(
+    say(
         f"  records     {result.annotations} annotations ({result.certified} translations "
         f"certified), {result.held} Held statements, {result.files} files, each hash checked"
     )
-    console.print(
+    say(
+        f"  calls       {result.calls} call records; {result.recordings} recordings of "
+        f"{result.exported_by}'s, each checked against its record"
+    )
+    for name, reason in result.missing_recordings.items():
+        say(f"  MISSING     recording {name} ({reason}, as the exporter says)")
+    say(
         f"  exported by {result.exported_by}, who signed the manifest and every member's hash"
         + ("; a time range: each lane a checked piece of its chain" if result.ranged else "")
     )
     for d in (0, 1):
         lanes = ", ".join(f"{Lane(lane).name} {h.seq}" for lane, h in enumerate(result.heads[d]))
-        console.print(f"  from {result.stations[d]:<7}{lanes}")
-    console.print(
+        say(f"  from {result.stations[d]:<7}{lanes}")
+    say(
         "  agreement   both stations' newest checkpoints agree"
         if result.agreed
         else "  agreement   not shown (the stations' newest checkpoints differ, or one is missing)"
