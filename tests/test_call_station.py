@@ -7,6 +7,7 @@ Between the stations' media sockets stands tests/udprelay.py, which drops what a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -119,16 +120,21 @@ def _udp_addresses(station: StationProcess) -> list[tuple[str, int]]:
     return result
 
 
-@pytest.fixture
-def relayed(stations: tuple[StationProcess, StationProcess]) -> Iterator[Any]:
-    """Both stations started, their media through a relay with two paths."""
-    london, moscow = stations
+def _start_relayed(london: StationProcess, moscow: StationProcess) -> UdpRelay:
     relay = UdpRelay(_udp_addresses(london), _udp_addresses(moscow))
     _media_via(london, relay.for_a())
     _media_via(moscow, relay.for_b())
     london.start()
     moscow.start()
     _up(london, moscow)
+    return relay
+
+
+@pytest.fixture
+def relayed(stations: tuple[StationProcess, StationProcess]) -> Iterator[Any]:
+    """Both stations started, their media through a relay with two paths."""
+    london, moscow = stations
+    relay = _start_relayed(london, moscow)
     try:
         yield london, moscow, relay
     finally:
@@ -273,23 +279,37 @@ def test_a_flood_of_garbage_datagrams_does_not_disturb_a_call(relayed: Any) -> N
 
 
 def test_a_station_killed_mid_call_ends_it_at_the_peer_and_records_it_on_restart(
-    relayed: Any,
+    stations: tuple[StationProcess, StationProcess],
 ) -> None:
-    london, moscow, _relay = relayed
-    call = Call(london, moscow)
-    call.at_london.start(speech_like(2.0))
-    time.sleep(1.0)
-    moscow.kill(signal.SIGKILL)
-    ended = _wait(lambda: call.state(london) == "ended", "London to end the call", timeout=10)
-    assert ended
-    assert call.status(london)["end_reason"] == "peer lost"
-    call.at_london.close()
-    moscow.start()
-    _wait(lambda: _records(london) and _records(moscow), "both call records")
+    london, moscow = stations
+    _set_calls(london, record=True)  # the caller's setting: both stations record
+    relay = _start_relayed(london, moscow)
+    try:
+        call = Call(london, moscow)
+        assert call.status(moscow)["recorded"]
+        call.at_london.start(speech_like(2.0))
+        time.sleep(1.0)
+        moscow.kill(signal.SIGKILL)
+        _wait(lambda: call.state(london) == "ended", "London to end the call", timeout=10)
+        assert call.status(london)["end_reason"] == "peer lost"
+        call.at_london.close()
+        moscow.start()
+        _wait(lambda: _records(london) and _records(moscow), "both call records")
+    finally:
+        relay.close()
     (theirs,) = _records(moscow)
     assert theirs.call_id == call.id
     assert theirs.end_reason == "station stopped during the call"
     assert theirs.answered_ns is not None
+    # What Moscow had recorded when it was killed is named in its record, hash and all.
+    names = sorted(r.name for r in theirs.recordings)
+    assert names == [f"{call.id}-received.opus", f"{call.id}-sent.opus"]
+    for recording in theirs.recordings:
+        data = (moscow.data.path / "recordings" / recording.name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == recording.sha256
+        assert len(data) == recording.size > 0
+    (ours,) = _records(london)
+    assert len(ours.recordings) == 2  # London's, sealed when it ended the call
 
 
 def test_an_unanswered_call_is_a_missed_call_alarm_at_the_callee(

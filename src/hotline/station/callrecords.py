@@ -4,7 +4,9 @@ record a restart writes for a call that a stop cut short, from the note kept whi
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -61,7 +63,7 @@ def build_record(
         end_reason=(call.end_reason or "ended")[:300],
         media=_figures(media),
         transport=media.transport_used() if media is not None else "none",
-        recorded=call.recorded and bool(recordings),
+        recorded=call.recorded,
         recordings=tuple(
             Recording(f"{call.call_id.hex()}-{r['name']}.opus", r["sha256"], r["size"])
             for r in recordings
@@ -97,9 +99,16 @@ def note_of(record: CallRecord) -> str:
     return msgspec.json.encode(record).decode()
 
 
-def interrupted_record(note: str) -> CallRecord:
+def interrupted_record(note: str, recordings: Path) -> CallRecord:
     """The record of a call that was in progress when the station stopped: as last noted (the
     note is refreshed every few seconds, so its end time is when the station was last seen in
-    the call), with the reason said plainly."""
+    the call), with the reason said plainly, and the recordings as far as they were written (a
+    file cut short by a kill still plays up to where it stops)."""
     noted = msgspec.json.decode(note, type=CallRecord)
-    return msgspec.structs.replace(noted, end_reason=INTERRUPTED)
+    found = []
+    for direction in ("sent", "received") if noted.recorded else ():
+        path = recordings / f"{noted.call_id}-{direction}.opus"
+        if path.is_file():
+            data = path.read_bytes()
+            found.append(Recording(path.name, hashlib.sha256(data).hexdigest(), len(data)))
+    return msgspec.structs.replace(noted, end_reason=INTERRUPTED, recordings=tuple(found))

@@ -104,7 +104,7 @@ class CallDesk:
         notes = await self.runtime.store.call(lambda s: s.open_calls(link_id))
         for call_id, note in notes:
             try:
-                record = interrupted_record(note)
+                record = await asyncio.to_thread(interrupted_record, note, self.recordings)
             except (ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:
                 log.error("link %s: the note of call %s is unreadable: %s", self.name, call_id, exc)
                 continue

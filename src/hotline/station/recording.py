@@ -53,8 +53,10 @@ class OggOpusRecorder:
         self.packets = 0  # packets written as received
         self.filled = 0  # concealment packets written for gaps
         # Bit-exact: a fixed stream serial number and no version string, so the file (and the
-        # hash sealed into the call record) is a function of the packets alone.
-        options = {"fflags": "+bitexact"}
+        # hash sealed into the call record) is a function of the packets alone. Pages of half a
+        # second, each written out at once: a station killed mid-call keeps all but the last
+        # moments of what it recorded, and names that in the record it writes on restart.
+        options = {"fflags": "+bitexact", "flush_packets": "1", "page_duration": "500000"}
         self._container = av.open(str(path), "w", format="ogg", container_options=options)
         self._stream = self._container.add_stream("libopus", rate=RATE)
         ctx = self._stream.codec_context
