@@ -2,8 +2,12 @@
 connection, then carrying its transport messages to and from the link core.
 
 The station whose direction is 0 dials each of the peer's addresses and keeps each one up,
-reconnecting with jittered backoff; the other accepts. A connection that fails the handshake is
-refused and logged with what it presented (its ephemeral key and address) and an audit record.
+reconnecting with jittered backoff; the other accepts. The dialer's first message carries a MAC
+keyed from the link's public material (docs/protocol.md §3.9): the acceptor checks it before any
+Noise work or store read, which also tells it the link. What it refuses (a bad MAC, a failed
+handshake, no whole first message in time, a connection past the caps) is counted, logged and
+audited within the bounds of `refusals` (a flood costs counters, not disk); connections that
+have not finished their handshake are capped per listener and per source address (`limits`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,25 @@ import functools
 import logging
 import os
 import random
+import struct
 import time
 from itertools import count
 
-from hotline.crypto.session import Initiator, Responder, Session
+from hotline.crypto.handshake_mac import (
+    MAC_LEN,
+    MESSAGE1_MIN_LEN,
+    add_mac,
+    initiator_mac_key,
+    match_mac,
+    responder_mac_key,
+)
+from hotline.crypto.session import MAX_NOISE_MESSAGE, Initiator, Responder, Session
 from hotline.errors import HandshakeError, ProtocolError, TransportError
 from hotline.protocol.link import LinkCore
 from hotline.protocol.state import Output
+from hotline.station.limits import Gate, Ticket, source_of
 from hotline.station.link_runtime import Connection, LinkRuntime
+from hotline.station.refusals import Refusals
 from hotline.station.wire import read_message, write_message
 from hotline.store.base import SqlStore
 
@@ -34,6 +49,9 @@ MAX_BACKOFF_S = 10.0
 # Sessions REKEY every 65,536 messages; a fresh handshake every hour adds forward secrecy in time
 # (keys of an older session cannot be recovered from a later compromise) and heals after one.
 REHANDSHAKE_AFTER_S = 3600.0
+FIRST_MIN, FIRST_MAX = MESSAGE1_MIN_LEN + MAC_LEN, MAX_NOISE_MESSAGE + MAC_LEN
+_LENGTH = struct.Struct(">I")
+NO_MAC = "no valid first-message MAC (not a station of this link, or of an older version)"
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -51,6 +69,12 @@ class PathManager:
         # on Python 3.11 asyncio.wait_for can swallow a cancellation that meets a completed
         # read, and a dial loop that missed its cancel kept a station from exiting.
         self.stopping = False
+        self.gate = Gate()
+        self.refusals = Refusals(self._audit)
+        self.checked = 0  # first messages with a valid MAC, given to the Noise responder
+        self.accepted = 0
+        self._mac_keys = [responder_mac_key(link.link.keys) for link in links]
+        self._audits: set[asyncio.Future[None]] = set()
 
     # -- dialling --------------------------------------------------------------------------------
 
@@ -80,7 +104,8 @@ class PathManager:
         try:
             initiator = Initiator(link.link.keys, rng=os.urandom)
             self._last_handshake_ns = max(time.time_ns(), self._last_handshake_ns + 1)
-            write_message(writer, initiator.start(self._last_handshake_ns))
+            message1 = initiator.start(self._last_handshake_ns)
+            write_message(writer, add_mac(initiator_mac_key(link.link.keys), message1))
             reply = await asyncio.wait_for(read_message(reader), HANDSHAKE_TIMEOUT_S)
             session = initiator.finish(reply, time.time_ns()).session
             await self._run(link, address, session, reader, writer)
@@ -92,44 +117,79 @@ class PathManager:
     async def accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, local: str
     ) -> None:
-        peer = writer.get_extra_info("peername")
+        source = source_of(writer.get_extra_info("peername"))
+        ticket = self.gate.enter(local, source, writer.close)
+        if ticket is None:
+            writer.close()
+            self.refusals.refuse(source, local, "limit", "too many connections in their handshake")
+            return
         try:
-            first = await asyncio.wait_for(read_message(reader), HANDSHAKE_TIMEOUT_S)
-            link, session, reply = await self._respond(first, peer)
-            write_message(writer, reply)
-            await self._run(link, local, session, reader, writer)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
-            log.info("connection from %s on %s: %s", peer, local, exc or type(exc).__name__)
-        except HandshakeError as exc:
-            await self._refused(first, peer, local, str(exc))
+            opened = await self._handshake(reader, writer, ticket)
+        finally:
+            self.gate.leave(ticket)
+        try:
+            if opened is not None:
+                await self._run(opened[0], local, opened[1], reader, writer)
         finally:
             writer.close()
 
-    async def _respond(self, message: bytes, peer: object) -> tuple[LinkRuntime, Session, bytes]:
-        """Find the link whose keys open this message 1 (trial decryption: a few links at most)."""
-        reasons = []
-        for link in self.links:
-            link_id = link.link.config.link_id
-            newest = await link.store.call(functools.partial(_newest, link_id=link_id))
-            responder = Responder(link.link.keys, rng=os.urandom, newest_accepted_ns=newest)
-            try:
-                result, reply = responder.respond(message, time.time_ns())
-            except HandshakeError as exc:
-                reasons.append(str(exc))
-                continue
-            record = functools.partial(_record, link_id=link_id, peer_ns=result.peer_time_ns)
-            await link.store.call(record)
-            return link, result.session, reply
-        raise HandshakeError(reasons[0] if len(set(reasons)) == 1 else "no paired link accepts it")
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ticket: Ticket
+    ) -> tuple[LinkRuntime, Session] | None:
+        """Read and answer the first message, or refuse it (counted, not stored: `refusals`)."""
+        source, local = ticket.source, ticket.listener
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):  # cheaper than wait_for, per flood
+                framed = await _read_first(reader)
+        except ProtocolError as exc:
+            self.refusals.refuse(source, local, "mac", str(exc))
+            return None
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            self.refusals.refuse(source, local, *_unfinished(exc, ticket))
+            return None
+        ticket.waiting = False
+        found = match_mac(self._mac_keys, framed)  # a few HMACs: before any Noise or store work
+        if found is None:
+            self.refusals.refuse(source, local, "mac", NO_MAC, framed)
+            return None
+        link, message1 = self.links[found[0]], found[1]
+        self.checked += 1
+        try:
+            session, reply = await self._respond(link, message1)
+        except HandshakeError as exc:
+            self.refusals.refuse(source, local, "handshake", str(exc), message1)
+            return None
+        write_message(writer, reply)
+        self.accepted += 1
+        return link, session
 
-    async def _refused(self, message: bytes, peer: object, local: str, reason: str) -> None:
-        presented = message[:32].hex()
-        detail = f"handshake from {peer} on {local} refused: {reason}; ephemeral key {presented}"
-        log.warning("%s", detail)
-        if self.links:
-            await self.links[0].store.call(
-                lambda s: s.audit(None, "handshake refused", detail, message, time.time_ns())
-            )
+    async def _respond(self, link: LinkRuntime, message: bytes) -> tuple[Session, bytes]:
+        link_id = link.link.config.link_id
+        newest = await link.store.call(functools.partial(_newest, link_id=link_id))
+        responder = Responder(link.link.keys, rng=os.urandom, newest_accepted_ns=newest)
+        result, reply = responder.respond(message, time.time_ns())
+        await link.store.call(
+            functools.partial(_record, link_id=link_id, peer_ns=result.peer_time_ns)
+        )
+        return result.session, reply
+
+    def _audit(self, action: str, detail: str, evidence: bytes) -> None:
+        """One audit row about refusals (`refusals` decides when, and how many: a few an hour at
+        most). Written off the handshake's way; a store that cannot write it (a full disk)
+        costs a log line, never the station."""
+        if not self.links:
+            return
+        work = functools.partial(
+            _audit_row, action=action, detail=detail, evidence=evidence, now_ns=time.time_ns()
+        )
+        task = asyncio.ensure_future(self.links[0].store.call(work))
+        self._audits.add(task)
+        task.add_done_callback(self._audited)
+
+    def _audited(self, task: asyncio.Future[None]) -> None:
+        self._audits.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a refusal could not be written to the audit table: %s", task.exception())
 
     # -- a live session --------------------------------------------------------------------------
 
@@ -167,6 +227,31 @@ class PathManager:
             with contextlib.suppress(Exception):
                 await link.act(lambda core: core.session_closed(sid, reason))
             link.connections.pop(sid, None)
+
+
+async def _read_first(reader: asyncio.StreamReader) -> bytes:
+    """A framed message 1 (`message1 || mac1`); a length no message 1 can have is refused
+    unread (a short one is read: it is refused by its MAC, with its first bytes as a sample)."""
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    if not 0 < length <= FIRST_MAX:
+        raise ProtocolError(
+            f"a first message of {length} bytes (one is {FIRST_MIN} to {FIRST_MAX})"
+        )
+    return await reader.readexactly(length)
+
+
+def _unfinished(exc: BaseException, ticket: Ticket) -> tuple[str, str]:
+    if ticket.evicted:
+        return "limit", "closed to make room: too many connections in their handshake"
+    if isinstance(exc, TimeoutError):
+        return "incomplete", f"no whole first message within {HANDSHAKE_TIMEOUT_S:.0f} s"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "incomplete", "closed before a whole first message"
+    return "incomplete", str(exc) or type(exc).__name__
+
+
+def _audit_row(store: SqlStore, action: str, detail: str, evidence: bytes, now_ns: int) -> None:
+    store.audit(None, action, detail, evidence, now_ns)
 
 
 def _newest(store: SqlStore, link_id: bytes) -> int:

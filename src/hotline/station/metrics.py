@@ -1,5 +1,7 @@
 """Prometheus metrics, read from the station's live state at each scrape (nothing is counted
-twice, nothing drifts): link and path states, round-trip times, envelopes per lane, backlog."""
+twice, nothing drifts): link and path states, round-trip times, envelopes per lane, backlog, and
+what strangers cost: refused connections on the path ports by kind, connections still in their
+handshake, slow or idle HTTP clients closed (docs/operations.md, "Floods")."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hotline.protocol.envelope import LANES
+from hotline.station.limits import HeadWaits
+from hotline.station.refusals import KINDS
 
 if TYPE_CHECKING:
     from hotline.station.runtime import Station
@@ -58,6 +62,50 @@ class _StationCollector(Collector):
                 if path.rtt_ms is not None:
                     rtt.add_metric([name, path.address], path.rtt_ms / 1000)
         yield from (state, agreed, backlog, path_up, rtt, sent, received)
+        yield from self._guards()
+
+    def _guards(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        paths = self.station._paths  # the station's own parts: read, never changed
+        if paths is not None:
+            refused = CounterMetricFamily(
+                "hotline_handshakes_refused",
+                "path connections refused before a session: mac (no valid first-message MAC, "
+                "no Noise work done), handshake (refused by Noise or the replay guard), "
+                "incomplete (no whole first message in time), limit (closed by a cap)",
+                labels=["kind"],
+            )
+            for kind in KINDS:
+                refused.add_metric([kind], paths.refusals.counts[kind])
+            checked = CounterMetricFamily(
+                "hotline_handshakes_checked", "first messages with a valid MAC, given to Noise"
+            )
+            checked.add_metric([], paths.checked)
+            accepted = CounterMetricFamily("hotline_handshakes_accepted", "sessions accepted")
+            accepted.add_metric([], paths.accepted)
+            unaudited = CounterMetricFamily(
+                "hotline_refusals_unaudited", "audit rows not written: the hourly limit was reached"
+            )
+            unaudited.add_metric([], paths.refusals.unaudited)
+            pending = GaugeMetricFamily(
+                "hotline_handshakes_pending",
+                "path connections accepted that have not finished their handshake",
+                labels=["listener"],
+            )
+            for listener in self.station.config.station.listen:
+                pending.add_metric([listener], paths.gate.pending(listener))
+            yield from (refused, checked, accepted, unaudited, pending)
+        closed = CounterMetricFamily(
+            "hotline_http_waiting_closed",
+            "HTTP connections closed while waiting for a request head, by reason",
+            labels=["listener", "reason"],
+        )
+        for server in self.station._http_servers:
+            waits = getattr(server.config.http_protocol_class, "head_waits", None)
+            if isinstance(waits, HeadWaits):
+                listener = f"{server.config.host}:{server.config.port}"
+                for reason in ("head timeout", "head too large", "room made"):
+                    closed.add_metric([listener, reason], waits.closed[reason])
+        yield closed
 
 
 def metrics_text(station: Station) -> bytes:

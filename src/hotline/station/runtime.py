@@ -32,6 +32,7 @@ from hotline.station.datadir import DataDir, StationConfig
 from hotline.station.discipline import Discipline
 from hotline.station.events import EventHub
 from hotline.station.files import FileStore
+from hotline.station.limits import HeadWaits, guarded_http, raise_open_files_limit
 from hotline.station.link_runtime import LinkRuntime
 from hotline.station.links import load_links
 from hotline.station.storethread import StoreThread
@@ -124,6 +125,7 @@ class Station:
 
     async def run(self) -> None:
         self.lock.acquire()
+        log.info("open files limit: %d", raise_open_files_limit())  # idle clients cost fds
         try:
             await self._run()
         finally:
@@ -193,7 +195,10 @@ class Station:
             host, _, port = address.rpartition(":")
             try:
                 server = await asyncio.start_server(
-                    functools.partial(manager.accept, local=address), host.strip("[]"), int(port)
+                    functools.partial(manager.accept, local=address),
+                    host.strip("[]"),
+                    int(port),
+                    backlog=1024,  # under a flood of connections, the link's own still gets in
                 )
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from None
@@ -253,6 +258,12 @@ class Station:
             ssl_certfile=cert or None,
             ssl_keyfile=key or None,
             timeout_graceful_shutdown=1,  # an open event stream must not hold up a stop
+            # Slow and idle clients (docs/operations.md, "Floods"): a deadline and a size
+            # limit on request heads (limits), idle keep-alive closed after 5 s, and a
+            # generous cap on connections and tasks (past it uvicorn answers 503).
+            http=guarded_http(HeadWaits()),
+            timeout_keep_alive=5,
+            limit_concurrency=1000,
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
