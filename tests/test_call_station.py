@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -203,6 +204,12 @@ def test_a_call_carries_the_voice_both_ways_and_both_chains_record_it(relayed: A
     assert figures["transport"] == "udp"
     assert figures["received"]["lost"] == 0
     assert {p["path"] for p in figures["paths"] if p["received"]} == {0, 1}  # both paths carry it
+    metrics = httpx.get(
+        f"{moscow.api}/metrics", headers={"Authorization": f"Bearer {moscow.data.api_token()}"}
+    ).text
+    assert 'hotline_calls_active{link="london"} 1.0' in metrics
+    assert 'hotline_call_path_rtt_seconds{link="london",path="1"}' in metrics
+    assert 'hotline_call_frames_total{fate="lost",link="london"} 0.0' in metrics
     call.end()
     _wait(lambda: _records(london) and _records(moscow), "both call records")
     (ours,), (theirs,) = _records(london), _records(moscow)

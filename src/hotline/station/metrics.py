@@ -1,6 +1,6 @@
 """Prometheus metrics, read from the station's live state at each scrape (nothing is counted
-twice, nothing drifts): link and path states, round-trip times, envelopes per lane, backlog, and
-what strangers cost: refused connections on the path ports by kind, connections still in their
+twice, nothing drifts): link and path states, round-trip times, envelopes per lane, backlog, each
+call's figures per path, and what strangers cost: refused connections on the path ports by kind, connections still in their
 handshake, slow or idle HTTP clients closed (docs/operations.md, "Floods")."""
 
 from __future__ import annotations
@@ -62,7 +62,41 @@ class _StationCollector(Collector):
                 if path.rtt_ms is not None:
                     rtt.add_metric([name, path.address], path.rtt_ms / 1000)
         yield from (state, agreed, backlog, path_up, rtt, sent, received)
+        yield from self._calls()
         yield from self._guards()
+
+    def _calls(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Each call in progress: its figures per path, and what its receiver played."""
+        calls = GaugeMetricFamily("hotline_calls_active", "calls in progress", labels=["link"])
+        labels = ["link", "path"]
+        loss = GaugeMetricFamily("hotline_call_path_loss_ratio", "media loss", labels=labels)
+        jitter = GaugeMetricFamily("hotline_call_path_jitter_seconds", "jitter", labels=labels)
+        rtt = GaugeMetricFamily("hotline_call_path_rtt_seconds", "media round trip", labels=labels)
+        first = CounterMetricFamily(
+            "hotline_call_path_first_frames", "frames this path delivered first", labels=labels
+        )
+        played = CounterMetricFamily(
+            "hotline_call_frames", "the peer's frames, by fate", labels=["link", "fate"]
+        )
+        forged = CounterMetricFamily(
+            "hotline_media_datagrams_refused", "media datagrams naming no call of ours"
+        )
+        forged.add_metric([], self.station.media.unroutable)
+        for name, runtime in self.station.links.items():
+            statuses = [c for c in runtime.calls.calls() if c.get("media")] if runtime.calls else []
+            calls.add_metric([name], len(statuses))
+            for status in statuses:
+                media = status["media"]
+                for fate in ("played", "lost", "concealed", "recovered_fec", "late", "forged"):
+                    played.add_metric([name, fate], media["received"].get(fate, 0))
+                for path in media["paths"]:
+                    where = [name, str(path["path"])]
+                    loss.add_metric(where, path["loss"])
+                    jitter.add_metric(where, path["jitter_ms"] / 1000)
+                    first.add_metric(where, path["first"])
+                    if path["rtt_ms"] is not None:
+                        rtt.add_metric(where, path["rtt_ms"] / 1000)
+        yield from (calls, loss, jitter, rtt, first, played, forged)
 
     def _guards(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         paths = self.station._paths  # the station's own parts: read, never changed
