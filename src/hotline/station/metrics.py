@@ -1,7 +1,8 @@
 """Prometheus metrics, read from the station's live state at each scrape (nothing is counted
 twice, nothing drifts): link and path states, round-trip times, envelopes per lane, backlog, each
-call's figures per path, and what strangers cost: refused connections on the path ports by kind, connections still in their
-handshake, slow or idle HTTP clients closed (docs/operations.md, "Floods")."""
+call's figures per path, and what strangers cost: refused connections on the path ports by kind,
+connections still in their handshake, slow or idle HTTP clients closed (docs/operations.md,
+"Floods")."""
 
 from __future__ import annotations
 
