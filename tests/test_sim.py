@@ -4,14 +4,25 @@ a replay command, when a station breaks an invariant. (CI runs thousands of seed
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import pytest
 
+import hotline.sim.calls
+from hotline.protocol.callrecord import CallRecord
 from hotline.protocol.link import LinkCore
 from hotline.protocol.state import Batch
 from hotline.sim.__main__ import main
 from hotline.sim.postgres import run_seed_on_postgres
 from hotline.sim.scenario import run_seed
+from hotline.station.audio import JitterBuffer, Playout
+from hotline.station.callrecords import build_record as real_build_record
 from hotline.store.base import SqlStore
+
+# Seeds with calls: answered at both ends with media played (34); and one whose station crashed
+# during an answered call, the record then written by the restarted station (61).
+SEEDS_WITH_CALLS = [34, 61]
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -27,12 +38,22 @@ def test_seeds_pass_on_postgres(seed: int) -> None:
     assert result.passed, result.problems
 
 
-def test_a_seed_replays_exactly() -> None:
-    first, second = run_seed(11), run_seed(11)
-    assert (first.messages, first.crashes, first.virtual_s) == (
+@pytest.mark.parametrize("seed", SEEDS_WITH_CALLS)
+def test_seeds_with_calls_pass(seed: int) -> None:
+    result = run_seed(seed)
+    assert result.passed, result.problems
+    assert result.calls > 0
+    assert result.frames_played > 0  # media went through the real opener and jitter buffer
+
+
+@pytest.mark.parametrize("seed", [11, 34])
+def test_a_seed_replays_exactly(seed: int) -> None:
+    first, second = run_seed(seed), run_seed(seed)
+    assert (first.messages, first.crashes, first.virtual_s, first.frames_played) == (
         second.messages,
         second.crashes,
         second.virtual_s,
+        second.frames_played,
     )
 
 
@@ -65,7 +86,7 @@ def test_a_station_that_loses_messages_is_caught_with_a_replay_command(
     out = capsys.readouterr().out
     assert "FAIL seed 7:" in out
     assert "replay: python -m hotline.sim --seeds 1 --start 7 --backend sqlite" in out
-    assert "missing row" in out  # the restarted station's store noticed the hole in its chain
+    assert "StoreCorruptError" in out  # the restarted station's store noticed the lost rows
     assert out.splitlines()[-1] == "0 passed, 2 failed"
 
 
@@ -82,3 +103,56 @@ def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--seeds", "0"])
     assert exit_info.value.code == 2
     assert "--seeds and --jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_a_station_that_plays_a_frame_twice_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each jitter buffer hands out its first frame a second time."""
+    original = JitterBuffer.pop
+    again: dict[int, Playout | None] = {}
+
+    def pop(self: JitterBuffer, now_ns: int) -> Playout | None:
+        if again.get(id(self)) is not None:
+            playout, again[id(self)] = again[id(self)], None
+            return playout
+        playout = original(self, now_ns)
+        if playout is not None and playout.kind == "packet" and id(self) not in again:
+            again[id(self)] = playout
+        return playout
+
+    monkeypatch.setattr(JitterBuffer, "pop", pop)
+    result = run_seed(SEEDS_WITH_CALLS[0])
+    assert not result.passed
+    assert any("played a frame twice or out of order" in p for p in result.problems)
+
+
+def test_call_records_that_disagree_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The callee's station writes the wrong precedence into its records."""
+
+    def build_record(*args: Any) -> CallRecord:
+        record = real_build_record(*args)
+        if record.direction == "outgoing":
+            return record
+        wrong = "ROUTINE" if record.precedence == "FLASH" else "FLASH"
+        return msgspec.structs.replace(record, precedence=wrong)
+
+    monkeypatch.setattr(hotline.sim.calls, "build_record", build_record)
+    result = run_seed(SEEDS_WITH_CALLS[0])
+    assert not result.passed
+    assert any("disagree: precedence" in p for p in result.problems)
+
+
+def test_a_station_that_forgets_calls_cut_short_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restarted station that does not look for the calls it was in when it died writes no
+    record of them."""
+    monkeypatch.setattr(SqlStore, "open_calls", lambda self, link_id: [])
+    result = run_seed(SEEDS_WITH_CALLS[1])
+    assert not result.passed
+    assert any("wrote no record of call" in p for p in result.problems)
+
+
+def test_a_call_that_outlives_its_peers_crash_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A station that waits 30 s, not 3, before it calls its silent peer lost."""
+    monkeypatch.setattr(hotline.sim.calls, "DEAD_AFTER_NS", 30 * 1_000_000_000)
+    result = run_seed(SEEDS_WITH_CALLS[1])
+    assert not result.passed
+    assert any("and the peer's call went on" in p for p in result.problems)

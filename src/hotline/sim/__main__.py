@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             print(
                 f"seed {result.seed}: {'ok' if result.passed else 'FAIL'}, "
-                f"{result.messages} messages, {result.crashes} crashes, "
+                f"{result.messages} messages, {result.calls} calls ({result.frames_played} frames "
+                f"played), {result.crashes} crashes, "
                 f"{result.virtual_s:.0f} s simulated"
             )
     elapsed = time.perf_counter() - started

@@ -5,21 +5,30 @@ The driver obeys the core's contract: commit the batch, then send, close and sho
 strike before the commit (the batch is lost: none of it was ever reported), between the commit and
 the sending (the peer will ask again), or inside the commit (the store rolls it back). After a
 crash the station is rebuilt from its store alone.
+
+A node may also keep a call desk (`hotline.sim.calls`): made anew at each start, lost at each
+crash like a station's call table, given the call frames the core hands over, ticked with the
+core, and writing its frames on the carrier session as the station does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hotline.crypto.session import Initiator, LinkKeys, Responder, Session
 from hotline.errors import HandshakeError, StoreError, TransportError
 from hotline.protocol.envelope import Envelope
+from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.link import LinkCore, Timing
-from hotline.protocol.state import Event, LinkConfig, Output
+from hotline.protocol.state import CallFrameReceived, Event, LinkConfig, Output
 from hotline.sim.network import Path, Pipe
 from hotline.sim.world import MS, SECOND, World
 from hotline.store.base import SqlStore
+
+if TYPE_CHECKING:
+    from hotline.sim.calls import CallDesk
 
 __all__ = ["Node"]
 
@@ -60,6 +69,8 @@ class Node:
     chaos: Chaos = field(default_factory=Chaos)
     on_event: Callable[[Node, Event], None] = lambda node, event: None
     on_accepted: Callable[[Node, Envelope], None] = lambda node, envelope: None
+    make_calls: Callable[[Node], CallDesk] | None = None  # a call desk for each incarnation
+    calls: CallDesk | None = None
     up: bool = False
     crashes: int = 0
     store: SqlStore | None = None
@@ -77,6 +88,8 @@ class Node:
         self.up = True
         self._incarnation += 1
         incarnation = self._incarnation
+        if self.make_calls is not None:
+            self.calls = self.make_calls(self)
         self.world.after(self.world.rng.randint(0, TICK_NS), lambda: self._tick(incarnation))
 
     def crash(self, downtime_ns: int) -> None:
@@ -84,6 +97,9 @@ class Node:
             return
         self.up = False
         self.crashes += 1
+        if self.calls is not None:
+            self.calls.lose()  # a call table lives in the station's memory only
+            self.calls = None
         for conn in list(self.conns.values()):
             conn.pipe.close(self.name)
         self.conns.clear()
@@ -131,7 +147,19 @@ class Node:
         for sid, _reason in output.close:
             self._drop(sid)
         for event in output.events:
+            if isinstance(event, CallFrameReceived) and self.calls is not None:
+                self.calls.on_frame(event.frame)
             self.on_event(self, event)
+
+    def write_frames(self, frames: list[Frame]) -> bool:
+        """Frames outside the core (a call's) on the carrier session: False if there is none."""
+        sid = self.core.carrier() if self.up and self.core is not None else None
+        conn = self.conns.get(sid) if sid is not None else None
+        if conn is None or conn.session is None:
+            return False
+        for packet in encode_packets(frames):
+            conn.pipe.send(self.name, conn.session.seal(packet))
+        return True
 
     def _maybe_crash(self) -> None:
         if self._chance(self.chaos.crash_per_output):
@@ -146,6 +174,8 @@ class Node:
         if not self.up or incarnation != self._incarnation:
             return
         self.act(lambda core: core.tick(self.world.now))
+        if self.calls is not None:
+            self.calls.tick(self.world.now)
         if self.up and self.dialer:
             self._dial_missing_paths()
         self.world.after(TICK_NS, lambda: self._tick(incarnation))

@@ -5,11 +5,16 @@ crash. A run has two phases. While traffic flows, the network misbehaves and the
 Then traffic stops, the network heals, and the run waits for the link to settle: every accepted
 message delivered and receipted, and both stations holding checkpoints that agree. Then the
 invariants of DESIGN.md (1 to 5) are checked against both stores.
+
+In some seeds the stations also call each other (`sim/callplan.py`): then the link has settled
+only once every call has ended and every call record is in both chains, and the calls' own checks
+(`sim/callchecks.py`) run beside the invariants.
 """
 
 from __future__ import annotations
 
 import functools
+import random
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +25,8 @@ from hotline.crypto.noise.functions import DH_FUNCTIONS
 from hotline.crypto.session import LinkKeys, link_id_for
 from hotline.protocol.envelope import Envelope, Lane, MessageType
 from hotline.protocol.state import Event, LinkConfig, MessageReceived
+from hotline.sim.callchecks import check_calls
+from hotline.sim.callplan import People, plan_calls
 from hotline.sim.checks import Oracle, check_invariants
 from hotline.sim.network import Faults
 from hotline.sim.network import Path as NetPath
@@ -38,6 +45,7 @@ TEXTS = {
 LANE_WEIGHTS = {Lane.FLASH: 1, Lane.IMMEDIATE: 2, Lane.PRIORITY: 3, Lane.ROUTINE: 6}
 TYPES = [MessageType.PRINCIPAL, MessageType.SERVICE, MessageType.TEST, MessageType.EXERCISE]
 
+CALLS_SALT = 0xCA11  # the call plan's own source: a seed without calls runs as it always did
 StoreFactory = Callable[[str], Callable[[], SqlStore]]
 
 
@@ -49,6 +57,8 @@ class RunResult:
     messages: int = 0
     crashes: int = 0
     virtual_s: float = 0.0
+    calls: int = 0  # placed
+    frames_played: int = 0  # call media frames played, at both stations
 
 
 def sqlite_stores(directory: Path) -> StoreFactory:
@@ -88,6 +98,8 @@ def _run_checked(seed: int, stores: StoreFactory) -> RunResult:
     london, moscow = _make_nodes(world, paths, stores, oracle)
     traffic_ns = rng.randint(15, 45) * SECOND
     end_of_traffic = world.now + traffic_ns
+    plan = random.Random(seed ^ CALLS_SALT)  # noqa: S311 - reproducible on purpose
+    people = plan_calls(world, plan, (london, moscow), paths, world.now, end_of_traffic)
     for node in (london, moscow):
         node.start()
         _schedule_traffic(world, node, end_of_traffic, rate_s=rng.uniform(0.2, 2.0))
@@ -100,13 +112,18 @@ def _run_checked(seed: int, stores: StoreFactory) -> RunResult:
         world.at(start, functools.partial(_cut, path, start + rng.randint(1, 15) * SECOND))
     world.run_until(end_of_traffic)
     _calm(world, faults, (london, moscow))
-    settled = world.run_until(world.now + SETTLE_DEADLINE_NS, lambda: _settled(london, moscow))
+    settled = world.run_until(
+        world.now + SETTLE_DEADLINE_NS, lambda: _settled(london, moscow, people)
+    )
     problems = (
         []
         if settled
         else ["the link did not settle after traffic stopped: " + _why(london, moscow)]
     )
     problems += check_invariants(oracle, london, moscow)
+    if people is not None:
+        ended_by = end_of_traffic + people.end_bound_ns
+        problems += check_calls(people.oracle, london, moscow, ended_by)
     for node in (london, moscow):
         if node.store is not None:
             node.store.close()
@@ -117,6 +134,8 @@ def _run_checked(seed: int, stores: StoreFactory) -> RunResult:
         sum(len(v) for v in oracle.accepted.values()),
         london.crashes + moscow.crashes,
         (world.now - end_of_traffic + traffic_ns) / SECOND,
+        people.oracle.placed if people is not None else 0,
+        sum(map(len, people.oracle.played.values())) if people is not None else 0,
     )
 
 
@@ -203,8 +222,10 @@ def _calm(world: World, faults: Faults, nodes: tuple[Node, Node]) -> None:
             path.cut_until_ns = min(path.cut_until_ns, world.now)
 
 
-def _settled(a: Node, b: Node) -> bool:
+def _settled(a: Node, b: Node, people: People | None) -> bool:
     if not (a.up and b.up and a.core and b.core):
+        return False
+    if people is not None and not all(n.calls is not None and n.calls.quiet for n in (a, b)):
         return False
     return all(
         x.core.unreceipted == 0 and x.core.out.heads == y.core.inbound and x.core.in_agreement
@@ -221,4 +242,10 @@ def _why(a: Node, b: Node) -> str:
             continue
         pending = sum(len(p) for p in node.core.out.pending)
         parts.append(f"{node.name}: {pending} unreceipted, {len(node.conns)} connections")
+        if node.calls is not None and not node.calls.quiet:
+            live = node.calls.table.live
+            parts.append(
+                f"{node.name}: call {live.state if live else 'none'} live, "
+                f"{node.calls.writing} records due, {len(node.calls.noted)} noted"
+            )
     return "; ".join(parts)
