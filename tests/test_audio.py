@@ -17,16 +17,15 @@ from hotline.errors import RemoteError
 from hotline.station.audio import (
     RATE,
     SILENCE_DBFS,
-    JitterBuffer,
     OpusDecoder,
     OpusEncoder,
     Pcm,
-    Playout,
     level_dbfs,
     mix,
     mix_minus,
     packet_has_fec,
 )
+from hotline.station.jitter import JitterBuffer, Playout
 from hotline.station.recording import OggOpusRecorder, WavWriter, read_wav
 
 MS = 1_000_000  # nanoseconds

@@ -16,8 +16,8 @@ from hotline.protocol.state import Batch
 from hotline.sim.__main__ import main
 from hotline.sim.postgres import run_seed_on_postgres
 from hotline.sim.scenario import run_seed
-from hotline.station.audio import JitterBuffer, Playout
 from hotline.station.callrecords import build_record as real_build_record
+from hotline.station.jitter import JitterBuffer, Playout
 from hotline.store.base import SqlStore
 
 # Seeds with calls: answered at both ends with media played (34); and one whose station crashed

@@ -23,7 +23,7 @@ from hotline.protocol.callrecord import CallRecord, decode_record
 from hotline.protocol.envelope import MessageType, decode_envelope
 from hotline.sim.media import opus_seq
 from hotline.sim.world import SECOND
-from hotline.station.audio import Playout
+from hotline.station.jitter import Playout
 
 if TYPE_CHECKING:
     from hotline.sim.node import Node

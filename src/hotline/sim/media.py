@@ -23,7 +23,7 @@ from hotline.protocol.callrecord import MediaFigures
 from hotline.protocol.media import AudioFrame, MediaOpener, MediaSealer
 from hotline.sim.network import Datagrams
 from hotline.sim.world import MS, SECOND, World
-from hotline.station.audio import JitterBuffer, Playout
+from hotline.station.jitter import JitterBuffer, Playout
 
 __all__ = ["TCP_PATH", "SimMedia", "fake_opus", "opus_seq"]
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from hotline.errors import MediaError
 from hotline.protocol.media import AudioFrame, MediaOpener, MediaSealer, Probe, ProbeReply
-from hotline.station.audio import JitterBuffer, OpusDecoder, OpusEncoder, level_dbfs, mix_minus
+from hotline.station.audio import OpusDecoder, OpusEncoder, level_dbfs, mix_minus
+from hotline.station.jitter import JitterBuffer
 from hotline.station.participants import Participant
 from hotline.station.pathstats import PathStats
 from hotline.station.recording import OggOpusRecorder
