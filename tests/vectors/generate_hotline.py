@@ -2,9 +2,16 @@
 
     python tests/vectors/generate_hotline.py
 
-Every key comes from a fixed label, so a run reproduces the same file except for the responder's
-ML-KEM ciphertext, which the library encapsulates with randomness of its own; the file records it
-(`resp_kem_ciphertext`) and the runner replays it. Regenerate only when the protocol changes.
+Every key comes from a fixed label. The responder's ML-KEM ciphertext cannot: the library
+encapsulates with randomness of its own, so the file records it (`resp_kem_ciphertext`) and the
+runner replays it; a run replays the one already in the file too, so it rewrites the same bytes
+(delete the file for a new ciphertext, and update docs/protocol.md §10.4 then). Regenerate only
+when the protocol changes.
+
+`hotline_transport` is the hotline's own transport (docs/protocol.md §4): messages at the edges
+of the REKEY interval, each computed here from the primitives (ChaCha20-Poly1305 of
+`cryptography`, REKEY as Noise §4.2 defines it), not by `Session`, which the runner checks
+against them.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import hashlib
 import json
 import struct
 from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from hotline.crypto.noise.functions import DH_FUNCTIONS, KEMS
 from hotline.crypto.noise.handshake import HandshakeState
@@ -37,9 +46,40 @@ TRANSPORT = [
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ".encode(),
     b"",
 ]
+# (sender, counter, payload): each direction's first messages, the last under the split key, the
+# first under each REKEYed key (2^16, 2^17), and one after a REKEY.
+HOTLINE_TRANSPORT = [
+    ("init", 0, b"first"),
+    ("init", 1, b"second"),
+    ("init", 65_535, b"the last message under the key from Split()"),
+    ("init", 65_536, b"the first under REKEY(k)"),
+    ("init", 65_537, "и следующее".encode()),
+    ("init", 131_072, b"the first under REKEY(REKEY(k))"),
+    ("resp", 0, "Москва: первое".encode()),
+    ("resp", 65_536, b""),
+]
+MAX_NONCE = 2**64 - 1
 
 
-def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str, object]:
+def _nonce(n: int) -> bytes:
+    return bytes(4) + n.to_bytes(8, "little")
+
+
+def rekey(key: bytes) -> bytes:
+    """Noise §4.2: REKEY(k) = ENCRYPT(k, 2^64 - 1, empty, 32 zero bytes)[:32]."""
+    return ChaCha20Poly1305(key).encrypt(_nonce(MAX_NONCE), bytes(32), b"")[:32]
+
+
+def hotline_message(key: bytes, n: int, payload: bytes) -> bytes:
+    """docs/protocol.md §4.1-4.2: u64be(n) || ENCRYPT(REKEY^(n // 2^16)(k), n, "", payload)."""
+    for _ in range(n // 2**16):
+        key = rekey(key)
+    return n.to_bytes(8, "big") + ChaCha20Poly1305(key).encrypt(_nonce(n), payload, b"")
+
+
+def make_vector(
+    label: str, sent_ns: int, app1: bytes, app2: bytes, recorded_kem: bytes | None = None
+) -> dict[str, object]:
     dh, kem = DH_FUNCTIONS["25519"], KEMS["MLKEM768"]
     link_id, psk = fixed(f"{label} link id", 32), fixed(f"{label} psk", 32)
     init_s, resp_s = (
@@ -54,6 +94,9 @@ def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str,
     recorded: list[bytes] = []
 
     def encapsulate(public: bytes) -> tuple[bytes, bytes]:
+        if recorded_kem is not None:  # the file's: the same vector again
+            recorded.append(recorded_kem)
+            return recorded_kem, kem.decapsulate(init_kem, recorded_kem)
         ciphertext, shared = kem.encapsulate(public)
         recorded.append(ciphertext)
         return ciphertext, shared
@@ -93,6 +136,13 @@ def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str,
         messages.append(
             {"payload": text.hex(), "ciphertext": cipher.encrypt_with_ad(b"", text).hex()}
         )
+    keys = {"init": i_to_r.k, "resp": r_to_i.k}
+    transport = []
+    for side, n, text in HOTLINE_TRANSPORT:
+        key = keys[side]
+        assert key is not None
+        sealed = hotline_message(key, n, text)
+        transport.append({"sender": side, "n": n, "payload": text.hex(), "message": sealed.hex()})
     return {
         "protocol_name": PROTOCOL_NAME,
         "init_prologue": common_prologue.hex(),
@@ -109,12 +159,17 @@ def make_vector(label: str, sent_ns: int, app1: bytes, app2: bytes) -> dict[str,
         "resp_kem_ciphertext": recorded[0].hex(),
         "handshake_hash": init.handshake_hash.hex(),
         "messages": messages,
+        "hotline_transport": transport,
     }
 
 
 def main() -> None:
     out = Path(__file__).with_name("hotline.json")
-    vectors = [make_vector(*case) for case in CASES]
+    recorded: list[bytes | None] = [None] * len(CASES)
+    if out.exists():
+        old = json.loads(out.read_text(encoding="utf-8"))["vectors"]
+        recorded = [bytes.fromhex(v["resp_kem_ciphertext"]) for v in old]
+    vectors = [make_vector(*case, kem) for case, kem in zip(CASES, recorded, strict=True)]
     out.write_text(json.dumps({"vectors": vectors}, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {len(vectors)} vectors to {out}")
 

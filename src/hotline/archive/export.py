@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from hotline.archive.manifest import COUNTS, FORMAT, VERSION
 from hotline.archive.recordings import RecordingsOut
 from hotline.archive.transcript import Entry, Timeline, translations_of, write_html
 from hotline.crypto.card import SignedCard
 from hotline.crypto.identity import StationIdentity
 from hotline.crypto.session import link_id_for
+from hotline.errors import ConfigError
 from hotline.protocol.annotation import Annotation
 from hotline.protocol.callrecord import decode_record
 from hotline.protocol.envelope import Envelope, MessageType, decode_envelope
@@ -39,13 +41,12 @@ from hotline.store.base import SqlStore
 
 __all__ = ["FORMAT", "MANIFEST_PURPOSE", "PDF_AUTO_LIMIT", "VERSION", "export_bundle"]
 
-FORMAT = "hotline-archive"
-VERSION = 3  # 3: call recordings (recordings/, counts.recordings, missing_recordings)
 MANIFEST_PURPOSE = "archive-manifest"
 # A PDF is for reading and printing: a crisis, a day, a week. Past this many messages (a link's
 # whole record of years) it would run to thousands of pages and minutes of rendering, so "auto"
 # leaves it out and says so; a time range (--since/--until) or pdf="always" gives one.
 PDF_AUTO_LIMIT = 2_000
+_LAST_NS = 2**64 - 1  # the latest `sent_ns` an envelope can carry
 
 
 class _Hashed:
@@ -96,9 +97,11 @@ def export_bundle(
 
     Raises:
         LocalError: a recording changed while it was copied.
+        ConfigError: a time range that holds no time: it ends before it starts, or before 1970.
     """
     if pdf not in ("auto", "always", "never"):
         raise ValueError(f"pdf is auto, always or never, not {pdf!r}")
+    since_ns, until_ns = _span(since_ns, until_ns)
     tmp = out.with_name(f".{out.name}.tmp")
     exporter = _Exporter(store, identity, ours, peer, since_ns, until_ns)
     exporter.pdf = pdf
@@ -128,10 +131,7 @@ class _Exporter:
         self.link_id = link_id_for(ours.identity, peer.identity)
         self.our_direction = 0 if ours.fingerprint < peer.fingerprint else 1
         self.cards = sorted((ours, peer), key=lambda c: c.fingerprint)
-        self.counts = dict.fromkeys(
-            ("envelopes", "receipts", "checkpoints", "annotations", "held", "files", "recordings"),
-            0,
-        )
+        self.counts = dict.fromkeys(COUNTS, 0)
         self.members: dict[str, str] = {}
         self.timeline = Timeline()
         self.segments = _Segments()
@@ -251,6 +251,16 @@ class _Exporter:
             if row.statement is not None and self.segments.holds(direction, row.lane, row.seq):
                 f.write(_line({"side": row.side}, row.statement))
                 self.counts["held"] += 1
+
+
+def _span(since_ns: int | None, until_ns: int | None) -> tuple[int | None, int | None]:
+    """The range as the manifest gives it, within what an envelope's `sent_ns` can be (0 to
+    2^64 - 1 ns): a start before 1970 is 0, an end after 2554 is 2^64 - 1."""
+    since_ns = None if since_ns is None else max(since_ns, 0)
+    until_ns = None if until_ns is None else min(until_ns, _LAST_NS)
+    if (since_ns or 0) > _LAST_NS or (until_ns is not None and until_ns < (since_ns or 0)):
+        raise ConfigError("the time range holds no time (it ends before it starts or 1970)")
+    return since_ns, until_ns
 
 
 def _text(text: str) -> Callable[[_Hashed], object]:

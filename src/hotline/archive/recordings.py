@@ -18,13 +18,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hotline.archive import ArchiveError
+from hotline.archive.manifest import DAMAGE
 from hotline.archive.transcript import Sink
 from hotline.errors import ConfigError, LocalError
 from hotline.protocol.callrecord import CallRecord, Recording
@@ -35,14 +34,11 @@ __all__ = [
     "Claim",
     "RecordingsOut",
     "check_recordings",
-    "missing_of",
 ]
 
 MEMBER_PREFIX = "recordings/"
 MISSING_REASONS = ("absent", "altered")
 _BLOCK = 1 << 20
-# What reading a damaged ZIP member can raise (as bundle.py).
-_DAMAGE = (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -152,19 +148,6 @@ class Claim:
     where: str  # "envelope 0/ROUTINE 7"
 
 
-def missing_of(manifest: dict[str, Any]) -> dict[str, str]:
-    """The manifest's `missing_recordings`: a JSON object of names to a reason."""
-    missing = manifest.get("missing_recordings")
-    if not isinstance(missing, dict) or not all(
-        isinstance(name, str) and reason in MISSING_REASONS for name, reason in missing.items()
-    ):
-        raise ArchiveError(
-            "the manifest's missing_recordings is not an object of names to "
-            + " or ".join(f'"{r}"' for r in MISSING_REASONS)
-        )
-    return missing
-
-
 def check_recordings(
     bundle: zipfile.ZipFile,
     claims: dict[str, list[Claim]],
@@ -220,6 +203,6 @@ def _measure(bundle: zipfile.ZipFile, name: str) -> tuple[str, int]:
             while block := member.read(_BLOCK):
                 digest.update(block)
                 size += len(block)
-    except _DAMAGE as exc:
+    except DAMAGE as exc:
         raise ArchiveError(f"{name} is damaged: {exc}") from None
     return digest.hexdigest(), size

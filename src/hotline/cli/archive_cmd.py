@@ -116,6 +116,13 @@ def _warn_missing(out: Path, recordings: Path) -> None:
         console.print(f"  {name}: {why.get(reason, reason)}", markup=False)
 
 
+AGREEMENT = {
+    "agreed": "both stations' newest checkpoints agree",
+    "differ": "NOT SHOWN: the stations' newest checkpoints differ",
+    "unknown": "not shown: a station's checkpoint is missing from the bundle",
+}
+
+
 def verify(
     bundle: Path = typer.Argument(..., help="A bundle written by `hotline export`."),
     as_json: bool = JSON_OPTION,
@@ -142,6 +149,7 @@ def verify(
             result.stations[d]: [[h.seq, h.hash.hex()] for h in result.heads[d]] for d in (0, 1)
         },
         "agreed": result.agreed,
+        "agreement": result.agreement,
     }
     if as_json:
         print(json.dumps(summary))
@@ -172,8 +180,4 @@ def verify(
     for d in (0, 1):
         lanes = ", ".join(f"{Lane(lane).name} {h.seq}" for lane, h in enumerate(result.heads[d]))
         say(f"  from {result.stations[d]:<7}{lanes}")
-    say(
-        "  agreement   both stations' newest checkpoints agree"
-        if result.agreed
-        else "  agreement   not shown (the stations' newest checkpoints differ, or one is missing)"
-    )
+    say(f"  agreement   {AGREEMENT[result.agreement]}")

@@ -44,16 +44,23 @@ def data_dir(path: Path | None) -> DataDir:
 
 
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> bytes:
-    """The passphrase from a file, the environment, or a prompt, in that order.
+    """The passphrase from a file, the environment, or a prompt, in that order, as UTF-8.
 
-    Only a trailing newline is stripped from a file, so a passphrase may hold any other spaces.
+    A file is UTF-8 text, and every `\r` and `\n` at its end is removed (docs/protocol.md §8):
+    what an editor, `echo` or Windows line ends add, and what no prompt can give. Nothing else
+    is touched, so a passphrase may begin or end with spaces. The environment's and the prompt's
+    are taken as they are.
     """
     if passphrase_file is not None:
-        try:
-            text = passphrase_file.read_text(encoding="utf-8")
+        try:  # bytes, decoded: text mode would turn a `\r` inside the passphrase into `\n`
+            text = passphrase_file.read_bytes().decode("utf-8")
         except OSError as exc:
             raise ConfigError(
                 f"cannot read passphrase file {passphrase_file}: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"passphrase file {passphrase_file} is not UTF-8 text (byte {exc.start})"
             ) from None
         return text.rstrip("\r\n").encode("utf-8")
     if PASSPHRASE_ENV in os.environ:

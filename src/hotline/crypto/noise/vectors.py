@@ -1,4 +1,4 @@
-"""Run Noise test vectors in the cacophony JSON format.
+"""Run Noise test vectors in the cacophony JSON format (docs/protocol.md §10).
 
     python -m hotline.crypto.noise.vectors FILE [FILE ...]
 
@@ -8,18 +8,35 @@ sides must hold the recorded handshake hash; transport messages follow on the sp
 A protocol this build does not support counts as failed, never as skipped. The last line is
 ``N passed, M failed``; the exit status is 1 when M > 0.
 
+Any conforming file runs. The format (the Noise wiki's "Test vectors") makes these keys optional,
+each absent or null: ``name``, every ``init_*`` and ``resp_*`` key but the prologues,
+``handshake_hash`` (not compared when absent), ``fail``, ``fallback``, ``fallback_pattern`` and
+``hybrid`` (a leftover: the protocol name says it all). With ``"fail": true`` the vector passes
+when a receiver cannot read a message (every message before it written as recorded) and fails if
+every message is read. ``"fallback": true`` (Noise Pipes) is not supported: it counts as failed,
+saying so.
+
 Two optional fields carry the KEM of the HFS extension, whose encapsulation draws randomness
 that the library does not let us inject:
   ``init_kem_ephemeral``  the initiator's ML-KEM key pair as its 64-byte seed (d || z);
   ``resp_kem_ciphertext`` the ciphertext the responder's encapsulation produced. The runner
                           replays it, taking the shared secret from the initiator's key.
+
+One optional field carries the hotline's own transport (docs/protocol.md §4), beyond Noise's:
+  ``hotline_transport``   a list of {"sender": "init" or "resp", "n": counter, "payload": hex,
+                          "message": hex}, each direction's counters growing: message n of that
+                          direction as `Session.seal` writes it (the 8-byte counter header, the
+                          key REKEYed every 2^16 messages) and `Session.open` reads it, on
+                          sessions built from the handshake's `Split()`. Counters skipped are
+                          taken as sent: their REKEYs are applied, as §4.2 says.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +44,8 @@ from typing import Any
 from hotline.crypto.noise.functions import DH_FUNCTIONS, KEMS, AeadFailure, KEMKeyPair, lookup
 from hotline.crypto.noise.handshake import HandshakeState
 from hotline.crypto.noise.patterns import parse_protocol_name
+from hotline.crypto.noise.state import CipherState
+from hotline.crypto.session import REKEY_INTERVAL, Session
 from hotline.errors import HotlineError
 
 __all__ = ["VectorResult", "load_vectors", "main", "run_vector"]
@@ -41,6 +60,10 @@ class VectorResult:
 
 class _Mismatch(Exception):
     pass
+
+
+class _Failed(Exception):
+    """A receiver could not read a message: what a vector marked `fail` expects."""
 
 
 def _hex(vector: dict[str, Any], key: str) -> bytes | None:
@@ -63,7 +86,7 @@ def _party(vector: dict[str, Any], side: str, kem_pair: KEMKeyPair | None) -> Ha
         e=dh.keypair(ephemeral) if ephemeral else None,
         rs=_hex(vector, f"{side}_remote_static"),
         re=_hex(vector, f"{side}_remote_ephemeral"),
-        psks=[bytes.fromhex(p) for p in vector.get(f"{side}_psks", [])],
+        psks=[bytes.fromhex(p) for p in vector.get(f"{side}_psks") or []],
         e1=kem_pair if side == "init" else None,
         encapsulate=encapsulate,
     )
@@ -84,11 +107,19 @@ def _recorded_encapsulation(vector: dict[str, Any], init_kem: KEMKeyPair) -> Any
 
 
 def run_vector(vector: dict[str, Any]) -> VectorResult:
-    name = vector.get("protocol_name", "<unnamed>")
+    name = vector.get("protocol_name") or "<unnamed>"
     try:
+        if vector.get("fallback"):
+            raise _Mismatch("fallback (Noise Pipes) is not supported")
         _play(vector)
+    except _Failed as exc:
+        if not vector.get("fail"):
+            return VectorResult(name, False, str(exc))
+        return VectorResult(name, True)
     except (_Mismatch, HotlineError, AeadFailure, ValueError, KeyError, TypeError) as exc:
         return VectorResult(name, False, f"{type(exc).__name__}: {exc}")
+    if vector.get("fail"):
+        return VectorResult(name, False, "the vector should fail, yet every message was read")
     return VectorResult(name, True)
 
 
@@ -112,23 +143,80 @@ def _play(vector: dict[str, Any]) -> None:
         if not sender.complete:
             written = sender.write_message(payload)
             _expect(written, ciphertext, f"message {i}: written ciphertext")
-            _expect(receiver.read_message(written), payload, f"message {i}: read payload")
+            _expect(_read(receiver.read_message, written, i), payload, f"message {i}: read payload")
             continue
         if transport is None:
-            _expect(init.handshake_hash, bytes.fromhex(vector["handshake_hash"]), "handshake hash")
-            _expect(resp.handshake_hash, init.handshake_hash, "responder's handshake hash")
+            _hash(vector, init, resp)
             i_to_r, r_to_i = init.split()
             ri_to_r, rr_to_i = resp.split()
             transport = {True: (i_to_r, ri_to_r), False: (rr_to_i, r_to_i)}
         send, recv = transport[from_init]
         written = send.encrypt_with_ad(b"", payload)
         _expect(written, ciphertext, f"message {i}: transport ciphertext")
-        _expect(recv.decrypt_with_ad(b"", written), payload, f"message {i}: transport payload")
+        read = _read(functools.partial(recv.decrypt_with_ad, b""), written, i)
+        _expect(read, payload, f"message {i}: transport payload")
     if not (init.complete and resp.complete):
         raise _Mismatch("the vector ended before the handshake completed")
     if transport is None:  # no transport messages: the hash must still be checked
-        _expect(init.handshake_hash, bytes.fromhex(vector["handshake_hash"]), "handshake hash")
-        _expect(resp.handshake_hash, init.handshake_hash, "responder's handshake hash")
+        _hash(vector, init, resp)
+    if vector.get("hotline_transport") is not None:
+        _hotline_transport(init, resp, vector["hotline_transport"])
+
+
+def _read(read: Callable[[bytes], bytes], data: bytes, i: int) -> bytes:
+    try:
+        return read(data)
+    except (HotlineError, AeadFailure) as exc:
+        raise _Failed(f"message {i} could not be read: {type(exc).__name__}: {exc}") from None
+
+
+def _hash(vector: dict[str, Any], init: HandshakeState, resp: HandshakeState) -> None:
+    expected = _hex(vector, "handshake_hash")
+    if expected is not None:  # optional in the format
+        _expect(init.handshake_hash, expected, "handshake hash")
+    _expect(resp.handshake_hash, init.handshake_hash, "responder's handshake hash")
+
+
+def _hotline_transport(
+    init: HandshakeState, resp: HandshakeState, entries: list[dict[str, Any]]
+) -> None:
+    """Each entry sealed by its sender's `Session` and opened by the other's, on fresh copies
+    of the split CipherStates (the Noise transport messages above used the originals)."""
+    i_to_r, r_to_i = (_fresh(c) for c in init.split())
+    ri_to_r, rr_to_i = (_fresh(c) for c in resp.split())
+    sessions = {
+        "init": Session(i_to_r, r_to_i, init.handshake_hash, initiator=True),
+        "resp": Session(ri_to_r, rr_to_i, resp.handshake_hash, initiator=False),
+    }
+    ciphers = {"init": (i_to_r, ri_to_r), "resp": (rr_to_i, r_to_i)}  # sender's, receiver's
+    for i, entry in enumerate(entries):
+        side, n = entry["sender"], entry["n"]
+        if side not in sessions or type(n) is not int:
+            raise _Mismatch(f"hotline transport {i}: sender is init or resp, n an integer")
+        for cipher in ciphers[side]:
+            _skip_to(cipher, n)
+        payload, message = bytes.fromhex(entry["payload"]), bytes.fromhex(entry["message"])
+        what = f"hotline transport {i} ({side} message {n})"
+        sealed = sessions[side].seal(payload)
+        _expect(sealed, message, f"{what}: sealed")
+        _expect(sessions["resp" if side == "init" else "init"].open(sealed), payload, what)
+
+
+def _fresh(cipher: CipherState) -> CipherState:
+    if cipher.k is None:
+        raise _Mismatch("the handshake split no transport key")
+    return CipherState(cipher.cipher, cipher.k)
+
+
+def _skip_to(cipher: CipherState, n: int) -> None:
+    """Take messages cipher.n .. n-1 as sent: REKEY for each multiple of 2^16 among them (a
+    message m > 0 with m mod 2^16 = 0 is sealed after a REKEY), then stand at n."""
+    if n < cipher.n:
+        raise _Mismatch(f"hotline transport counter {n} goes back (next is {cipher.n})")
+    first = -(-max(cipher.n, 1) // REKEY_INTERVAL) * REKEY_INTERVAL
+    for _ in range(first, n, REKEY_INTERVAL):
+        cipher.rekey()
+    cipher.set_nonce(n)
 
 
 def _expect(got: bytes, want: bytes, what: str) -> None:
