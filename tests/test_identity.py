@@ -1,8 +1,11 @@
-"""Identities: fingerprints, hybrid signatures (both halves must verify), the pairing string."""
+"""Identities: fingerprints, hybrid signatures (both halves must verify), the pairing string and
+the commitments it rests on."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -10,6 +13,7 @@ from hotline.crypto.identity import (
     HYBRID_SIGNATURE_LEN,
     StationIdentity,
     format_fingerprint,
+    sas_commitment,
     short_authentication_string,
 )
 
@@ -61,15 +65,67 @@ def test_fingerprint_format() -> None:
     assert format_fingerprint(b"\xab\xcd\xef\x01\x23") == "ABCD EF01 23"
 
 
+R1, R2, R3 = bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96))
+
+
 def test_short_authentication_string_is_symmetric_and_binds_both_keys(make_identity: Make) -> None:
-    a, b, c = make_identity(), make_identity(), make_identity()
-    sas = short_authentication_string(a.public, b.public)
-    assert sas == short_authentication_string(b.public, a.public)
+    a, b, c = make_identity().public, make_identity().public, make_identity().public
+    sas = short_authentication_string(a, R1, b, R2)
+    assert sas == short_authentication_string(b, R2, a, R1)
     groups = sas.split(" ")
     assert len(groups) == 8
     assert all(len(g) == 5 and g.isdigit() for g in groups)
-    assert short_authentication_string(a.public, c.public) != sas
-    assert short_authentication_string(c.public, b.public) != sas
+    assert short_authentication_string(a, R1, c, R2) != sas
+    assert short_authentication_string(c, R1, b, R2) != sas
+
+
+def test_the_string_depends_on_both_stations_fresh_values(make_identity: Make) -> None:
+    # With the two cards fixed, a man in the middle cannot know the string before both values
+    # are revealed (protocol.md §6.1): each one changes it, and which value goes with which card.
+    a, b = make_identity().public, make_identity().public
+    sas = short_authentication_string(a, R1, b, R2)
+    assert short_authentication_string(a, R3, b, R2) != sas
+    assert short_authentication_string(a, R1, b, R3) != sas
+    assert short_authentication_string(a, R2, b, R1) != sas
+    with pytest.raises(ValueError, match="32 bytes"):
+        short_authentication_string(a, R1[:16], b, R2)
+
+
+def test_a_commitment_binds_the_value_and_the_station(make_identity: Make) -> None:
+    a, b = make_identity().public, make_identity().public
+    c = sas_commitment(a, R1)
+    assert len(c) == 32
+    assert sas_commitment(a, R1) == c
+    assert sas_commitment(a, R2) != c
+    assert sas_commitment(b, R1) != c
+
+
+def test_the_pairing_string_example_of_the_document() -> None:
+    # docs/protocol.md §6.1, with the standard library's hashes as well.
+    a = StationIdentity.from_random(bytes(range(96))).public
+    b = StationIdentity.from_random(bytes(range(100, 196))).public
+    commitments = (
+        "43204021c768864722f34ace18e838d23efe22d9d3f8bc49ca181aea6529bd79",
+        "575c82aec34aa9ce6bb0e4691752c0cf46036c70e9fe451bd8021c8a3240adcc",
+    )
+    for identity, value, expected in zip((a, b), (R1, R2), commitments, strict=True):
+        assert sas_commitment(identity, value).hex() == expected
+        assert _digest(hashlib.sha256, b"hotline-sas-commit-v1", identity.fingerprint, value) == (
+            bytes.fromhex(expected)
+        )
+    sas = "32245 17960 91807 28389 16496 05989 85747 79465"
+    assert short_authentication_string(a, R1, b, R2) == sas
+    assert a.fingerprint < b.fingerprint
+    d = _digest(hashlib.sha512, b"hotline-sas-v2", a.fingerprint, b.fingerprint, R1, R2)
+    assert " ".join(f"{int.from_bytes(d[i : i + 5]) % 100000:05d}" for i in range(0, 40, 5)) == sas
+
+
+def _digest(new: Callable[[], Any], *parts: bytes) -> bytes:
+    h = new()
+    for part in parts:
+        h.update(len(part).to_bytes(4, "big") + part)
+    digest: bytes = h.digest()
+    return digest
 
 
 def test_seeds_of_the_wrong_length_are_refused() -> None:

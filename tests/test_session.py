@@ -131,16 +131,27 @@ def test_truncated_messages_are_refused(length: int) -> None:
     assert initiator.finish(message2, NOW).session.initiator
 
 
-def test_replayed_message1_is_refused() -> None:
+def test_message1_at_or_below_the_floor_is_refused() -> None:
     init_keys, resp_keys = _keys()
     message1 = Initiator(init_keys, rng=os.urandom).start(NOW)
-    first, _ = Responder(resp_keys, rng=os.urandom).respond(message1, NOW)
-    # The station keeps the newest accepted timestamp durably and gives it to the next Responder.
-    later = Responder(resp_keys, rng=os.urandom, newest_accepted_ns=first.peer_time_ns)
+    # The station's replay record forgot it (its floor is at least its timestamp): refused.
+    later = Responder(resp_keys, rng=os.urandom, floor_ns=NOW)
     with pytest.raises(HandshakeError, match="replayed"):
         later.respond(message1, NOW + SECOND)
-    newer = Initiator(init_keys, rng=os.urandom).start(NOW + 2 * SECOND)
-    assert later.respond(newer, NOW + 2 * SECOND)[0].peer_time_ns == NOW + 2 * SECOND
+    newer = Initiator(init_keys, rng=os.urandom).start(NOW + 1)
+    assert later.respond(newer, NOW + SECOND)[0].peer_time_ns == NOW + 1
+
+
+def test_the_responder_names_the_ephemeral_key_the_replay_record_keeps() -> None:
+    # Message 1 begins with e_i.pub in clear (protocol.md §3.5); the station records it.
+    init_keys, resp_keys = _keys()
+    initiator = Initiator(init_keys, rng=os.urandom)
+    message1 = initiator.start(NOW)
+    result, message2 = Responder(resp_keys, rng=os.urandom).respond(message1, NOW)
+    assert result.peer_ephemeral == message1[:32]
+    assert initiator.finish(message2, NOW).peer_ephemeral == message2[:32]
+    again = Initiator(init_keys, rng=os.urandom).start(NOW)  # same time: another key
+    assert again[:32] != message1[:32]
 
 
 @pytest.mark.parametrize("skew_s", [-301, 301])

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from hotline.crypto.handshake_mac import add_mac, initiator_mac_key
 from hotline.crypto.session import Initiator, LinkKeys
 from hotline.protocol.envelope import LANES
 from hotline.protocol.state import LinkState
@@ -142,11 +143,19 @@ def _dialer_and_listener(
 
 
 def _route_through_proxies(
-    dialer: StationProcess, listener: StationProcess, rate: float | None = None
+    dialer: StationProcess,
+    listener: StationProcess,
+    rate: float | None = None,
+    delays: tuple[float, ...] = (),
 ) -> list[TcpProxy]:
-    """Make each of the dialer's paths go through a proxy we can cut (or slow down)."""
+    """Make each of the dialer's paths go through a proxy we can cut (or slow down, or delay:
+    `delays[i]` seconds each way on path i)."""
     targets = listener.data.config().station.listen
-    proxies = [TcpProxy(("127.0.0.1", int(t.rpartition(":")[2])), rate) for t in targets]
+    delays = delays or (0.0,) * len(targets)
+    proxies = [
+        TcpProxy(("127.0.0.1", int(t.rpartition(":")[2])), rate, delay)
+        for t, delay in zip(targets, delays, strict=True)
+    ]
     link_dir = next((dialer.data.path / "links").iterdir())
     toml = (link_dir / "link.toml").read_text()
     for target, proxy in zip(targets, proxies, strict=True):
@@ -212,6 +221,60 @@ def test_an_impostor_and_a_replayed_handshake_are_refused_and_logged(
     store.close()
     assert actions.count("handshake refused") == 2
     assert _link(listener)["state"] == "UP"  # the genuine sessions were not disturbed
+
+
+def _first_reply(address: str, message: bytes) -> bytes:
+    """Send one framed message to a station's path; return the first framed message it sends
+    back, or b"" if it closes without one."""
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">I", len(message)) + message)
+        stream = sock.makefile("rb")
+        head = stream.read(4)
+        return stream.read(struct.unpack(">I", head)[0]) if len(head) == 4 else b""
+
+
+def test_genuine_first_messages_are_accepted_in_any_order_and_each_only_once(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    # Two first messages of the dialer's, the later written one arriving first: what a slower
+    # path does. Both are genuine and both open a session; each, sent again, is a replay.
+    dialer, listener = _dialer_and_listener(*stations)
+    _start(dialer, listener)
+    identity = dialer.data.open_keystore(dialer.passphrase_file.read_bytes().rstrip(b"\n"))
+    keys = load_links(dialer.data, identity)[0].keys
+    target = listener.data.config().station.listen[0]
+    now = time.time_ns()
+    older, newer = (
+        add_mac(initiator_mac_key(keys), Initiator(keys, rng=os.urandom).start(t))
+        for t in (now - 300_000_000, now)
+    )
+    assert len(_first_reply(target, newer)) == 1161  # message 2
+    assert len(_first_reply(target, older)) == 1161  # not a replay: written earlier, came later
+    assert "handshake replayed" not in listener.log_file.read_text()
+    for replayed in (older, newer):
+        assert _first_reply(target, replayed) == b""
+    assert "refused: handshake replayed" in listener.log_file.read_text()  # then counted
+    _wait(lambda: _link(listener)["state"] == "UP", "the genuine sessions still UP")
+
+
+def test_a_slower_path_opens_its_session_without_a_false_replay(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    # One path 0.3 s longer each way (a relay far away): at each start the dialer writes both
+    # first messages at once and the slower one arrives after the other was accepted.
+    dialer, listener = _dialer_and_listener(*stations)
+    _route_through_proxies(dialer, listener, delays=(0.3, 0.0))
+    _start(dialer, listener)
+    for _ in range(3):
+        dialer.kill()
+        dialer.start()
+        _wait(lambda: all(p["state"] == "UP" for p in _link(dialer)["paths"]), "both paths UP")
+    assert "handshake replayed" not in listener.log_file.read_text()
+    _, store = _state(listener)
+    audit = store._rows("SELECT action, detail FROM audit WHERE action = 'handshake refused'")
+    store.close()
+    assert audit == []
 
 
 def _serve(

@@ -1,4 +1,7 @@
-"""`hotline fingerprint`: this station's fingerprint, or a card's, or the pairing string."""
+"""`hotline fingerprint`: this station's fingerprint, or a card's, and a peer card's beside it.
+
+The short authentication string is not shown here: it depends on both stations' fresh values of
+one pairing (docs/protocol.md §6.1), so `hotline pair` shows it, during the ceremony."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import typer
 
 from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
 from hotline.crypto.card import SignedCard, parse_card
-from hotline.crypto.identity import format_fingerprint, short_authentication_string
+from hotline.crypto.identity import format_fingerprint
 from hotline.errors import ConfigError
 
 
@@ -20,19 +23,18 @@ def fingerprint(
     peer: Path | None = typer.Option(
         None,
         "--peer",
-        help="A peer's card file: also show the short authentication string to read aloud.",
+        help="A peer's card (or offer) file: also show its fingerprint.",
     ),
     data: Path | None = DATA_DIR_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Print a station fingerprint, and with --peer the string both operators compare."""
+    """Print a station fingerprint, and with --peer a peer card's."""
     card = read_card(card_file) if card_file else data_dir(data).card()
     result: dict[str, str] = {"name": card.body.name, "fingerprint": card.fingerprint.hex()}
     if peer is not None:
         other = read_card(peer)
         result["peer"] = other.body.name
         result["peer_fingerprint"] = other.fingerprint.hex()
-        result["sas"] = short_authentication_string(card.identity, other.identity)
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return
@@ -41,8 +43,9 @@ def fingerprint(
         console.print(
             f"{result['peer']}: {format_fingerprint(bytes.fromhex(result['peer_fingerprint']))}"
         )
-        console.print(f"Short authentication string: {result['sas']}")
-        console.print("Read it to the other operator; pair only if every group matches.")
+        console.print(
+            "The string to compare comes from the pairing itself: hotline pair --offer FILE."
+        )
 
 
 def read_card(path: Path) -> SignedCard:

@@ -1,7 +1,15 @@
-"""`hotline pair`: pin a peer station, one of two ways.
+"""`hotline pair`: pin a peer station, one of two ways (docs/protocol.md §6).
 
-hotline pair PEER.card                   compare the short authentication string, then pair
-hotline pair --listen HOST:PORT          print a one-time code, wait for the other station
+By card files, in three steps on each side (files travel by any means; the string is compared
+over a channel where the operators know each other's voices):
+
+hotline pair --offer OURS.offer                        1. our card, committed to a fresh value
+hotline pair THEIRS.offer --reveal-to OURS.reveal      2. with their offer: our value, revealed
+hotline pair THEIRS.offer --reveal THEIRS.reveal       3. with their value: compare the string
+
+By a one-time code, over a direct connection:
+
+hotline pair --listen HOST:PORT                        print a one-time code, wait for the other
 hotline pair --connect HOST:PORT --code CODE
 """
 
@@ -21,17 +29,28 @@ from hotline.cli.common import (
     data_dir,
     read_passphrase,
 )
-from hotline.cli.fingerprint_cmd import read_card
 from hotline.crypto.card import SignedCard
-from hotline.crypto.identity import format_fingerprint, short_authentication_string
+from hotline.crypto.identity import format_fingerprint
 from hotline.errors import ConfigError
-from hotline.station.datadir import DataDir
+from hotline.station import offers
+from hotline.station.datadir import DataDir, write_atomically
 from hotline.station.links import add_link
 from hotline.station.pake import make_code, pair_as_dialer, pair_as_listener
 
 
 def pair(
-    card_file: Path | None = typer.Argument(None, help="The peer's card file (pairing by string)."),
+    offer_file: Path | None = typer.Argument(
+        None, help="The peer's offer file (pairing by card files)."
+    ),
+    offer: Path | None = typer.Option(
+        None, "--offer", help="Write this station's offer (its card and a commitment) here."
+    ),
+    reveal_to: Path | None = typer.Option(
+        None, "--reveal-to", help="Write this station's reveal for the peer's offer here."
+    ),
+    reveal: Path | None = typer.Option(
+        None, "--reveal", help="The peer's reveal: check it and show the string to compare."
+    ),
     sas: str | None = typer.Option(
         None, "--sas", help="The string the other operator read out; checked, not asked for."
     ),
@@ -48,29 +67,65 @@ def pair(
     data: Path | None = DATA_DIR_OPTION,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
 ) -> None:
-    """Pair with a peer station: by its card and the short authentication string, or by a
-    one-time code over a direct connection."""
+    """Pair with a peer station: by card files (an offer, a reveal, then the short
+    authentication string), or by a one-time code over a direct connection."""
     directory = data_dir(data)
-    ours = directory.card()
+    by_files = any(x is not None for x in (offer_file, reveal_to, reveal, sas))
     if listen or connect:
-        if card_file is not None or sas is not None or (listen and connect):
-            raise ConfigError("pair either by a card file, or by --listen, or by --connect --code")
-        peer, psk = _by_code(ours, listen, connect, code, wait)
-    elif card_file is not None:
-        peer, psk = _by_card(ours, read_card(card_file), sas), None
+        if by_files or offer is not None or (listen and connect):
+            raise ConfigError("pair either by card files, or by --listen, or by --connect --code")
+        peer, psk = _by_code(directory.card(), listen, connect, code, wait)
+        _pin(directory, peer, psk, passphrase_file)
+    elif offer is not None:
+        if by_files:
+            raise ConfigError("--offer starts a pairing by card files: give it alone")
+        _offer(directory, offer)
+    elif offer_file is not None and (reveal_to is not None or reveal is not None):
+        confirmed = _by_files(directory, _read(offer_file), reveal_to, reveal, sas)
+        if confirmed is not None:
+            _pin(directory, confirmed, None, passphrase_file)
+            offers.finish(directory)
     else:
-        raise ConfigError("give the peer's card file, or --listen, or --connect with --code")
-    _pin(directory, peer, psk, passphrase_file)
+        raise ConfigError(
+            "give --offer FILE, or the peer's offer with --reveal-to FILE and then --reveal FILE, "
+            "or --listen, or --connect with --code"
+        )
 
 
-def _show(peer: SignedCard) -> None:
-    console.print(f"Peer station   {peer.body.name}")
-    console.print(f"Fingerprint    {format_fingerprint(peer.fingerprint)}")
-    console.print(f"Paths          {', '.join(peer.body.paths) or '(none: it will dial us)'}")
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file") from None
 
 
-def _by_card(ours: SignedCard, peer: SignedCard, sas: str | None) -> SignedCard:
-    expected = short_authentication_string(ours.identity, peer.identity)
+def _offer(directory: DataDir, path: Path) -> None:
+    write_atomically(path, offers.make_offer(directory, int(time.time())).encode())
+    console.print(f"This station's offer is in {path}: send it to the other side.", markup=False)
+    console.print("When theirs arrives: hotline pair THEIRS.offer --reveal-to OURS.reveal")
+
+
+def _by_files(
+    directory: DataDir,
+    peer_offer: str,
+    reveal_to: Path | None,
+    reveal: Path | None,
+    sas: str | None,
+) -> SignedCard | None:
+    """Step 2 (our reveal) and/or step 3 (theirs, and the string): the card to pin, once the
+    operators confirmed the string; None after step 2 alone."""
+    if reveal_to is not None:
+        peer, ours = offers.reveal(directory, peer_offer)
+        write_atomically(reveal_to, ours.encode())
+        _show(peer)
+        console.print(f"This station's reveal is in {reveal_to}: send it.", markup=False)
+        if reveal is None:
+            console.print("When theirs arrives: hotline pair THEIRS.offer --reveal THEIRS.reveal")
+            return None
+    assert reveal is not None
+    peer, expected = offers.compare(directory, peer_offer, _read(reveal))
     _show(peer)
     console.print(f"Short authentication string: [bold]{expected}[/bold]")
     if sas is not None:
@@ -81,6 +136,13 @@ def _by_card(ours: SignedCard, peer: SignedCard, sas: str | None) -> SignedCard:
     ):
         raise ConfigError("the short authentication string was not confirmed: not paired")
     return peer
+
+
+def _show(peer: SignedCard) -> None:
+    console.print(f"Peer station   {peer.body.name}", markup=False)
+    console.print(f"Fingerprint    {format_fingerprint(peer.fingerprint)}")
+    paths = ", ".join(peer.body.paths) or "(none: it will dial us)"
+    console.print(f"Paths          {paths}", markup=False)
 
 
 def _by_code(
@@ -106,4 +168,4 @@ def _pin(
 ) -> None:
     identity = directory.open_keystore(read_passphrase(passphrase_file, confirm=False))
     link = add_link(directory, identity, peer, int(time.time()), psk)
-    console.print(f"Paired with {peer.body.name} as link {link.name!r}.")
+    console.print(f"Paired with {peer.body.name} as link {link.name!r}.", markup=False)

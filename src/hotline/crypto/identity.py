@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey
 __all__ = [
     "FINGERPRINT_LEN",
     "HYBRID_SIGNATURE_LEN",
+    "SAS_NONCE_LEN",
     "SEED_LEN",
     "PublicIdentity",
     "StationIdentity",
     "format_fingerprint",
+    "sas_commitment",
     "short_authentication_string",
 ]
 
@@ -32,6 +34,7 @@ ED25519_SIGNATURE_LEN = 64
 MLDSA65_SIGNATURE_LEN = 3309
 HYBRID_SIGNATURE_LEN = ED25519_SIGNATURE_LEN + MLDSA65_SIGNATURE_LEN
 MLDSA65_PUBLIC_LEN = 1952
+SAS_NONCE_LEN = 32  # each station's fresh value in the pairing string: too long to guess from c
 _MLDSA_CONTEXT = b"hotline"  # FIPS 204 context string: binds ML-DSA signatures to this protocol
 
 
@@ -148,15 +151,29 @@ def format_fingerprint(fingerprint: bytes) -> str:
     return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
-def short_authentication_string(a: PublicIdentity, b: PublicIdentity) -> str:
-    """The string both operators read to each other to confirm a pairing.
+def sas_commitment(identity: PublicIdentity, nonce: bytes) -> bytes:
+    """A station's commitment to its fresh value for one pairing by card files (protocol.md §6.1):
+    sent with its card before it has seen the peer's, revealed only once it holds the peer's."""
+    if len(nonce) != SAS_NONCE_LEN:
+        raise ValueError(f"a pairing nonce is {SAS_NONCE_LEN} bytes")
+    return _digest(hashes.SHA256(), b"hotline-sas-commit-v1", identity.fingerprint, nonce)
 
-    It is the same on both sides (the two fingerprints are sorted), 8 groups of 5 digits: each
-    group is 5 bytes of a SHA-512 over both fingerprints, reduced modulo 100000, as Signal's
-    safety numbers are. About 133 bits, so an attacker who swaps cards cannot search for a key
-    pair that gives the same string.
+
+def short_authentication_string(
+    a: PublicIdentity, a_nonce: bytes, b: PublicIdentity, b_nonce: bytes
+) -> str:
+    """The string both operators read to each other to confirm a pairing by card files.
+
+    It is the same on both sides (the pairs are sorted by fingerprint), 8 groups of 5 digits:
+    each group is 5 bytes of a SHA-512 over both fingerprints and both stations' fresh values,
+    reduced modulo 100000. Each value was committed to (`sas_commitment`) before either was
+    revealed, so a man in the middle fixes his substitute cards before the last value is known
+    and has nothing left to search: he succeeds by chance, about 1 in 2^133. Without the values
+    he could search for two strings that collide, about 2^66.5 work (protocol.md §6.1).
     """
-    first, second = sorted((a.fingerprint, b.fingerprint))
-    digest = _digest(hashes.SHA512(), b"hotline-sas-v1", first, second)
+    if len(a_nonce) != SAS_NONCE_LEN or len(b_nonce) != SAS_NONCE_LEN:
+        raise ValueError(f"a pairing nonce is {SAS_NONCE_LEN} bytes")
+    (f_low, r_low), (f_high, r_high) = sorted(((a.fingerprint, a_nonce), (b.fingerprint, b_nonce)))
+    digest = _digest(hashes.SHA512(), b"hotline-sas-v2", f_low, f_high, r_low, r_high)
     groups = [int.from_bytes(digest[i : i + 5], "big") % 100000 for i in range(0, 40, 5)]
     return " ".join(f"{g:05d}" for g in groups)

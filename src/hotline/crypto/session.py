@@ -11,8 +11,10 @@ Both static keys are pinned at pairing (KK), the pairing secret is the PSK, and 
 exchange (e1/ekem1) makes the transport keys depend on a post-quantum secret as well as X25519.
 
 Pure: the clock (`now_ns`) and randomness (`rng`) are parameters. The responder refuses a first
-message whose timestamp is not newer than the newest it accepted from this peer, or is outside the
-allowed clock skew, so a recorded handshake cannot be replayed to open a session.
+message outside the allowed clock skew or at or below the floor the station keeps; the station
+then accepts it for good only if its ephemeral key is not among those it accepted within the
+window (docs/protocol.md §3.6, the replay record), so a recorded handshake cannot be replayed to
+open a session, and a genuine one is never refused because another, written later, came first.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from hotline.crypto.noise.state import CipherState
 from hotline.errors import HandshakeError, NoiseStateError, TransportError
 
 __all__ = [
+    "DEFAULT_MAX_SKEW_NS",
     "MAX_PLAINTEXT",
     "PROTOCOL_NAME",
     "PROTOCOL_VERSION",
@@ -87,6 +90,7 @@ class HandshakeResult:
     session: Session
     peer_time_ns: int  # the peer's clock as it wrote its handshake message
     app_data: bytes  # opaque bytes the peer attached to its handshake message
+    peer_ephemeral: bytes = b""  # the peer's ephemeral key: what the replay record remembers
 
 
 def _handshake(
@@ -130,7 +134,7 @@ class Initiator:
         self._sent_ns = 0
 
     def start(self, now_ns: int, app_data: bytes = b"") -> bytes:
-        """Message 1. `now_ns` must grow from one handshake to the next (the replay guard)."""
+        """Message 1, with a fresh ephemeral key from `rng` (the responder remembers it)."""
         self._sent_ns = now_ns
         return self._state.write_message(_payload(now_ns, app_data))
 
@@ -152,16 +156,24 @@ class Initiator:
         session = Session(send, receive, self._state.handshake_hash, initiator=True)
         # The peer's clock read between our send and our receipt: assume it was read half-way.
         session.clock_offset_ns = peer_ns - (self._sent_ns + now_ns) // 2
-        return HandshakeResult(session, peer_ns, app_data)
+        return HandshakeResult(session, peer_ns, app_data, self._state.re or b"")
 
 
 class Responder:
     """The side that listens: reads message 1, writes message 2.
 
+    A first message it accepts is not yet accepted for good: the station must then record its
+    ephemeral key (`HandshakeResult.peer_ephemeral`) in the link's replay record, refusing it if
+    it is there already, before sending message 2 (docs/protocol.md §3.6, check 8).
+
     Args:
-        newest_accepted_ns: the newest initiator timestamp this side ever accepted from this peer
-            (the station keeps it durably); a first message must be newer.
-        max_skew_ns: how far the initiator's clock may be from ours.
+        floor_ns: a first message must be newer than this: the floor of the station's replay
+            record (the greatest timestamp it has forgotten).
+        newest_accepted_ns: the same bound under its former name (the newest timestamp accepted,
+            the guard before the replay record, which refused genuine messages that came late);
+            the higher of the two applies.
+        max_skew_ns: how far the initiator's clock may be from ours; also the replay record's
+            window.
     """
 
     def __init__(
@@ -169,12 +181,13 @@ class Responder:
         keys: LinkKeys,
         *,
         rng: Rng,
+        floor_ns: int = 0,
         newest_accepted_ns: int = 0,
         max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
         encapsulate: Encapsulate | None = None,
     ):
         self._state = _handshake(keys, False, rng, encapsulate)
-        self._newest = newest_accepted_ns
+        self._floor = max(floor_ns, newest_accepted_ns)
         self._max_skew = max_skew_ns
 
     def respond(
@@ -196,16 +209,15 @@ class Responder:
         except Exception:
             self._state.restore(saved)
             raise
-        self._newest = peer_ns
         send, receive = self._state.split()
         session = Session(send, receive, self._state.handshake_hash, initiator=False)
         session.clock_offset_ns = peer_ns - now_ns  # one-way: includes the network delay
-        return HandshakeResult(session, peer_ns, peer_app), reply
+        return HandshakeResult(session, peer_ns, peer_app, self._state.re or b""), reply
 
     def _check_freshness(self, peer_ns: int, now_ns: int) -> None:
-        if peer_ns <= self._newest:
+        if peer_ns <= self._floor:
             raise HandshakeError(
-                "handshake replayed: its timestamp is not newer than one already accepted"
+                "handshake replayed: its timestamp is not newer than the replay record's floor"
             )
         if abs(peer_ns - now_ns) > self._max_skew:
             raise HandshakeError(

@@ -30,7 +30,13 @@ from hotline.crypto.handshake_mac import (
     match_mac,
     responder_mac_key,
 )
-from hotline.crypto.session import MAX_NOISE_MESSAGE, Initiator, Responder, Session
+from hotline.crypto.session import (
+    DEFAULT_MAX_SKEW_NS,
+    MAX_NOISE_MESSAGE,
+    Initiator,
+    Responder,
+    Session,
+)
 from hotline.errors import HandshakeError, ProtocolError, TransportError
 from hotline.protocol.link import LinkCore
 from hotline.protocol.state import Output
@@ -52,6 +58,7 @@ REHANDSHAKE_AFTER_S = 3600.0
 FIRST_MIN, FIRST_MAX = MESSAGE1_MIN_LEN + MAC_LEN, MAX_NOISE_MESSAGE + MAC_LEN
 _LENGTH = struct.Struct(">I")
 NO_MAC = "no valid first-message MAC (not a station of this link, or of an older version)"
+REPLAYED = "handshake replayed: this first message was already accepted"
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -164,13 +171,23 @@ class PathManager:
         return link, session
 
     async def _respond(self, link: LinkRuntime, message: bytes) -> tuple[Session, bytes]:
+        """Answer a first message, accepting it for good in the link's replay record first
+        (docs/protocol.md §3.6, check 8): one transaction, so the same first message arriving on
+        two paths at once opens one session, and genuine ones may arrive in any order."""
         link_id = link.link.config.link_id
-        newest = await link.store.call(functools.partial(_newest, link_id=link_id))
-        responder = Responder(link.link.keys, rng=os.urandom, newest_accepted_ns=newest)
-        result, reply = responder.respond(message, time.time_ns())
-        await link.store.call(
-            functools.partial(_record, link_id=link_id, peer_ns=result.peer_time_ns)
+        floor = await link.store.call(functools.partial(_floor, link_id=link_id))
+        responder = Responder(link.link.keys, rng=os.urandom, floor_ns=floor)
+        now_ns = time.time_ns()
+        result, reply = responder.respond(message, now_ns)
+        accept = functools.partial(
+            _accept,
+            link_id=link_id,
+            ephemeral=result.peer_ephemeral,
+            peer_ns=result.peer_time_ns,
+            now_ns=now_ns,
         )
+        if not await link.store.call(accept):
+            raise HandshakeError(REPLAYED)
         return result.session, reply
 
     def _audit(self, action: str, detail: str, evidence: bytes) -> None:
@@ -254,12 +271,12 @@ def _audit_row(store: SqlStore, action: str, detail: str, evidence: bytes, now_n
     store.audit(None, action, detail, evidence, now_ns)
 
 
-def _newest(store: SqlStore, link_id: bytes) -> int:
-    return store.newest_handshake_ns(link_id)
+def _floor(store: SqlStore, link_id: bytes) -> int:
+    return store.handshake_floor_ns(link_id)
 
 
-def _record(store: SqlStore, link_id: bytes, peer_ns: int) -> None:
-    store.record_handshake(link_id, peer_ns)
+def _accept(store: SqlStore, link_id: bytes, ephemeral: bytes, peer_ns: int, now_ns: int) -> bool:
+    return store.accept_handshake(link_id, ephemeral, peer_ns, now_ns, DEFAULT_MAX_SKEW_NS)
 
 
 def _receive(core: LinkCore, sid: int, packet: bytes) -> Output:

@@ -2,9 +2,10 @@
 with real processes, and the end-to-end benchmark.
 
 `make_pair` creates both data directories (keys, cards, configuration), pairs them by their cards
-with the short authentication string checked in code, and writes each passphrase to a file the
-test or demo owns. `StationProcess` starts, kills (SIGKILL or SIGTERM) and restarts one station
-and talks to its service API.
+with the short authentication string of docs/protocol.md §6.1 (over both cards and a fresh value
+of each) checked in code, and writes each passphrase to a file the test or demo owns.
+`StationProcess` starts, kills (SIGKILL or SIGTERM) and restarts one station and talks to its
+service API.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from hotline.crypto.identity import short_authentication_string
+from hotline.crypto.identity import SAS_NONCE_LEN, short_authentication_string
 from hotline.station.datadir import DataDir, write_atomically
 from hotline.station.links import add_link
 
@@ -51,6 +52,7 @@ class StationProcess:
     passphrase_file: Path
     log_file: Path
     process: subprocess.Popen[bytes] | None = None
+    pairing_string: str = ""  # the short authentication string both sides compared at pairing
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -141,10 +143,15 @@ def make_pair(
     a, b = stations
     cards = (a.data.card(), b.data.card())
     # Both operators read the same short authentication string: the cards arrived unaltered.
-    if short_authentication_string(cards[0].identity, cards[1].identity) != (
-        short_authentication_string(cards[1].identity, cards[0].identity)
-    ):
+    # (Here both stations' values are in one process; `hotline pair` commits to each first.)
+    nonces = (secrets.token_bytes(SAS_NONCE_LEN), secrets.token_bytes(SAS_NONCE_LEN))
+    strings = {
+        short_authentication_string(cards[0].identity, nonces[0], cards[1].identity, nonces[1]),
+        short_authentication_string(cards[1].identity, nonces[1], cards[0].identity, nonces[0]),
+    }
+    if len(strings) != 1:
         raise RuntimeError("the pairing strings differ")
+    a.pairing_string = b.pairing_string = strings.pop()
     for station, peer_card in ((a, cards[1]), (b, cards[0])):
         identity = station.data.open_keystore(station.passphrase_file.read_bytes().rstrip(b"\n"))
         add_link(station.data, identity, peer_card, int(time.time()))
