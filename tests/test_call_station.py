@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import numpy as np
 import pytest
 
@@ -409,3 +410,31 @@ def test_a_path_whose_address_moves_is_followed_and_a_forged_datagram_moves_noth
     time.sleep(0.5)
     assert relay.paths[0].to_a > before + 20
     call.end()
+
+
+def test_a_restart_does_not_record_a_call_twice(relayed: Any) -> None:
+    """Killed after its call record was committed but before the call's note was cleared (two
+    transactions): on restart the station finds the record and writes no second one."""
+    london, moscow, _relay = relayed
+    call = Call(london, moscow)
+    call.end()
+    _wait(lambda: len(_records(moscow)) == 1, "Moscow's record")
+    moscow.kill(signal.SIGKILL)
+    from hotline.store.sqlite import SqliteStore  # noqa: PLC0415
+
+    store = SqliteStore(moscow.data.store_file)
+    try:  # the note as it stood before the record was written
+        (link_id,) = store._rows("SELECT link_id FROM links", ())[0]
+        record = _records(moscow)[0]
+        store.set_open_call(bytes(link_id), call.id, msgspec.json.encode(record).decode())
+    finally:
+        store.close()
+    moscow.start()
+    _up(moscow)
+    time.sleep(2)  # the start-up's bookkeeping is done within a second
+    assert len(_records(moscow)) == 1
+    store = SqliteStore(moscow.data.store_file)
+    try:
+        assert store.open_calls(bytes(link_id)) == []  # and the stale note is gone
+    finally:
+        store.close()

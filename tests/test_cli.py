@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from hotline.cli.common import PASSPHRASE_ENV, read_passphrase
 from hotline.crypto.card import parse_card
 from hotline.errors import ConfigError, KeystoreError
 from hotline.station.datadir import DataDir
+from hotline.station.tls import expires_ns, fingerprint, make_self_signed
 
 PASSPHRASE = "a long enough passphrase"
 
@@ -63,8 +65,10 @@ def test_init_creates_a_station_that_opens_with_its_passphrase(
     data = tmp_path / "london"
     out = init(data, passphrase_file, "London", "127.0.0.1:7001", "[::1]:7002")
     assert "Created station 'London'" in out
-    assert sorted(snapshot(data)) == ["card.hotline", "keystore.hotline", "station.toml"]
-    assert (data / "keystore.hotline").stat().st_mode & 0o777 == 0o600
+    assert sorted(snapshot(data)) == [
+        "card.hotline", "keystore.hotline", "station.toml", "totp-seal.pub"
+    ]  # fmt: skip
+    assert {p.stat().st_mode & 0o777 for p in data.iterdir()} == {0o600}
     assert data.stat().st_mode & 0o777 == 0o700
     station = DataDir(data)
     assert station.config().station.listen == ["127.0.0.1:7001", "[::1]:7002"]
@@ -74,12 +78,68 @@ def test_init_creates_a_station_that_opens_with_its_passphrase(
         station.open_keystore(b"not the passphrase")
 
 
+def test_init_makes_a_directory_that_existed_private_and_says_so(
+    tmp_path: Path, passphrase_file: Path
+) -> None:
+    """Whatever its mode was, the station's directory becomes its owner's alone, and an
+    operator added before the first start has a sealed TOTP secret (issue 13, item 16)."""
+    data = tmp_path / "london"
+    data.mkdir()
+    data.chmod(0o755)
+    out = init(data, passphrase_file)
+    assert f"Made private (it was open to others): {data}: 0755 -> 0700" in out
+    assert data.stat().st_mode & 0o777 == 0o700
+    added = hotline("operator", "add", "olga", "--role", "operator", "-d", str(data))
+    assert added.returncode == 0, added.stderr
+    (secret,) = [line.split()[-1] for line in added.stdout.splitlines() if "TOTP secret" in line]
+    stored = b"".join(p.read_bytes() for p in data.glob("store.db*"))
+    assert secret.encode() not in stored, "a copy of the store does not give the TOTP secret"
+    assert b"hotline-sealed-1:" in stored
+    assert {p.stat().st_mode & 0o777 for p in data.iterdir()} == {0o600}
+
+
 def test_init_reads_the_passphrase_from_the_environment(tmp_path: Path) -> None:
     done = hotline(
         "init", "-d", str(tmp_path / "s"), "-n", "Moscow", env={"HOTLINE_PASSPHRASE": PASSPHRASE}
     )
     assert done.returncode == 0, done.stderr
     DataDir(tmp_path / "s").open_keystore(PASSPHRASE.encode())
+
+
+def test_a_passphrase_file_loses_every_line_end_at_its_end_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """docs/operations.md and protocol.md §8 say the same (issue 13, item 21): a station made
+    with the passphrase as typed opens from a file holding it followed by any line ends, and not
+    from one with a space after it."""
+    data = tmp_path / "london"
+    done = hotline("init", "-d", str(data), "-n", "London", env={PASSPHRASE_ENV: PASSPHRASE})
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "passphrase"
+    for ending in ("", "\n", "\r\n", "\n\n", "\r\n\r\n\n\r"):
+        path.write_bytes((PASSPHRASE + ending).encode())
+        assert read_passphrase(path, confirm=False) == PASSPHRASE.encode(), repr(ending)
+    station = DataDir(data)
+    assert station.open_keystore(read_passphrase(path, confirm=False)).public == (
+        station.card().identity
+    )
+    for other in (PASSPHRASE + " \n", "\n" + PASSPHRASE):
+        path.write_bytes(other.encode())
+        assert read_passphrase(path, confirm=False) == other.rstrip("\n").encode()
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        station.open_keystore(read_passphrase(path, confirm=False))
+
+
+def test_a_passphrase_file_that_is_not_utf8_is_refused_with_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "passphrase"
+    path.write_bytes(b"a long enough passphrase \xff\xfe\n")
+    done = hotline(
+        "init", "-d", str(tmp_path / "s"), "-n", "London", "--passphrase-file", str(path)
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"passphrase file {path} is not UTF-8 text (byte 25)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "s" / "keystore.hotline").exists()
 
 
 def test_init_without_any_passphrase_source_says_how_to_give_one(tmp_path: Path) -> None:
@@ -170,6 +230,32 @@ def test_a_failing_disk_leaves_no_half_written_station(
     assert DataDir(data).card().body.name == "London"
 
 
+def test_tls_renew_makes_a_new_certificate_for_the_console_before_the_old_one_ends(
+    tmp_path: Path, passphrase_file: Path
+) -> None:
+    """The answer to the 30-day alarm (issue 13, item 17)."""
+    plain = tmp_path / "plain"
+    init(plain, passphrase_file)
+    refused = hotline("tls", "renew", "-d", str(plain))
+    assert refused.returncode == 2
+    assert "not served over TLS" in refused.stderr
+
+    data = tmp_path / "paris"
+    args = ["init", "-d", str(data), "-n", "Paris", "--console", "192.0.2.10:8999"]
+    assert hotline(*args, "--passphrase-file", str(passphrase_file)).returncode == 0
+    cert, key = DataDir(data).console_cert_file, DataDir(data).console_key_file
+    make_self_signed("Paris", "192.0.2.10", cert, key, days=20)  # 20 days left: the alarm is up
+    old_end, old_print = expires_ns(cert), fingerprint(cert)
+    renewed = hotline("tls", "renew", "-d", str(data))
+    assert renewed.returncode == 0, renewed.stderr
+    new_print = fingerprint(cert)
+    assert new_print != old_print
+    assert new_print in renewed.stdout
+    assert expires_ns(cert) - old_end > 700 * 86_400 * 10**9
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert "Restart the station" in renewed.stdout
+
+
 def test_card_prints_exports_and_speaks_json(tmp_path: Path, passphrase_file: Path) -> None:
     data = tmp_path / "london"
     init(data, passphrase_file, "London", "127.0.0.1:7001")
@@ -186,7 +272,7 @@ def test_card_prints_exports_and_speaks_json(tmp_path: Path, passphrase_file: Pa
     assert as_json["fingerprint"] == DataDir(data).card().fingerprint.hex()
 
 
-def test_fingerprint_and_the_pairing_string_agree_on_both_sides(
+def test_fingerprint_shows_both_cards_and_leaves_the_string_to_the_ceremony(
     tmp_path: Path, passphrase_file: Path
 ) -> None:
     london, moscow = tmp_path / "london", tmp_path / "moscow"
@@ -204,9 +290,17 @@ def test_fingerprint_and_the_pairing_string_agree_on_both_sides(
             "fingerprint", "-d", str(moscow), "--peer", str(london / "card.hotline"), "--json"
         ).stdout
     )
-    assert at_london["sas"] == at_moscow["sas"]
+    assert (
+        at_london["peer_fingerprint"]
+        == at_moscow["fingerprint"]
+        == DataDir(moscow).card().fingerprint.hex()
+    )
+    assert at_moscow["peer_fingerprint"] == ours["fingerprint"]
+    # A string of the two cards alone would be the weak one (protocol.md §6.1): none is shown.
+    assert "sas" not in at_london
     human = hotline("fingerprint", "-d", str(london), "--peer", str(moscow / "card.hotline"))
-    assert f"Short authentication string: {at_london['sas']}" in human.stdout
+    assert "Short authentication string" not in human.stdout
+    assert "hotline pair --offer" in human.stdout
 
 
 def test_a_tampered_peer_card_is_refused(tmp_path: Path, passphrase_file: Path) -> None:

@@ -25,17 +25,26 @@ import pytest
 from hotline.console.app import CSP, make_console_app
 from hotline.console.auth import PERMISSIONS, Role
 from hotline.console.drafts import reconcile_drafts
-from hotline.console.operators import add_operator
+from hotline.console.operators import add_operator, set_disabled
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
-from hotline.protocol.envelope import Envelope, EnvelopeBody, Lane, MessageType, decode_envelope
-from hotline.protocol.state import MessageReceived
+from hotline.protocol.envelope import (
+    ENVELOPE_VERSION,
+    Envelope,
+    EnvelopeBody,
+    Lane,
+    MessageType,
+    decode_envelope,
+)
+from hotline.protocol.state import Batch, MessageReceived
+from hotline.protocol.statements import Head
+from hotline.station.api import make_app
 from hotline.station.datadir import DataDir
-from hotline.station.discipline import DOWN_HOLD_NS, S
+from hotline.station.discipline import DOWN_HOLD_NS, Discipline, S
 from hotline.station.events import describe
 from hotline.station.launch import StationProcess, make_pair
 from hotline.station.runtime import Station
-from hotline.station.tls import make_self_signed
+from hotline.station.tls import WARN_DAYS, expires_ns, make_self_signed
 from hotline.store.people import Draft
 from tests.consoledriver import staff
 
@@ -115,6 +124,28 @@ async def signed_in(app: Any, station: Station, role: str) -> tuple[httpx.AsyncC
     )
     assert answer.status_code == 200, answer.text
     return browser, answer.json()["csrf"], name
+
+
+async def arrived(
+    station: Station, text: str, language: str = "ru", lane: Lane = Lane.ROUTINE
+) -> int:
+    """A principal message from Moscow, stored at London as if it had come over the link."""
+    runtime = station.links["moscow"]
+    assert runtime.core is not None
+    assert station.store is not None
+    config, head = runtime.link.config, runtime.core.inbound[lane]
+    moscow = station.data.path.parent / "moscow"
+    passphrase = (moscow.parent / "moscow.passphrase").read_bytes().rstrip(b"\n")
+    peer = DataDir(moscow).open_keystore(passphrase)
+    body = EnvelopeBody(
+        ENVELOPE_VERSION, config.link_id, config.peer_direction, int(lane), head.seq + 1,
+        time.time_ns(), int(MessageType.PRINCIPAL), language, text, head.hash, bytes(32), None,
+    )  # fmt: skip
+    envelope = Envelope.create(body, peer)
+    link_id = config.link_id
+    await station.store.call(lambda s: s.commit(link_id, Batch(inbound=[envelope]), time.time_ns()))
+    runtime.core.inbound[lane] = Head(envelope.seq, envelope.hash)
+    return envelope.seq
 
 
 async def audit_actions(station: Station, actor: str) -> list[str]:
@@ -339,6 +370,29 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/console/operators", "admin", None),
     ("POST", "/console/operators", "admin", {"name": "x", "role": "nope"}),
     ("PUT", "/console/operators/nobody", "admin", {"disabled": True}),
+    ("GET", "/console/calls", "view", None),
+    ("POST", "/console/calls", "call", {"link": "moscow", "precedence": "FLASH"}),
+    ("POST", f"/console/calls/{'0' * 32}/answer", "call", None),
+    ("POST", f"/console/calls/{'0' * 32}/decline", "call", {}),
+    ("POST", f"/console/calls/{'0' * 32}/end", "call", None),
+    (
+        "POST",
+        f"/console/calls/{'0' * 32}/join",
+        "call",
+        {"sdp": "v=0 an offer", "role": "principal"},
+    ),
+    (
+        "POST",
+        f"/console/calls/{'0' * 32}/join",
+        "interpret",
+        {"sdp": "v=0 an offer", "role": "interpreter"},
+    ),
+    (
+        "POST",
+        f"/console/calls/{'0' * 32}/join",
+        "listen",
+        {"sdp": "v=0 an offer", "role": "listener"},
+    ),
 ]
 
 
@@ -477,6 +531,44 @@ async def test_acknowledging_a_message_that_is_not_there_is_a_clear_404(
     assert answer.status_code == 404
     assert "ROUTINE 4242" in answer.json()["detail"]
     assert unknown_link.status_code == 404
+
+
+@pytest.mark.anyio
+async def test_a_message_is_acknowledged_once_however_many_ask_at_the_same_time(
+    app: Any, station: Station
+) -> None:
+    """Three officers at their consoles and three scripts on the API press at the same instant:
+    one acknowledgement is signed and sent, the five others are told 409 (issue 13, item 9)."""
+    seq = await arrived(station, "Подтвердите получение", lane=Lane.FLASH)
+    path = f"moscow/FLASH/{seq}/ack"
+    officers = [await signed_in(app, station, "operator") for _ in range(3)]
+    api = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app(station)), base_url="http://127.0.0.1"
+    )
+    _open_clients.append(api)
+    bearer = {"Authorization": f"Bearer {station.data.api_token()}"}
+    by_console = [
+        b.post(f"/console/inbox/{path}", headers={"X-CSRF-Token": c}) for b, c, _ in officers
+    ]
+    by_api = [
+        api.post(f"/api/v1/links/moscow/inbox/FLASH/{seq}/ack", json={}, headers=bearer)
+        for _ in range(3)
+    ]
+    answers = await asyncio.gather(*by_console, *by_api)
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409, 409]
+    refused = [a.json()["detail"] for a in answers if a.status_code == 409]
+    assert all("acknowledged already" in detail for detail in refused)
+    link_id = station.links["moscow"].link.config.link_id
+    assert station.store is not None
+    sent = await station.store.call(lambda s: s.outbox(link_id, 100))
+    kind = MessageType.ACKNOWLEDGEMENT
+    acks = [decode_envelope(bytes(row[6]), None).body for row in sent if row[2] == kind]
+    assert [(a.lane, a.ref.seq) for a in acks if a.ref].count((Lane.FLASH, seq)) == 1
+    browser, csrf, _ = officers[0]
+    later = await browser.post(f"/console/inbox/{path}", headers={"X-CSRF-Token": csrf})
+    assert later.status_code == 409
+    acted = [await audit_actions(station, name) for _, _, name in officers]
+    assert sum(actions.count("acknowledged") for actions in acted) <= 1
 
 
 @pytest.mark.anyio
@@ -749,6 +841,34 @@ def test_a_station_made_with_its_console_off_loopback_gets_a_certificate(tmp_pat
 
 
 @pytest.mark.anyio
+async def test_the_console_certificate_is_an_alarm_from_thirty_days_before_it_ends(
+    station: Station, tmp_path: Path
+) -> None:
+    """Browsers refuse an expired certificate, and every operator with it (issue 13, item 17)."""
+    ours, theirs = station.data.console_cert_file, tmp_path / "theirs.pem"
+    make_self_signed("London", "192.0.2.10", ours, station.data.console_key_file)
+    make_self_signed("London", "192.0.2.10", theirs, tmp_path / "theirs.key", days=400)
+    ends = {cert: expires_ns(cert) for cert in (ours, theirs)}
+    try:
+        for cert, advice in ((ours, "hotline tls renew"), (theirs, "where it was issued")):
+            settings = msgspec.structs.replace(
+                station.config.console, tls_cert=str(cert), tls_key=str(cert)
+            )
+            discipline = Discipline(station, settings)
+            warn_from = ends[cert] - WARN_DAYS * 86_400 * S
+            await discipline.review(warn_from - S)
+            assert "certificate" not in discipline.alarms
+            await discipline.review(warn_from + S)
+            alarm = discipline.alarms["certificate"]
+            assert (alarm.kind, alarm.link, alarm.raised_ns) == ("certificate", "", warn_from)
+            assert advice in alarm.text
+            assert time.strftime("%Y-%m-%d", time.gmtime(ends[cert] // S)) in alarm.text
+    finally:
+        ours.unlink()
+        station.data.console_key_file.unlink()
+
+
+@pytest.mark.anyio
 async def test_an_exercise_is_marked_and_its_messages_follow_the_same_rules(
     app: Any, station: Station
 ) -> None:
@@ -799,6 +919,30 @@ async def test_an_account_disabled_elsewhere_ends_its_sessions_and_refreshes_do_
     assert station.store is not None
     await station.store.call(lambda s: s.update_operator(name, disabled=True))  # as the CLI does
     session.checked -= 60
+    assert (await browser.get("/console/me")).status_code == 401
+
+
+@pytest.mark.anyio
+async def test_the_event_stream_of_an_account_disabled_elsewhere_ends_within_ten_seconds(
+    app: Any, station: Station
+) -> None:
+    """The stream carries what the board shows, FLASH texts among it: it must not outlive the
+    account by more than the 10 s promised (issue 13, item 13)."""
+    browser, _, name = await signed_in(app, station, "operator")
+    (session,) = [s for s in app.state.console.sessions._sessions.values() if s.operator == name]
+    stream = asyncio.create_task(browser.get("/console/events"))
+    await asyncio.sleep(0.5)
+    assert not stream.done(), "the stream stays open while the account is as it was"
+    assert station.store is not None
+    await station.store.call(lambda s: set_disabled(s, name, True))  # as the CLI does
+    session.checked -= 10  # the account was last read 10 s ago, just before it was disabled
+    try:
+        ended = await asyncio.wait_for(asyncio.shield(stream), 5)
+    finally:
+        stream.cancel()
+    assert ended.status_code == 200
+    assert ended.text.startswith("event: board")
+    assert session not in app.state.console.sessions._sessions.values(), "the session is over"
     assert (await browser.get("/console/me")).status_code == 401
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hotline.crypto.atrest import SEALED_PREFIX, totp_key
 from hotline.crypto.identity import StationIdentity
 from hotline.crypto.session import link_id_for
 from hotline.errors import StoreCorruptError, StoreError
@@ -22,6 +23,7 @@ from hotline.protocol.state import AuditRecord, Batch, LinkConfig, LinkState, Ou
 from hotline.protocol.statements import Head, Receipt
 from hotline.sim.pgserver import ThrowawayPostgres
 from hotline.store.base import SqlStore
+from hotline.store.people import Operator
 from hotline.store.postgres import PostgresStore
 from hotline.store.schema import MIGRATIONS
 from hotline.store.sqlite import SqliteStore
@@ -564,6 +566,59 @@ def test_record_handshake_keeps_the_newest(
     assert store_factory().newest_handshake_ns(link_id) == NOW + 5
 
 
+def test_the_replay_record_accepts_each_first_message_once_in_any_order(
+    store_factory: OpenStore, configs: tuple[LinkConfig, LinkConfig]
+) -> None:
+    store, link_id = add_link(store_factory(), configs[0]), configs[0].link_id
+    window = 300 * SECOND
+    accept = partial(store.accept_handshake, link_id, now_ns=NOW, window_ns=window)
+    # The one written later arrives first (a slower path): both are genuine, both accepted.
+    assert accept(b"later".ljust(32, b"."), NOW)
+    assert accept(b"earlier".ljust(32, b"."), NOW - SECOND // 3)
+    assert not accept(b"later".ljust(32, b"."), NOW)  # each one once
+    assert not accept(b"earlier".ljust(32, b"."), NOW - SECOND // 3)
+    store.close()
+    store = store_factory()  # durable
+    assert not store.accept_handshake(link_id, b"earlier".ljust(32, b"."), NOW - 1, NOW, window)
+    assert store.handshake_floor_ns(link_id) == 0  # nothing forgotten yet
+
+
+def test_a_store_from_before_the_replay_record_keeps_its_newest_timestamp_as_the_floor(
+    store_factory: OpenStore,
+    configs: tuple[LinkConfig, LinkConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, link_id = add_link(store_factory(), configs[0]), configs[0].link_id
+    dialect, steps = store.dialect, MIGRATIONS[store.dialect]
+    step = next(i for i, s in enumerate(steps) if any("handshakes_accepted" in q for q in s))
+    tamper(store, "DROP TABLE handshakes_accepted")  # as a store of the version before was
+    tamper(store, "UPDATE meta SET value = ? WHERE key = 'schema_version'", str(step))
+    store.record_handshake(link_id, NOW)  # the newest first message accepted, then
+    store.close()
+    monkeypatch.setitem(MIGRATIONS, dialect, steps[: step + 1])
+    store = store_factory()  # the upgrade to the replay record
+    assert store.handshake_floor_ns(link_id) == NOW
+    assert not store.accept_handshake(link_id, b"e" * 32, NOW, NOW, 300 * SECOND)
+    assert store.accept_handshake(link_id, b"e" * 32, NOW + 1, NOW, 300 * SECOND)
+
+
+def test_the_replay_record_forgets_what_left_the_window_and_keeps_it_refused(
+    store_factory: OpenStore, configs: tuple[LinkConfig, LinkConfig]
+) -> None:
+    store, link_id = add_link(store_factory(), configs[0]), configs[0].link_id
+    window = 300 * SECOND
+    for i in range(10):
+        assert store.accept_handshake(link_id, bytes([i]) * 32, NOW + i * SECOND, NOW, window)
+    later = NOW + window + 5 * SECOND  # entries 0..4 are now more than the window in the past
+    assert store.accept_handshake(link_id, b"n" * 32, later, later, window)
+    kept = store._rows("SELECT ephemeral FROM handshakes_accepted ORDER BY peer_ns")
+    assert [bytes(k[0]) for k in kept] == [bytes([i]) * 32 for i in range(5, 10)] + [b"n" * 32]
+    assert store.handshake_floor_ns(link_id) == NOW + 4 * SECOND
+    # A forgotten one, replayed to a station whose clock went back: refused by the floor.
+    assert not store.accept_handshake(link_id, bytes([4]) * 32, NOW + 4 * SECOND, NOW, window)
+    assert store.accept_handshake(link_id, b"m" * 32, NOW + 4 * SECOND + 1, NOW, window)
+
+
 # -- 8. acknowledgements and receipts mark the outbox --------------------------------------------
 
 
@@ -573,6 +628,49 @@ def test_an_acknowledgement_marks_the_envelope_it_names(traffic: Traffic) -> Non
     assert bytes(row(store, "outbox", Lane.FLASH, 1, "acknowledged_by")) == traffic.ack.hash
     marked = store._rows("SELECT lane, seq FROM outbox WHERE acknowledged_by IS NOT NULL")
     assert marked == [(Lane.FLASH, 1)]
+
+
+def test_the_store_refuses_a_second_acknowledgement_of_a_message(inbox: Inbox) -> None:
+    """However a runtime goes wrong, the store itself keeps one acknowledgement per message:
+    the second is refused with its whole batch (issue 13, item 9)."""
+    link_id = inbox.a.config.link_id
+    first = inbox.a.core.acknowledge(inbox.first, "en", "seen", NOW)
+    inbox.store.commit(link_id, first.batch, NOW)
+    second = inbox.a.core.acknowledge(inbox.first, "en", "seen again", NOW)
+    with pytest.raises(StoreError):
+        inbox.store.commit(link_id, second.batch, NOW + SECOND)
+    assert count(inbox.store, "outbox") == 1
+    assert inbox.store.acknowledged_here(link_id, Lane.PRIORITY, 1)
+    assert not inbox.store.acknowledged_here(link_id, Lane.PRIORITY, 2)
+
+
+def test_a_store_that_holds_two_acknowledgements_of_a_message_still_opens(
+    store_factory: OpenStore,
+    configs: tuple[LinkConfig, LinkConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Written before the rule: both stay as signed; the earliest is the one that names it."""
+    full = {dialect: list(steps) for dialect, steps in MIGRATIONS.items()}
+    for dialect, steps in full.items():
+        unique = next(
+            n for n, step in enumerate(steps) if any("UNIQUE INDEX outbox_ack" in s for s in step)
+        )
+        monkeypatch.setitem(MIGRATIONS, dialect, steps[:unique])
+    a, b = new_core(configs[0], add_link(store_factory(), configs[0])), new_core(configs[1])
+    first = send(b, Lane.PRIORITY, "first")
+    a.apply(Output(Batch(inbound=[first])), NOW)
+    for text in ("seen", "seen again"):
+        a.apply(a.core.acknowledge(first, "en", text, NOW), NOW)
+    assert a.store is not None
+    a.store.close()
+    for dialect, steps in full.items():
+        monkeypatch.setitem(MIGRATIONS, dialect, steps)
+    store = store_factory()
+    assert store.load(configs[0]).outbound[Lane.PRIORITY].seq == 2, "both kept, as signed"
+    assert store._rows("SELECT lane, seq FROM outbox WHERE ref_seq IS NOT NULL") == [
+        (Lane.PRIORITY, 1)
+    ]
+    assert store.acknowledged_here(configs[0].link_id, Lane.PRIORITY, 1)
 
 
 def test_a_receipt_marks_the_envelopes_it_covers_only(traffic: Traffic) -> None:
@@ -672,3 +770,58 @@ def test_annotations_and_the_glossary_are_kept(
     assert store.delete_glossary("moscow", entries[0].id)
     assert not store.delete_glossary("moscow", entries[0].id)
     assert [e.source for e in store.glossary("moscow")] == ["Кремль"]
+
+
+# -- 12. the operators' TOTP secrets are sealed at rest ------------------------------------------
+
+
+def test_totp_secrets_are_sealed_in_the_rows_and_opened_only_with_the_station_key(
+    store_factory: OpenStore, identities: tuple[StationIdentity, StationIdentity]
+) -> None:
+    """A copy of the store alone gives no TOTP secret (issue 13, item 16)."""
+    private, public = totp_key(identities[0])
+    plain = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    tool = store_factory()  # `hotline operator add`: it knows the public key, not the keystore
+    tool.use_totp_key(public)
+    tool.add_operator(Operator("olga", "operator", "hash", plain, "en", False, 0, 0, 0, NOW))
+    (raw,) = tool._rows("SELECT totp_secret FROM operators WHERE name = 'olga'")[0]
+    assert raw.startswith(SEALED_PREFIX)
+    assert plain not in raw
+    operator = tool.operator("olga")
+    assert operator is not None
+    assert operator.totp_secret == raw, "without the private key it stays sealed"
+    tool.close()
+
+    station = store_factory()
+    station.use_totp_key(public, private)
+    assert [o.totp_secret for o in station.operators()] == [plain]
+    station.update_operator("olga", totp_secret="KRUGS4ZANFZSAYJAORSXG5BAONSWG4TF")
+    (raw,) = station._rows("SELECT totp_secret FROM operators")[0]
+    assert raw.startswith(SEALED_PREFIX)
+    operator = station.operator("olga")
+    assert operator is not None
+    assert operator.totp_secret == "KRUGS4ZANFZSAYJAORSXG5BAONSWG4TF"
+
+    other_private, _ = totp_key(identities[1])
+    station.use_totp_key(public, other_private)
+    assert station.unopened_totp_secrets() == ["olga"], "another station's key opens nothing"
+    tamper(station, "UPDATE operators SET name = 'ivan'")  # a sealed secret moved to an account
+    station.use_totp_key(public, private)
+    assert station.unopened_totp_secrets() == ["ivan"]
+
+
+def test_plain_totp_secrets_kept_before_are_sealed_in_place(
+    store_factory: OpenStore, identities: tuple[StationIdentity, StationIdentity]
+) -> None:
+    private, public = totp_key(identities[0])
+    store = store_factory()
+    for name, secret in (("olga", "JBSWY3DPEHPK3PXP"), ("ivan", "KRUGS4ZANFZSAYJA")):
+        store.add_operator(Operator(name, "operator", "hash", secret, "en", False, 0, 0, 0, NOW))
+    store.use_totp_key(public, private)
+    assert store.seal_plain_totp_secrets() == ["ivan", "olga"]
+    assert store.seal_plain_totp_secrets() == [], "once"
+    rows = store._rows("SELECT totp_secret FROM operators")
+    assert all(secret.startswith(SEALED_PREFIX) for (secret,) in rows)
+    assert {o.name: o.totp_secret for o in store.operators()} == {
+        "olga": "JBSWY3DPEHPK3PXP", "ivan": "KRUGS4ZANFZSAYJA"
+    }  # fmt: skip

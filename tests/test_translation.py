@@ -6,17 +6,15 @@ London's console, in process, over a store holding messages received from Moscow
 # ruff: noqa: F811 - the tests take fixtures imported from test_console by name
 from __future__ import annotations
 
-import time
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
 from hotline.protocol.annotation import Annotation, Kind
-from hotline.protocol.envelope import ENVELOPE_VERSION, Envelope, EnvelopeBody, Lane, MessageType
-from hotline.protocol.state import Batch
-from hotline.protocol.statements import Head, Signed
-from hotline.station.datadir import DataDir
+from hotline.protocol.envelope import Lane
+from hotline.protocol.statements import Signed
 from hotline.station.runtime import Station
 from hotline.station.translation import TranslationDesk
 from hotline.translate import EngineSettings
@@ -26,6 +24,7 @@ from tests.test_console import (  # noqa: F401
     _close_clients,
     anyio_backend,
     app,
+    arrived,
     pair,
     signed_in,
     station,
@@ -33,26 +32,6 @@ from tests.test_console import (  # noqa: F401
 from tests.translate_fixtures import running_server
 
 TEXT = "Пожалуйста, подтвердите в полдень. Иванов"
-
-
-async def arrived(station: Station, text: str, language: str = "ru") -> int:
-    """A principal message from Moscow, stored at London as if it had come over the link."""
-    runtime = station.links["moscow"]
-    assert runtime.core is not None
-    assert station.store is not None
-    config, head = runtime.link.config, runtime.core.inbound[Lane.ROUTINE]
-    moscow = station.data.path.parent / "moscow"
-    passphrase = (moscow.parent / "moscow.passphrase").read_bytes().rstrip(b"\n")
-    peer = DataDir(moscow).open_keystore(passphrase)
-    body = EnvelopeBody(
-        ENVELOPE_VERSION, config.link_id, config.peer_direction, int(Lane.ROUTINE), head.seq + 1,
-        time.time_ns(), int(MessageType.PRINCIPAL), language, text, head.hash, bytes(32), None,
-    )  # fmt: skip
-    envelope = Envelope.create(body, peer)
-    link_id = config.link_id
-    await station.store.call(lambda s: s.commit(link_id, Batch(inbound=[envelope]), time.time_ns()))
-    runtime.core.inbound[Lane.ROUTINE] = Head(envelope.seq, envelope.hash)
-    return envelope.seq
 
 
 def _at(seq: int) -> str:
@@ -116,6 +95,37 @@ async def test_a_translation_is_reviewed_by_another_and_certified_by_a_superviso
     assert [a.kind for a in checked] == [Kind.TRANSLATION, Kind.REVIEW, Kind.CERTIFICATION]
     assert all(a.body.seq == seq and a.body.role for a in checked)
     assert (await clerk.get("/console/messages/moscow/in/ROUTINE/99999")).status_code == 404
+
+
+@pytest.mark.anyio
+async def test_one_supervisor_neither_reviews_and_certifies_a_translation_nor_certifies_it_twice(
+    app: Any, station: Station
+) -> None:
+    """Two people besides the translator check a certified translation (issue 13, item 12)."""
+    seq = await arrived(station, TEXT)
+    nina, nina_csrf, _ = await signed_in(app, station, "translator")
+    boss, boss_csrf, boss_name = await signed_in(app, station, "supervisor")
+    chief, chief_csrf, chief_name = await signed_in(app, station, "supervisor")
+    made = await _post(nina, nina_csrf, f"{_at(seq)}/translations",
+                       {"language": "en", "text": "Call at noon. Ivanov"})  # fmt: skip
+    checks = f"{_at(seq)}/translations/{made.json()['hash']}"
+    assert (await _post(boss, boss_csrf, f"{checks}/review", {})).status_code == 201
+    own_review = await _post(boss, boss_csrf, f"{checks}/certify", {})
+    assert own_review.status_code == 409
+    assert "someone other than its reviewer" in own_review.json()["detail"]
+
+    at_once = [_post(chief, chief_csrf, f"{checks}/certify", {}) for _ in range(3)]
+    answers = await asyncio.gather(*at_once)
+    assert sorted(a.status_code for a in answers) == [201, 409, 409]
+    assert all("by you already" in a.json()["detail"] for a in answers if a.status_code == 409)
+    own_certification = await _post(chief, chief_csrf, f"{checks}/review", {})
+    assert own_certification.status_code == 409
+    assert "someone other than its certifier" in own_certification.json()["detail"]
+
+    shown = (await boss.get(_at(seq))).json()["annotations"]
+    assert [(a["kind"], a["person"]) for a in shown[1:]] == [
+        ("review", boss_name), ("certification", chief_name)
+    ]  # fmt: skip
 
 
 @pytest.mark.anyio

@@ -18,6 +18,7 @@ from hotline.cli import (
     operator_cmd,
     pair_cmd,
     serve_cmd,
+    tls_cmd,
 )
 from hotline.cli.common import err_console
 from hotline.errors import HotlineError, KeystoreError, LocalError, RemoteError
@@ -44,6 +45,7 @@ app.command("paths")(client.paths)
 app.command("call")(call_cmd.call)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(operator_cmd.app, name="operator")
+app.add_typer(tls_cmd.app, name="tls")
 app.command("totp")(operator_cmd.totp)
 app.command("export")(archive_cmd.export)
 app.command("verify")(archive_cmd.verify)

@@ -15,7 +15,7 @@ import typer
 
 from hotline.cli.common import console
 from hotline.console.operators import add_operator
-from hotline.crypto.identity import format_fingerprint, short_authentication_string
+from hotline.crypto.identity import format_fingerprint
 from hotline.errors import ConfigError
 from hotline.station.datadir import write_atomically
 from hotline.station.launch import StationProcess, make_pair
@@ -96,7 +96,7 @@ def _introduce(root: Path, london: StationProcess, moscow: StationProcess) -> No
             f"  API      http://{config.api.listen}  (token in {station.data.token_file})"
         )
         console.print(f"  try      hotline status --data-dir {station.data.path}")
-    sas = short_authentication_string(london.data.card().identity, moscow.data.card().identity)
+    sas = london.pairing_string
     console.print(f"\nPaired by their cards; both operators read aloud: [bold]{sas}[/bold]")
 
 

@@ -36,6 +36,8 @@ def init(
     """Create a new station: its keys, sealed keystore, signed card and configuration."""
     directory = data_dir(data)
     passphrase = read_passphrase(passphrase_file, confirm=True)
+    for line in directory.secure():  # a directory that existed: only its owner may enter it
+        console.print(f"Made private (it was open to others): {line}", markup=False)
     card = directory.init(name, passphrase, listen, api=api, console=console_address)
     console.print(f"Created station {card.body.name!r} in {directory.path}")
     console.print(f"  fingerprint  {format_fingerprint(card.fingerprint)}")

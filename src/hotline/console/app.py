@@ -20,10 +20,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hotline.console import views
 from hotline.console.auth import SessionBook
 from hotline.console.messages import router as message_router
+from hotline.console.phone import router as phone_router
 from hotline.console.routes import router
-from hotline.console.security import COOKIE, Console, ConsoleDep, Viewer, allowed_hosts
+from hotline.console.security import (
+    COOKIE,
+    Console,
+    ConsoleDep,
+    Viewer,
+    account_holds,
+    allowed_hosts,
+)
 from hotline.station.api import refuse_invalid
 from hotline.station.datadir import ConsoleSection
+from hotline.station.webrtc import only_host_candidates
 
 if TYPE_CHECKING:
     from hotline.station.runtime import Station
@@ -39,6 +48,9 @@ CSP = (
 BOARD_EVERY_S = 5.0  # the board anyway, for RTT and "since" times
 BOARD_AT_MOST_S = 1.0  # when paths flap, the board at most this often; alarms go at once
 NUDGE_AT_MOST_S = 1.0  # "reload the traffic / the drafts": at most this often, however busy
+# An open stream reads its account again this often: one disabled or reset anywhere (the CLI
+# writes the store) stops receiving within 10 s (issue 13, item 13), a tick and a read included.
+EVENTS_RECHECK_S = 5.0
 _BOARD_EVENTS = frozenset({"path", "link", "alarms", "session_ready", "session_closed"})
 _MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged"})
 
@@ -90,6 +102,9 @@ class SecurityHeaders:
 
 
 def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> FastAPI:
+    host = settings.listen.rpartition(":")[0].strip("[]")
+    if host not in ("0.0.0.0", "::"):  # noqa: S104 - recognising a wildcard, not binding it
+        only_host_candidates(host)  # the browser phone's media: the console's own address only
     app = FastAPI(title="Hotline console", openapi_url=None, docs_url=None, redoc_url=None)
     app.add_exception_handler(RequestValidationError, refuse_invalid)
     app.add_middleware(HostCheck, hosts=allowed_hosts(settings.listen))
@@ -97,6 +112,7 @@ def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> F
     app.state.console = Console(station, settings, SessionBook(settings.idle_timeout_s), tls)
     app.include_router(router)
     app.include_router(message_router)
+    app.include_router(phone_router)
     app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/console/events", _events, methods=["GET"])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -115,7 +131,7 @@ async def _events(request: Request, _: Viewer, console: ConsoleDep) -> Streaming
 async def _stream(console: Console, token: str | None, request: Request) -> AsyncIterator[str]:
     """The board at once when the alarms change; when a link or a path changes, at most once a
     second; every few seconds anyway. A nudge when messages or drafts change. Ends with the
-    session."""
+    session, and within 10 s of its account being disabled or reset, wherever that was done."""
     station = console.station
     queue = station.hub.listen()
     try:
@@ -124,7 +140,7 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
         last_nudge, nudges = 0.0, set()  # "message", "draft", "detail": each reload costs queries
         while (
             not await request.is_disconnected()
-            and console.sessions.peek(token)
+            and await _still_open(console, token)
             and station.hub.listening(queue)  # dropped for falling behind: the page reconnects
         ):
             try:
@@ -138,6 +154,8 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
                 nudges.add("draft")
             elif kind in ("attachment", "annotation"):  # a file moved, a translation was signed
                 nudges.add("detail")
+            elif kind in ("call", "call_stats"):  # a call rings, is answered, ends; its figures
+                yield _sse(kind, event)
             elif kind == "alarms":  # raised, cleared, silenced: at once, never held back
                 board_due, last_board = True, 0.0
             elif kind in _BOARD_EVENTS:
@@ -152,6 +170,11 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
                 last_board, board_due = time.monotonic(), False
     finally:
         station.hub.forget(queue)
+
+
+async def _still_open(console: Console, token: str | None) -> bool:
+    session = console.sessions.peek_session(token)
+    return session is not None and await account_holds(console, token, session, EVENTS_RECHECK_S)
 
 
 def _sse(kind: str, data: Any) -> str:

@@ -45,7 +45,11 @@ class Role(enum.StrEnum):
 
 
 PERMISSIONS: dict[Role, frozenset[str]] = {
-    Role.OPERATOR: frozenset({"view", "draft", "acknowledge", "silence", "shift_log"}),
+    # Calls: "call" places and answers principal calls, "interpret" joins one as interpreter,
+    # "listen" as a muted note-taker (docs/console.md).
+    Role.OPERATOR: frozenset(
+        {"view", "draft", "acknowledge", "silence", "shift_log", "call", "listen"}
+    ),
     Role.SUPERVISOR: frozenset(
         {
             "view",
@@ -57,9 +61,12 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "translate",
             "review",
             "certify",
+            "call",
+            "interpret",
+            "listen",
         }
     ),
-    Role.TRANSLATOR: frozenset({"view", "shift_log", "translate", "review"}),
+    Role.TRANSLATOR: frozenset({"view", "shift_log", "translate", "review", "interpret", "listen"}),
     Role.AUDITOR: frozenset({"view", "audit"}),
     Role.ADMIN: frozenset({"view", "admin"}),
 }

@@ -33,6 +33,7 @@ from hotline.console.security import (
 from hotline.errors import ConfigError, ProtocolError, StoreError
 from hotline.protocol.envelope import MAX_ATTACHMENTS, MAX_TEXT_BYTES, Lane, MessageType
 from hotline.station.api import FileRef
+from hotline.station.link_runtime import AlreadyAcknowledged
 from hotline.store.people import Draft, ShiftNote
 
 __all__ = ["router"]
@@ -275,12 +276,11 @@ async def acknowledge(
     ack: AckRequest | None = None,
 ) -> dict[str, Any]:
     runtime = console.link(name)
-    link_id = runtime.link.config.link_id
-    if await console.store(lambda s: s.acknowledged_here(link_id, Lane[lane], seq)):
-        raise HTTPException(409, f"{lane} {seq} from {name!r} is acknowledged already")
     text = (ack.text if ack else None) or _ACK_TEXT.get(session.language, "Acknowledged")
-    try:
+    try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
         envelope = await runtime.acknowledge(Lane[lane], seq, session.language, text)
+    except AlreadyAcknowledged:
+        raise HTTPException(409, f"{lane} {seq} from {name!r} is acknowledged already") from None
     except ProtocolError as exc:
         raise HTTPException(422, str(exc)) from None
     if envelope is None:

@@ -37,6 +37,7 @@ __all__ = [
     "Silencer",
     "Translator",
     "Viewer",
+    "account_holds",
     "allowed_hosts",
     "check_origin",
 ]
@@ -124,6 +125,22 @@ def check_origin(request: Request) -> None:
         raise HTTPException(403, "a change from another origin is refused")
 
 
+async def account_holds(
+    console: Console, token: str | None, session: Session, every_s: float = RECHECK_S
+) -> bool:
+    """Whether the session's account is still as it signed in: read again from the store once
+    `every_s` has passed, since it may be disabled or reset elsewhere (the CLI writes the store).
+    A session whose account changed is closed."""
+    if time.monotonic() - session.checked <= every_s:
+        return True
+    operator = await console.store(lambda s: s.operator(session.operator))
+    if operator is None or not session.still(operator):
+        console.sessions.close(token)
+        return False
+    session.checked = time.monotonic()
+    return True
+
+
 async def _signed_in(request: Request, console: ConsoleDep) -> Session:
     token = request.cookies.get(COOKIE)
     # A page's own refresh after an event is not a person's activity: it must not keep an
@@ -132,12 +149,8 @@ async def _signed_in(request: Request, console: ConsoleDep) -> Session:
     session = console.sessions.peek_session(token) if background else console.sessions.get(token)
     if session is None:
         raise HTTPException(401, "not signed in, or signed out after being idle")
-    if time.monotonic() - session.checked > RECHECK_S:  # disabled or reset from the CLI?
-        operator = await console.store(lambda s: s.operator(session.operator))
-        if operator is None or not session.still(operator):
-            console.sessions.close(token)
-            raise HTTPException(401, "this account was disabled, reset or changed")
-        session.checked = time.monotonic()
+    if not await account_holds(console, token, session):  # disabled or reset from the CLI?
+        raise HTTPException(401, "this account was disabled, reset or changed")
     if request.method != "GET":
         check_origin(request)
         token = request.headers.get("x-csrf-token", "")
@@ -169,3 +182,6 @@ Admin = Annotated[Session, Depends(_allowed("admin"))]
 Translator = Annotated[Session, Depends(_allowed("translate"))]
 Reviewer = Annotated[Session, Depends(_allowed("review"))]
 Certifier = Annotated[Session, Depends(_allowed("certify"))]
+
+
+allowed = _allowed  # for routes elsewhere that name a permission of their own

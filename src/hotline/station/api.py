@@ -36,6 +36,7 @@ from hotline.protocol.envelope import (
 from hotline.station.call_api import add_call_routes
 from hotline.station.events import envelope_json
 from hotline.station.files import FileStore, FileTooLarge
+from hotline.station.link_runtime import AlreadyAcknowledged
 from hotline.station.metrics import metrics_text
 
 if TYPE_CHECKING:
@@ -403,13 +404,14 @@ def _make_fastapi(station: Station) -> FastAPI:
     @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", status_code=201)
     async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:
         runtime = link_of(name)
-        link_id = runtime.link.config.link_id
         if not 1 <= seq < 2**63:
             raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
-        if await runtime.store.call(lambda s: s.acknowledged_here(link_id, Lane[lane], seq)):
-            raise HTTPException(409, f"{lane} {seq} from {name!r} is acknowledged already")
-        try:
+        try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
             envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text)
+        except AlreadyAcknowledged:
+            raise HTTPException(
+                409, f"{lane} {seq} from {name!r} is acknowledged already"
+            ) from None
         except ProtocolError as exc:
             raise HTTPException(422, str(exc)) from None
         if envelope is None:

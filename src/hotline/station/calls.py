@@ -9,6 +9,7 @@ killed mid-call still writes its record on the next start ("station stopped duri
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -21,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from hotline.errors import CallError, CallRefused
-from hotline.protocol.callframes import CallFrame
+from hotline.protocol.callframes import CallEnd, CallFrame, CallInvite
 from hotline.protocol.callframes import CallMedia as CallMediaFrame
-from hotline.protocol.callrecord import CallRecord, encode_record
+from hotline.protocol.callrecord import CallRecord, decode_record, encode_record
 from hotline.protocol.calls import (
     Call,
     CallAnswered,
@@ -37,16 +38,17 @@ from hotline.protocol.calls import (
     CallTable,
     Effects,
 )
-from hotline.protocol.envelope import Lane, MessageType
+from hotline.protocol.envelope import Lane, MessageType, decode_envelope
 from hotline.protocol.media import MediaOpener, MediaSealer, media_keys
 from hotline.station.callmedia import CallMedia, MediaSettings
-from hotline.station.callrecords import build_record, interrupted_record, note_of
+from hotline.station.callrecords import INTERRUPTED, build_record, interrupted_record, note_of
 from hotline.station.datadir import CallsSection
 from hotline.station.participants import ROLES, Participant, Role
 from hotline.station.udp import MediaSockets
 
 if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
+    from hotline.store.base import SqlStore
 
 __all__ = ["CallDesk"]
 
@@ -85,6 +87,7 @@ class CallDesk:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_CALLS)
         self.missed: dict[bytes, Call] = {}  # missed calls nobody has acknowledged yet
         self.refused = 0  # call frames refused (a rule broken by the peer)
+        self.interrupted: set[bytes] = set()  # calls a stop cut short: their records are written
         self._tasks: set[asyncio.Task[None]] = set()
         self._noted_ns = self._stats_ns = 0
 
@@ -102,7 +105,13 @@ class CallDesk:
     async def start(self) -> None:
         link_id = self.runtime.link.config.link_id
         notes = await self.runtime.store.call(lambda s: s.open_calls(link_id))
+        written = await self._recorded_calls()
         for call_id, note in notes:
+            self.interrupted.add(bytes.fromhex(call_id))
+            if call_id in written:  # killed after its record, before its note was cleared
+                done = functools.partial(_clear_note, link_id=link_id, call_id=call_id)
+                await self.runtime.store.call(done)
+                continue
             try:
                 record = await asyncio.to_thread(interrupted_record, note, self.recordings)
             except (ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -110,6 +119,11 @@ class CallDesk:
                 continue
             log.warning("link %s: call %s was cut short by a stop", self.name, call_id[:8])
             await self._write_record(bytes.fromhex(call_id), record)
+
+    async def _recorded_calls(self) -> set[str]:
+        link_id = self.runtime.link.config.link_id
+        envelopes = await self.runtime.store.call(lambda s: s.recent_call_records(link_id))
+        return {decode_record(decode_envelope(e, None).body.text).call_id for e in envelopes}
 
     async def shutdown(self, reason: str) -> None:
         """End every call (the peer is told) and write their records."""
@@ -186,6 +200,11 @@ class CallDesk:
     def on_frame(self, frame: CallFrame) -> None:
         """A call frame from the peer, on any session. A refused one changes nothing: it is
         counted and logged (the session goes on: a call's mistake does not cut the link)."""
+        if isinstance(frame, CallInvite) and frame.call_id in self.interrupted:
+            # The caller tries again a call this station was in when it stopped: that call has
+            # its record here, and ends; it does not ring a second time.
+            self._apply(Effects([CallEnd(frame.call_id, INTERRUPTED)], []))
+            return
         if isinstance(frame, CallMediaFrame):
             live = self.live.get(frame.call_id)
             if live is not None and live.media is not None:
@@ -384,6 +403,10 @@ class CallDesk:
 
     def calls(self) -> list[dict[str, Any]]:
         return [s for c in self.live if (s := self.status(c)) is not None] + list(self.recent)
+
+
+def _clear_note(store: SqlStore, link_id: bytes, call_id: str) -> None:
+    store.set_open_call(link_id, call_id, None)
 
 
 def effects_call(table: CallTable, call_id: bytes) -> Call:

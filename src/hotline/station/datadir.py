@@ -2,12 +2,18 @@
 
     <data dir>/
       station.toml       configuration (name, listening paths, API and console addresses, store)
-      keystore.hotline   private keys, sealed with the passphrase (mode 0600)
+      keystore.hotline   private keys, sealed with the passphrase
       card.hotline       this station's signed card, for exchange with a peer
+      totp-seal.pub      the public key the operators' TOTP secrets are sealed to in the store
 
 This is the I/O side of the crypto core: the only place here that reads the clock, draws random
 bytes and touches files. Every file is written atomically (temporary file, fsync, rename), so a
 crash or a full disk leaves either the old file or the new one, never half of one.
+
+The directory is its owner's alone: 0700, and every file the station keeps in it 0600 (every
+directory 0700), whatever was there before. `init` and every start make it so (`secure`): the
+store holds every message and the operators' password hashes, `station.toml` may hold a
+database password.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
+import stat
 import time
 import tomllib
 from dataclasses import dataclass
@@ -24,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from hotline.crypto.atrest import totp_key
 from hotline.crypto.card import SignedCard, make_card, parse_card, validate_name, validate_path
 from hotline.crypto.identity import SEED_LEN, StationIdentity
 from hotline.crypto.keystore import NONCE_LEN, SALT_LEN, KdfParams, seal, unseal
@@ -45,6 +53,14 @@ __all__ = [
 CONFIG_FILE = "station.toml"
 KEYSTORE_FILE = "keystore.hotline"
 CARD_FILE = "card.hotline"
+TOTP_KEY_FILE = "totp-seal.pub"
+# What the station keeps in its directory, made private by `secure` (directories with all they
+# hold). Anything else a person put there is theirs: the directory's own 0700 hides it.
+_KEPT = (
+    CONFIG_FILE, KEYSTORE_FILE, CARD_FILE, TOTP_KEY_FILE, "api.token", "station.lock",
+    "store.db", "store.db-wal", "store.db-shm", "store.db-journal", "console-cert.pem",
+    "console-key.pem", "links", "attachments", "recordings", "models",
+)  # fmt: skip
 MIN_PASSPHRASE_LEN = 10
 _DEFAULT_KDF = KdfParams()
 
@@ -211,6 +227,23 @@ def _check_calls(calls: CallsSection) -> None:
         raise ValueError("calls.ring_timeout_s must be between 5 and 600 s")
 
 
+def _tighten(path: Path, tightened: list[str]) -> None:
+    """Take every group and other bit from one path (a directory becomes 0700)."""
+    try:
+        status = path.lstat()
+        if stat.S_ISLNK(status.st_mode):
+            return
+        mode = stat.S_IMODE(status.st_mode)
+        private = 0o700 if stat.S_ISDIR(status.st_mode) else mode & 0o700
+        if mode != private:
+            path.chmod(private)
+            tightened.append(f"{path}: {mode:04o} -> {private:04o}")
+    except FileNotFoundError:
+        return  # gone meanwhile (a partial file renamed into place): nothing left to hide
+    except OSError as exc:
+        raise ConfigError(f"cannot make {path} private: {exc.strerror or exc}") from exc
+
+
 def _toml_string(value: str) -> str:
     """A TOML basic string. JSON string escapes are a subset of TOML's."""
     return msgspec.json.encode(value).decode("utf-8")
@@ -265,6 +298,59 @@ class DataDir:
     def console_key_file(self) -> Path:
         return self.path / "console-key.pem"
 
+    @property
+    def totp_key_file(self) -> Path:
+        return self.path / TOTP_KEY_FILE
+
+    def secure(self) -> list[str]:
+        """Make the directory its owner's alone (0700) and all the station keeps in it private
+        (files lose every group and other bit, directories become 0700); symbolic links are left
+        as they are. Returns one line per path it tightened, to be told.
+
+        Raises:
+            ConfigError: a path that cannot be changed (another user owns it, say).
+        """
+        tightened: list[str] = []
+        if not self.path.is_dir():
+            return tightened
+        _tighten(self.path.resolve(), tightened)  # the directory itself, even through a link
+        for name in _KEPT:
+            top = self.path / name
+            if top.is_dir() and not top.is_symlink():
+                for root, dirs, files in os.walk(top):
+                    for entry in [root, *(os.path.join(root, f) for f in [*dirs, *files])]:
+                        _tighten(Path(entry), tightened)
+            elif top.exists():
+                _tighten(top, tightened)
+        return tightened
+
+    def totp_public_key(self) -> bytes | None:
+        """The public key the TOTP secrets are sealed to; None before `init` or a start made one.
+
+        Raises:
+            ConfigError: the file is there but does not hold a key.
+        """
+        try:
+            text = self.totp_key_file.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {self.totp_key_file}: {exc}") from exc
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(f"{self.totp_key_file} does not hold a 32-byte key in hex")
+        return key
+
+    def publish_totp_key(self, public: bytes) -> None:
+        """Keep the TOTP key's public half where tools that write the store find it."""
+        with contextlib.suppress(ConfigError):
+            if self.totp_public_key() == public:
+                return
+        write_atomically(self.totp_key_file, public.hex().encode("ascii") + b"\n", mode=0o600)
+
     def api_token(self) -> str:
         """The service API's bearer token: made on first use, kept in a file only we can read."""
         try:
@@ -308,6 +394,7 @@ class DataDir:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create {self.path}: {exc.strerror or exc}") from exc
+        self.secure()  # a directory that existed before is made private before anything goes in
         identity = StationIdentity.from_random(secrets.token_bytes(3 * SEED_LEN))
         created = int(time.time())
         card = make_card(identity, name, listen, created)
@@ -341,10 +428,12 @@ class DataDir:
             config = StationConfig(
                 _StationSection(name, listen), _ApiSection(api), console=console_section
             )
+            totp_public = totp_key(identity)[1].hex().encode("ascii") + b"\n"
             for target, data, mode in (
                 (self.keystore_file, sealed, 0o600),
-                (self.card_file, card.armored().encode("utf-8"), 0o644),
-                (self.config_file, config.to_toml().encode("utf-8"), 0o644),
+                (self.card_file, card.armored().encode("utf-8"), 0o600),
+                (self.totp_key_file, totp_public, 0o600),
+                (self.config_file, config.to_toml().encode("utf-8"), 0o600),
             ):
                 write_atomically(target, data, mode)
                 written.append(target)

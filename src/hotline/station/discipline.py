@@ -3,8 +3,9 @@ test both ways every interval, deadlines for a person at the peer to acknowledge
 
 Alarms are derived, every second, from the state of the links and the store: a link or path
 that is DOWN, an incoming FLASH no person here has acknowledged, a principal message of ours past
-its deadline, a test of ours not receipted in time, no test from the peer for too long. So an
-alarm cannot be forgotten by a restart, and it clears only when its cause is gone. A person may
+its deadline, a test of ours not receipted in time, no test from the peer for too long, the
+console's TLS certificate within 30 days of its end. So an alarm cannot be forgotten by a
+restart, and it clears only when its cause is gone. A person may
 silence one (the sound stops, the alarm stays); one that nobody has silenced after
 `escalate_after_s` escalates to level 2; each raise, escalation and clearing goes to the webhook
 (what happened, never what a message said).
@@ -19,13 +20,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from hotline.errors import ConfigError
 from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
 from hotline.station.datadir import ConsoleSection
 from hotline.station.events import envelope_json
+from hotline.station.tls import WARN_DAYS, expires_ns
 
 if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
@@ -59,7 +63,8 @@ def test_text(station: str, number: int, now_ns: int) -> str:
 @dataclass(slots=True)
 class Alarm:
     id: str
-    kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue, missed_call
+    kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue, missed_call,
+    # certificate (station-wide: `link` is empty)
     link: str
     text: str
     raised_ns: int
@@ -106,6 +111,7 @@ class Discipline:
     _sent_tests: int = 0
     _webhooks: set[asyncio.Task[None]] = field(default_factory=set)
     _reviewing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one review at a time
+    _certificate: tuple[str, int | None] | None = None  # the console's: its file, its end
 
     async def run(self) -> None:
         """Review every second, and at once when a FLASH arrives: it must not wait."""
@@ -133,6 +139,7 @@ class Discipline:
             await self._send_test_if_due(runtime, now_ns)
             found.update(self._link_alarms(runtime, now_ns))
             found.update(await self._traffic_alarms(runtime, now_ns))
+        found.update(self._certificate_alarm(now_ns))
         changed = self._apply(found, now_ns)
         if changed:
             self.station.hub.publish({"type": "alarms"})
@@ -242,6 +249,28 @@ class Discipline:
                 message,
             )
         return found
+
+    def _certificate_alarm(self, now_ns: int) -> dict[str, _Found]:
+        """The certificate the console serves (read once, as it was loaded at the start), from
+        WARN_DAYS before it ends: browsers refuse an expired one, and every operator with it."""
+        cert = self.settings.tls_cert
+        if not cert:
+            return {}
+        if self._certificate is None or self._certificate[0] != cert:
+            try:
+                self._certificate = (cert, expires_ns(Path(cert)))
+            except ConfigError as exc:
+                log.error("the console's certificate: %s", exc)
+                self._certificate = (cert, None)
+        ends_ns = self._certificate[1]
+        warn_ns = (ends_ns or 0) - WARN_DAYS * 86_400 * S
+        if ends_ns is None or now_ns < warn_ns:
+            return {}
+        ours = Path(cert).resolve() == self.station.data.console_cert_file.resolve()
+        how = "`hotline tls renew`, then restart" if ours else "renew it where it was issued"
+        when = "expired" if now_ns >= ends_ns else "expires"
+        text = f"the console's TLS certificate {when} on {_clock(ends_ns)}: {how}"
+        return {"certificate": _Found("certificate", "", text, warn_ns)}
 
     # -- raising, escalating, clearing -----------------------------------------------------------
 

@@ -4,7 +4,9 @@ Every core call goes through `act`, which holds the link's lock, commits the Out
 the store's single writer thread, and only then writes packets, closes connections and publishes
 events: the core's contract (hotline.protocol.state). Operators' messages are gathered by a writer
 task and accepted many per transaction (group commit), so "accepted" costs one fsync per batch,
-not per message.
+not per message. A message is acknowledged exactly once: the writer looks for an earlier
+acknowledgement under the same lock as the commit that would add one, and the store's unique index
+on what an acknowledgement names refuses a second row within that commit's transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hotline.crypto.session import Session
-from hotline.errors import ProtocolError, StoreError
+from hotline.errors import LocalError, ProtocolError, StoreError
 from hotline.protocol.envelope import Attachment, Envelope, Lane, MessageType, decode_envelope
 from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.link import MS, LinkCore, Timing
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from hotline.station.calls import CallDesk
     from hotline.station.transfers import Transfers
 
-__all__ = ["Connection", "LinkRuntime", "PathState"]
+__all__ = ["AlreadyAcknowledged", "Connection", "LinkRuntime", "PathState"]
 
 log = logging.getLogger("hotline.link")
 # A path that dies without a word (a cut cable) is noticed within 1.5 s, so traffic moves to the
@@ -50,6 +52,10 @@ log = logging.getLogger("hotline.link")
 STATION_TIMING = Timing(heartbeat_ns=500 * MS, dead_after_ns=1500 * MS, resend_after_ns=1500 * MS)
 MAX_WRITE_BUFFER = 8 * 1024 * 1024  # a peer that stops reading is cut off, not buffered for
 SEND_BATCH = 500
+
+
+class AlreadyAcknowledged(LocalError):
+    """A person here has acknowledged that message already: each gets one acknowledgement."""
 
 
 @dataclass(slots=True)
@@ -119,19 +125,22 @@ class LinkRuntime:
 
     async def act(self, call: Callable[[LinkCore], Output]) -> Output:
         async with self._lock:
-            if self.core is None:
-                raise StoreError(f"link {self.link.name} stopped after a failed commit")
-            output = call(self.core)
-            if output.batch:
-                link_id, batch, now = self.link.config.link_id, output.batch, time.time_ns()
-                try:
-                    await self.store.call(lambda s: s.commit(link_id, batch, now))
-                except StoreError as exc:
-                    log.critical("link %s: the store failed a commit: %s", self.link.name, exc)
-                    self.core = None
-                    self.on_fatal(exc)
-                    raise
-            self._deliver(output)
+            return await self._act_locked(call)
+
+    async def _act_locked(self, call: Callable[[LinkCore], Output]) -> Output:
+        if self.core is None:
+            raise StoreError(f"link {self.link.name} stopped after a failed commit")
+        output = call(self.core)
+        if output.batch:
+            link_id, batch, now = self.link.config.link_id, output.batch, time.time_ns()
+            try:
+                await self.store.call(lambda s: s.commit(link_id, batch, now))
+            except StoreError as exc:
+                log.critical("link %s: the store failed a commit: %s", self.link.name, exc)
+                self.core = None
+                self.on_fatal(exc)
+                raise
+        self._deliver(output)
         return output
 
     def _deliver(self, output: Output) -> None:
@@ -258,28 +267,51 @@ class LinkRuntime:
                 requests.append(self._sends.get_nowait())
             accepted: list[tuple[_SendRequest, Envelope]] = []
             try:
-                await self.act(functools.partial(self._send_all, requests, accepted))
+                async with self._lock:  # the check, and the commit it allows, as one step
+                    acknowledged = await self._acknowledged_already(requests)
+                    send = functools.partial(self._send_all, requests, accepted, acknowledged)
+                    await self._act_locked(send)
             except Exception as exc:
-                for request, _ in accepted:  # the commit failed: none of them was accepted
-                    request.done.set_exception(exc)
+                for request in requests:  # the check or the commit failed: none was accepted
+                    if not request.done.done():
+                        request.done.set_exception(exc)
                 raise
             for request, envelope in accepted:
                 request.done.set_result(envelope)
+
+    async def _acknowledged_already(self, requests: list[_SendRequest]) -> set[tuple[int, int]]:
+        """Which of the messages these requests acknowledge a person here acknowledged before."""
+        named = [(int(r.acknowledges.lane), r.acknowledges.seq) for r in requests if r.acknowledges]
+        if not named:
+            return set()
+        link_id = self.link.config.link_id
+        return await self.store.call(
+            lambda s: {ref for ref in named if s.acknowledged_here(link_id, *ref)}
+        )
 
     def _send_all(
         self,
         requests: list[_SendRequest],
         accepted: list[tuple[_SendRequest, Envelope]],
+        acknowledged: set[tuple[int, int]],
         core: LinkCore,
     ) -> Output:
         output = Output()
         for request in requests:
+            ref = request.acknowledges
+            if ref is not None and (int(ref.lane), ref.seq) in acknowledged:
+                request.done.set_exception(
+                    AlreadyAcknowledged(f"{ref.lane.name} {ref.seq} is acknowledged already")
+                )
+                continue
             try:
                 output.merge(self._one_send(core, request))
             except ProtocolError as exc:  # out of bounds: refused before signing, nothing changed
                 request.done.set_exception(exc)
                 continue
             accepted.append((request, output.batch.outbound[-1]))
+            if ref is not None:  # a second request for it in this same batch is refused too
+                acknowledged.add((int(ref.lane), ref.seq))
         return output
 
     def _one_send(self, core: LinkCore, request: _SendRequest) -> Output:
@@ -296,6 +328,12 @@ class LinkRuntime:
         )
 
     async def acknowledge(self, lane: int, seq: int, language: str, text: str) -> Envelope | None:
+        """A person here acknowledges the peer's envelope (lane, seq); None if there is none.
+
+        Raises:
+            AlreadyAcknowledged: a person here acknowledged it before; nothing is sent.
+            ProtocolError: it is an acknowledgement or a call record, which are not acknowledged.
+        """
         link_id = self.link.config.link_id
         data = await self.store.call(lambda s: s.inbound(link_id, lane, seq))
         if data is None:

@@ -23,6 +23,7 @@ from typing import IO, Any
 import uvicorn
 import uvloop
 
+from hotline.crypto.atrest import totp_key
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
 from hotline.protocol.state import LinkConfig
@@ -52,12 +53,34 @@ SHUTDOWN_GRACE_S = 20.0  # a clean stop takes well under a second; past this, so
 
 
 def open_store(data: DataDir, config: StationConfig) -> SqlStore:
+    """The station's store, sealing the TOTP secrets it writes to the data directory's key (any
+    tool that opens it this way; only the station itself can open them again)."""
     url = config.store.url
+    store: SqlStore
     if not url:
-        return SqliteStore(data.store_file)
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
-    raise ConfigError(f"store url {url!r}: use an empty value (SQLite) or a postgresql:// URL")
+        store = SqliteStore(data.store_file)
+    elif url.startswith(("postgresql://", "postgres://")):
+        store = PostgresStore(url)
+    else:
+        raise ConfigError(f"store url {url!r}: use an empty value (SQLite) or a postgresql:// URL")
+    store.use_totp_key(data.totp_public_key())
+    return store
+
+
+def _keep_secrets(data: DataDir, identity: StationIdentity, store: SqlStore) -> None:
+    """What a stolen copy of the data directory or of the store must not give away: the
+    directory made private, the TOTP secrets sealed to a key derived from the keystore (those
+    still plain, from before, sealed now), and the ones that do not open named."""
+    for line in data.secure():
+        log.warning("made private (it was readable by others): %s", line)
+    private, public = totp_key(identity)
+    data.publish_totp_key(public)
+    store.use_totp_key(public, private)
+    sealed = store.seal_plain_totp_secrets()
+    if sealed:
+        log.warning("sealed the TOTP secrets of %d operator(s) kept plain before", len(sealed))
+    for name in store.unopened_totp_secrets():
+        log.error("the TOTP secret of %r does not open with this keystore: reset it", name)
 
 
 class _DataDirLock:
@@ -134,7 +157,13 @@ class Station:
     async def open(self) -> None:
         """Open the store and bring each link's core up from it: the station's state, without
         its network, API or console (tests of the console start here)."""
-        self.store = StoreThread(open_store(self.data, self.config))
+        store = open_store(self.data, self.config)
+        try:
+            _keep_secrets(self.data, self.identity, store)
+        except BaseException:
+            store.close()
+            raise
+        self.store = StoreThread(store)
         await self.translation.start()
         for link in load_links(self.data, self.identity):
             await self.store.call(functools.partial(_add_link, config=link.config))

@@ -6,8 +6,14 @@ annotation). The workflow, as on a real hotline:
     machine draft   anyone who may translate asks the configured engine (if any) for a draft;
                     it is labelled as a machine's, with the engine and model
     translation     a translator writes the translation (perhaps starting from the draft)
-    review          a second person checks one translation: never its own translator
-    certification   a supervisor certifies one reviewed translation: never its own translator
+    review          a second person checks one translation: never its own translator, nor
+                    one who has certified it
+    certification   a supervisor certifies one reviewed translation: never its own translator,
+                    nor one who reviewed it (so a review and a certification are two people's
+                    acts besides the translator's), and once per person
+
+The rules are checked and the annotation stored as one step (one at a time per desk), so two
+requests at the same instant cannot both pass a check that only one of them may.
 
 No engine configured is a normal state: people translate from the original alone.
 """
@@ -43,6 +49,7 @@ class TranslationDesk:
         self.settings = settings
         self.base = base
         self.engine: Engine | None = None
+        self._checking = asyncio.Lock()  # a check and the annotation it allows: one at a time
 
     async def start(self) -> None:
         """Load the engine (a model can take seconds): off the event loop."""
@@ -112,25 +119,20 @@ class TranslationDesk:
         self, kind: Kind, runtime: LinkRuntime, lane: int, seq: int, refers: bytes,
         remark: str, person: str, role: str,
     ) -> Annotation:  # fmt: skip
-        """A review or a certification of one translation: never by its translator, and a
-        certification only of a translation someone has reviewed."""
+        """A review or a certification of one translation: never by its translator; a
+        certification only of a translation someone else has reviewed, once per person; and
+        never a review and a certification of one translation by the same person."""
         if kind not in (Kind.REVIEW, Kind.CERTIFICATION):
             raise ValueError(f"{kind!r} does not check a translation")
-        step = "reviewed" if kind == Kind.REVIEW else "certified"
-        envelope = await self._translatable(runtime, lane, seq)
-        annotations = await self.annotations(runtime, lane, seq)
-        translation = self._translation(annotations, refers)
-        if translation.body.person == person:
-            raise TranslationRefused(
-                f"a translation is {step} by someone other than its translator"
-            )
-        reviewed = any(a.kind == Kind.REVIEW and a.body.refers == refers for a in annotations)
-        if kind == Kind.CERTIFICATION and not reviewed:
-            raise TranslationRefused("a translation is reviewed before it is certified")
-        return await self._sign(
-            runtime, envelope, kind, translation.body.language, remark, person, role,
-            refers=refers,
-        )  # fmt: skip
+        async with self._checking:
+            envelope = await self._translatable(runtime, lane, seq)
+            annotations = await self.annotations(runtime, lane, seq)
+            translation = self._translation(annotations, refers)
+            _check_people(kind, translation, annotations, person)
+            return await self._sign(
+                runtime, envelope, kind, translation.body.language, remark, person, role,
+                refers=refers,
+            )  # fmt: skip
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -167,3 +169,27 @@ class TranslationDesk:
              "kind": kind.name.lower(), "person": person}
         )  # fmt: skip
         return annotation
+
+
+def _check_people(
+    kind: Kind, translation: Annotation, annotations: list[Annotation], person: str
+) -> None:
+    """Who may review or certify `translation`, given what was made about it before."""
+    step = "reviewed" if kind == Kind.REVIEW else "certified"
+    if translation.body.person == person:
+        raise TranslationRefused(f"a translation is {step} by someone other than its translator")
+    about = [a for a in annotations if a.body.refers == translation.hash]
+    reviewers = {a.body.person for a in about if a.kind == Kind.REVIEW}
+    certifiers = {a.body.person for a in about if a.kind == Kind.CERTIFICATION}
+    if kind == Kind.REVIEW:
+        if person in certifiers:
+            raise TranslationRefused(
+                "a translation is reviewed by someone other than its certifier"
+            )
+        return
+    if person in certifiers:
+        raise TranslationRefused("this translation is certified by you already")
+    if not reviewers:
+        raise TranslationRefused("a translation is reviewed before it is certified")
+    if person in reviewers:
+        raise TranslationRefused("a translation is certified by someone other than its reviewer")

@@ -39,5 +39,11 @@ class SqlBackend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def forget_overwritten(self) -> None:
+        """Drop the copies of overwritten rows a backend still keeps in its own files (after a
+        secret was sealed in place). Nothing by default: PostgreSQL's dead row versions are not
+        in its dumps, and VACUUM reclaims them."""
+        return
+
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)

@@ -20,6 +20,7 @@ from hotline.protocol.state import Batch, LinkConfig, LinkState, empty_heads
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt, Signed
 from hotline.store.attachments import AttachmentRecords
 from hotline.store.backend import Row
+from hotline.store.handshakes import HandshakeRecords
 from hotline.store.people import PeopleRecords
 from hotline.store.schema import MIGRATIONS
 from hotline.store.translations import TranslationRecords
@@ -27,7 +28,7 @@ from hotline.store.translations import TranslationRecords
 __all__ = ["SqlStore"]
 
 
-class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords):
+class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRecords):
     """The link's records (here) and the people's (PeopleRecords), over a backend's primitives."""
 
     # -- schema ----------------------------------------------------------------------------------
@@ -74,22 +75,6 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords):
                 "INSERT INTO links (link_id, direction, peer_fingerprint, created_ns) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (link_id) DO NOTHING",
                 (config.link_id, config.direction, config.peer.fingerprint, now_ns),
-            )
-
-    def newest_handshake_ns(self, link_id: bytes) -> int:
-        rows = self._rows(
-            "SELECT newest_handshake_ns FROM peer_state WHERE link_id = ?", (link_id,)
-        )
-        return int(rows[0][0]) if rows else 0
-
-    def record_handshake(self, link_id: bytes, peer_ns: int) -> None:
-        with self.transaction():
-            self._execute(
-                "INSERT INTO peer_state (link_id, newest_handshake_ns) VALUES (?, ?) "
-                "ON CONFLICT (link_id) DO UPDATE SET newest_handshake_ns = "
-                "excluded.newest_handshake_ns WHERE excluded.newest_handshake_ns > "
-                "peer_state.newest_handshake_ns",
-                (link_id, peer_ns),
             )
 
     # -- restoring a link core -------------------------------------------------------------------

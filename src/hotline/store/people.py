@@ -1,17 +1,29 @@
 """What the store keeps about the people at the console: operators, drafts, the shift log, and
 their acts in the audit log. A mixin of SqlStore, so both backends have it; the rules (who may
-do what, how a password is checked) live in hotline.console, not here."""
+do what, how a password is checked) live in hotline.console, not here.
+
+An operator's TOTP secret is sealed before it is written (hotline.crypto.atrest) whenever the
+store knows the station's public TOTP key, and opened when read if it holds the private key too
+(only the station, with its keystore open, does). So an `Operator` read by the station carries
+the plain secret, one read by a tool without the keystore carries it sealed, and the rows never
+hold it plain once the station has started (it seals any older plain ones at start).
+"""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hotline.crypto.atrest import is_sealed, open_sealed, seal
 from hotline.errors import StoreError
 from hotline.store.backend import SqlBackend
 
 __all__ = ["Draft", "Operator", "PeopleRecords", "ShiftNote"]
+
+log = logging.getLogger("hotline.store")
 
 _OPERATOR_COLUMNS = (
     "name, role, password_hash, totp_secret, language, disabled, failures, locked_until_ns, "
@@ -71,10 +83,61 @@ class ShiftNote:
     handover: bool
 
 
+def _totp_context(name: str) -> bytes:
+    """What a sealed TOTP secret is bound to: its account, so rows cannot be swapped."""
+    return b"hotline totp secret\x00" + name.encode("utf-8")
+
+
 class PeopleRecords(SqlBackend):
+    _totp_public: bytes | None = None  # seal TOTP secrets to this key when writing them
+    _totp_private: bytes | None = None  # and open them with this one when reading them
+
     # -- operators -------------------------------------------------------------------------------
 
+    def use_totp_key(self, public: bytes | None, private: bytes | None = None) -> None:
+        """Seal TOTP secrets to `public` from now on (None: keep writing them as given), and
+        open them with `private` when operators are read."""
+        self._totp_public, self._totp_private = public, private
+
+    def seal_plain_totp_secrets(self) -> list[str]:
+        """Seal every TOTP secret still kept plain (written before sealing existed, or by a tool
+        that did not know the key); returns the names of their operators."""
+        public = self._totp_public
+        if public is None:
+            raise StoreError("no TOTP key to seal with")
+        rows = self._rows("SELECT name, totp_secret FROM operators ORDER BY name")
+        plain = [(str(name), str(secret)) for name, secret in rows if not is_sealed(secret)]
+        if not plain:
+            return []
+        with self.transaction():
+            self._executemany(
+                "UPDATE operators SET totp_secret = ? WHERE name = ? AND totp_secret = ?",
+                [(self._sealed(name, secret), name, secret) for name, secret in plain],
+            )
+        self.forget_overwritten()
+        return [name for name, _ in plain]
+
+    def unopened_totp_secrets(self) -> list[str]:
+        """The operators whose sealed TOTP secret does not open with the private key held."""
+        return [o.name for o in self.operators() if is_sealed(o.totp_secret)]
+
+    def _sealed(self, name: str, secret: str) -> str:
+        if self._totp_public is None or is_sealed(secret):
+            return secret
+        return seal(self._totp_public, secret, _totp_context(name), secrets.token_bytes(32))
+
+    def _opened(self, operator: Operator) -> Operator:
+        if self._totp_private is not None and is_sealed(operator.totp_secret):
+            try:
+                operator.totp_secret = open_sealed(
+                    self._totp_private, operator.totp_secret, _totp_context(operator.name)
+                )
+            except ValueError as exc:  # stays sealed: no code can match it, so no sign-in
+                log.error("the TOTP secret of operator %r: %s", operator.name, exc)
+        return operator
+
     def add_operator(self, operator: Operator) -> None:
+        secret = self._sealed(operator.name, operator.totp_secret)
         with self.transaction():
             if self._rows("SELECT 1 FROM operators WHERE name = ?", (operator.name,)):
                 raise StoreError(f"an operator named {operator.name!r} exists already")
@@ -82,7 +145,7 @@ class PeopleRecords(SqlBackend):
                 f"INSERT INTO operators ({_OPERATOR_COLUMNS}) "  # noqa: S608 - constant columns
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    operator.name, operator.role, operator.password_hash, operator.totp_secret,
+                    operator.name, operator.role, operator.password_hash, secret,
                     operator.language, int(operator.disabled), operator.failures,
                     operator.locked_until_ns, operator.last_totp_step, operator.created_ns,
                 ),
@@ -90,17 +153,19 @@ class PeopleRecords(SqlBackend):
 
     def operator(self, name: str) -> Operator | None:
         rows = self._rows(f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE name = ?", (name,))  # noqa: S608 - constant columns
-        return Operator.from_row(rows[0]) if rows else None
+        return self._opened(Operator.from_row(rows[0])) if rows else None
 
     def operators(self) -> list[Operator]:
         rows = self._rows(f"SELECT {_OPERATOR_COLUMNS} FROM operators ORDER BY name")  # noqa: S608 - constant columns
-        return [Operator.from_row(row) for row in rows]
+        return [self._opened(Operator.from_row(row)) for row in rows]
 
     def update_operator(self, name: str, **changes: Any) -> None:
         """Change some of an operator's columns (names from Operator's fields)."""
         allowed = set(Operator.__dataclass_fields__) - {"name", "created_ns"}
         if not changes or not set(changes) <= allowed:
             raise ValueError(f"cannot change {sorted(set(changes) - allowed)}")
+        if "totp_secret" in changes:
+            changes["totp_secret"] = self._sealed(name, changes["totp_secret"])
         assignments = ", ".join(f"{column} = ?" for column in changes)
         values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
         with self.transaction():
@@ -189,6 +254,15 @@ class PeopleRecords(SqlBackend):
         prefix = f"call.{link_id.hex()}."
         rows = self._rows("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",))
         return [(str(key)[len(prefix) :], str(value)) for key, value in rows]
+
+    def recent_call_records(self, link_id: bytes, limit: int = 64) -> list[bytes]:
+        """Our newest call records on a link (envelopes as stored), newest first."""
+        rows = self._rows(
+            "SELECT envelope FROM outbox WHERE link_id = ? AND type = 5 "
+            "ORDER BY accepted_ns DESC LIMIT ?",
+            (link_id, limit),
+        )
+        return [bytes(row[0]) for row in rows]
 
     def set_open_call(self, link_id: bytes, call_id: str, note: str | None) -> None:
         """Note a call in progress (or, with None, that its record is written)."""

@@ -10,7 +10,10 @@ Tables (the same in both dialects):
     inbox        the peer's envelopes, exactly as signed, in arrival order (`id`)
     receipts     the peer's newest signed receipt for our envelopes: our proof of delivery
     checkpoints  every checkpoint made or received, as signed
-    peer_state   the newest handshake timestamp accepted from the peer (the replay guard)
+    peer_state   the floor of the handshake replay record (newest_handshake_ns: no first message
+                 at or below it is accepted; before version 8, the newest one accepted)
+    handshakes_accepted  the replay record: the peer's first messages accepted within the
+                 freshness window, by ephemeral key (docs/protocol.md §3.6)
     audit        what people must find later: refusals, evidence, and operators' acts
     operators    the people at the console: role, password hash, TOTP secret, lockout
     drafts       messages drafted at the console, waiting for (or past) a supervisor's release
@@ -209,6 +212,37 @@ CREATE TABLE glossary (
 ALTER TABLE drafts ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'
 """
 
+# Version 7: one acknowledgement per message, kept by the store itself: the index on what an
+# acknowledgement names becomes unique, so a second one is refused in the transaction that would
+# add it. A store written before may hold several for one message (issue 13, item 9): each stays
+# in the outbox exactly as signed, and only the earliest keeps naming the message in these columns.
+_V7 = [
+    "UPDATE outbox SET ref_lane = NULL, ref_seq = NULL WHERE ref_lane IS NOT NULL AND EXISTS ("
+    "SELECT 1 FROM outbox AS earlier WHERE earlier.link_id = outbox.link_id "
+    "AND earlier.ref_lane = outbox.ref_lane AND earlier.ref_seq = outbox.ref_seq "
+    "AND (earlier.lane < outbox.lane "
+    "OR (earlier.lane = outbox.lane AND earlier.seq < outbox.seq)))",
+    "DROP INDEX outbox_acknowledgements",
+    "CREATE UNIQUE INDEX outbox_acknowledgements ON outbox (link_id, ref_lane, ref_seq) "
+    "WHERE ref_lane IS NOT NULL",
+]
+
+# Version 8: the handshake replay record (docs/protocol.md §3.6, check 8). One newest timestamp
+# per peer refused a genuine first message that a slower path delivered after a later one; the
+# station now remembers each first message it accepted, by ephemeral key, while its timestamp is
+# within the freshness window, and peer_state's newest timestamp becomes the floor below which it
+# has forgotten (the value kept so far is a sound floor to start from).
+_V8 = """
+CREATE TABLE handshakes_accepted (
+    link_id {blob} NOT NULL REFERENCES links (link_id),
+    ephemeral {blob} NOT NULL,
+    peer_ns BIGINT NOT NULL,
+    accepted_ns BIGINT NOT NULL,
+    PRIMARY KEY (link_id, ephemeral)
+);
+CREATE INDEX handshakes_accepted_by_time ON handshakes_accepted (link_id, peer_ns)
+"""
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
     dialect: [
@@ -218,6 +252,8 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _statements(_V4.format(**types)),
         _statements(_V5.format(**types)),
         _statements(_V6.format(**types)),
+        _V7,
+        _statements(_V8.format(**types)),
     ]
     for dialect, types in _DIALECTS.items()
 }

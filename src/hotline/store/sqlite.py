@@ -3,11 +3,17 @@
 synchronous=FULL makes every commit wait for the disk, so "accepted" means on the platter; group
 commit (many envelopes per transaction) keeps that affordable. Write transactions start with
 BEGIN IMMEDIATE, so a second writer waits instead of failing half-way through a batch.
+
+A new store file is made readable by its owner only (0600) before SQLite opens it: it holds
+every message and the operators' password hashes, and SQLite gives its `-wal` and `-shm` files
+the same mode as the database's. `secure_delete` zeroes what a change frees, so a secret replaced
+(a TOTP secret sealed in place, say) does not linger in the file's free space.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +32,11 @@ class SqliteStore(SqlStore):
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        try:  # made here first, so that it is private from its first byte (an empty file is new)
+            if str(path) != ":memory:":
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc.strerror or exc}") from exc
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             for pragma in (
@@ -33,6 +44,7 @@ class SqliteStore(SqlStore):
                 "synchronous = FULL",
                 "foreign_keys = ON",
                 "busy_timeout = 10000",
+                "secure_delete = ON",
             ):
                 self._db.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as exc:
@@ -81,6 +93,13 @@ class SqliteStore(SqlStore):
             raise
         finally:
             self._in_transaction = False
+
+    def forget_overwritten(self) -> None:
+        """The write-ahead log still holds the pages as they were: fold it in and empty it."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot checkpoint the store {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()

@@ -2,6 +2,8 @@
 // it and sends the operator's decisions back. No framework and no build step: the page runs under
 // a strict CSP, so the DOM is built with createElement and every foreign text goes in textContent.
 
+import { Phone } from "./phone.js";
+
 // ---- Words: every string of the console's own, in both languages, in one place. ----
 const WORDS = {
   en: {
@@ -66,8 +68,22 @@ const WORDS = {
     not_reviewed: "not yet reviewed", review: "Mark as reviewed", certify: "Certify", target: "Into",
     glossary: "Glossary of this link", glossary_add: "Add term", glossary_none: "No terms yet",
     term_source: "Term", term_target: "Rendered as", delete: "Remove", remark: "Remark (optional)",
+    call_incoming: "Incoming call", call_answer: "Answer", call_decline: "Decline", call_end: "Hang up",
+    call_place: "Call", call_mute: "Mute", call_unmute: "Unmute", call_muted: "muted", call_transport: "Transport",
+    call_recorded: "RECORDED", call_recorded_notice: "This call is recorded", call_ringing_out: "ringing…",
+    call_state_inviting: "calling", call_state_ringing_out: "ringing", call_state_ringing_in: "ringing",
+    call_state_active: "in call", call_state_ended: "ended", call_role_principal: "principal",
+    call_role_interpreter: "interpreter", call_role_listener: "listener",
+    call_path: "path {path}: loss {loss}%, jitter {jitter} ms, RTT {rtt} ms", login_ringing: "A call is ringing: sign in to answer it",
   },
   ru: {
+    call_incoming: "Входящий звонок", call_answer: "Ответить", call_decline: "Отклонить", call_end: "Положить трубку",
+    call_place: "Позвонить", call_mute: "Выключить микрофон", call_unmute: "Включить микрофон", call_muted: "микрофон выключен",
+    call_transport: "Канал", call_recorded: "ЗАПИСЬ", call_recorded_notice: "Этот звонок записывается",
+    call_ringing_out: "вызов…", call_state_inviting: "вызов", call_state_ringing_out: "звонит",
+    call_state_ringing_in: "звонит", call_state_active: "разговор", call_state_ended: "завершён",
+    call_role_principal: "первое лицо", call_role_interpreter: "переводчик", call_role_listener: "слушатель",
+    call_path: "путь {path}: потери {loss}%, джиттер {jitter} мс, RTT {rtt} мс", login_ringing: "Звонок: войдите, чтобы ответить",
     title: "Консоль Hotline", console: "консоль", login_name: "Имя", login_password: "Пароль",
     login_code: "Код из приложения-аутентификатора", login_submit: "Войти",
     login_wrong: "Неверное имя, пароль или код", login_locked: "Учётная запись заблокирована, попробуйте позже",
@@ -221,6 +237,7 @@ const typeLabel = (type) => el("span", {}, word("type_", type), " ", exerciseTag
 const fact = (key, ...value) => [el("dt", { text: t(key) }), el("dd", {}, value)];
 const button = (cls, key, onclick, attrs = {}) =>
   el("button", { type: "button", class: cls, text: t(key), onclick, ...attrs });
+const phone = new Phone({ api, t, el, $, can, say, tone: (f, v) => tone(f, v), audioTime: () => A.ctx?.currentTime ?? 0 });
 
 // ---- Talking to the station: one function, so CSRF, 401 and errors are handled alike everywhere. ----
 class HttpError extends Error {
@@ -280,13 +297,16 @@ async function run(fn, button) {
 // reach the console that one waits (never what it says), and the sign-in screen sounds.
 function watchSignedOut() {
   const check = async () => {
-    let flash = false;
+    let flash = false, ringing = false;
     try {
       const r = await fetch("/console/alarm", { credentials: "same-origin" });
       flash = r.ok && (await r.json()).flash > 0;
+      const c = await fetch("/console/ringing", { credentials: "same-origin" });
+      ringing = c.ok && (await c.json()).ringing > 0;
     } catch { /* the station is unreachable: the sign-in form says so when used */ }
-    $("#login-flash").hidden = !flash;
-    if (flash) startSiren(); else stopSiren();
+    $("#login-flash").hidden = !flash && !ringing;
+    $("#login-flash").textContent = t(flash ? "login_flash" : "login_ringing");
+    if (flash || ringing) startSiren(); else stopSiren();
   };
   clearInterval(S.signedOutWatch);
   S.signedOutWatch = setInterval(check, 2000);
@@ -323,6 +343,7 @@ async function enter() {
   connectEvents();
   show("board");
   run(loadDrafts); // for the count on the nav button
+  run(() => phone.refresh()); // a call ringing, or the one this page was in before a reload
 }
 
 // The login screen. After a session the page reloads instead, so nothing the last operator saw survives
@@ -378,6 +399,9 @@ function connectEvents() {
   });
   es.addEventListener("draft", () => { alive(); run(() => load("drafts", true)); });
   es.addEventListener("detail", () => { alive(); if (S.view === "message") run(() => loadDetail(true)); });
+  for (const kind of ["call", "call_stats"]) {
+    es.addEventListener(kind, (e) => { alive(); try { phone.onEvent(JSON.parse(e.data)); } catch { say(t("err_bad_event")); } });
+  }
 }
 
 function closeEvents() {
@@ -405,6 +429,7 @@ function tick() {
     for (const e of document.querySelectorAll("time[data-ns] .ago")) e.textContent = `(${relative(e.parentNode.dataset.ns)})`;
   }
   $("#sound-hint").hidden = !S.me || A.ctx?.state === "running";
+  if (phone.joined) phone.renderPanel();
   if (S.es && Date.now() - S.lastEvent > 30000) {
     setConn("lost");
     if (Date.now() - S.lastEvent > 60000) connectEvents();
@@ -489,7 +514,17 @@ function linkCard(l) {
     el("dl", { class: "facts" },
       fact("last_test", l.last_test ? testInfo(l.last_test) : t("never")),
       fact("last_peer_test", timeEl(l.last_peer_test_ns, t("never"))),
-      fact("unreceipted", el("span", { class: l.unreceipted > 0 ? "mono warn" : "mono", text: l.unreceipted ?? "—" }))));
+      fact("unreceipted", el("span", { class: l.unreceipted > 0 ? "mono warn" : "mono", text: l.unreceipted ?? "—" }))),
+    can("call") ? callControl(l.name) : null);
+}
+
+// Placing a call: from the link's card, with a precedence. No two-person rule for calls.
+function callControl(link) {
+  const precedence = el("select", { class: "call-precedence", "aria-label": t("col_lane") },
+    ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"].map((p) => el("option", { value: p, text: p, selected: p === "ROUTINE" })));
+  const place = el("button", { type: "button", class: "call-place", text: t("call_place") });
+  place.addEventListener("click", () => run(() => phone.place(link, precedence.value), place));
+  return el("div", { class: "call-control" }, precedence, place);
 }
 
 function pathRow(p) {
@@ -1074,6 +1109,10 @@ function init() {
   $("#traffic-link").addEventListener("change", (e) => { Object.assign(S, { link: e.target.value, traffic: null }); show("traffic"); });
   $("#compose-text").addEventListener("input", checkText);
   $("#compose-files").addEventListener("change", (e) => uploadFiles([...e.target.files]));
+  const ringing = () => phone.calls.find((c) => c.id === $("#call-ring").dataset.call);
+  const calls = { "#call-answer": () => phone.answer(ringing()), "#call-decline": () => phone.decline(ringing()),
+    "#call-end": () => phone.hangUp(), "#call-mute": () => phone.mute() };
+  for (const [sel, fn] of Object.entries(calls)) $(sel).addEventListener("click", (e) => run(fn, e.currentTarget));
   onSubmit("#compose-form", submitDraft, "#compose-submit", checkText);
   onSubmit("#shift-form", submitNote, "#shift-submit");
   onSubmit("#op-form", addOperator, "#op-submit");
