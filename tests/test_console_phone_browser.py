@@ -59,6 +59,17 @@ def _heard(station: StationProcess) -> np.ndarray:
     return np.asarray(np.concatenate(frames) * 32767, dtype=np.int16)
 
 
+def _audit(station: StationProcess) -> list[tuple[Any, ...]]:
+    """The station's audit log as its store holds it: (at, actor, action, detail)."""
+    from hotline.store.sqlite import SqliteStore  # noqa: PLC0415
+
+    store = SqliteStore(station.data.store_file)
+    try:
+        return [tuple(row) for row in store._rows("SELECT at_ns, actor, action, detail FROM audit")]
+    finally:
+        store.close()
+
+
 def _found_in(heard: np.ndarray, spoken: np.ndarray) -> float:
     """How well the best two seconds of what was heard match somewhere in what was spoken (the
     fake microphone loops its file, from wherever it was when the call began; a page reloaded
@@ -132,3 +143,56 @@ def test_a_call_from_the_board_rings_is_answered_and_carries_voice_both_ways(pho
     assert _found_in(heard_at_moscow, spoken_l) > 0.5  # London's microphone, heard in Moscow
     assert _found_in(heard_at_london, spoken_m) > 0.5  # and Moscow's in London
     assert _found_in(heard_at_moscow, spoken_m) < 0.4  # not Moscow's own voice back
+
+
+def test_an_interpreter_is_heard_at_the_peer_and_a_listener_is_not(
+    stations: tuple[StationProcess, StationProcess], tmp_path: Path
+) -> None:
+    london, moscow = stations
+    _set_calls(london, record=True)
+    london.start()
+    moscow.start()
+    wait_up(london)
+    wait_up(moscow)
+    olga = staff(london, [("olga", "operator")])["olga"]
+    people = staff(moscow, [("ivan", "operator"), ("vera", "translator"), ("lev", "operator")])
+    voices = {"olga": speech_like(6.0, seed=31), "ivan": chirps(6.0, seed=32),
+              "vera": speech_like(6.0, seed=33), "lev": chirps(6.0, seed=34)}  # fmt: skip
+    for name, signal in voices.items():
+        with WavWriter(tmp_path / f"{name}.wav") as writer:
+            writer.write(signal)
+    with sync_playwright() as playwright:
+        browsers = {name: _launch(playwright, tmp_path / f"{name}.wav") for name in voices}
+        try:
+            page_l = open_console(browsers["olga"], olga)
+            pages = {name: open_console(browsers[name], people[name]) for name in people}
+            page_l.click('[data-link="moscow"] .call-place')
+            pages["ivan"].wait_for_selector("#call-ring", state="visible")
+            pages["ivan"].click("#call-answer")
+            pages["ivan"].wait_for_selector("#call-panel", state="visible")
+            pages["ivan"].click("#call-mute")  # Moscow's principal listens to the interpreter
+            assert pages["vera"].is_hidden("#call-join-listener") is False
+            pages["vera"].click("#call-join-interpreter")
+            pages["lev"].click("#call-join-listener")
+            for name in ("vera", "lev"):
+                pages[name].wait_for_selector("#call-panel", state="visible")
+            assert pages["lev"].is_disabled("#call-mute")  # a listener cannot unmute
+            assert pages["vera"].inner_text("#call-end") == "Leave the call"
+            time.sleep(6)
+            status = moscow.call("GET", "/api/v1/calls")["calls"][0]
+            roles = sorted((p["person"], p["role"]) for p in status["participants"])
+            assert roles == [("ivan", "principal"), ("lev", "listener"), ("vera", "interpreter")]
+            page_l.click("#call-end")
+            pages["vera"].wait_for_selector("#call-panel", state="hidden", timeout=20_000)
+        finally:
+            for browser in browsers.values():
+                browser.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not list((london.data.path / "recordings").glob("*")):
+        time.sleep(0.2)
+    time.sleep(2)
+    heard_at_london = _heard(london)
+    assert _found_in(heard_at_london, voices["vera"]) > 0.5  # the interpreter is heard
+    assert _found_in(heard_at_london, voices["lev"]) < 0.4  # the listener never is
+    audit = [row[2] for row in _audit(moscow)]
+    assert "call joined" in audit

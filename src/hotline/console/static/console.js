@@ -75,6 +75,7 @@ const WORDS = {
     call_state_active: "in call", call_state_ended: "ended", call_role_principal: "principal",
     call_role_interpreter: "interpreter", call_role_listener: "listener",
     call_path: "path {path}: loss {loss}%, jitter {jitter} ms, RTT {rtt} ms", login_ringing: "A call is ringing: sign in to answer it",
+    call_in_progress: "Call in progress", call_leave: "Leave the call", call_join_interpreter: "Join as interpreter", call_join_listener: "Join as listener",
   },
   ru: {
     call_incoming: "Входящий звонок", call_answer: "Ответить", call_decline: "Отклонить", call_end: "Положить трубку",
@@ -84,6 +85,7 @@ const WORDS = {
     call_state_ringing_in: "звонит", call_state_active: "разговор", call_state_ended: "завершён",
     call_role_principal: "первое лицо", call_role_interpreter: "переводчик", call_role_listener: "слушатель",
     call_path: "путь {path}: потери {loss}%, джиттер {jitter} мс, RTT {rtt} мс", login_ringing: "Звонок: войдите, чтобы ответить",
+    call_in_progress: "Идёт разговор", call_leave: "Выйти из разговора", call_join_interpreter: "Войти как переводчик", call_join_listener: "Войти как слушатель",
     title: "Консоль Hotline", console: "консоль", login_name: "Имя", login_password: "Пароль",
     login_code: "Код из приложения-аутентификатора", login_submit: "Войти",
     login_wrong: "Неверное имя, пароль или код", login_locked: "Учётная запись заблокирована, попробуйте позже",
@@ -1111,7 +1113,10 @@ function init() {
   $("#compose-files").addEventListener("change", (e) => uploadFiles([...e.target.files]));
   const ringing = () => phone.calls.find((c) => c.id === $("#call-ring").dataset.call);
   const calls = { "#call-answer": () => phone.answer(ringing()), "#call-decline": () => phone.decline(ringing()),
-    "#call-end": () => phone.hangUp(), "#call-mute": () => phone.mute() };
+    "#call-end": () => phone.hangUp(), "#call-mute": () => phone.mute(),
+    "#call-join-interpreter": () => phone.join(joinable(), "interpreter"),
+    "#call-join-listener": () => phone.join(joinable(), "listener") };
+  const joinable = () => phone.calls.find((c) => c.id === $("#call-join").dataset.call);
   for (const [sel, fn] of Object.entries(calls)) $(sel).addEventListener("click", (e) => run(fn, e.currentTarget));
   onSubmit("#compose-form", submitDraft, "#compose-submit", checkText);
   onSubmit("#shift-form", submitNote, "#shift-submit");

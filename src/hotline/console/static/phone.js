@@ -47,9 +47,12 @@ export class Phone {
     await this.h.api("POST", `/console/calls/${call.id}/decline`, { reason: "declined" });
   }
 
+  // The principal hangs up the call; an interpreter or a listener leaves it, and it goes on.
   async hangUp() {
-    const id = this.joined?.id;
-    if (id) await this.h.api("POST", `/console/calls/${id}/end`, {});
+    const j = this.joined;
+    if (!j) return;
+    if (j.role === "principal") await this.h.api("POST", `/console/calls/${j.id}/end`, {});
+    else this.leave();
   }
 
   mute() {
@@ -89,6 +92,19 @@ export class Phone {
   render() {
     this.renderRing();
     this.renderPanel();
+    this.renderJoin();
+  }
+
+  // A call in progress that this page is not in: an interpreter or a note-taker may join it.
+  renderJoin() {
+    const { $, can } = this.h, box = $("#call-join");
+    const call = this.joined ? null : this.calls.find((c) => c.state === "active");
+    box.hidden = !call || !(can("interpret") || can("listen"));
+    if (box.hidden) return;
+    box.dataset.call = call.id;
+    $("#call-join-who").textContent = `${call.precedence} · ${call.caller?.person ?? ""} ↔ ${call.answerer?.person ?? ""}`;
+    $("#call-join-interpreter").hidden = !can("interpret");
+    $("#call-join-listener").hidden = !can("listen");
   }
 
   ringingCall() {
@@ -124,6 +140,7 @@ export class Phone {
     $("#call-transport").textContent = s.media?.transport ?? "—";
     $("#call-mute").textContent = t(track && !track.enabled ? "call_unmute" : "call_mute");
     $("#call-mute").disabled = j.role === "listener";
+    $("#call-end").textContent = t(j.role === "principal" ? "call_end" : "call_leave");
     $("#call-people").replaceChildren(...(s.participants ?? []).map((p) =>
       el("li", { class: p.speaking ? "speaking" : "" }, `${p.person} · ${t(`call_role_${p.role}`)}${p.muted ? ` · ${t("call_muted")}` : ""}`)));
     $("#call-paths").replaceChildren(...(s.media?.paths ?? []).map((p) =>
