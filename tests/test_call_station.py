@@ -31,6 +31,9 @@ from hotline.station.recording import WavWriter, read_wav
 from tests.udprelay import UdpRelay
 
 CALL = "/api/v1/links/{}/calls"
+# What was heard matches what was spoken: above 0.8 on an idle machine, Opus and a jitter
+# buffer's adjustments included; other speech of the same kind scores about 0.25, silence 0.
+HEARD = 0.75
 
 
 def speech_like(seconds: float, seed: int = 7) -> np.ndarray:
@@ -200,7 +203,7 @@ def test_a_call_carries_the_voice_both_ways_and_both_chains_record_it(relayed: A
     spoken = speech_like(3.0)
     call.speak_from_london(spoken)
     heard = call.at_moscow.heard.audio()
-    assert similarity(heard, spoken) > 0.8
+    assert similarity(heard, spoken) > HEARD
     figures = call.status(moscow)["media"]
     assert figures["transport"] == "udp"
     assert figures["received"]["lost"] == 0
@@ -240,7 +243,7 @@ def test_loss_on_one_path_and_then_its_cut_are_not_heard(relayed: Any) -> None:
     assert received["lost"] == 0
     assert received["concealed"] == 0
     assert relay.paths[0].dropped > 50  # the relay did drop: path 1 carried what was heard
-    assert similarity(call.at_moscow.heard.audio(), spoken) > 0.8
+    assert similarity(call.at_moscow.heard.audio(), spoken) > HEARD, call.status(moscow)["media"]
     call.end()
 
 
@@ -253,7 +256,7 @@ def test_blocked_udp_falls_back_to_tcp(relayed: Any) -> None:
     call.speak_from_london(spoken)
     assert call.status(moscow)["media"]["transport"] == "tcp"
     assert call.status(london)["media"]["sent"]["tcp_frames"] > 100
-    assert similarity(call.at_moscow.heard.audio(), spoken) > 0.8
+    assert similarity(call.at_moscow.heard.audio(), spoken) > HEARD, call.status(moscow)["media"]
     call.end()
     _wait(lambda: _records(moscow), "Moscow's record")
     assert _records(moscow)[0].transport == "tcp"
@@ -282,7 +285,7 @@ def test_a_flood_of_garbage_datagrams_does_not_disturb_a_call(relayed: Any) -> N
     received = call.status(moscow)["media"]["received"]
     assert sent > 1000
     assert received["lost"] == 0
-    assert similarity(call.at_moscow.heard.audio(), spoken) > 0.8
+    assert similarity(call.at_moscow.heard.audio(), spoken) > HEARD, call.status(moscow)["media"]
     call.end()
 
 
@@ -370,7 +373,7 @@ def test_hotline_call_speaks_a_wav_file_and_the_peer_writes_what_it_heard(
     assert answering.returncode == 0, out
     assert "ringing moscow (FLASH call" in calling.stdout
     assert "answering FLASH call from A. Smith" in out.decode()
-    assert similarity(read_wav(heard_file), spoken) > 0.8
+    assert similarity(read_wav(heard_file), spoken) > HEARD
 
 
 def test_the_similarity_measure_tells_speech_from_other_speech_and_silence() -> None:
