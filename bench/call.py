@@ -109,7 +109,10 @@ from hotline.station.datadir import CallsSection
 from hotline.station.launch import StationProcess, make_pair
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the relay the call tests use
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers of bench/e2e.py
 from tests.udprelay import UdpRelay
+
+from e2e import cpu_seconds, emit, percentile, wait_for
 
 RATE = 48_000
 BITRATE = CallsSection().bitrate  # the station's default: what a call carries
@@ -138,31 +141,6 @@ class Plan:
 
 FULL = Plan(SPEECH_FULL, 10, 3, 10, 3.0, (2, 5, 10, 20), 1200)
 QUICK = Plan(SPEECH_QUICK, 4, 1, 2, 1.0, (2,), 240)
-
-
-def emit(name: str, value: object) -> None:
-    print(f"{name}: {value}", flush=True)
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if condition():
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- sound: speech, resampling, PESQ --------------------------------------------------------------

@@ -17,6 +17,7 @@ from hotline.console.security import ConsoleDep, SignedIn, Viewer, allowed
 from hotline.errors import CallRefused
 from hotline.protocol.calls import CallState
 from hotline.protocol.envelope import Lane
+from hotline.station.call_api import find_call
 from hotline.station.calls import CallDesk, call_json
 from hotline.station.participants import Role
 from hotline.station.webrtc import BrowserLeg
@@ -46,14 +47,7 @@ class Join(BaseModel):
 
 
 def _desk(console: Any, call_id: str) -> tuple[CallDesk, bytes]:
-    try:
-        raw = bytes.fromhex(call_id)
-    except ValueError:
-        raise HTTPException(404, "no such call") from None
-    for runtime in console.station.links.values():
-        if runtime.calls is not None and runtime.calls.table.get(raw) is not None:
-            return runtime.calls, raw
-    raise HTTPException(404, "no such call")
+    return find_call(console.station, call_id)
 
 
 @router.get("/ringing")

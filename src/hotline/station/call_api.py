@@ -25,7 +25,7 @@ from hotline.station.participants import Participant, Role
 if TYPE_CHECKING:
     from hotline.station.runtime import Station
 
-__all__ = ["add_call_routes"]
+__all__ = ["add_call_routes", "find_call"]
 
 LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 RoleName = Literal["principal", "interpreter", "listener"]
@@ -54,7 +54,8 @@ def _desk(station: Station, name: str) -> CallDesk:
     return runtime.calls
 
 
-def _find(station: Station, call_id: str) -> tuple[CallDesk, bytes]:
+def find_call(station: Station, call_id: str) -> tuple[CallDesk, bytes]:
+    """The desk of the link a call is on, and the call's id as bytes; 404 if there is none."""
     try:
         raw = bytes.fromhex(call_id)
     except ValueError:
@@ -94,7 +95,7 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
 
     @app.get("/api/v1/calls/{call_id}")
     async def get_call(call_id: str) -> dict[str, Any]:
-        desk, raw = _find(station, call_id)
+        desk, raw = find_call(station, call_id)
         status = desk.status(raw)
         if status is None:
             call = desk.table.get(raw)
@@ -104,23 +105,23 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
 
     @app.post("/api/v1/calls/{call_id}/answer")
     async def answer_call(call_id: str, body: Answer) -> dict[str, Any]:
-        desk, raw = _find(station, call_id)
+        desk, raw = find_call(station, call_id)
         return _act(lambda: desk.answer(raw, body.person, body.role), desk)
 
     @app.post("/api/v1/calls/{call_id}/decline")
     async def decline_call(call_id: str, body: Reason) -> dict[str, Any]:
-        desk, raw = _find(station, call_id)
+        desk, raw = find_call(station, call_id)
         return _act(lambda: desk.decline(raw, body.reason), desk)
 
     @app.post("/api/v1/calls/{call_id}/end")
     async def end_call(call_id: str, body: Reason) -> dict[str, Any]:
-        desk, raw = _find(station, call_id)
+        desk, raw = find_call(station, call_id)
         return _act(lambda: desk.end(raw, body.reason), desk)
 
     @app.post("/api/v1/calls/{call_id}/missed/acknowledge")
     async def acknowledge_missed(call_id: str) -> dict[str, Any]:
         """A person has seen the missed call: its alarm clears."""
-        desk, raw = _find(station, call_id)
+        desk, raw = find_call(station, call_id)
         if not desk.acknowledge_missed(raw):
             raise HTTPException(409, "that call is not a missed call waiting for acknowledgement")
         return {"id": call_id, "acknowledged": True}
@@ -144,7 +145,7 @@ async def _media_connection(
     station: Station, websocket: WebSocket, call_id: str, person: str, role: Role
 ) -> None:
     try:
-        desk, raw = _find(station, call_id)
+        desk, raw = find_call(station, call_id)
     except HTTPException:
         await websocket.close(code=4404, reason="no such call")
         return
@@ -161,7 +162,11 @@ async def _media_connection(
         await websocket.close(code=4409, reason=str(exc))
         return
     await websocket.accept()
-    samples = 48 * (desk.table.get(raw) or _missing()).frame_ms
+    call = desk.table.get(raw)
+    if call is None:  # forgotten meanwhile: ended long enough ago
+        await websocket.close(code=4404, reason="no such call")
+        return
+    samples = 48 * call.frame_ms
     await websocket.send_json({"type": "joined", "participant": participant.to_json(),
                                "sample_rate": 48000, "frame_samples": samples})  # fmt: skip
     sender = asyncio.create_task(_send_frames(websocket, outbound, participant))
@@ -208,7 +213,3 @@ async def _send_frames(
             await websocket.send_bytes(frame.result())
     finally:
         ended.cancel()
-
-
-def _missing() -> Any:
-    raise HTTPException(404, "no such call")

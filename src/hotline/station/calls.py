@@ -152,7 +152,7 @@ class CallDesk:
             self.settings.frame_ms,
             time.time_ns(),
         )
-        self.live[call_id] = _Live(effects_call(self.table, call_id))
+        self.live[call_id] = _Live(self._call(call_id))
         await self._note(call_id)
         self._apply(effects)
         return self.live[call_id].call
@@ -407,12 +407,6 @@ class CallDesk:
 
 def _clear_note(store: SqlStore, link_id: bytes, call_id: str) -> None:
     store.set_open_call(link_id, call_id, None)
-
-
-def effects_call(table: CallTable, call_id: bytes) -> Call:
-    call = table.get(call_id)
-    assert call is not None
-    return call
 
 
 def call_json(call: Call) -> dict[str, Any]:
