@@ -241,7 +241,9 @@ def test_loss_on_one_path_and_then_its_cut_are_not_heard(relayed: Any) -> None:
     time.sleep(0.5)
     received = call.status(moscow)["media"]["received"]
     assert received["lost"] == 0
-    assert received["concealed"] == 0
+    # A frame the loaded machine hands over after its turn is concealed in place and then played
+    # (lost stays 0); a path's loss leaking through would conceal one frame in five, 40 or more.
+    assert received["concealed"] <= 3, received
     assert relay.paths[0].dropped > 50  # the relay did drop: path 1 carried what was heard
     assert similarity(call.at_moscow.heard.audio(), spoken) > HEARD, call.status(moscow)["media"]
     call.end()
