@@ -1,12 +1,16 @@
 """The station's attachment files, in the data directory, each named by its SHA-256:
 
     attachments/<sha256 hex>           a file held whole (sent from here, or received and checked)
-    attachments/partial/<sha256 hex>   a file being received, written in order from its start
+    attachments/partial/<link id hex>.<sha256 hex>
+                                       a file being received on one link, written in order
     attachments/upload/<random>        a file being uploaded by an operator, until it is hashed
 
 A file is only ever renamed into place after its bytes are on disk (fsync) and hash to its name,
-so a name in `attachments/` is a promise about the content. Uploads over the size limit are
-refused as they arrive, not after: the disk never holds more than the limit for one.
+so a name in `attachments/` is a promise about the content. A file being received is kept apart
+per link: two links bringing the same file never write into one another's (a peer's wrong bytes
+would land in a file another link's checked hash then vouches for), and what is signed for on a
+link is bytes that came on it (issue 13, item 6; docs/link.md §6). Uploads over the size limit
+are refused as they arrive, not after: the disk never holds more than the limit for one.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class FileStore:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         for leftover in self.upload_dir.iterdir():  # an upload cut off by a crash: never named
             leftover.unlink(missing_ok=True)
+        for shared in self.partial_dir.glob("[0-9a-f]" * 64):  # from before partials were per
+            shared.unlink(missing_ok=True)  # link: its bytes may have come on any; fetched anew
 
     def path(self, sha256: bytes) -> Path:
         return self.root / sha256.hex()
@@ -86,9 +92,9 @@ class FileStore:
             os.replace(tmp, self.path(sha256))
             sync_dir(self.root)
 
-    async def partial(self, sha256: bytes, durable: int) -> PartialFile:
-        """Open a file being received, in a thread: reopening rehashes what is held."""
-        return await asyncio.to_thread(PartialFile, self, sha256, durable)
+    async def partial(self, link_id: bytes, sha256: bytes, durable: int) -> PartialFile:
+        """Open a file being received on a link, in a thread: reopening rehashes what is held."""
+        return await asyncio.to_thread(PartialFile, self, link_id, sha256, durable)
 
 
 class PartialFile:
@@ -96,10 +102,10 @@ class PartialFile:
     known durable is cut off, and the durable prefix is hashed again (a hash's state cannot be
     saved, and rereading at disk speed costs less than a resend)."""
 
-    def __init__(self, files: FileStore, sha256: bytes, durable: int) -> None:
+    def __init__(self, files: FileStore, link_id: bytes, sha256: bytes, durable: int) -> None:
         self.files = files
         self.sha256 = sha256
-        self.path = files.partial_dir / sha256.hex()
+        self.path = files.partial_dir / f"{link_id.hex()}.{sha256.hex()}"
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             size = os.fstat(self.fd).st_size

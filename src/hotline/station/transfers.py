@@ -4,6 +4,10 @@ As receiver, it fetches every file named by an envelope it holds, in order, a wi
 writing to `attachments/partial/` and recording durable progress every PERSIST_EVERY bytes (an
 fsync, then a row), so a crash or a lost path costs at most that much again. A file that hashes
 right is moved into place and a signed Held statement goes back for each message naming it.
+A Held statement is signed only for bytes that came on this link: a file held here already is
+fetched again unless it came whole on this same link before, so a peer that names the hash of an
+upload never sent, or of a file from another link, learns nothing and gets no statement for
+bytes it never had (issue 13, item 6; docs/link.md §6).
 
 As sender, it answers the peer's Wants from the files it sent on this link (and no others),
 one chunk at a time, yielding to the event loop so a FLASH envelope never waits behind a map;
@@ -55,6 +59,8 @@ class _Incoming:
     shown_ns: int = 0
     finishing: bool = False
     opening: bool = False
+    checking: bool = False  # asking the store whether it came whole on this link before
+    arrived: bool = False  # it did: signed for again without a fetch
 
 
 @dataclass(slots=True)
@@ -172,9 +178,25 @@ class Transfers:
         if incoming is None:
             fetch = Fetch(attachment.sha256, attachment.size, durable)
             incoming = self.incoming[attachment.sha256] = _Incoming(fetch, [], durable=durable)
+            if self.files.size_of(attachment.sha256) == attachment.size:
+                incoming.checking = True  # held here: did it come on this link? Ask first
+                self._spawn(self._check_arrived(attachment.sha256, incoming))
         incoming.waiting.append((envelope, index))
-        if self.files.size_of(attachment.sha256) == attachment.size:
-            self._finish_soon(attachment.sha256)  # held already: sent before, or mine
+
+    async def _check_arrived(self, sha256: bytes, incoming: _Incoming) -> None:
+        """A file held here whole is signed for at once only if its bytes came whole on this
+        link before; one uploaded here, sent from here or brought by another link is fetched
+        like any other, so the peer cannot learn that it is here nor be signed for it without
+        sending it (issue 13, item 6)."""
+        try:
+            size = await self._store(lambda s: s.received_file(self.link_id, sha256))
+        finally:
+            incoming.checking = False
+        if size == incoming.fetch.size and self.files.size_of(sha256) == size:
+            incoming.arrived = True
+            self._finish_soon(sha256)
+        else:
+            self._restart_fetches()
 
     def _restart_fetches(self) -> None:
         core = self.runtime.core
@@ -183,7 +205,7 @@ class Transfers:
             return
         now = time.time_ns()
         for sha256, incoming in list(self.incoming.items()):
-            if incoming.fetch.sid is not None or incoming.finishing:
+            if incoming.fetch.sid is not None or incoming.finishing or incoming.checking:
                 continue
             if incoming.persisting is not None or now < incoming.failed_until_ns:
                 continue
@@ -200,12 +222,12 @@ class Transfers:
 
     async def _open(self, sha256: bytes, incoming: _Incoming) -> None:
         try:
-            incoming.file = await self.files.partial(sha256, incoming.durable)
+            incoming.file = await self.files.partial(self.link_id, sha256, incoming.durable)
         except OSError as exc:
             self._disk_failed(incoming, exc)
         finally:
             incoming.opening = False
-        if incoming.finishing and incoming.file is not None:  # found whole meanwhile
+        if incoming.finishing and incoming.file is not None:  # not needed after all
             file, incoming.file = incoming.file, None
             await asyncio.to_thread(file.discard)
         elif incoming.file is not None:
@@ -270,11 +292,11 @@ class Transfers:
             await asyncio.gather(incoming.persisting, return_exceptions=True)
         file, incoming.file = incoming.file, None
         try:
-            if self.files.size_of(sha256) == incoming.fetch.size:  # whole here already
+            if incoming.arrived:  # came whole on this link before: nothing was fetched
                 if file is not None:
                     await asyncio.to_thread(file.discard)
-                good = True
-            else:
+                good = self.files.size_of(sha256) == incoming.fetch.size
+            else:  # the bytes that came on this link, checked (another link's copy is no proof)
                 good = file is not None and await asyncio.to_thread(file.finish)
         except OSError as exc:
             incoming.finishing = False
@@ -289,7 +311,7 @@ class Transfers:
             await self._store(lambda s: s.record_progress(self.link_id, "in", sha256, 0))
             incoming.durable, incoming.fetch.held, incoming.fetch.sid = 0, 0, None
             incoming.failed_until_ns = time.time_ns() + RETRY_AFTER_NS
-            incoming.finishing = False
+            incoming.finishing = incoming.arrived = False
             return
         # Taken and forgotten at once: a message naming the file from now on finds it on disk.
         del self.incoming[sha256]

@@ -87,6 +87,17 @@ class AttachmentRecords(SqlBackend):
         )
         return int(rows[0][0]) if rows else None
 
+    def received_file(self, link_id: bytes, sha256: bytes) -> int | None:
+        """The size of a file whose bytes came whole on this link (we signed for it), or None: a
+        file held here from anywhere else is fetched again before a Held names it (issue 13,
+        item 6)."""
+        rows = self._rows(
+            "SELECT size FROM attachments WHERE sha256 = ? AND link_id = ? AND side = 'in' "
+            "AND statement IS NOT NULL LIMIT 1",
+            (sha256, link_id),
+        )
+        return int(rows[0][0]) if rows else None
+
     def record_progress(self, link_id: bytes, side: str, sha256: bytes, held: int) -> None:
         """How many bytes of a file the receiver holds, on every pending row naming it."""
         with self.transaction():
