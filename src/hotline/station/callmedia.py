@@ -11,9 +11,9 @@ which path delivered it first. Nothing here decides the call's fate; the call de
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,9 @@ import numpy as np
 
 from hotline.errors import MediaError
 from hotline.protocol.media import AudioFrame, MediaOpener, MediaSealer, Probe, ProbeReply
-from hotline.station.audio import OpusDecoder, OpusEncoder, level_dbfs, mix_minus
+from hotline.station.audio import OpusDecoder, OpusEncoder, level_dbfs, mix, mix_minus
 from hotline.station.jitter import JitterBuffer
-from hotline.station.participants import Participant
+from hotline.station.participants import MAX_QUEUED_FRAMES, Participant
 from hotline.station.pathstats import PathStats
 from hotline.station.recording import OggOpusRecorder
 from hotline.station.udp import MediaSockets
@@ -38,6 +38,12 @@ PROBE_EVERY_NS = 500 * MS
 UDP_QUIET_NS = 1000 * MS  # no authentic datagram for this long: the peer should use TCP too
 TCP_PATH = 255  # the `path` of a frame that went over a TCP session
 SPEAKING_DBFS = -45.0
+FEEDING_FRAMES = 3  # a speaker whose microphone is silent this long no longer holds frames back
+ALIGN_SLACK_NS = MS // 2  # play this long after a packet is due, so the buffer counts it due
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,7 @@ class MediaSettings:
     bitrate: int
     udp: bool
     all_paths: bool
+    jitter_min_ms: int
     record_dir: Path | None  # where to write the recordings, or None: not recorded
 
 
@@ -84,13 +91,18 @@ class CallMedia:
         self.last_udp_ns = self.last_tcp_ns = 0
         self.used: set[str] = set()  # "udp", "tcp": what has carried the peer's audio
         self.recordings: list[dict[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._play_timer: asyncio.TimerHandle | None = None
+        self._send_at = self._play_at = 0.0
+        # The local speakers' last frames, for the others at this station to hear (N-1): kept
+        # from sending until the next playout beat, at most two, as the two clocks may drift.
+        self._local: deque[dict[str, np.ndarray]] = deque(maxlen=2)
         self._probe_id = self._probe_ns = 0
         frame_ms = settings.frame_ms
         self.frame_ns = frame_ms * MS
         self.encoder = OpusEncoder(frame_ms, settings.bitrate)
         self.decoder = OpusDecoder(frame_ms)
-        self.buffer = JitterBuffer(frame_ms)
+        self.buffer = JitterBuffer(frame_ms, min_delay_ms=settings.jitter_min_ms)
         self.frame_samples = 48 * frame_ms
         self.seq = 0
         self.sent_rec: OggOpusRecorder | None = None
@@ -103,18 +115,33 @@ class CallMedia:
                 stem.with_name(f"{stem.name}-received.opus"), frame_ms
             )
 
-    # -- the clock of the call -------------------------------------------------------------------
+    # -- the clocks of the call ------------------------------------------------------------------
+    # Two clocks, so that neither adds a frame of waiting. Sending follows the speakers: a frame
+    # goes out as soon as every live speaker's is in (a timer sends silence when nobody feeds).
+    # Playing follows the peer: the playout clock starts its beat when the jitter buffer's first
+    # packet is due, so the buffer's target delay is all it adds, not up to a frame more.
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        for participant in self.participants.values():
+            self.attach(participant)
+        now = self._loop.time()
+        self._send_at = self._play_at = now + self.frame_ns / 1e9
+        self._send_timer = self._loop.call_at(self._send_at, self._on_send_timer)
+        self._play_timer = self._loop.call_at(self._play_at, self._on_play_timer)
+
+    def attach(self, participant: Participant) -> None:
+        """A participant whose microphone frames should be sent as soon as they come."""
+        participant.on_mic = self._on_mic
 
     async def stop(self) -> list[dict[str, Any]]:
         """Stop sending and playing; seal the recordings: their names, hashes and sizes."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for timer in (self._send_timer, self._play_timer):
+            if timer is not None:
+                timer.cancel()
+        self._send_timer = self._play_timer = None
+        for participant in self.participants.values():
+            participant.on_mic = _nothing
         for name, recorder in (("sent", self.sent_rec), ("received", self.received_rec)):
             if recorder is not None:
                 sha, size = await asyncio.to_thread(recorder.close)
@@ -122,39 +149,90 @@ class CallMedia:
         self.sent_rec = self.received_rec = None
         return self.recordings
 
-    async def _run(self) -> None:
-        period = self.settings.frame_ms / 1000
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        tick = 0
-        while True:
-            tick += 1
-            await asyncio.sleep(max(0.0, start + tick * period - loop.time()))
-            try:
-                self._frame(time.time_ns())
-            except Exception:  # a bad frame must not end the call's audio
-                log.exception("call %s: a media frame failed", self.call_id.hex()[:8])
-            behind = loop.time() - (start + tick * period)
-            if behind > 10 * period:  # the loop was stalled: start the clock again from now
-                start, tick = loop.time(), 0
+    def _on_mic(self) -> None:
+        """A microphone frame came: send every frame for which all live speakers' are in."""
+        if self._send_timer is None:
+            return
+        now = time.monotonic_ns()
+        live = [
+            p
+            for p in self.participants.values()
+            if not p.muted and p.feeding(now, FEEDING_FRAMES * self.frame_ns)
+        ]
+        sent = 0
+        while live and all(p.queued for p in live) and sent < MAX_QUEUED_FRAMES:
+            self._guarded(self._send_frame)
+            sent += 1
+        if sent:  # the timer is only for when nobody feeds: push it back past the next frame
+            self._send_at = self._loop.time() + 1.5 * self.frame_ns / 1e9
+            self._send_timer.cancel()
+            self._send_timer = self._loop.call_at(self._send_at, self._on_send_timer)
 
-    def _frame(self, now_ns: int) -> None:
-        peer = self._play(now_ns)
-        speakers = {pid: p.take_frame(self.frame_samples) for pid, p in self.participants.items()}
-        speaking = {pid: f for pid, f in speakers.items() if not self.participants[pid].muted}
-        outgoing, heard = mix_minus(speaking, peer, list(self.participants))
+    def _on_send_timer(self) -> None:
+        self._guarded(self._send_frame)
+        self._send_at = self._next_beat(self._send_at)
+        self._send_timer = self._loop.call_at(self._send_at, self._on_send_timer)
+
+    def _on_play_timer(self) -> None:
+        self._guarded(self._play_frame)
+        self._play_at = self._next_beat(self._play_at, self._play_due())
+        self._play_timer = self._loop.call_at(self._play_at, self._on_play_timer)
+
+    def _next_beat(self, at: float, due: float | None = None) -> float:
+        """The beat after `at`: a frame later, moved towards `due` by at most 5% of a frame, so
+        that a listener's device, which follows the beat, hears no jump."""
+        period = self.frame_ns / 1e9
+        at += period
+        if due is not None:
+            at = min(max(due, at - period / 20), at + period / 20)
+        now = self._loop.time()
+        if now - at > 10 * period:  # the loop was stalled: beat again from now
+            at = now + period
+        return at
+
+    def _play_due(self) -> float | None:
+        """When, on the loop's clock, the jitter buffer's next frame is due."""
+        due_ns = self.buffer.due_ns()
+        if due_ns is None:
+            return None
+        return self._loop.time() + (due_ns - time.time_ns() + ALIGN_SLACK_NS) / 1e9
+
+    def _align_playout(self) -> None:
+        """While the buffer waits to start, put the playout beat where its first packet is due:
+        a jump is heard by nobody yet."""
+        at = self._play_due()
+        if at is None or self._play_timer is None:
+            return
+        if abs(at - self._play_at) > ALIGN_SLACK_NS / 1e9:
+            self._play_timer.cancel()
+            self._play_at = at
+            self._play_timer = self._loop.call_at(at, self._on_play_timer)
+
+    def _guarded(self, work: Callable[[int], None]) -> None:
+        try:
+            work(time.time_ns())
+        except Exception:  # a bad frame must not end the call's audio
+            log.exception("call %s: a media frame failed", self.call_id.hex()[:8])
+
+    def _send_frame(self, now_ns: int) -> None:
+        frames = {pid: p.take_frame(self.frame_samples) for pid, p in self.participants.items()}
+        speaking = {pid: f for pid, f in frames.items() if not self.participants[pid].muted}
         for pid, participant in self.participants.items():
-            participant.speaking = pid in speaking and level_dbfs(speakers[pid]) > SPEAKING_DBFS
-            participant.deliver(heard[pid])
+            participant.speaking = pid in speaking and level_dbfs(frames[pid]) > SPEAKING_DBFS
+        self._local.append(speaking)
+        outgoing = mix(list(speaking.values()), self.frame_samples)
         self._send_audio(self.encoder.encode(outgoing), now_ns)
         if now_ns - self._probe_ns >= PROBE_EVERY_NS:
             self._probe(now_ns)
 
-    def _play(self, now_ns: int) -> np.ndarray | None:
+    def _play_frame(self, now_ns: int) -> None:
+        """What each participant hears for one frame: the peer and the other local speakers."""
         playout = self.buffer.pop(now_ns)
-        if playout is None:
-            return None
-        return self.decoder.play(playout)
+        peer = None if playout is None else self.decoder.play(playout)
+        local = self._local.popleft() if self._local else {}
+        _, heard = mix_minus(local, peer, list(self.participants), self.frame_samples)
+        for pid, participant in self.participants.items():
+            participant.deliver(heard[pid])
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -223,6 +301,8 @@ class CallMedia:
         match payload:
             case AudioFrame():
                 outcome = self.buffer.push(payload.seq, payload.timestamp, payload.opus, now_ns)
+                if outcome == "accepted" and not self.buffer.playing:
+                    self._align_playout()
                 self.used.add("tcp" if index == TCP_PATH else "udp")
                 if index != TCP_PATH:
                     first = outcome == "accepted"

@@ -184,6 +184,8 @@ class CallDesk:
             raise CallRefused(f"a participant is one of {', '.join(ROLES)}")
         participant = Participant(secrets.token_hex(4), person, role, sink)
         live.participants[participant.id] = participant
+        if live.media is not None:
+            live.media.attach(participant)
         log.info("call %s: %s joined as %s", call_id.hex()[:8], person, role)
         self._publish(live.call, "joined", person=person, role=role)
         return participant
@@ -299,6 +301,7 @@ class CallDesk:
             self.settings.bitrate,
             self.settings.udp,
             self.settings.all_paths,
+            self.settings.jitter_min_ms,
             self.recordings if call.recorded else None,
         )
         media = CallMedia(

@@ -130,6 +130,9 @@ class CallsSection(msgspec.Struct, forbid_unknown_fields=True):
     record: bool = False  # record every call (a link's link.toml can say otherwise)
     udp: bool = True  # false: media over the TCP sessions only (where UDP is blocked)
     all_paths: bool = True  # every media frame on every live path; false: on the best one only
+    # The least the jitter buffer holds a frame beyond the fastest transit; above it the buffer
+    # follows the recent spread of arrivals by itself (docs/calls.md, "The jitter buffer").
+    jitter_min_ms: int = 5
 
 
 class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -185,7 +188,8 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"bitrate = {self.calls.bitrate}\n"
             f"record = {'true' if self.calls.record else 'false'}\n"
             f"udp = {'true' if self.calls.udp else 'false'}\n"
-            f"all_paths = {'true' if self.calls.all_paths else 'false'}\n\n"
+            f"all_paths = {'true' if self.calls.all_paths else 'false'}\n"
+            f"jitter_min_ms = {self.calls.jitter_min_ms}\n\n"
             '# Machine drafts for the translators: kind = "none", "ctranslate2" (model = an\n'
             '# .argosmodel file) or "libretranslate" (url = a server you run). See\n'
             "# docs/operations.md, Translation engines.\n"
@@ -225,6 +229,8 @@ def _check_calls(calls: CallsSection) -> None:
         raise ValueError("calls.frame_ms must be 10 or 20")
     if not 6000 <= calls.bitrate <= 128000:
         raise ValueError("calls.bitrate must be between 6000 and 128000 bits per second")
+    if not 0 <= calls.jitter_min_ms <= 200:
+        raise ValueError("calls.jitter_min_ms must be between 0 and 200 ms")
     if not 5 <= calls.ring_timeout_s <= 600:
         raise ValueError("calls.ring_timeout_s must be between 5 and 600 s")
 

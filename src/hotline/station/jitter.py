@@ -100,6 +100,21 @@ class JitterBuffer:
         """The interarrival jitter of RFC 3550 §6.4.1, a figure for the call record."""
         return self._jitter_ns / 1e6
 
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    def due_ns(self) -> int | None:
+        """When the next frame should play: its timestamp's time, plus the fastest recent transit,
+        plus the target delay (by then 95% of recent packets had come). While waiting to start,
+        when `pop` will start (the first packet's arrival plus the target). A playout clock beats
+        near this rather than wherever it happens to fall, which would add up to a frame of delay.
+        None when there is nothing to play."""
+        if not self._playing:
+            return self._start_ns + self._target_ns if self._buf else None
+        assert self._next_ts is not None
+        return self._next_ts * 1_000_000_000 // RATE + min(self._transits) + self._target_ns
+
     def figures(self) -> dict[str, int]:
         """The counters and delays (ms), for the station's status and the call record."""
         counters = ("received", "played", "lost", "concealed", "recovered_fec", "late")

@@ -36,6 +36,10 @@ class Participant:
     _mic: deque[np.ndarray] = field(default_factory=deque)
     self_muted: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    last_mic_ns: int = 0  # when their microphone last sent a frame
+    # The call's media sends as soon as every speaker's frame is in, rather than on a tick
+    # (which would add up to a frame of delay); it sets this hook when the audio starts.
+    on_mic: Callable[[], None] = lambda: None
 
     @property
     def muted(self) -> bool:
@@ -44,9 +48,19 @@ class Participant:
     def mic(self, frame: np.ndarray) -> None:
         """A frame from this person's microphone."""
         self._mic.append(frame)
+        self.last_mic_ns = time.monotonic_ns()
         while len(self._mic) > MAX_QUEUED_FRAMES:
             self._mic.popleft()
             self.dropped += 1
+        self.on_mic()
+
+    @property
+    def queued(self) -> int:
+        return len(self._mic)
+
+    def feeding(self, now_ns: int, within_ns: int) -> bool:
+        """Whether their microphone sent a frame lately (`now_ns` on the monotonic clock)."""
+        return now_ns - self.last_mic_ns < within_ns
 
     def take_frame(self, samples: int) -> np.ndarray:
         """The next microphone frame, or silence if none came in time."""
