@@ -327,6 +327,24 @@ def test_timestamps_wrap_at_32_bits() -> None:
     )
 
 
+def test_the_buffer_says_when_its_next_frame_is_due() -> None:
+    """A playout clock beats where the buffer's frames are due, not at a tick of its own that
+    would hold each frame up to a period longer."""
+    buffer = JitterBuffer(min_delay_ms=5)
+    assert buffer.due_ns() is None  # nothing to play
+    buffer.push(0, 0, b"0", 5 * MS)  # 5 ms of transit
+    assert buffer.due_ns() == 10 * MS  # its arrival and the 5 ms target
+    assert buffer.pop(buffer.due_ns() or 0) == Playout("packet", 0, b"0")
+    buffer.push(1, 960, b"1", 26 * MS)  # 1 ms slower than the fastest: within the 5 ms target
+    assert buffer.due_ns() == 30 * MS  # its time (20 ms), the fastest transit and the target
+    buffer.pop(30 * MS)
+    assert buffer.delay_ms == buffer.target_delay_ms == 5
+    for seq in range(2, 12):  # a spread of 12 ms in the transits: the target follows it
+        buffer.push(seq, seq * 960, str(seq).encode(), seq * FRAME_NS + (17 if seq % 2 else 5) * MS)
+    assert buffer.target_delay_ms == 12
+    assert buffer.due_ns() == 40 * MS + 5 * MS + 12 * MS
+
+
 def test_packets_far_ahead_are_refused() -> None:
     buffer = JitterBuffer()
     buffer.push(0, 0, b"0", 0)
