@@ -43,7 +43,12 @@ class Softphone:
         url = f"ws://{api}/api/v1/calls/{call_id}/media?person={quote(person)}&role={quote(role)}"
         self._stack = contextlib.ExitStack()  # the connection is a context: closed by close()
         self.ws: ClientConnection = self._stack.enter_context(
-            connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**20)
+            connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {token}"},
+                max_size=2**20,
+                compression=None,  # raw PCM: deflating it costs CPU and saves little
+            )
         )
         hello = json.loads(self.ws.recv(timeout=5))
         if hello.get("type") != "joined":

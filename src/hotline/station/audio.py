@@ -219,7 +219,9 @@ def mix(frames: Sequence[Pcm], samples: int | None = None) -> Pcm:
     n = samples if samples is not None else (len(frames[0]) if frames else None)
     if n is None:
         raise ValueError("mixing no frames needs their length")
-    return _saturate(_sum(frames, n))
+    if len(frames) == 1 and frames[0].shape == (n,):
+        return frames[0]  # one voice, the usual case: nothing to add up
+    return _saturate(_sum(frames, n))  # (which refuses frames of another length)
 
 
 def mix_minus(
@@ -231,6 +233,10 @@ def mix_minus(
     n = samples if samples is not None else (len(frames[0]) if frames else None)
     if n is None:
         raise ValueError("mixing no frames needs their length")
+    if not local:  # nobody speaks here (the usual case at the listening end): all hear the peer
+        silence = np.zeros(n, np.int16)
+        heard_peer = silence if peer is None else mix([peer], n)
+        return silence, {who: heard_peer for who in listeners}
     speakers = _sum(list(local.values()), n)
     everyone = speakers + _sum([] if peer is None else [peer], n)
     heard = {

@@ -200,16 +200,20 @@ async def _receive_frames(websocket: WebSocket, participant: Participant, sample
 async def _send_frames(
     websocket: WebSocket, outbound: asyncio.Queue[bytes], participant: Participant
 ) -> None:
-    ended = asyncio.create_task(participant.changed.wait())
+    """The frames this person hears, as they come; at the call's end, say so and close. One
+    waiter for the end puts an empty item in the queue, rather than a task per frame."""
+
+    async def end_marker() -> None:
+        await participant.changed.wait()
+        if outbound.full():
+            outbound.get_nowait()
+        outbound.put_nowait(b"")
+
+    ended = asyncio.create_task(end_marker())
     try:
-        while True:
-            frame = asyncio.create_task(outbound.get())
-            done, _ = await asyncio.wait({frame, ended}, return_when=asyncio.FIRST_COMPLETED)
-            if ended in done:
-                frame.cancel()
-                await websocket.send_json({"type": "ended"})
-                await websocket.close()
-                return
-            await websocket.send_bytes(frame.result())
+        while frame := await outbound.get():
+            await websocket.send_bytes(frame)
+        await websocket.send_json({"type": "ended"})
+        await websocket.close()
     finally:
         ended.cancel()

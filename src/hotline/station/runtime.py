@@ -293,6 +293,9 @@ class Station:
             http=guarded_http(HeadWaits()),
             timeout_keep_alive=5,
             limit_concurrency=1000,
+            # The only WebSocket carries a call's raw PCM, which compresses poorly: deflating
+            # it cost more CPU per frame than sealing and sending it on two paths.
+            ws_per_message_deflate=False,
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
