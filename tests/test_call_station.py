@@ -249,6 +249,36 @@ def test_loss_on_one_path_and_then_its_cut_are_not_heard(relayed: Any) -> None:
     call.end()
 
 
+def test_a_call_on_one_path_moves_to_the_other_when_its_path_is_cut(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    london, moscow = stations
+    for station in stations:
+        _set_calls(station, all_paths=False)
+    relay = _start_relayed(london, moscow)
+    try:
+        call = Call(london, moscow)
+        spoken = speech_like(4.0, seed=5)
+        call.at_moscow.start(None)
+        done: list[bool] = []
+        call.at_london.start(spoken, on_done=lambda: done.append(True))
+        time.sleep(1.5)
+        sent = [p["sent"] for p in call.status(london)["media"]["paths"]]
+        used = sent.index(max(sent))
+        assert min(sent) == 0  # one path carries the frames, the other only probes
+        relay.set_loss(used, 1.0)  # that path's cable is cut, silently, both ways
+        _wait(lambda: done, "London to finish speaking")
+        time.sleep(0.5)
+        media = call.status(moscow)["media"]
+        after = [p["sent"] for p in call.status(london)["media"]["paths"]]
+        assert after[1 - used] > 100, after  # the rest of the speech went on the other path
+        # Three probes of 60 ms unanswered, and the frames on their way: a fifth of a second.
+        assert media["received"]["lost"] + media["received"]["concealed"] <= 15, media
+        call.end()
+    finally:
+        relay.close()
+
+
 def test_blocked_udp_falls_back_to_tcp(relayed: Any) -> None:
     london, moscow, relay = relayed
     relay.set_loss(0, 1.0)

@@ -236,7 +236,7 @@ def mix_minus(
     if not local:  # nobody speaks here (the usual case at the listening end): all hear the peer
         silence = np.zeros(n, np.int16)
         heard_peer = silence if peer is None else mix([peer], n)
-        return silence, {who: heard_peer for who in listeners}
+        return silence, dict.fromkeys(listeners, heard_peer)
     speakers = _sum(list(local.values()), n)
     everyone = speakers + _sum([] if peer is None else [peer], n)
     heard = {

@@ -35,6 +35,12 @@ __all__ = ["CallMedia", "MediaSettings"]
 log = logging.getLogger("hotline.media")
 MS = 1_000_000
 PROBE_EVERY_NS = 500 * MS
+# With every frame on one path, a cut must be noticed within a few frames' worth of probes: the
+# path is left once three probes in a row went unanswered.
+SINGLE_PATH_PROBE_EVERY_NS = 60 * MS
+PROBES_MISSED = 3
+PROBE_GRACE_NS = 20 * MS  # and the round trip of the last one
+ECHO_NS = 2000 * MS  # a probe's answer later than this is not a round trip worth counting
 UDP_QUIET_NS = 1000 * MS  # no authentic datagram for this long: the peer should use TCP too
 TCP_PATH = 255  # the `path` of a frame that went over a TCP session
 SPEAKING_DBFS = -45.0
@@ -98,6 +104,7 @@ class CallMedia:
         # from sending until the next playout beat, at most two, as the two clocks may drift.
         self._local: deque[dict[str, np.ndarray]] = deque(maxlen=2)
         self._probe_id = self._probe_ns = 0
+        self._probe_every_ns = PROBE_EVERY_NS if settings.all_paths else SINGLE_PATH_PROBE_EVERY_NS
         frame_ms = settings.frame_ms
         self.frame_ns = frame_ms * MS
         self.encoder = OpusEncoder(frame_ms, settings.bitrate)
@@ -222,7 +229,7 @@ class CallMedia:
         self._local.append(speaking)
         outgoing = mix(list(speaking.values()), self.frame_samples)
         self._send_audio(self.encoder.encode(outgoing), now_ns)
-        if now_ns - self._probe_ns >= PROBE_EVERY_NS:
+        if now_ns - self._probe_ns >= self._probe_every_ns:
             self._probe(now_ns)
 
     def _play_frame(self, now_ns: int) -> None:
@@ -242,7 +249,7 @@ class CallMedia:
         self.figures.frames_sent += 1
         if self.sent_rec is not None:
             self.sent_rec.write(opus, seq * self.frame_samples)
-        for index in self._udp_paths():
+        for index in self._udp_paths(now_ns):
             datagram = self.sealer.seal(AudioFrame(seq, timestamp, index, 0, opus))
             if self.sockets.send(index, datagram, self.peer_addresses[index]):
                 self.paths[index].sent += 1
@@ -252,17 +259,18 @@ class CallMedia:
             if self.send_tcp(datagram):
                 self.figures.tcp_frames_sent += 1
 
-    def _udp_paths(self) -> list[int]:
+    def _udp_paths(self, now_ns: int) -> list[int]:
         if not self.settings.udp:
             return []
         if self.settings.all_paths:
             return list(range(len(self.paths)))
-        return [min(self.paths, key=lambda p: p.rank()).index]
+        dead_after_ns = PROBES_MISSED * self._probe_every_ns + PROBE_GRACE_NS
+        return [min(self.paths, key=lambda p: p.rank(now_ns, dead_after_ns)).index]
 
     def _probe(self, now_ns: int) -> None:
         self._probe_ns = now_ns
         self._probe_id = (self._probe_id + 1) & 0xFFFFFFFF
-        for index in self._udp_paths() if not self.settings.all_paths else range(len(self.paths)):
+        for index in range(len(self.paths)):  # every path, used or not: a round trip for each
             datagram = self.sealer.seal(Probe(index, self._probe_id, now_ns))
             self.sockets.send(index, datagram, self.peer_addresses[index])
 
@@ -314,8 +322,10 @@ class CallMedia:
             case Probe() if index != TCP_PATH:
                 reply = self.sealer.seal(ProbeReply(index, payload.probe_id, payload.sent_ns))
                 self.sockets.send(index, reply, self.peer_addresses[index])
-            case ProbeReply() if index != TCP_PATH and payload.probe_id == self._probe_id:
-                self.paths[index].rtt(now_ns - payload.echo_ns)
+            # Any recent probe's answer counts (a round trip may be longer than the probes'
+            # interval); the time it echoes is ours, sealed, so it cannot be forged.
+            case ProbeReply() if index != TCP_PATH and 0 <= now_ns - payload.echo_ns < ECHO_NS:
+                self.paths[index].rtt(now_ns - payload.echo_ns, now_ns)
 
     # -- what people and the record see ----------------------------------------------------------
 

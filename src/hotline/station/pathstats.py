@@ -19,6 +19,7 @@ class PathStats:
     received: int = 0  # authentic audio datagrams, first copies or not
     first: int = 0  # frames this path delivered before any other path
     rtt_ns: int | None = None
+    answered_ns: int = 0  # when a probe on this path was last answered
     jitter_ns: float = 0.0
     last_heard_ns: int = 0
     _lowest: int | None = None
@@ -39,8 +40,8 @@ class PathStats:
             self.jitter_ns += (abs(transit - self._transit) - self.jitter_ns) / 16
         self._transit = transit
 
-    def rtt(self, rtt_ns: int) -> None:
-        self.rtt_ns = rtt_ns
+    def rtt(self, rtt_ns: int, now_ns: int) -> None:
+        self.rtt_ns, self.answered_ns = rtt_ns, now_ns
 
     @property
     def loss(self) -> float:
@@ -50,9 +51,11 @@ class PathStats:
         expected = self._highest - self._lowest + 1
         return max(0.0, 1 - self.received / expected) if expected > 0 else 0.0
 
-    def rank(self) -> tuple[bool, int]:
-        """For a call restricted to one path: the one heard lately with the lowest round trip."""
-        return (self.rtt_ns is None, self.rtt_ns or 0)
+    def rank(self, now_ns: int, dead_after_ns: int) -> tuple[bool, int]:
+        """For a call restricted to one path: a path whose probes were answered lately, with the
+        lowest round trip; one whose answers stopped comes after every live one."""
+        answered = self.rtt_ns is not None and now_ns - self.answered_ns < dead_after_ns
+        return (not answered, self.rtt_ns or 0)
 
     def to_json(self, now_ns: int) -> dict[str, Any]:
         return {
