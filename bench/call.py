@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -891,8 +892,19 @@ def main() -> None:
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"which parts to run (of {', '.join(PARTS)})"
     )
+    parser.add_argument(
+        "--calls", help="the concurrency rounds, as numbers of calls (default 2,5,10,20; quick: 2)"
+    )
     args = parser.parse_args()
     plan, parts = QUICK if args.quick else FULL, set(args.parts.split(","))
+    if args.calls:
+        try:
+            rounds = tuple(int(n) for n in args.calls.split(","))
+        except ValueError:
+            parser.error(f"--calls takes numbers separated by commas, not {args.calls!r}")
+        if not rounds or min(rounds) < 1 or max(rounds) > 40:
+            parser.error("--calls takes numbers of calls from 1 to 40")
+        plan = dataclasses.replace(plan, concurrency=rounds)
     if parts - set(PARTS):
         parser.error(f"unknown parts {sorted(parts - set(PARTS))}")
 
