@@ -34,8 +34,8 @@ class _Entry:
     opus: bytes
 
 
-_WINDOW_MS = 2000  # the delays the target follows: long enough for a percentile, short to recover
-_QUANTILE = 0.95  # cover 95% of recent delays; rarer stragglers are concealed, then refused late
+_WINDOW_MS = 4000  # the delays the target follows: long enough for a percentile, short to recover
+_QUANTILE = 0.99  # cover 99% of recent delays; rarer stragglers are concealed, then refused late
 _HOLD_NS = 500_000_000  # an excess must last this long before a (quiet) frame is dropped
 _FORCE_NS = 1_000_000_000  # and then, if no frame was quiet (speech pauses often), any frame
 _HORIZON_MS = 1000  # beyond the playout point by more than max delay + this: refused as "early"
@@ -46,7 +46,7 @@ _SEEN = 1024  # sequence numbers remembered to tell a duplicate from a late pack
 class JitterBuffer:
     """Reorders packets by timestamp (48 kHz samples) and plays one frame per `pop`.
 
-    The target delay is the 95th percentile of recent transit times above the fastest
+    The target delay is the 99th percentile of recent transit times (4 s) above the fastest
     (clamped to [min, max]). It grows by itself: a frame whose packet is not there yet is
     concealed without moving on (the delay grows by a frame); it shrinks by dropping a frame
     once the buffer has held more than target + one frame for `_HOLD_NS`: a quiet one (a packet
@@ -106,7 +106,7 @@ class JitterBuffer:
 
     def due_ns(self) -> int | None:
         """When the next frame should play: its timestamp's time, plus the fastest recent transit,
-        plus the target delay (by then 95% of recent packets had come). While waiting to start,
+        plus the target delay (by then 99% of recent packets had come). While waiting to start,
         when `pop` will start (the first packet's arrival plus the target). A playout clock beats
         near this rather than wherever it happens to fall, which would add up to a frame of delay.
         None when there is nothing to play."""
