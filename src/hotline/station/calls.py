@@ -90,6 +90,11 @@ class CallDesk:
         self.interrupted: set[bytes] = set()  # calls a stop cut short: their records are written
         self._tasks: set[asyncio.Task[None]] = set()
         self._noted_ns = self._stats_ns = 0
+        self._effects: deque[Effects] = deque()  # waiting behind a note (_apply)
+        self._noting: asyncio.Task[None] | None = None
+        # Calls noted before their ringing, answer or busy went out (keyed by what was noted:
+        # a call answered here is noted again as answered).
+        self._noted_calls: set[tuple[bytes, CallState]] = set()
 
     @property
     def name(self) -> str:
@@ -237,6 +242,39 @@ class CallDesk:
                 self._spawn(self._note(call_id))
 
     def _apply(self, effects: Effects) -> None:
+        """Send the frames and act on the events, in the order the table made them. A call that
+        starts ringing here, is answered here or is refused as busy is noted in the store before
+        the frame that tells the peer leaves: a station killed just after it still writes that
+        call's record at its next start, as the peer will."""
+        self._effects.append(effects)
+        if self._noting is None:
+            self._run_effects()
+
+    def _run_effects(self) -> None:
+        while self._effects:
+            first = self._effects[0]
+            unnoted = [c for c in _to_note(first) if (c.call_id, c.state) not in self._noted_calls]
+            if unnoted:  # the rest waits behind the note, so nothing overtakes this frame
+                self._noting = asyncio.create_task(self._note_then_run(unnoted))
+                self._tasks.add(self._noting)  # a shutdown waits for it like any bookkeeping
+                self._noting.add_done_callback(self._task_done)
+                return
+            self._effects.popleft()
+            self._emit(first)
+
+    async def _note_then_run(self, calls: list[Call]) -> None:
+        try:
+            for call in calls:
+                self.live.setdefault(call.call_id, _Live(call))
+                await self._note(call.call_id)
+        except Exception as exc:  # the call goes on; only a crash in this moment would lose it
+            log.error("link %s: noting a call failed: %s", self.name, exc)
+        finally:
+            self._noted_calls.update((c.call_id, c.state) for c in calls)
+            self._noting = None
+            self._run_effects()
+
+    def _emit(self, effects: Effects) -> None:
         runtime = self.runtime
         sid = runtime.core.carrier() if runtime.core is not None else None
         if effects.frames and sid is not None:
@@ -247,8 +285,7 @@ class CallDesk:
     def _on_event(self, event: object) -> None:
         match event:
             case CallIncoming(call=call):
-                self.live[call.call_id] = _Live(call)
-                self._spawn(self._note(call.call_id))
+                self.live.setdefault(call.call_id, _Live(call))
                 log.warning(
                     "link %s: %s call from %s (%s) ringing",
                     self.name,
@@ -261,7 +298,8 @@ class CallDesk:
                 self._publish(call, "ringing")
             case CallAnswered(call=call):
                 self._start_media(call)
-                self._spawn(self._note(call.call_id))
+                if call.outgoing:  # the callee noted its answer before sending it
+                    self._spawn(self._note(call.call_id))
                 self._publish(call, "answered")
             case CallEnded(call=call):
                 self._spawn(self._finish(call))
@@ -328,6 +366,7 @@ class CallDesk:
 
     async def _finish(self, call: Call) -> None:
         live = self.live.pop(call.call_id, None)
+        self._noted_calls = {k for k in self._noted_calls if k[0] != call.call_id}
         recordings: list[dict[str, Any]] = []
         media = live.media if live else None
         if media is not None:
@@ -406,6 +445,20 @@ class CallDesk:
 
     def calls(self) -> list[dict[str, Any]]:
         return [s for c in self.live if (s := self.status(c)) is not None] + list(self.recent)
+
+
+def _to_note(effects: Effects) -> list[Call]:
+    """The calls whose state must be in the store before these effects' frames go out."""
+    calls = []
+    for event in effects.events:
+        match event:
+            case CallIncoming(call=call):
+                calls.append(call)
+            case CallAnswered(call=call) if not call.outgoing:
+                calls.append(call)
+            case CallEnded(call=call) if call.end_reason == "busy":
+                calls.append(call)
+    return calls
 
 
 def _clear_note(store: SqlStore, link_id: bytes, call_id: str) -> None:
