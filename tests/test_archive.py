@@ -441,7 +441,10 @@ def call_link(tmp_path: Path) -> Iterator[CallLink]:
     ]
     inbound = [send(b, 2, MessageType.PRINCIPAL, "call me"),
                send(b, 141, MessageType.CALL_RECORD, encode_record(their_record))]  # fmt: skip
-    store.commit(link_id, Batch(outbound=outbound, inbound=inbound), T0 + 142 * SECOND)
+    # Taken in as a station takes them: the messages before the call, the records after it (a
+    # time range goes by these times, London's own, not by the envelopes' sent_ns).
+    store.commit(link_id, Batch(outbound=outbound[:1], inbound=inbound[:1]), T0 + 2 * SECOND)
+    store.commit(link_id, Batch(outbound=outbound[1:], inbound=inbound[1:]), T0 + 142 * SECOND)
     recordings = tmp_path / "recordings"
     recordings.mkdir()
     (recordings / f"{CALL_ID}-sent.opus").write_bytes(SENT)
@@ -588,16 +591,16 @@ def test_the_transcripts_show_each_stations_record_of_the_call(
     assert '"call_id"' not in page, "a record is shown as a call, not as its JSON"
     assert "call me" in page.split("FLASH call")[0], "in time order among the messages"
     for shown in (
-        "FLASH call</strong>, outgoing (as London recorded it)",
-        "FLASH call</strong>, incoming (as Moscow recorded it)",
-        "<th>caller</th><td>London: alice (principal)</td>",
-        "<th>answerer</th><td>Moscow: ivan (principal)</td>",
-        "<th>invited</th><td>2025-06-15 15:06:50 UTC</td>",
-        "<th>answered</th><td>2025-06-15 15:06:54 UTC</td>",
-        "<th>ended</th><td>2025-06-15 15:08:59 UTC</td>",
-        "<th>duration</th><td>2 min 05 s from the answer</td>",
-        "<th>end reason</th><td>ended by alice</td>",
-        "<th>transport</th><td>udp+tcp</td>",
+        "FLASH call</strong>, outgoing (as <bdi>London</bdi> recorded it)",
+        "FLASH call</strong>, incoming (as <bdi>Moscow</bdi> recorded it)",
+        "<th>caller</th><td><bdi>London: alice (principal)</bdi></td>",
+        "<th>answerer</th><td><bdi>Moscow: ivan (principal)</bdi></td>",
+        "<th>invited</th><td><bdi>2025-06-15 15:06:50 UTC</bdi></td>",
+        "<th>answered</th><td><bdi>2025-06-15 15:06:54 UTC</bdi></td>",
+        "<th>ended</th><td><bdi>2025-06-15 15:08:59 UTC</bdi></td>",
+        "<th>duration</th><td><bdi>2 min 05 s from the answer</bdi></td>",
+        "<th>end reason</th><td><bdi>ended by alice</bdi></td>",
+        "<th>transport</th><td><bdi>udp+tcp</bdi></td>",
         "6,250 frames sent; of the peer&#x27;s, 6,190 received, 12 lost",
         f"{CALL_ID}-sent.opus, 1,286 bytes, sha256 {hashlib.sha256(SENT).hexdigest()} "
         f"(in this bundle as recordings/{CALL_ID}-sent.opus)",

@@ -278,13 +278,29 @@ def column(doc: Rendered, x: float) -> str:
 
 
 def test_hostile_text_is_drawn_harmlessly(doc: Rendered, caplog: pytest.LogCaptureFixture) -> None:
-    assert "Odd: \ufffd\ufffd\ufffd[31m tab" in doc.text
+    # Controls, bidi controls and a lone surrogate are named, as everywhere (textsafety); what
+    # the font cannot draw is U+FFFD.
+    assert (
+        "Odd: \u2039U+0000 NUL\u203a\u2039U+0007 BEL\u203a\u2039U+001B ESC\u203a[31m tab"
+        in doc.text
+    )
     assert "here {nb} emoji \ufffd \ufffd\ufffd" in doc.text  # not a page count
+    assert "\u2039U+202E RLO\u203aevil\u2039U+202C PDF\u203a \u2039U+D800\u203a" in doc.text
     assert doc.text.count("Ж") == len(LONG_WORD)  # broken across lines and pages, all there
     assert "next line" in doc.text
     with caplog.at_level(logging.WARNING):  # fpdf2 logs a glyph the font lacks
         render([entry(0, "Lon\ndon\x00", "FLASH\t", 1, ODD, language="\x00" * 100)])
     assert caplog.records == []
+
+
+def test_text_that_lies_to_the_eye_is_drawn_as_written() -> None:
+    """Issue 13, item 4: a bidi override is named, not obeyed, and a word that mixes scripts is
+    marked, in the text, the language and the sender's name alike."""
+    text = "strike at \u202e0030\u202c, reply to p\u0430ypal"
+    rendered = render([entry(0, "Mos\u0441ow", "FLASH", 1, text, language="ru")])
+    assert "strike at \u2039U+202E RLO\u203a0030\u2039U+202C PDF\u203a" in rendered.text
+    assert "p\u0430ypal\u2039mixed Latin+Cyrillic\u203a" in rendered.text
+    assert "Mos\u0441ow\u2039mixed Latin+Cyrillic\u203a" in rendered.text
 
 
 def test_same_record_same_bytes(doc: Rendered) -> None:

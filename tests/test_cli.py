@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -12,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from hotline.cli import client
 from hotline.cli.common import PASSPHRASE_ENV, read_passphrase
 from hotline.crypto.card import parse_card
 from hotline.errors import ConfigError, KeystoreError
@@ -396,3 +399,25 @@ def test_version_and_help() -> None:
     help_text = hotline("--help").stdout
     for command in ("init", "card", "fingerprint", "demo"):
         assert command in help_text
+
+
+def test_inbox_prints_the_peer_s_strings_as_text_never_as_markup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13, items 4 and 5: Rich markup from the peer (a hidden hyperlink, concealed text) is
+    printed as the characters it is, and a bidi override is named, not obeyed."""
+    text = "[link=https://e.x]ok[/link] [conceal]hid[/conceal] \u202e0030\u202c"
+    row = {"lane": "FLASH", "seq": 1, "type": "principal", "language": "en",
+           "received_ns": 1_741_944_723_000_000_000, "state": "received", "text": text}  # fmt: skip
+    out = io.StringIO()
+    terminal = Console(file=out, force_terminal=True, color_system="truecolor", width=200)
+    monkeypatch.setattr(client, "console", terminal)
+    monkeypatch.setattr(client, "_call", lambda *args, **kwargs: [row])
+    client.inbox(link="moscow", limit=50, data=None, as_json=False)
+    shown = out.getvalue()
+    assert "[link=https://e.x]ok[/link]" in shown
+    assert "[conceal]hid[/conceal]" in shown
+    assert "\x1b]8;" not in shown  # no OSC 8 hyperlink
+    assert "\x1b[8m" not in shown  # no concealed text
+    assert "\u2039U+202E RLO\u203a" in shown  # (styled: reverse video)
+    assert "\u202e" not in shown

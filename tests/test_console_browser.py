@@ -140,3 +140,26 @@ def test_an_exercise_shows_on_the_console_and_its_messages_are_marked(
     expect(supervisor.locator("#compose-type")).to_have_value("exercise")
     supervisor.click("#exercise-toggle")
     expect(banner).to_be_hidden()
+
+
+def test_a_text_that_lies_to_the_eye_is_shown_as_written(
+    desks: tuple[dict[str, Person], dict[str, Person]], browser: Browser
+) -> None:
+    """Issue 13, item 4: a bidi override from the peer is named, not obeyed, in an isolated
+    <bdi>; a word that mixes scripts is marked; in the traffic list and in the message."""
+    london, moscow = desks
+    text = "strike at \u202e0030\u202c, p\u0430ypal"
+    london["olga"].station.call("POST", "/api/v1/links/moscow/messages", {"text": text})
+    reader = staff(moscow["ivan"].station, [("lena", "operator")])["lena"]  # a code of her own
+    page = open_console(browser, reader)
+    show(page, "traffic")
+    row = page.locator("#inbox tbody tr", has_text="strike at")
+    shown = row.locator("td.short bdi.peer")
+    expect(shown).to_have_text("strike at \u2039U+202E RLO\u203a0030\u2039U+202C PDF\u203a, "
+                               "p\u0430ypal\u2039mixed Latin+Cyrillic\u203a")  # fmt: skip
+    expect(shown.locator("mark.mixed")).to_have_text("p\u0430ypal")
+    assert shown.evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
+    row.click()
+    expect(page.locator("#message-body pre.fulltext bdi.peer")).to_contain_text(
+        "\u2039U+202E RLO\u203a0030"
+    )

@@ -12,18 +12,18 @@ docs/archive.md says byte by byte:
     held.jsonl          the receivers' signed Held statements for attachments
     files/<sha256>      the attachment files held whole by the exporter
     recordings/<name>   the recordings the exporter's call records name
-    transcript.html     the messages for people to read, in the order sent (not evidence)
+    transcript.html     the messages for people to read, in the exporter's order (not evidence)
     transcript.pdf      the same, for print
 
 `verify` needs nothing but the bundle: no station, no private key. It runs the numbered steps of
 docs/archive.md, which is normative: the container and the strict manifest (manifest.py,
 strict.py), the cards and the link id, the manifest's signature, every envelope (chains.py: its
-signature, the body rules of docs/link.md, its chain, its time in the range, its `peer_head` and
-an acknowledgement's `ref` tied to the other station's chain), the receipt, the checkpoints, the
-annotations under the translation workflow's rules (workflow.py), the Held statements, the
-files, the recordings (recordings.py), every member's hash, the counts, and whether both
-stations' newest checkpoints agree. It stops at the first problem and says which envelope or
-statement, and what failed.
+signature, the body rules of docs/link.md, its chain (in a time range, a lane's piece of it),
+its `peer_head` and an acknowledgement's `ref` tied to the other station's chain), the receipt,
+the checkpoints, the annotations under the translation workflow's rules (workflow.py), the Held
+statements, the files, the recordings (recordings.py), every member's hash, the counts, and
+whether both stations' newest checkpoints agree. It stops at the first problem and says which
+envelope or statement, and what failed.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ envelope's ties to the other station's chain.
 
 Each envelope verifies with its sender's card and follows the body rules of docs/link.md §2
 (`decode_envelope` applies them, as a station does on receipt), in its one encoding; it sits at
-the place its line says, in the range, and names its predecessor. Then the ties: `peer_head`
+the place its line says and names its predecessor. Its `sent_ns` is not held against a time range:
+the range is on the exporter's clock (when it took each envelope in), which no envelope carries,
+and a sender's clock can say anything (hotline.protocol.clock). Then the ties: `peer_head`
 names an envelope the sender had received (one of the other direction, or none), and an
 acknowledgement names, in its own lane, a message of the other direction that can be
 acknowledged. What later steps hold statements against is kept: each envelope's hash by place,
@@ -122,15 +124,13 @@ class Chains:
     def _envelope(self, place: str, at: Position, signed: bytes, last: Position) -> None:
         direction, lane, seq = at
         try:  # the body rules of docs/link.md §2, and the signature
-            envelope = decode_envelope(signed, self.signers[direction])
+            envelope = decode_envelope(signed, self.signers[direction], words=True)
             canonical(signed)
         except (ProtocolError, ValueError) as exc:
             raise ArchiveError(f"{place}: {exc}") from None
         body = envelope.body
         if (body.link_id, body.direction, body.lane, body.seq) != (self.link_id, *at):
             raise ArchiveError(f"{place}: its signed body says another place")
-        if self.span is not None and not _within(body.sent_ns, self.span):
-            raise ArchiveError(f"{place}: sent outside the bundle's time range")
         starts = last[:2] != (direction, lane)
         expected = last[2] + 1 if not starts else seq if self.span is not None else 1
         if seq != expected:
@@ -192,8 +192,3 @@ class Chains:
             )
         if named in self.acknowledgements or named in self.call_records:
             raise ArchiveError(f"{where(at)}: acknowledges an acknowledgement or a call record")
-
-
-def _within(sent_ns: int, span: tuple[int | None, int | None]) -> bool:
-    since, until = span
-    return (since is None or sent_ns >= since) and (until is None or sent_ns <= until)

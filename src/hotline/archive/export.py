@@ -10,14 +10,19 @@ Our call records bring the recordings they name from the station's recordings di
 (recordings.py); one that is not there as recorded is listed in the manifest as missing, so the
 bundle says so rather than leave it out in silence.
 
-A time range keeps the envelopes sent within it (and what names them: annotations, Held
-statements, files, recordings). Each lane is then a contiguous piece of its chain, checked link
-by link from its first envelope, whose predecessor is outside the range.
+A time range is on this station's own clock, never on an envelope's `sent_ns`, which is its
+sender's word (a peer can date a message 2554 or 1970: hotline.protocol.clock). It keeps the
+envelopes this station accepted (its own) or received (the peer's) within it, and what names
+them: annotations, Held statements, files, recordings. Each lane is then a contiguous piece of
+its chain, from the first envelope taken in within the range to the last (with any between, should
+our clock have stepped back), checked link by link from its first envelope, whose predecessor
+is outside the range. So no envelope escapes a range, and two ranges that meet lose none.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import zipfile
@@ -35,6 +40,7 @@ from hotline.crypto.session import link_id_for
 from hotline.errors import ConfigError
 from hotline.protocol.annotation import Annotation
 from hotline.protocol.callrecord import decode_record
+from hotline.protocol.clock import CLOCK_FAULT_NS, clock_fault
 from hotline.protocol.envelope import Envelope, MessageType, decode_envelope
 from hotline.protocol.statements import Signed
 from hotline.store.base import SqlStore
@@ -46,7 +52,7 @@ MANIFEST_PURPOSE = "archive-manifest"
 # whole record of years) it would run to thousands of pages and minutes of rendering, so "auto"
 # leaves it out and says so; a time range (--since/--until) or pdf="always" gives one.
 PDF_AUTO_LIMIT = 2_000
-_LAST_NS = 2**64 - 1  # the latest `sent_ns` an envelope can carry
+_LAST_NS = 2**64 - 1  # the latest time a u64 of nanoseconds can say (2554)
 
 
 class _Hashed:
@@ -88,12 +94,15 @@ def export_bundle(
     until_ns: int | None = None,
     pdf: str = "auto",
     recordings: Path | None = None,
+    clock_fault_ns: int = CLOCK_FAULT_NS,
 ) -> dict[str, int]:
     """Write the link's record from our store to `out` (a new file); return the manifest's
     counts and `missing_recordings`, how many recordings our call records name that are not in
     the bundle (the manifest names them). `files` is the station's attachments directory: the
     files held whole there go in; `recordings` its recordings directory. `pdf`: "auto" (a PDF
-    transcript up to PDF_AUTO_LIMIT messages), "always" or "never".
+    transcript up to PDF_AUTO_LIMIT messages), "always" or "never". The range is on this
+    station's clock (see above); `clock_fault_ns` is the bound beyond which the transcripts mark
+    an envelope's own date as a clock fault (the station's `[console] clock_fault_s`).
 
     Raises:
         LocalError: a recording changed while it was copied.
@@ -105,6 +114,7 @@ def export_bundle(
     tmp = out.with_name(f".{out.name}.tmp")
     exporter = _Exporter(store, identity, ours, peer, since_ns, until_ns)
     exporter.pdf = pdf
+    exporter.clock_fault_ns = clock_fault_ns
     exporter.recordings = RecordingsOut(recordings)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
@@ -139,6 +149,7 @@ class _Exporter:
         self.annotations = _annotations(store, self.link_id, identity)
         self.pdf = "auto"
         self.recordings = RecordingsOut(None)
+        self.clock_fault_ns = CLOCK_FAULT_NS
 
     def write(self, bundle: zipfile.ZipFile, files: Path | None, exported_ns: int) -> None:
         for card in self.cards:
@@ -195,25 +206,30 @@ class _Exporter:
         self.members[key] = hashed.digest.hexdigest()
         return self.members[key]
 
-    def _in_range(self, sent_ns: int) -> bool:
-        return (self.since_ns is None or sent_ns >= self.since_ns) and (
-            self.until_ns is None or sent_ns <= self.until_ns
-        )
+    def _pieces(self, table: str) -> dict[int, tuple[int, int]] | None:
+        """Per lane, the seqs a time range keeps, by our clock (None: the whole record)."""
+        if self.since_ns is None and self.until_ns is None:
+            return None
+        return self.store.lane_pieces(self.link_id, table, self.since_ns, self.until_ns)
 
     def _envelopes(self, f: _Hashed) -> None:
         for direction in (0, 1):
             ours = direction == self.our_direction
             table, sender = ("outbox", self.ours) if ours else ("inbox", self.peer)
-            for lane, seq, data in self.store.all_envelopes(self.link_id, table):
-                envelope = decode_envelope(bytes(data), None)
-                if not self._in_range(envelope.body.sent_ns):
+            pieces = self._pieces(table)
+            for lane, seq, at_ns, data in self.store.all_envelopes(self.link_id, table):
+                first, last = pieces.get(lane, (1, 0)) if pieces is not None else (1, seq)
+                if not first <= seq <= last:
                     continue
+                envelope = decode_envelope(bytes(data), None)
                 f.write(_line({"direction": direction, "lane": lane, "seq": seq}, data))
                 self.segments.add(direction, lane, seq)
                 self.wanted.update(a.sha256 for a in envelope.body.attachments)
                 said = [] if ours else self.annotations.get((lane, seq), [])
                 notes = self._recordings(envelope, ours, sender.body.name)
                 entry = Entry.of(sender.body.name, envelope, translations_of(said), notes)
+                fault = clock_fault(envelope.body.sent_ns, at_ns, self.clock_fault_ns)
+                entry = dataclasses.replace(entry, at_ns=at_ns, clock_fault=fault)
                 self.timeline.add(direction, lane, entry)
                 self.counts["envelopes"] += 1
 
@@ -254,8 +270,8 @@ class _Exporter:
 
 
 def _span(since_ns: int | None, until_ns: int | None) -> tuple[int | None, int | None]:
-    """The range as the manifest gives it, within what an envelope's `sent_ns` can be (0 to
-    2^64 - 1 ns): a start before 1970 is 0, an end after 2554 is 2^64 - 1."""
+    """The range as the manifest gives it, within what a u64 of nanoseconds can say (0 to
+    2^64 - 1): a start before 1970 is 0, an end after 2554 is 2^64 - 1."""
     since_ns = None if since_ns is None else max(since_ns, 0)
     until_ns = None if until_ns is None else min(until_ns, _LAST_NS)
     if (since_ns or 0) > _LAST_NS or (until_ns is not None and until_ns < (since_ns or 0)):

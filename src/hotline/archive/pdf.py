@@ -1,9 +1,10 @@
-"""The transcript as a PDF: every message of the link in the order it was sent, its original as
-sent beside its translations and who certified them, for people to read and to print. A
-rendering, not evidence: the first page and every footer say that the signed records in the
-bundle are what `hotline verify` checks.
+"""The transcript as a PDF: every message of the link in the order the exporting station received
+or accepted it (by its own clock), its original as sent beside its translations and who
+certified them, for people to read and to print. A rendering, not evidence: the first page and
+every footer say that the signed records in the bundle are what `hotline verify` checks.
 
-A4, one block per message: a line with the time (UTC), sender, lane and sequence number (FLASH in
+A4, one block per message: a line with the time (UTC, our clock; a clock fault adds the sender's
+own time in bold red: hotline.protocol.clock), sender, lane and sequence number (FLASH in
 bold red, with a red bar beside the block), type and language, then the text. With a translation
 the block has two columns, the original on the left and each translation on the right under its
 status; both columns flow onto the next page together, so a long text never leaves its
@@ -14,8 +15,12 @@ The core PDF fonts stop at Latin-1, and the link speaks Russian, so the text is 
 which the `fontpkg-noto-sans` package ships as a variable font (OFL): nothing is looked for on the
 machine and nothing is fetched. Once per process it is cut down to Latin, Greek and Cyrillic with
 their punctuation and symbols, and instanced at two weights; a character outside that set (an
-emoji, Chinese, a control character) prints as U+FFFD, so no message text can stop a transcript.
-"""
+emoji, Chinese) prints as U+FFFD, so no message text can stop a transcript. Before that, every
+string from a record is shown as hotline.protocol.textsafety says: an invisible character (a bidi
+control, a zero-width one, a control) as its mark, "‹U+202E RLO›", and a word that mixes scripts
+followed by a note, as the console, the HTML transcript and the CLI show them. fpdf2 lays text out
+in the order it was written (no bidi reordering), so nothing in a text can reorder the page.
+"""  # noqa: RUF002 - the marks are written with single guillemets
 
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from fpdf.enums import MethodReturnValue
 from hotline.archive.calls import CallView
 from hotline.archive.transcript import Entry, Sink
 from hotline.errors import ConfigError
+from hotline.protocol.textsafety import shown
 
 __all__ = ["write_pdf"]
 
@@ -128,8 +134,8 @@ class _Clean(dict[int, str]):
         return text.replace("\r\n", "\n").replace("\r", "\n").translate(self)
 
     def line(self, text: str, limit: int) -> str:
-        """`text` for a label: one line, at most `limit` characters."""
-        return self(text[:limit]).replace("\n", " ")
+        """`text` from a record for a label: one line, at most `limit` characters, shown."""
+        return self(shown(text[:limit])).replace("\n", " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +177,7 @@ def write_pdf(
     doc.front_page(stations)
     for entry in entries:
         doc.entry(entry)
-        last_ns = entry.sent_ns
+        last_ns = entry.when_ns
     # Dated by its last message rather than by the clock: the same record gives the same bytes.
     doc.set_creation_date(_datetime(last_ns or 0) or datetime(1970, 1, 1, tzinfo=UTC))
     out.write(doc.output())
@@ -279,7 +285,9 @@ class _Document(FPDF):
         self.set_xy(_MARGIN, top + 1.2)
         if exercise:
             self._tag("EXERCISE", _EXERCISE_FILL)
-        self._meta(_time(e.sent_ns), "", _INK)
+        self._meta(_time(e.when_ns), "", _INK)
+        if e.clock_fault:
+            self._meta(f"CLOCK FAULT: dated {_time(e.sent_ns)} by its sender", "B", _RED)
         self._meta(sender, "B", _INK)
         self._meta(label, "B", _RED if flash else _INK)
         self._meta(self.clean.line(e.kind, 24), "", _GREY)
@@ -328,13 +336,13 @@ class _Document(FPDF):
         heading = f"{precedence} call, {direction}, as {sender} recorded it"
         lines = self._wrap(heading, width, "B", _TEXT_PT, _TEXT_H, colour)
         for label, value in call.details:  # values are printable (decode_record): one line each
-            lines += self._wrap(f"{label}: {value}", width, "", _META_PT, _META_H, _INK)
+            lines += self._wrap(f"{label}: {shown(value)}", width, "", _META_PT, _META_H, _INK)
         return lines
 
     def _text(self, text: str, width: float) -> list[_Line]:
         if not text.strip():
             return [_Line("(no text)", "", _TEXT_PT, _TEXT_H, _GREY)]
-        return self._wrap(text, width, "", _TEXT_PT, _TEXT_H, _INK)
+        return self._wrap(shown(text), width, "", _TEXT_PT, _TEXT_H, _INK)
 
     def _wrap(
         self,

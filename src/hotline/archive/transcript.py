@@ -1,4 +1,5 @@
-"""The readable transcript in a bundle: every message of the link in the order it was sent, with
+"""The readable transcript in a bundle: every message of the link in the order the exporting
+station received it (the peer's) or accepted it (its own), by its own clock, with
 its lane, type, language and original text, its files, who acknowledged what, and beside each
 received message the translations made of it, with their standing (certified, reviewed, not
 yet reviewed). A call record is shown as the call it records (calls.py), in its place among the
@@ -6,7 +7,9 @@ messages. A rendering for people, not evidence: `hotline verify` checks the sign
 beside it, not this page.
 
 The HTML is one self-contained file (its style inline, no script, nothing fetched), so it opens
-years later in whatever browser there is; every text from a message is escaped. The entries
+years later in whatever browser there is; every string from a record is escaped and isolated in a
+`<bdi>`, its invisible characters shown as marks and its words that mix scripts marked
+(hotline.protocol.textsafety), so the page reads as the record was written. The entries
 stream: each (direction, lane) of the store is already in time order, so export writes each to
 its own temporary file and `Timeline.merged` interleaves them by time, holding one entry per
 file; a link of millions of messages renders in constant memory.
@@ -20,7 +23,6 @@ import json
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -28,7 +30,9 @@ from hotline.archive.calls import CallView, call_view
 from hotline.crypto.card import SignedCard
 from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.callrecord import decode_record
+from hotline.protocol.clock import utc_text
 from hotline.protocol.envelope import Envelope, Lane, MessageType
+from hotline.protocol.textsafety import pieces, shown
 
 __all__ = ["Entry", "Sink", "Timeline", "Translation", "translations_of", "write_html"]
 
@@ -47,8 +51,12 @@ table { border-collapse: collapse; width: 100%; } td, th { border-top: 1px solid
 .FLASH { color: #a00; font-weight: 700; } .exercise { background: #fff6c8; }
 .status { color: #555; font-size: 85%; display: block; margin-top: .3em; }
 .files { color: #333; font-size: 90%; margin-top: .3em; }
+.clock-fault { color: #a00; font-weight: 700; white-space: normal; }
 .details th { border: 0; color: #555; font-weight: 400; padding: .1em .8em .1em 0; width: 8em; }
 .details td { border: 0; padding: .1em 0; overflow-wrap: anywhere; }
+bdi { unicode-bidi: isolate; } mark { background: #ffe08a; }
+.mark { color: #a00; background: #fdecea; border: 1px solid #e3a0a0; border-radius: 2px;
+  font-size: 85%; padding: 0 .15em; }
 """
 
 
@@ -76,6 +84,16 @@ class Entry:
     attachments: list[str] = field(default_factory=list)  # "map.png (image/png, …)"
     translations: list[Translation] = field(default_factory=list)
     call: CallView | None = None  # a call record: the call, as its station recorded it
+    # When the exporting station received it (the peer's) or accepted it (its own), by its own
+    # clock, and whether `sent_ns` is further from that than the bound (hotline.protocol.clock).
+    at_ns: int | None = None
+    clock_fault: bool = False
+
+    @property
+    def when_ns(self) -> int:
+        """What the transcripts order and date by: our clock's time, `sent_ns` only when
+        that is not known (a sender's clock can say anything)."""
+        return self.sent_ns if self.at_ns is None else self.at_ns
 
     @classmethod
     def of(
@@ -157,7 +175,7 @@ class Timeline:
             f.flush()
             f.seek(0)
         streams = [(_entry(line) for line in f) for f in self._files.values()]
-        yield from heapq.merge(*streams, key=lambda e: e.sent_ns)
+        yield from heapq.merge(*streams, key=lambda e: e.when_ns)
 
     def close(self) -> None:
         for f in self._files.values():
@@ -176,22 +194,40 @@ def _entry(line: str) -> Entry:
     return Entry(**raw)
 
 
+_PIECE = {
+    "text": "{}",
+    "mark": "<span class='mark'>{}</span>",
+    "mixed": "<mark>{}</mark>",
+    "note": "<span class='mark'>{}</span>",
+}
+
+
+def _peer(text: str) -> str:
+    """A string from a record as HTML: escaped, isolated, invisible characters shown as marks and
+    words that mix scripts marked (hotline.protocol.textsafety)."""
+    inner = "".join(_PIECE[p.kind].format(html.escape(p.text)) for p in pieces(text))
+    return f"<bdi>{inner}</bdi>"
+
+
 def write_html(out: Sink, link_id: bytes, cards: list[SignedCard], timeline: Timeline) -> None:
-    names = " and ".join(html.escape(c.body.name) for c in cards)
+    title = " and ".join(html.escape(shown(c.body.name)) for c in cards)  # no element in a title
+    names = " and ".join(_peer(c.body.name) for c in cards)
     stations = "".join(
-        f"<li>{html.escape(c.body.name)}: <code>{c.fingerprint.hex()}</code></li>" for c in cards
+        f"<li>{_peer(c.body.name)}: <code>{c.fingerprint.hex()}</code></li>" for c in cards
     )
     out.write(
         "<!doctype html>\n<html><head><meta charset='utf-8'>"
-        f"<title>Hotline transcript: {names}</title><style>{_STYLE}</style></head><body>"
+        f"<title>Hotline transcript: {title}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Hotline transcript: {names}</h1>"
         f"<p>Link <code>{link_id.hex()}</code>. Stations:</p><ul>{stations}</ul>"
-        f"<p>{timeline.count} envelopes, in the order they were sent. This page is a rendering; "
+        f"<p>{timeline.count} envelopes, in the order this station received or accepted them, by "
+        "its own clock; a time a sender's clock gave that is far from it is shown beside it, "
+        "marked as a clock fault. This page is a rendering; "
         "the signed records in this bundle are the evidence: check them with "
         "<code>hotline verify</code>. Translations were made at the receiving end; each shows "
         "who made, reviewed and certified it. Each station writes its own record of each call: "
         "a call is shown by each record, where that station wrote it, when the call ended.</p>"
-        "<table><tr><th>Sent (UTC)</th><th>From</th><th>Lane, seq</th><th>Type, language</th>"
+        "<table><tr><th>Time (UTC)</th><th>From</th><th>Lane, seq</th><th>Type, language</th>"
         "<th>Original text</th><th>Translation</th></tr>".encode()
     )
     for entry in timeline.merged():
@@ -200,40 +236,50 @@ def write_html(out: Sink, link_id: bytes, cards: list[SignedCard], timeline: Tim
 
 
 def _row(e: Entry) -> str:
-    when = datetime.fromtimestamp(e.sent_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    when = _when(e)
     if e.call is not None:
         return _call_row(e, e.call, when)
-    language = html.escape(e.language)
-    text = html.escape(e.text)
+    language = html.escape(e.language)  # an attribute: a BCP 47 tag (the envelope's rules)
+    text = _peer(e.text)
     if e.acknowledges is not None:
         text = f"<em>acknowledges {html.escape(e.acknowledges)}:</em> {text}"
     if e.attachments:
-        files = "<br>".join(html.escape(f) for f in e.attachments)
+        files = "<br>".join(_peer(f) for f in e.attachments)
         text += f"<div class='files'>Files: {files}</div>"
     translated = "".join(
-        f"<div lang='{html.escape(t.language)}'>{html.escape(t.text)}"
-        f"<span class='status'>{html.escape(t.language)}: {html.escape(t.status)}</span></div>"
+        f"<div lang='{html.escape(t.language)}'>{_peer(t.text)}"
+        f"<span class='status'>{_peer(t.language)}: {_peer(t.status)}</span></div>"
         for t in e.translations
     )
     return (
         f"<tr class='{html.escape(e.kind)}'><td class='meta'>{when}</td>"
-        f"<td>{html.escape(e.sender)}</td><td class='meta {e.lane}'>{e.lane} {e.seq}</td>"
-        f"<td class='meta'>{html.escape(e.kind)}, <span lang='{language}'>{language}</span></td>"
+        f"<td>{_peer(e.sender)}</td><td class='meta {e.lane}'>{e.lane} {e.seq}</td>"
+        f"<td class='meta'>{html.escape(e.kind)}, <span lang='{language}'>{_peer(e.language)}"
+        "</span></td>"
         f"<td class='text' lang='{language}'>{text}</td><td class='text'>{translated}</td></tr>"
     )
+
+
+def _when(e: Entry) -> str:
+    """Our clock's time; for a clock fault, the sender's beside it."""
+    when = utc_text(e.when_ns).removesuffix(" UTC")
+    if e.clock_fault:
+        sent = utc_text(e.sent_ns)
+        when += f"<br><span class='clock-fault'>clock fault: dated {sent} by its sender</span>"
+    return when
 
 
 def _call_row(e: Entry, call: CallView, when: str) -> str:
     """A call, not a message: its record's lines across the text and translation columns."""
     precedence = html.escape(call.precedence)
     lines = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        f"<tr><th>{html.escape(label)}</th><td>{_peer(value)}</td></tr>"
         for label, value in call.details
     )
     return (
-        f"<tr class='call'><td class='meta'>{when}</td><td>{html.escape(e.sender)}</td>"
+        f"<tr class='call'><td class='meta'>{when}</td><td>{_peer(e.sender)}</td>"
         f"<td class='meta'>{e.lane} {e.seq}</td><td class='meta'>call record</td>"
         f"<td colspan='2'><strong class='{precedence}'>{precedence} call</strong>, "
-        f"{html.escape(call.direction)} (as {html.escape(e.sender)} recorded it)"
+        f"{html.escape(call.direction)} (as {_peer(e.sender)} recorded it)"
         f"<table class='details'>{lines}</table></td></tr>"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.text import Text
 
 from hotline import __version__
 from hotline.cli import (
@@ -20,7 +21,7 @@ from hotline.cli import (
     serve_cmd,
     tls_cmd,
 )
-from hotline.cli.common import err_console
+from hotline.cli.common import err_console, peer
 from hotline.errors import HotlineError, KeystoreError, LocalError, RemoteError
 
 app = typer.Typer(
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv)  # standalone: the parser reports usage errors and exits by itself
     except HotlineError as exc:
-        err_console.print(f"hotline: error: {exc}", markup=False)
+        err_console.print(Text.assemble("hotline: error: ", peer(exc)))  # it may quote the peer
         return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
     return 0
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import zipfile
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hotline.archive.bundle import export_bundle, verify_bundle
 from hotline.archive.export import PDF_AUTO_LIMIT
@@ -20,6 +20,7 @@ from hotline.cli.common import (
     PASSPHRASE_FILE_OPTION,
     console,
     data_dir,
+    peer,
     read_passphrase,
 )
 from hotline.crypto.card import parse_card
@@ -47,10 +48,16 @@ def export(
         None, "--link", help="Which link (if the station has several)."
     ),
     since: str | None = typer.Option(
-        None, "--since", help="Only messages sent from then on (ISO 8601, UTC by default)."
+        None,
+        "--since",
+        help="Only messages this station received or sent from then on, by its own clock "
+        "(ISO 8601, UTC by default).",
     ),
     until: str | None = typer.Option(
-        None, "--until", help="Only messages sent until then (ISO 8601, UTC by default)."
+        None,
+        "--until",
+        help="Only messages this station received or sent until then, by its own clock "
+        "(ISO 8601, UTC by default).",
     ),
     pdf: str = typer.Option(
         "auto",
@@ -88,6 +95,7 @@ def export(
         counts = export_bundle(
             store, identity, ours, peer, out, time.time_ns(), directory.path / "attachments",
             since_ns, until_ns, pdf, recordings=directory.path / "recordings",
+            clock_fault_ns=config.console.clock_fault_s * 1_000_000_000,
         )  # fmt: skip
     finally:
         store.close()
@@ -154,11 +162,17 @@ def verify(
     if as_json:
         print(json.dumps(summary))
         return
-    # Station names and recording names come from the bundle: printed as text, never as markup.
-    say = functools.partial(console.print, markup=False, highlight=False)
+
+    # Station names and recording names come from the bundle: printed as text, never as markup,
+    # with nothing invisible (textsafety).
+    def say(*parts: str | Text) -> None:
+        console.print(Text.assemble(*parts))
+
+    stations = [peer(result.stations[0]), peer(result.stations[1])]
+    exporter = peer(result.exported_by)
     say(f"Bundle {bundle} verifies.")
     say(f"  link        {summary['link_id']}")
-    say(f"  stations    {result.stations[0]} and {result.stations[1]}")
+    say("  stations    ", stations[0], " and ", stations[1])
     say(
         f"  held        {result.envelopes} envelopes, every signature and chain link checked; "
         f"{result.receipts} receipt(s), {result.checkpoints} checkpoints"
@@ -168,16 +182,19 @@ def verify(
         f"certified), {result.held} Held statements, {result.files} files, each hash checked"
     )
     say(
-        f"  calls       {result.calls} call records; {result.recordings} recordings of "
-        f"{result.exported_by}'s, each checked against its record"
+        f"  calls       {result.calls} call records; {result.recordings} recordings of ",
+        exporter,
+        "'s, each checked against its record",
     )
     for name, reason in result.missing_recordings.items():
-        say(f"  MISSING     recording {name} ({reason}, as the exporter says)")
+        say("  MISSING     recording ", peer(name), " (", peer(reason), ", as the exporter says)")
     say(
-        f"  exported by {result.exported_by}, who signed the manifest and every member's hash"
-        + ("; a time range: each lane a checked piece of its chain" if result.ranged else "")
+        "  exported by ",
+        exporter,
+        ", who signed the manifest and every member's hash"
+        + ("; a time range: each lane a checked piece of its chain" if result.ranged else ""),
     )
     for d in (0, 1):
         lanes = ", ".join(f"{Lane(lane).name} {h.seq}" for lane, h in enumerate(result.heads[d]))
-        say(f"  from {result.stations[d]:<7}{lanes}")
+        say("  from ", stations[d], " " * max(1, 7 - len(stations[d])), lanes)
     say(f"  agreement   {AGREEMENT[result.agreement]}")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import typer
+from rich.text import Text
 
 from hotline.cli.client import LANES, LINK_OPTION, ApiError, _call, _only_link
-from hotline.cli.common import DATA_DIR_OPTION, console, data_dir
+from hotline.cli.common import DATA_DIR_OPTION, console, data_dir, peer
 from hotline.cli.softphone import Softphone, read_speech
 from hotline.errors import ConfigError
 
@@ -65,9 +66,11 @@ def call(
     status = _call(data, "GET", f"/api/v1/calls/{call_id}")
     heard_s = len(phone.heard.audio()) / 48000
     console.print(
-        f"call {call_id[:8]} ended: {status.get('end_reason') or 'ended'}; "
-        f"heard {heard_s:.1f} s of audio",
-        markup=False,
+        Text.assemble(
+            f"call {call_id[:8]} ended: ",
+            peer(status.get("end_reason") or "ended"),
+            f"; heard {heard_s:.1f} s of audio",
+        )
     )
 
 
@@ -85,9 +88,13 @@ def _ring_in(data: Path | None, wait_s: float) -> str:
             if entry["direction"] == "incoming" and entry["state"] == "ringing_in":
                 caller = entry["caller"]
                 console.print(
-                    f"answering {entry['precedence']} call from {caller['person']} "
-                    f"({caller['role']}){', recorded' if entry['recorded'] else ''}",
-                    markup=False,
+                    Text.assemble(
+                        f"answering {entry['precedence']} call from ",
+                        peer(caller["person"]),
+                        " (",
+                        peer(caller["role"]),
+                        f"){', recorded' if entry['recorded'] else ''}",
+                    )
                 )
                 return str(entry["id"])
         time.sleep(POLL_S * 5)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
-from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
+from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir, peer
 from hotline.crypto.card import SignedCard
 from hotline.crypto.identity import format_fingerprint
 from hotline.station.datadir import write_atomically
@@ -37,7 +38,7 @@ def card(
         summary["card"] = signed.armored()
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return
-    console.print(f"Station      {signed.body.name}")
+    console.print(Text.assemble("Station      ", peer(signed.body.name)))
     console.print(f"Fingerprint  {format_fingerprint(signed.fingerprint)}")
     console.print(f"Paths        {', '.join(signed.body.paths) or '(none)'}")
     if export is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -23,9 +24,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
+from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir, peer
 from hotline.errors import ConfigError, HotlineError
+from hotline.protocol.textsafety import shown
 
 LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 _BAR = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
@@ -129,7 +132,7 @@ def _upload(data: Path | None, path: Path, quiet: bool) -> dict[str, str]:
     """Stream a file to the station, a megabyte at a time, with a progress bar."""
     size = path.stat().st_size
     with Progress(*_BAR, console=console, disable=quiet) as progress:
-        task = progress.add_task(f"upload {path.name}", total=size)
+        task = progress.add_task(f"upload {escape(shown(path.name))}", total=size)
 
         def chunks() -> Iterator[bytes]:
             with path.open("rb") as f:
@@ -151,7 +154,7 @@ def _follow(data: Path | None, name: str, lane: str, seq: int, quiet: bool) -> N
             for a in message["attachments"]:
                 if a["sha256"] not in tasks:
                     tasks[a["sha256"]] = progress.add_task(
-                        f"to {name}: {a['name']}", total=a["size"]
+                        f"to {escape(name)}: {escape(shown(a['name']))}", total=a["size"]
                     )
                 progress.update(tasks[a["sha256"]], completed=a.get("held", 0))
             if message["files_held"]:
@@ -167,16 +170,17 @@ def _messages(data: Path | None, link: str | None, box: str, limit: int, as_json
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{box} of {name}")
+    table = Table(title=Text(f"{box} of {name}"))
     for column in ("lane", "seq", "type", "lang", "when", "state", "text"):
         table.add_column(column)
     for row in rows:
         when = row.get("accepted_ns") or row.get("received_ns")
         state = row.get("state") or ("acknowledged" if row.get("acknowledged") else "received")
         text = row["text"] if len(row["text"]) <= 60 else row["text"][:57] + "..."
-        table.add_row(
-            row["lane"], str(row["seq"]), row["type"], row["language"], _when(when), state, text
-        )
+        table.add_row(  # the peer's strings as Text: never read as markup (issue 13, item 5)
+            row["lane"], str(row["seq"]), row["type"], peer(row["language"]), _when(when), state,
+            peer(text),
+        )  # fmt: skip
     console.print(table)
 
 
@@ -225,15 +229,15 @@ def status(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> 
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    console.print(f"Station {result['station']}")
+    console.print(Text.assemble("Station ", peer(result["station"])))
     table = Table()
     for column in ("link", "peer", "state", "since", "unreceipted", "agreement"):
         table.add_column(column)
     for link in result["links"]:
         agreement = "yes" if link["in_agreement"] else "not yet"
         table.add_row(
-            link["name"],
-            link["peer"],
+            Text(link["name"]),
+            peer(link["peer"]),
             link["state"],
             _when(link["since_ns"]),
             str(link["unreceipted"]),

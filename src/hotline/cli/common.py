@@ -1,4 +1,5 @@
-"""What several commands share: the data-directory option, the passphrase, the consoles."""
+"""What several commands share: the data-directory option, the passphrase, the consoles, and how
+a string from outside is printed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from hotline.errors import ConfigError
+from hotline.protocol.textsafety import pieces
 from hotline.station.datadir import DataDir
 
 console = Console(highlight=False, soft_wrap=True)
@@ -37,6 +40,20 @@ PASSPHRASE_FILE_OPTION = typer.Option(
     help=f"Read the keystore passphrase from this file (else ${PASSPHRASE_ENV}, else a prompt).",
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+_STYLES = {"text": "", "mark": "reverse", "mixed": "underline", "note": "reverse"}
+
+
+def peer(text: object) -> Text:
+    """A string from outside (the peer, a card file, a bundle) as the terminal is to show it
+    (issue 13, item 5): a Text, so Rich reads no markup and no emoji code in it; every invisible
+    character (an escape or a bidi control among them) shown as its mark and every word that
+    mixes scripts marked, as the console and the transcripts show them (textsafety)."""
+    out = Text()
+    for piece in pieces(str(text)):
+        out.append(piece.text, style=_STYLES[piece.kind])
+    return out
 
 
 def data_dir(path: Path | None) -> DataDir:

@@ -9,8 +9,10 @@ import json
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
+from hotline.cli.common import peer as shown_name
 from hotline.crypto.card import SignedCard, parse_card
 from hotline.crypto.identity import format_fingerprint
 from hotline.errors import ConfigError
@@ -38,10 +40,15 @@ def fingerprint(
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    console.print(f"{card.body.name}: {format_fingerprint(card.fingerprint)}")
+    console.print(
+        Text.assemble(shown_name(card.body.name), f": {format_fingerprint(card.fingerprint)}")
+    )
     if peer is not None:
         console.print(
-            f"{result['peer']}: {format_fingerprint(bytes.fromhex(result['peer_fingerprint']))}"
+            Text.assemble(
+                shown_name(result["peer"]),
+                f": {format_fingerprint(bytes.fromhex(result['peer_fingerprint']))}",
+            )
         )
         console.print(
             "The string to compare comes from the pairing itself: hotline pair --offer FILE."

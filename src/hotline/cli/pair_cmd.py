@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hotline.cli.common import (
     DATA_DIR_OPTION,
@@ -29,6 +30,7 @@ from hotline.cli.common import (
     data_dir,
     read_passphrase,
 )
+from hotline.cli.common import peer as shown_name
 from hotline.crypto.card import SignedCard
 from hotline.crypto.identity import format_fingerprint
 from hotline.errors import ConfigError
@@ -139,10 +141,10 @@ def _by_files(
 
 
 def _show(peer: SignedCard) -> None:
-    console.print(f"Peer station   {peer.body.name}", markup=False)
+    console.print(Text.assemble("Peer station   ", shown_name(peer.body.name)))
     console.print(f"Fingerprint    {format_fingerprint(peer.fingerprint)}")
     paths = ", ".join(peer.body.paths) or "(none: it will dial us)"
-    console.print(f"Paths          {paths}", markup=False)
+    console.print(Text.assemble("Paths          ", shown_name(paths)))
 
 
 def _by_code(
@@ -168,4 +170,8 @@ def _pin(
 ) -> None:
     identity = directory.open_keystore(read_passphrase(passphrase_file, confirm=False))
     link = add_link(directory, identity, peer, int(time.time()), psk)
-    console.print(f"Paired with {peer.body.name} as link {link.name!r}.", markup=False)
+    console.print(
+        Text.assemble(
+            "Paired with ", shown_name(peer.body.name), " as link '", shown_name(link.name), "'."
+        )
+    )

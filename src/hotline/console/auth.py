@@ -1,12 +1,14 @@
 """Who may sign in to the console, and what each person may do there.
 
 Passwords are kept as Argon2id hashes in PHC form (`cryptography` derives and verifies them);
-the second factor is a TOTP code (RFC 6238, by `pyotp`), each accepted once. Five failures in a
-row lock an account, for 30 s and then twice as long after each further failure, up to a
-quarter of an hour: enough to stop guessing (a few hundred tries a day against a million codes),
-short enough that a duty officer is back within minutes. Someone who can reach the console can
-keep an account locked by failing on purpose; the console listens on loopback, or on TLS, for
-that reason, and an admin can always `reset` an account.
+the second factor is a TOTP code (RFC 6238, by `pyotp`), each accepted once. A correct password
+and code sign in; nothing a stranger does can stop that (issue 13, item 11). Five failed second
+factors in a row from new devices (the right password, a wrong code: only someone who has the
+password can fail so) hold the account for new devices, for 30 s and then twice as long after
+each further one, up to a quarter of an hour: a few hundred tries a day against a million codes.
+A browser the person signed in at before is not held (guard.py says which are), and an admin can
+always `reset` an account. A wrong password holds nothing: it proves nothing about a code, and
+it is answered as a name that does not exist is, with the same work and the same words.
 Sessions live in the station's memory: a restart signs everyone out, which is the safe way round.
 """
 
@@ -32,6 +34,7 @@ __all__ = [
     "hash_password",
     "new_password",
     "new_totp_secret",
+    "password_matches",
     "totp_uri",
 ]
 
@@ -72,9 +75,9 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 
 LANGUAGES = ("en", "ru")
-LOCK_AFTER = 5
-FIRST_LOCK_S = 30
-LONGEST_LOCK_S = 900
+HOLD_AFTER = 5  # failed second factors from new devices
+FIRST_HOLD_S = 30
+LONGEST_HOLD_S = 900
 TOTP_STEP_S = 30
 
 
@@ -112,39 +115,47 @@ def totp_uri(station: str, name: str, secret: str) -> str:
 @dataclass(frozen=True, slots=True)
 class LoginResult:
     ok: bool
-    locked: bool
+    held: bool  # the right password and code, from a new device while the account is held
     changes: dict[str, object]  # what to write back to the operator's row
     reason: str  # for the audit log, never for the person at the login page
 
 
-def check_login(operator: Operator | None, password: str, code: str, now_ns: int) -> LoginResult:
-    """Decide a login. The caller stores `changes` and audits `reason`, and must not let two
-    logins of one name interleave (routes.py holds a lock per name): the failure count and the
-    last code used are read here and written there. A wrong name or a disabled account costs as
-    much as a wrong password, so the answer's timing does not say which names exist."""
-    if operator is None:
-        _password_matches(password, _DUMMY_HASH)
-        return LoginResult(False, False, {}, "no such operator")
-    password_ok = _password_matches(password, operator.password_hash)  # first: same timing
-    if operator.disabled:
-        return LoginResult(False, False, {}, "account disabled")
-    if operator.locked_until_ns > now_ns:
-        return LoginResult(False, True, {}, "account locked")
+def password_matches(operator: Operator | None, password: str) -> bool:
+    """One Argon2id verification, against a stand-in hash when the name does not exist: the
+    time an answer takes must not say which names do. Slow: run it outside any lock."""
+    return _password_matches(password, operator.password_hash if operator else _DUMMY_HASH)
+
+
+def check_login(
+    operator: Operator | None, password_ok: bool, code: str, now_ns: int, known_device: bool
+) -> LoginResult:
+    """Decide a login, `password_ok` being `password_matches` for this operator's present hash.
+    The caller stores `changes` and audits `reason`, and must not let two logins of one name
+    interleave (security.py holds a lock per name): the count of failed second factors and the
+    last code used are read here and written there."""
+    if operator is None or operator.disabled:
+        reason = "no such operator" if operator is None else "account disabled"
+        return LoginResult(False, False, {}, reason)
     step = now_ns // 1_000_000_000 // TOTP_STEP_S
     code_step = _totp_step(operator.totp_secret, code, step)
+    held = not known_device and operator.locked_until_ns > now_ns
     if password_ok and code_step is not None and code_step > operator.last_totp_step:
-        return LoginResult(True, False, {"failures": 0, "last_totp_step": code_step}, "signed in")
+        if held:  # told only to one who has both: it says nothing they do not know
+            return LoginResult(False, True, {}, "held for new devices")
+        changes: dict[str, object] = {"last_totp_step": code_step}
+        if not known_device:  # a known device's success leaves the count of others' failures
+            changes["failures"] = 0
+        return LoginResult(True, False, changes, "signed in")
+    if not password_ok:  # a stranger's guess: it holds no one
+        return LoginResult(False, False, {}, "wrong password")
+    reason = "wrong code" if code_step is None else "code used before"
+    if known_device or held:  # a known device's own count is the guard's; a hold runs its time
+        return LoginResult(False, False, {}, reason)
     failures = operator.failures + 1
-    changes: dict[str, object] = {"failures": failures}
-    if failures >= LOCK_AFTER:
-        lock_s = min(FIRST_LOCK_S * 2 ** (failures - LOCK_AFTER), LONGEST_LOCK_S)
-        changes["locked_until_ns"] = now_ns + lock_s * 1_000_000_000
-    if not password_ok:
-        reason = "wrong password"
-    elif code_step is None:
-        reason = "wrong code"
-    else:
-        reason = "code used before"
+    changes = {"failures": failures}
+    if failures >= HOLD_AFTER:
+        hold_s = min(FIRST_HOLD_S * 2 ** (failures - HOLD_AFTER), LONGEST_HOLD_S)
+        changes["locked_until_ns"] = now_ns + hold_s * 1_000_000_000
     return LoginResult(False, False, changes, reason)
 
 

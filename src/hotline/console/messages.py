@@ -8,11 +8,12 @@ types that cannot carry a script (the preview)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from hotline.console.auth import Session
 from hotline.console.security import (
@@ -23,8 +24,10 @@ from hotline.console.security import (
     Translator,
     Viewer,
 )
+from hotline.errors import ProtocolError
 from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.envelope import MAX_TEXT_BYTES, Lane, decode_envelope
+from hotline.protocol.textsafety import language_problem, text_problem
 from hotline.station.api import Uploaded, download_file, upload_file, with_file_states
 from hotline.station.events import envelope_json
 from hotline.station.translation import TranslationRefused
@@ -37,7 +40,26 @@ LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 Side = Literal["in", "out"]
 Number = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Hash = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
-Language = Annotated[str, Field(min_length=2, max_length=35, pattern="^[A-Za-z0-9-]+$")]
+
+
+def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A pydantic check by one of textsafety's rules: a 422 naming the problem, not a 500 when
+    the annotation refuses it."""
+
+    def check(value: str) -> str:
+        if found := problem(value):
+            raise ValueError(found)
+        return value
+
+    return AfterValidator(check)
+
+
+Language = Annotated[
+    str,
+    Field(min_length=2, max_length=35, pattern="^[A-Za-z0-9-]+$"),
+    _checked(language_problem),
+]
+Words = _checked(text_problem)
 
 
 class MachineRequest(BaseModel):
@@ -46,11 +68,11 @@ class MachineRequest(BaseModel):
 
 class NewTranslation(BaseModel):
     language: Language
-    text: str = Field(min_length=1, max_length=MAX_TEXT_BYTES)
+    text: Annotated[str, Words] = Field(min_length=1, max_length=MAX_TEXT_BYTES)
 
 
 class Remark(BaseModel):
-    remark: str = Field(default="", max_length=2000)
+    remark: Annotated[str, Words] = Field(default="", max_length=2000)
 
 
 class NewTerm(BaseModel):
@@ -116,6 +138,8 @@ async def _annotated(console: ConsoleDep, work: Any, what: str, person: str) -> 
         raise HTTPException(409, str(exc)) from None
     except TranslationError as exc:
         raise HTTPException(502, f"the translation engine failed: {exc}") from None
+    except ProtocolError as exc:  # an engine's draft the annotation's rules refuse (textsafety)
+        raise HTTPException(422, str(exc)) from None
     await console.audit(person, what, f"{annotation.body.lane}/{annotation.body.seq}")
     return annotation_json(annotation)
 

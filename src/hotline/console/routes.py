@@ -3,7 +3,6 @@ its signature and writes each person's act to the audit log."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Annotated, Any, Literal
@@ -13,8 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from hotline.console import views
-from hotline.console.auth import Session, check_login, totp_uri
+from hotline.console.auth import Session, totp_uri
 from hotline.console.drafts import draft_json, send_draft
+from hotline.console.guard import DEVICE_COOKIE, DEVICE_COOKIE_S
 from hotline.console.operators import add_operator, reset_operator, set_disabled
 from hotline.console.security import (
     COOKIE,
@@ -32,6 +32,7 @@ from hotline.console.security import (
 )
 from hotline.errors import ConfigError, ProtocolError, StoreError
 from hotline.protocol.envelope import MAX_ATTACHMENTS, MAX_TEXT_BYTES, Lane, MessageType
+from hotline.protocol.textsafety import language_problem, text_problem
 from hotline.station.api import FileRef
 from hotline.station.link_runtime import AlreadyAcknowledged
 from hotline.store.people import Draft, ShiftNote
@@ -43,6 +44,10 @@ LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 # The link test is the station's own (discipline.py): a person does not type one.
 TypeName = Literal["principal", "service", "exercise"]
 _ACK_TEXT = {"en": "Acknowledged", "ru": "Принято"}
+_HELD = (
+    "held for new devices after wrong codes: sign in where you signed in before, or ask an "
+    "admin to reset the account"
+)
 
 
 Number = Annotated[int, Path(ge=1, le=2**63 - 1)]  # what the store's integers hold
@@ -76,7 +81,20 @@ class NewDraft(BaseModel):
             raise ValueError("the text is not valid Unicode (a lone surrogate)") from None
         if size > MAX_TEXT_BYTES:
             raise ValueError(f"the text is {size} bytes in UTF-8; at most {MAX_TEXT_BYTES}")
+        if problem := text_problem(text):  # the envelope's rule, at once rather than at release
+            raise ValueError(problem)
         return text
+
+    @field_validator("language")
+    @classmethod
+    def _is_bcp47(cls, language: str) -> str:
+        if problem := language_problem(language):
+            raise ValueError(problem)
+        return language
+
+
+class SilenceKind(BaseModel):
+    kind: Literal["flash"]  # what one button must quiet at once (issue 13, item 8)
 
 
 class ExerciseChoice(BaseModel):
@@ -120,27 +138,26 @@ def _me(session: Session) -> dict[str, Any]:
 @router.post("/login")
 async def login(request: Request, credentials: Login, console: ConsoleDep) -> JSONResponse:
     check_origin(request)
-    if console.too_many_attempts(request.client.host if request.client else "?"):
-        raise HTTPException(429, "too many sign-ins from here; wait a minute")
-    # One login per name at a time: the failure count and the last code used are read, checked
-    # and written as one step, so parallel guesses each count, and a code signs in once.
-    async with console.login_lock(credentials.name):
-        now = time.time_ns()
-        operator = await console.store(lambda s: s.operator(credentials.name))
-        result = await asyncio.to_thread(
-            check_login, operator, credentials.password, credentials.code, now
-        )
-        if result.changes:
-            changes = result.changes
-            await console.store(lambda s: s.update_operator(credentials.name, **changes))
-    await console.audit(credentials.name, "login" if result.ok else "login refused", result.reason)
-    if result.locked:
-        raise HTTPException(423, "this account is locked for a while after failed sign-ins")
+    address = request.client.host if request.client else "?"
+    device = request.cookies.get(DEVICE_COOKIE)
+    name = credentials.name
+    result, operator, known = await console.sign_in(
+        address, device, name, credentials.password, credentials.code
+    )
+    where = "a known device" if known else "a new device"
+    action = "login" if result.ok else "login refused"
+    await console.audit(name, action, f"{result.reason} from {where}")
+    if result.held:  # only one who gave the right password and code is told (auth.py)
+        raise HTTPException(423, _HELD)
     if not result.ok or operator is None:
         raise HTTPException(401, "wrong name, password or code")
     token, session = console.sessions.open(operator)
     answer = JSONResponse(_me(session))
     answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=console.tls, path="/")
+    answer.set_cookie(
+        DEVICE_COOKIE, console.devices.signed_in(device, name), max_age=DEVICE_COOKIE_S,
+        httponly=True, samesite="strict", secure=console.tls, path="/console/login",
+    )  # fmt: skip
     return answer
 
 
@@ -186,7 +203,10 @@ async def board(_: Viewer, console: ConsoleDep) -> dict[str, Any]:
 
 @router.get("/traffic/{name}")
 async def traffic(name: str, _: Viewer, console: ConsoleDep) -> dict[str, Any]:
-    return await views.traffic(console.link(name), console.settings.deadlines, time.time_ns())
+    settings = console.settings
+    return await views.traffic(
+        console.link(name), settings.deadlines, time.time_ns(), settings.clock_fault_s * 10**9
+    )
 
 
 # -- drafting and releasing --------------------------------------------------------------------
@@ -288,6 +308,19 @@ async def acknowledge(
     await console.audit(session.operator, "acknowledged", f"{name} {lane} {seq}")
     await console.station.discipline.review(time.time_ns())  # the alarm goes now, not in 1 s
     return {"link": name, "lane": lane, "seq": envelope.seq, "acknowledges": seq}
+
+
+@router.post("/alarms/silence")
+async def silence_kind(
+    choice: SilenceKind, session: Silencer, console: ConsoleDep
+) -> dict[str, int]:
+    """Every standing alarm of a kind, at once: a flood of FLASH is quieted by one press."""
+    quiet = console.station.discipline.silence_all(choice.kind, session.operator)
+    if quiet:
+        ids = [a.id for a in quiet]
+        more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+        await console.audit(session.operator, "silenced", ", ".join(ids[:10]) + more)
+    return {"silenced": len(quiet)}
 
 
 @router.post("/alarms/{alarm_id}/silence", status_code=204)

@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from hotline.console.auth import Session, SessionBook
+from hotline.console.auth import LoginResult, Session, SessionBook, check_login, password_matches
+from hotline.console.guard import AddressFailures, DeviceBook, device_key
 from hotline.station.datadir import ConsoleSection
 
 if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
     from hotline.station.runtime import Station
+    from hotline.store.people import Operator
 
 __all__ = [
     "COOKIE",
@@ -44,7 +45,6 @@ __all__ = [
 
 COOKIE = "hotline_session"
 MAX_LOGIN_LOCKS = 1000
-ATTEMPTS_PER_MINUTE = 20  # sign-ins from one address
 RECHECK_S = 10.0  # a session sees its account disabled or reset (say from the CLI) this soon
 
 
@@ -57,23 +57,42 @@ class Console:
     sessions: SessionBook
     tls: bool
     _login_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _attempts: dict[str, deque[float]] = field(default_factory=dict)
+    failures: AddressFailures = field(default_factory=AddressFailures)
+    devices: DeviceBook = field(init=False)
 
-    def too_many_attempts(self, address: str) -> bool:
-        """More than ATTEMPTS_PER_MINUTE sign-ins from one address in the last minute: refused
-        before any password is checked or any audit row written, so one client can neither
-        guess fast nor flood the audit log."""
-        now = time.monotonic()
-        if len(self._attempts) > MAX_LOGIN_LOCKS:
-            for idle in [a for a, times in self._attempts.items() if now - times[-1] > 60]:
-                del self._attempts[idle]
-        times = self._attempts.setdefault(address, deque())
-        while times and now - times[0] > 60:
-            times.popleft()
-        if len(times) >= ATTEMPTS_PER_MINUTE:
-            return True
-        times.append(now)
-        return False
+    def __post_init__(self) -> None:
+        self.devices = DeviceBook(device_key(self.station.identity))
+
+    async def sign_in(
+        self, address: str, cookie: str | None, name: str, password: str, code: str
+    ) -> tuple[LoginResult, Operator | None, bool]:
+        """Decide one sign-in (guard.py, auth.py): the result, the operator as read, and
+        whether the browser is known for the name. From a new device at an address past its
+        failures, 429 before any check or audit row; a known one is never refused so."""
+        device = self.devices.known(cookie, name)
+        if device is None and self.failures.over(address):
+            raise HTTPException(429, "too many failed sign-ins from here; wait a minute")
+        before = await self.store(lambda s: s.operator(name))
+        password_ok = await asyncio.to_thread(password_matches, before, password)
+        # One decision per name at a time: the count of failed codes and the last code used
+        # are read, checked and written as one step, so parallel guesses each count, and a
+        # code signs in once. The slow Argon2 is done before: no one waits behind a flood.
+        async with self.login_lock(name):
+            operator = await self.store(lambda s: s.operator(name))
+            same = (  # the password checked is still the account's: not reset meanwhile
+                before is not None
+                and operator is not None
+                and before.password_hash == operator.password_hash
+            )
+            result = check_login(operator, password_ok and same, code, time.time_ns(), bool(device))
+            if result.changes:
+                changes = result.changes
+                await self.store(lambda s: s.update_operator(name, **changes))
+        if device is not None and not result.ok:
+            self.devices.failed(device, name)
+        elif device is None and not result.ok:
+            self.failures.failed(address)
+        return result, operator, device is not None
 
     def login_lock(self, name: str) -> asyncio.Lock:
         if len(self._login_locks) > MAX_LOGIN_LOCKS:  # names tried and gone: forget the idle

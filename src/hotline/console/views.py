@@ -1,12 +1,17 @@
 """What the console shows, as JSON: the link board and the traffic of a link. Read from the
-station's live state and its store; docs/console.md gives the shapes."""
+station's live state and its store; docs/console.md gives the shapes. Traffic is listed by this
+station's clock, newest first: the peer's messages as they arrived, ours as we accepted them;
+a message's own `sent_ns` is its sender's word, shown, never ordered by (hotline.protocol.clock)."""
 
 from __future__ import annotations
 
+import heapq
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from hotline.protocol.clock import CLOCK_FAULT_NS
 from hotline.protocol.envelope import Lane, decode_envelope
-from hotline.station.events import envelope_json
+from hotline.station.events import arrival_json, envelope_json
 
 if TYPE_CHECKING:
     from hotline.station.datadir import Deadlines
@@ -14,6 +19,12 @@ if TYPE_CHECKING:
     from hotline.station.runtime import Station
 
 __all__ = ["board", "traffic"]
+
+# The board goes to every console after each change: under a flood of FLASH it names a bounded
+# number of alarms, by id, and counts them all exactly (issue 13, item 8). The overlay needs the
+# oldest FLASH; the list, the newest of the rest.
+FLASH_SHOWN = 20
+OTHERS_SHOWN = 40
 
 
 def board(station: Station) -> dict[str, Any]:
@@ -28,16 +39,28 @@ def board(station: Station) -> dict[str, Any]:
         status["last_test"] = tests.last_sent if tests else None
         status["last_peer_test_ns"] = tests.last_received_ns if tests else None
         links.append(status)
-    alarms = sorted(discipline.alarms.values(), key=lambda a: a.raised_ns, reverse=True)
+    standing = discipline.alarms.values()
+    flashes = [a for a in standing if a.kind == "flash"]
+    others = [a for a in standing if a.kind != "flash"]
+    by_time = attrgetter("raised_ns")
+    shown = heapq.nsmallest(FLASH_SHOWN, flashes, by_time)
+    shown += heapq.nlargest(OTHERS_SHOWN, others, by_time)
     return {
         "station": station.card.body.name,
         "exercise": discipline.exercise,
         "links": links,
-        "alarms": [alarm.to_json() for alarm in alarms],
+        "alarms": [alarm.to_json() for alarm in shown],
+        "alarm_counts": {
+            "flash": len(flashes),
+            "flash_loud": sum(1 for a in flashes if a.silenced_by is None),
+            "other": len(others),
+        },
     }
 
 
-async def traffic(runtime: LinkRuntime, deadlines: Deadlines, now_ns: int) -> dict[str, Any]:
+async def traffic(
+    runtime: LinkRuntime, deadlines: Deadlines, now_ns: int, clock_fault_ns: int = CLOCK_FAULT_NS
+) -> dict[str, Any]:
     config, name = runtime.link.config, runtime.link.name
     link_id = config.link_id
     outbox = await runtime.store.call(lambda s: s.outbox(link_id, 200))
@@ -64,14 +87,14 @@ async def traffic(runtime: LinkRuntime, deadlines: Deadlines, now_ns: int) -> di
             }
         )
     inn = []
-    for _lane, _seq, _type, received, acked, data in inbox:
+    for _lane, _seq, _type, received, acked, data in inbox:  # newest arrival first
         envelope = decode_envelope(bytes(data), None)
         inn.append(
             {
                 "direction": "in",
                 "link": name,
                 **envelope_json(envelope),
-                "received_ns": received,
+                **arrival_json(envelope, received, clock_fault_ns),
                 "state": "acknowledged" if acked else "received",
                 "acknowledged": bool(acked),
                 "deadline_ns": None,

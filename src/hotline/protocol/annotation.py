@@ -25,6 +25,7 @@ from hotline.crypto.identity import PublicIdentity, StationIdentity
 from hotline.errors import ProtocolError
 from hotline.protocol.envelope import HASH_LEN, MAX_TEXT_BYTES, Envelope, sha256
 from hotline.protocol.statements import Signed
+from hotline.protocol.textsafety import language_problem, text_problem
 
 __all__ = ["Annotation", "AnnotationBody", "Kind"]
 
@@ -103,14 +104,16 @@ class Annotation:
         return cls(body, Signed(body_bytes, signature), sha256(body_bytes))
 
     @classmethod
-    def decode(cls, signed: Signed) -> Annotation:
+    def decode(cls, signed: Signed, *, words: bool = True) -> Annotation:
         """Decode and check the form, not the signature: `check_signature` is the next step,
-        once the body has said which station (the receiver of its envelope) signed it."""
+        once the body has said which station (the receiver of its envelope) signed it. With
+        `words=False` the rules for words are skipped (as for envelopes: one a store kept from
+        before them must still load)."""
         try:
             body = msgspec.msgpack.decode(signed.body_bytes, type=AnnotationBody)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"annotation does not decode: {exc}") from None
-        _check(body)
+        _check(body, words=words)
         return cls(body, signed, sha256(signed.body_bytes))
 
     def check_signature(self, signer: PublicIdentity) -> Annotation:
@@ -119,8 +122,8 @@ class Annotation:
         return self
 
     @classmethod
-    def verify(cls, signed: Signed, signer: PublicIdentity) -> Annotation:
-        return cls.decode(signed).check_signature(signer)
+    def verify(cls, signed: Signed, signer: PublicIdentity, *, words: bool = True) -> Annotation:
+        return cls.decode(signed, words=words).check_signature(signer)
 
     def about(self, envelope: Envelope) -> bool:
         b = self.body
@@ -133,7 +136,7 @@ class Annotation:
         )
 
 
-def _check(body: AnnotationBody) -> None:
+def _check(body: AnnotationBody, *, words: bool = True) -> None:
     if body.version != ANNOTATION_VERSION:
         raise ProtocolError(f"annotation version {body.version!r} is not supported")
     if body.kind not in set(Kind):
@@ -147,6 +150,14 @@ def _check(body: AnnotationBody) -> None:
         raise ProtocolError("a machine draft, and only one, names its engine")
     if not (0 < len(body.person) <= MAX_NAME and 0 < len(body.language) <= 35):
         raise ProtocolError("annotation has no person or language")
+    # The envelope's rules for words (hotline.protocol.textsafety), and for the names beside them.
+    fields = {"text": body.text, "person": body.person, "role": body.role, "engine": body.engine}
+    problem = words and (
+        language_problem(body.language)
+        or next(filter(None, (text_problem(value, what) for what, value in fields.items())), None)
+    )
+    if problem:
+        raise ProtocolError(f"annotation refused: {problem}")
     if len(body.text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES * 2:
         raise ProtocolError("annotation text is too long")
     if body.kind in (Kind.MACHINE, Kind.TRANSLATION) and not body.text.strip():

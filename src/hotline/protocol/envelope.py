@@ -33,6 +33,7 @@ from hotline.crypto.identity import PublicIdentity, StationIdentity
 from hotline.crypto.signed import decode_signed, encode_signed
 from hotline.errors import ProtocolError
 from hotline.protocol.callrecord import CALL_RECORD_LANGUAGE, decode_record
+from hotline.protocol.textsafety import language_problem, text_problem
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -170,9 +171,15 @@ class Envelope:
 
     @classmethod
     def from_parts(
-        cls, body_bytes: bytes, signature: bytes, signer: PublicIdentity | None
+        cls,
+        body_bytes: bytes,
+        signature: bytes,
+        signer: PublicIdentity | None,
+        *,
+        words: bool = True,
     ) -> Envelope:
-        """Decode and verify an envelope's signed bytes.
+        """Decode and verify an envelope's signed bytes. `words=False` skips the rules for the
+        words (language tag and controls, hotline.protocol.textsafety) and keeps every other.
 
         Raises:
             ProtocolError: the body does not decode, is out of bounds, or the signature fails.
@@ -181,7 +188,7 @@ class Envelope:
             body = msgspec.msgpack.decode(body_bytes, type=EnvelopeBody)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"envelope does not decode: {exc}") from None
-        _check_body(body)
+        _check_body(body, words=words)
         if not body.attachments and body_bytes[:1] == bytes([_FIXARRAY_13]):
             raise ProtocolError(f"envelope {body.lane}/{body.seq}: an empty file list is left out")
         if signer is not None and not signer.verify_ed25519("envelope", body_bytes, signature):
@@ -189,20 +196,25 @@ class Envelope:
         return cls(body, body_bytes, signature, sha256(body_bytes))
 
 
-def decode_envelope(data: bytes, signer: PublicIdentity | None) -> Envelope:
+def decode_envelope(data: bytes, signer: PublicIdentity | None, *, words: bool = False) -> Envelope:
     """Decode the stored form [body, signature]; verify the signature when a signer is given
-    (a store walking its own chains checks hashes and links, which is cheaper)."""
+    (a store walking its own chains checks hashes and links, which is cheaper).
+
+    The rules for the words (textsafety) hold for every envelope made and every one that
+    arrives; an envelope a store kept from before they came may break them, and must still
+    load (it is shown with its characters named), so they apply here only with `words=True`,
+    as the archive verifier asks."""
     try:
         wire = decode_signed(data)
     except ValueError as exc:
         raise ProtocolError(f"envelope does not decode: {exc}") from None
-    return Envelope.from_parts(wire.body, wire.signature, signer)
+    return Envelope.from_parts(wire.body, wire.signature, signer, words=words)
 
 
-def _check_body(body: EnvelopeBody) -> None:
+def _check_body(body: EnvelopeBody, *, words: bool = True) -> None:
     """Refuse, before signing or after decoding, any body that is out of bounds or that
     MessagePack could not carry faithfully (a bool for an int, a lone surrogate, a huge int)."""
-    problem = _problem(body)
+    problem = _problem(body, words)
     if problem:
         raise ProtocolError(f"envelope {body.lane}/{body.seq} refused: {problem}")
 
@@ -226,7 +238,7 @@ def _utf8_len(text: str) -> int | None:
         return None
 
 
-def _problem(body: EnvelopeBody) -> str | None:  # noqa: PLR0911 - one return per rule, in order
+def _problem(body: EnvelopeBody, words: bool = True) -> str | None:  # noqa: PLR0911 - one return per rule, in order
     ref = body.ref
     if not (_is_u64(body.version) and body.version == ENVELOPE_VERSION):
         return f"version {body.version!r} is not supported"
@@ -244,6 +256,8 @@ def _problem(body: EnvelopeBody) -> str | None:  # noqa: PLR0911 - one return pe
         and text_len <= MAX_TEXT_BYTES
     ):
         return "language tag or text out of bounds (or not UTF-8)"
+    if words and (problem := language_problem(body.language) or text_problem(body.text)):
+        return problem  # a well-formed BCP 47 tag; no control but newline and tab (textsafety)
     if len(body.prev_hash) != HASH_LEN or len(body.peer_head) != HASH_LEN:
         return "bad chain hash"
     if (body.type == MessageType.ACKNOWLEDGEMENT) != (ref is not None):

@@ -27,6 +27,7 @@ from hotline.protocol.callframes import (
     CallMedia,
     CallRinging,
 )
+from hotline.protocol.clock import CLOCK_FAULT_NS, skew_text, utc_text
 from hotline.protocol.envelope import (
     ENVELOPE_VERSION,
     LANES,
@@ -54,6 +55,7 @@ from hotline.protocol.state import (
     AuditRecord,
     CallFrameReceived,
     CheckpointReceived,
+    ClockFault,
     LinkConfig,
     LinkState,
     MessageReceived,
@@ -80,6 +82,7 @@ class Timing:
     checkpoint_idle_ns: int = 2 * SECOND  # traffic paused this long: exchange checkpoints
     resend_after_ns: int = 3 * SECOND  # an envelope no receipt covered by then goes again
     checkpoint_retry_ns: int = 10 * SECOND  # still not in agreement: offer ours again
+    clock_fault_ns: int = CLOCK_FAULT_NS  # an envelope dated further from our clock: a fault
 
 
 @dataclass(slots=True)
@@ -317,6 +320,20 @@ class LinkCore:
         output.events.append(MessageReceived(envelope))
         if body.type == MessageType.ACKNOWLEDGEMENT and body.ref is not None:
             output.events.append(Acknowledged(Lane(body.ref.lane), body.ref.seq, envelope))
+        self._check_clock(output, envelope, now_ns)
+
+    def _check_clock(self, output: Output, envelope: Envelope, now_ns: int) -> None:
+        """Held all the same: the peer has chained it, and refusing it would have the peer send
+        it forever. Recorded with it, in the same batch, and raised (hotline.protocol.clock)."""
+        skew = envelope.body.sent_ns - now_ns
+        if abs(skew) <= self.timing.clock_fault_ns:
+            return
+        detail = (
+            f"{envelope.lane.name} {envelope.seq} is dated {utc_text(envelope.body.sent_ns)} by "
+            f"the peer's clock, received {utc_text(now_ns)} by ours: {skew_text(skew)}"
+        )
+        output.batch.audit.append(AuditRecord("clock fault", detail, envelope.hash))
+        output.events.append(ClockFault(envelope, skew))
 
     def _on_receipt(self, output: Output, frame: ReceiptFrame) -> None:
         receipt = Receipt.verify(Signed(frame.body, frame.signature), self.config.peer)

@@ -22,6 +22,7 @@ __all__ = [
     "Batch",
     "CallFrameReceived",
     "CheckpointReceived",
+    "ClockFault",
     "Event",
     "LinkConfig",
     "LinkState",
@@ -116,6 +117,16 @@ class MessageReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockFault:
+    """The peer's envelope, just held, is dated more than the bound (`Timing.clock_fault_ns`)
+    from our clock: `skew_ns` = its `sent_ns` minus our time of arrival (hotline.protocol.clock).
+    It is held like any other; this says that its date is not to be believed."""
+
+    envelope: Envelope
+    skew_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Receipted:
     """The peer station durably holds our envelope (lane, seq)."""
 
@@ -182,6 +193,7 @@ class CallFrameReceived:
 
 Event = (
     MessageReceived
+    | ClockFault
     | Receipted
     | Acknowledged
     | CheckpointReceived

@@ -34,14 +34,16 @@ from hotline.protocol.envelope import (
     decode_envelope,
 )
 from hotline.station.call_api import add_call_routes
-from hotline.station.events import envelope_json
+from hotline.station.events import arrival_json, envelope_json
 from hotline.station.files import FileStore, FileTooLarge
 from hotline.station.link_runtime import AlreadyAcknowledged
 from hotline.station.metrics import metrics_text
 
 if TYPE_CHECKING:
+    from hotline.crypto.identity import PublicIdentity
     from hotline.station.link_runtime import LinkRuntime
     from hotline.station.runtime import Station
+    from hotline.store.backend import Row
 
 __all__ = ["make_app"]
 
@@ -391,15 +393,8 @@ def _make_fastapi(station: Station) -> FastAPI:
         runtime = link_of(name)
         link_id, peer = runtime.link.config.link_id, runtime.link.config.peer
         rows = await runtime.store.call(lambda s: s.inbox(link_id, max(1, min(limit, 1000))))
-        messages = [
-            {
-                **envelope_json(decode_envelope(bytes(data), peer)),
-                "received_ns": received,
-                "acknowledged": bool(acked),
-            }
-            for _lane, _seq, _type, received, acked, data in rows
-        ]
-        return await with_file_states(runtime, "in", messages)
+        bound = station.config.console.clock_fault_s * 1_000_000_000
+        return await with_file_states(runtime, "in", [_received(r, peer, bound) for r in rows])
 
     @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", status_code=201)
     async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:
@@ -452,6 +447,17 @@ def _add_file_routes(app: FastAPI, station: Station) -> None:
     async def download(sha256: str) -> FileResponse:
         """A file held whole here: sent from here, or received and checked against its hash."""
         return download_file(station.files, sha256, "application/octet-stream", sha256)
+
+
+def _received(row: Row, peer: PublicIdentity, bound_ns: int) -> dict[str, Any]:
+    """One row of the inbox (the store lists them newest arrival first, by our clock)."""
+    _lane, _seq, _type, received, acked, data = row
+    envelope = decode_envelope(bytes(data), peer)
+    return {
+        **envelope_json(envelope),
+        **arrival_json(envelope, received, bound_ns),
+        "acknowledged": bool(acked),
+    }
 
 
 async def _event_stream(station: Station, request: Request) -> AsyncIterator[str]:

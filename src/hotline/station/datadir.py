@@ -108,6 +108,9 @@ class ConsoleSection(msgspec.Struct, forbid_unknown_fields=True):
     test_deadline_s: int = 60  # a test not receipted by then has failed
     escalate_after_s: int = 300  # an alarm nobody has dealt with by then goes to the webhook
     webhook: str = ""  # an http(s) URL: each alarm raised, escalated, cleared
+    # A peer's envelope dated further than this from our clock on arrival is a clock fault:
+    # held, but alarmed and marked (hotline.protocol.clock).
+    clock_fault_s: int = 300
     deadlines: Deadlines = msgspec.field(default_factory=Deadlines)
 
 
@@ -171,7 +174,9 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"test_interval_s = {self.console.test_interval_s}\n"
             f"test_deadline_s = {self.console.test_deadline_s}\n"
             f"escalate_after_s = {self.console.escalate_after_s}\n"
-            f"webhook = {_toml_string(self.console.webhook)}\n\n"
+            f"webhook = {_toml_string(self.console.webhook)}\n"
+            "# A peer's message dated further than this from our clock: a clock fault (alarm).\n"
+            f"clock_fault_s = {self.console.clock_fault_s}\n\n"
             "# Seconds for a person at the peer to acknowledge, per precedence.\n"
             "[console.deadlines]\n"
             f"flash = {self.console.deadlines.flash}\n"
@@ -207,6 +212,8 @@ def is_loopback(address: str) -> bool:
 
 
 def _check_console(console: ConsoleSection) -> None:
+    if console.clock_fault_s < 1:  # the link's, whether or not a console is served
+        raise ValueError("console.clock_fault_s must be at least 1 s")
     if not console.listen:
         return
     validate_path(console.listen)

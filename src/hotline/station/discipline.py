@@ -4,7 +4,8 @@ test both ways every interval, deadlines for a person at the peer to acknowledge
 Alarms are derived, every second, from the state of the links and the store: a link or path
 that is DOWN, an incoming FLASH no person here has acknowledged, a principal message of ours past
 its deadline, a test of ours not receipted in time, no test from the peer for too long, the
-console's TLS certificate within 30 days of its end. So an alarm cannot be forgotten by a
+peer's newest envelope dated far from our clock (a clock fault), the console's TLS certificate
+within 30 days of its end. So an alarm cannot be forgotten by a
 restart, and it clears only when its cause is gone. A person may
 silence one (the sound stops, the alarm stays); one that nobody has silenced after
 `escalate_after_s` escalates to level 2; each raise, escalation and clearing goes to the webhook
@@ -26,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from hotline.errors import ConfigError
+from hotline.protocol.clock import clock_fault, skew_text, utc_text
 from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
 from hotline.station.datadir import ConsoleSection
-from hotline.station.events import envelope_json
 from hotline.station.tls import WARN_DAYS, expires_ns
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def test_text(station: str, number: int, now_ns: int) -> str:
 class Alarm:
     id: str
     kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue, missed_call,
-    # certificate (station-wide: `link` is empty)
+    # clock_fault, certificate (station-wide: `link` is empty)
     link: str
     text: str
     raised_ns: int
@@ -139,6 +140,7 @@ class Discipline:
             await self._send_test_if_due(runtime, now_ns)
             found.update(self._link_alarms(runtime, now_ns))
             found.update(await self._traffic_alarms(runtime, now_ns))
+            found.update(await self._clock_alarm(runtime))
         found.update(self._certificate_alarm(now_ns))
         changed = self._apply(found, now_ns)
         if changed:
@@ -229,26 +231,47 @@ class Discipline:
         cutoffs = [now_ns - deadlines.for_lane(lane.name) * S for lane in Lane]  # accepted before
         late = await runtime.store.call(lambda s: s.overdue(link_id, cutoffs))
         found: dict[str, _Found] = {}
-        for seq, received_ns, data in flashes:
-            envelope, message = _message(data, name, "in", received_ns=received_ns)
+        for seq, received_ns, kind in flashes:  # every one: the count is exact (item 8)
+            message = _ref(name, "in", Lane.FLASH, seq, kind, received_ns=received_ns)
             found[f"flash:{name}:{seq}"] = _Found(
                 "flash",
                 name,
-                f"{_drill(envelope)}FLASH from {runtime.link.peer_card.body.name}",
+                f"{_drill(kind)}FLASH from {runtime.link.peer_card.body.name}",
                 received_ns,
                 message,
             )
-        for lane, seq, accepted_ns, data in late:
-            envelope, message = _message(data, name, "out", accepted_ns=accepted_ns)
+        for lane, seq, accepted_ns, kind in late:
+            message = _ref(name, "out", lane, seq, kind, accepted_ns=accepted_ns)
             found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
                 "overdue",
                 name,
-                f"{_drill(envelope)}link {name}: {Lane(lane).name} {seq} not acknowledged by a "
+                f"{_drill(kind)}link {name}: {Lane(lane).name} {seq} not acknowledged by a "
                 f"person at {runtime.link.peer_card.body.name} since {_clock(accepted_ns)}",
                 deadlines.due_ns(Lane(lane).name, accepted_ns),
                 message,
             )
         return found
+
+    async def _clock_alarm(self, runtime: LinkRuntime) -> dict[str, _Found]:
+        """The peer's newest envelope is dated further from our clock than the bound: the
+        peer's clock is wrong (or the peer says so) until an envelope dated rightly arrives
+        (hotline.protocol.clock). Each faulty envelope is in the audit log as well."""
+        name, link_id = runtime.link.name, runtime.link.config.link_id
+        newest = await runtime.store.call(lambda s: s.inbox(link_id, 1))
+        if not newest:
+            return {}
+        lane, seq, _type, received_ns, _acked, data = newest[0]
+        envelope, message = _message(data, name, "in", received_ns=received_ns)
+        sent_ns = envelope.body.sent_ns
+        if not clock_fault(sent_ns, received_ns, self.settings.clock_fault_s * S):
+            return {}
+        text = (
+            f"link {name}: the clock of {runtime.link.peer_card.body.name} is wrong: its "
+            f"{Lane(lane).name} {seq} is dated {utc_text(sent_ns)}, received "
+            f"{utc_text(received_ns)} ({skew_text(sent_ns - received_ns)})"
+        )
+        message["clock_fault"] = True
+        return {f"clock_fault:{name}": _Found("clock_fault", name, text, received_ns, message)}
 
     def _certificate_alarm(self, now_ns: int) -> dict[str, _Found]:
         """The certificate the console serves (read once, as it was loaded at the start), from
@@ -309,6 +332,16 @@ class Discipline:
             self.station.hub.publish({"type": "alarms"})
         return alarm
 
+    def silence_all(self, kind: str, by: str) -> list[Alarm]:
+        """Silence every standing alarm of a kind nobody has silenced: one button must stop a
+        flood's noise (item 8), and every console redraws once, not once per alarm."""
+        quiet = [a for a in self.alarms.values() if a.kind == kind and a.silenced_by is None]
+        for alarm in quiet:
+            alarm.silenced_by = by
+        if quiet:
+            self.station.hub.publish({"type": "alarms"})
+        return quiet
+
     def _notify(self, what: str, alarm: Alarm) -> None:
         if not self.settings.webhook:
             return
@@ -341,14 +374,29 @@ async def _post(url: str, body: dict[str, Any]) -> None:
 def _message(
     data: bytes, link: str, direction: str, **when: int
 ) -> tuple[Envelope, dict[str, Any]]:
-    """A stored envelope (its signature was checked when it was stored) as the console shows
-    it in an alarm."""
+    """A stored envelope (its signature was checked when it was stored), and the alarm's
+    reference to it."""
     envelope = decode_envelope(bytes(data), None)
-    return envelope, {"direction": direction, "link": link, **envelope_json(envelope), **when}
+    body = envelope.body
+    return envelope, _ref(link, direction, body.lane, body.seq, body.type, **when)
 
 
-def _drill(envelope: Envelope) -> str:
-    return "EXERCISE " if envelope.body.type == MessageType.EXERCISE else ""
+def _ref(link: str, direction: str, lane: int, seq: int, kind: int, **when: int) -> dict[str, Any]:
+    """The message an alarm is about, by id: never its text or files (issue 13, item 8). The
+    board goes to every console after each change; 120 FLASH of 32 KB made each one 3.25 MB.
+    The console fetches what it shows by these ids (GET /console/messages/...)."""
+    return {
+        "direction": direction,
+        "link": link,
+        "lane": Lane(lane).name,
+        "seq": seq,
+        "type": MessageType(kind).name.lower(),
+        **when,
+    }
+
+
+def _drill(kind: int) -> str:
+    return "EXERCISE " if kind == MessageType.EXERCISE else ""
 
 
 def _clock(ns: int) -> str:

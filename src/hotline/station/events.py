@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from hotline.protocol.clock import clock_fault
 from hotline.protocol.envelope import Envelope, Lane, MessageType
 from hotline.protocol.state import (
     Acknowledged,
     CheckpointReceived,
+    ClockFault,
     Event,
     MessageReceived,
     ProtocolViolation,
@@ -19,7 +21,7 @@ from hotline.protocol.state import (
     SessionReady,
 )
 
-__all__ = ["EventHub", "describe", "envelope_json"]
+__all__ = ["EventHub", "arrival_json", "describe", "envelope_json"]
 
 QUEUE_LIMIT = 10_000  # a listener that falls this far behind is dropped, not buffered for
 
@@ -73,12 +75,25 @@ def envelope_json(envelope: Envelope) -> dict[str, Any]:
     }
 
 
+def arrival_json(envelope: Envelope, received_ns: int, bound_ns: int) -> dict[str, Any]:
+    """When a peer's envelope arrived, by our clock (what lists go by), and whether its own
+    date is a clock fault (hotline.protocol.clock): its `sent_ns` is then not to be believed."""
+    return {
+        "received_ns": received_ns,
+        "clock_fault": clock_fault(envelope.body.sent_ns, received_ns, bound_ns),
+    }
+
+
 def describe(link: str, event: Event) -> dict[str, Any]:  # noqa: PLR0911 - one case per event
     match event:
         case MessageReceived(envelope=envelope):
             # The envelope's own "type" (principal, test...) must not hide the event's.
             return {**envelope_json(envelope), "type": "message", "link": link,
                     "message_type": MessageType(envelope.body.type).name.lower()}  # fmt: skip
+        case ClockFault(envelope=envelope, skew_ns=skew):
+            lane_name, seq, sent = envelope.lane.name, envelope.seq, envelope.body.sent_ns
+            return {"type": "clock_fault", "link": link, "lane": lane_name, "seq": seq,
+                    "sent_ns": sent, "skew_ns": skew}  # fmt: skip
         case Receipted(lane=lane, seq=seq):
             return {"type": "receipted", "link": link, "lane": lane.name, "seq": seq}
         case Acknowledged(lane=lane, seq=seq):

@@ -27,6 +27,7 @@ from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.link import MS, LinkCore, Timing
 from hotline.protocol.state import (
     CallFrameReceived,
+    ClockFault,
     Event,
     MessageReceived,
     Output,
@@ -100,8 +101,16 @@ class _SendRequest:
 
 
 class LinkRuntime:
-    def __init__(self, link: Link, store: StoreThread, hub: EventHub, paths: list[str]) -> None:
+    def __init__(
+        self,
+        link: Link,
+        store: StoreThread,
+        hub: EventHub,
+        paths: list[str],
+        timing: Timing = STATION_TIMING,
+    ) -> None:
         self.link = link
+        self.timing = timing
         self.store = store
         self.hub = hub
         self.core: LinkCore | None = None
@@ -119,7 +128,7 @@ class LinkRuntime:
 
     async def start(self) -> None:
         state = await self.store.call(lambda s: s.load(self.link.config))
-        self.core = LinkCore(self.link.config, state, time.time_ns(), STATION_TIMING)
+        self.core = LinkCore(self.link.config, state, time.time_ns(), self.timing)
 
     # -- the one way into the core ---------------------------------------------------------------
 
@@ -208,6 +217,11 @@ class LinkRuntime:
             case MessageReceived(envelope=envelope) if envelope.body.attachments:
                 if transfers is not None:
                     transfers.message_received(envelope)
+            case ClockFault(envelope=envelope, skew_ns=skew):
+                log.warning(
+                    "link %s: clock fault: %s %s dated %.0f s from our clock",
+                    self.link.name, envelope.lane.name, envelope.seq, skew / 1e9,
+                )  # fmt: skip
             case RttMeasured(sid=sid, rtt_ns=rtt, clock_offset_ns=offset) if (
                 sid in self.connections
             ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import faulthandler
 import fcntl
@@ -26,6 +27,7 @@ import uvloop
 from hotline.crypto.atrest import totp_key
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
+from hotline.protocol.link import Timing
 from hotline.protocol.state import LinkConfig
 from hotline.station.calls import CallDesk
 from hotline.station.connections import PathManager
@@ -34,7 +36,7 @@ from hotline.station.discipline import Discipline
 from hotline.station.events import EventHub
 from hotline.station.files import FileStore
 from hotline.station.limits import HeadWaits, guarded_http, raise_open_files_limit
-from hotline.station.link_runtime import LinkRuntime
+from hotline.station.link_runtime import STATION_TIMING, LinkRuntime
 from hotline.station.links import load_links
 from hotline.station.storethread import StoreThread
 from hotline.station.transfers import Transfers
@@ -168,7 +170,7 @@ class Station:
         for link in load_links(self.data, self.identity):
             await self.store.call(functools.partial(_add_link, config=link.config))
             paths = link.dial if link.dials else list(self.config.station.listen)
-            runtime = LinkRuntime(link, self.store, self.hub, paths)
+            runtime = LinkRuntime(link, self.store, self.hub, paths, self._timing())
             runtime.on_fatal = self._fail
             await runtime.start()
             runtime.transfers = Transfers(runtime, self.files)
@@ -177,6 +179,11 @@ class Station:
                 runtime, self.media, self.config.calls, self.data.path, self.card.body.name
             )
             self.links[link.name] = runtime
+
+    def _timing(self) -> Timing:
+        """The link core's timing, with the bound on the peer's clock from `[console]`."""
+        bound_ns = self.config.console.clock_fault_s * 1_000_000_000
+        return dataclasses.replace(STATION_TIMING, clock_fault_ns=bound_ns)
 
     def close(self) -> None:
         for runtime in self.links.values():

@@ -241,29 +241,32 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
             (link_id, limit),
         )
 
-    def overdue(self, link_id: bytes, accepted_before: list[int], limit: int = 100) -> list[Row]:
+    def overdue(self, link_id: bytes, accepted_before: list[int]) -> list[Row]:
         """Our principal (and exercise) messages that no person there has acknowledged and that
-        were accepted before their lane's cutoff: lane, seq, accepted_ns, envelope (oldest
-        first, at most `limit`). Asked every second, so it reads only what is late."""
+        were accepted before their lane's cutoff: lane, seq, accepted_ns, type (oldest first,
+        every one). Asked every second, so it reads only what is late, and ids, never the
+        envelopes: an alarm names its message, the console fetches the text (issue 13, item 8)."""
         rows: list[Row] = []
         for lane, cutoff in enumerate(accepted_before):  # each a range of the partial index
             rows += self._rows(
-                "SELECT lane, seq, accepted_ns, envelope FROM outbox WHERE link_id = ? "
+                "SELECT lane, seq, accepted_ns, type FROM outbox WHERE link_id = ? "
                 "AND lane = ? AND acknowledged_by IS NULL AND type IN (0, 4) AND accepted_ns < ? "
-                "ORDER BY accepted_ns LIMIT ?",
-                (link_id, lane, cutoff, limit),
+                "ORDER BY accepted_ns",
+                (link_id, lane, cutoff),
             )
-        return sorted(rows, key=lambda row: row[2])[:limit]
+        return sorted(rows, key=lambda row: row[2])
 
-    def unacknowledged_inbound(self, link_id: bytes, lane: int, limit: int = 100) -> list[Row]:
+    def unacknowledged_inbound(self, link_id: bytes, lane: int) -> list[Row]:
         """The peer's messages in `lane` that no person here has acknowledged (acknowledgements
-        themselves aside): seq, received_ns, envelope (oldest first, at most `limit`)."""
+        themselves aside): seq, received_ns, type (oldest first). Every one, so that a flood is
+        counted exactly, and ids only: 120 FLASH of 32 KB must not be read every second
+        (issue 13, item 8)."""
         return self._rows(
-            "SELECT i.seq, i.received_ns, i.envelope FROM inbox i "
+            "SELECT i.seq, i.received_ns, i.type FROM inbox i "
             "WHERE i.link_id = ? AND i.lane = ? AND i.type != 3 AND NOT EXISTS ("
             "SELECT 1 FROM outbox o WHERE o.link_id = i.link_id AND o.ref_lane = i.lane "
-            "AND o.ref_seq = i.seq) ORDER BY i.seq LIMIT ?",
-            (link_id, lane, limit),
+            "AND o.ref_seq = i.seq) ORDER BY i.seq",
+            (link_id, lane),
         )
 
     def last_sent(self, link_id: bytes, type: int) -> Row | None:
@@ -322,14 +325,36 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
 
     def all_envelopes(self, link_id: bytes, table: str) -> Iterator[Row]:
         """Every envelope of one direction (`outbox` ours, `inbox` the peer's), in order: lane,
-        seq, envelope. Streamed: a record of millions does not sit in memory."""
-        if table not in ("outbox", "inbox"):
+        seq, at_ns, envelope, where at_ns is when this station accepted it (ours) or received
+        it (the peer's), by its own clock. Streamed: a record of millions does not sit in
+        memory."""
+        if table not in _STATION_TIME:
             raise ValueError(f"no table {table!r}")
+        at = _STATION_TIME[table]
         return self._stream(
-            f"SELECT lane, seq, envelope FROM {table} WHERE link_id = ? "  # noqa: S608 - checked
+            f"SELECT lane, seq, {at}, envelope FROM {table} WHERE link_id = ? "  # noqa: S608 - ours
             "ORDER BY lane, seq",
             (link_id,),
         )
+
+    def lane_pieces(
+        self, link_id: bytes, table: str, since_ns: int | None, until_ns: int | None
+    ) -> dict[int, tuple[int, int]]:
+        """Per lane of one direction, the first and last seq this station accepted (`outbox`)
+        or received (`inbox`) from `since_ns` to `until_ns` (both included; None: open) by its
+        own clock, never by the sender's `sent_ns` (hotline.protocol.clock). A lane kept from the
+        one to the other holds everything in the range, even where our clock stepped back."""
+        at = _STATION_TIME[table]
+        rows = self._rows(
+            f"SELECT lane, min(seq), max(seq) FROM {table} WHERE link_id = ? "  # noqa: S608 - ours
+            f"AND {at} >= ? AND {at} <= ? GROUP BY lane",
+            (
+                link_id,
+                min(since_ns or 0, _MAX_NS),
+                min(_MAX_NS if until_ns is None else until_ns, _MAX_NS),
+            ),
+        )
+        return {int(lane): (int(first), int(last)) for lane, first, last in rows}
 
     def stored_receipt(self, link_id: bytes) -> bytes | None:
         rows = self._rows("SELECT statement FROM receipts WHERE link_id = ?", (link_id,))
@@ -446,6 +471,11 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
             "WHERE link_id = ? AND lane = ? AND seq <= ? AND receipted_ns IS NULL",
             [(now_ns, link_id, int(lane), receipt.heads[lane].seq) for lane in LANES],
         )
+
+
+# When this station took each envelope in, by its own clock: what lists and ranges go by.
+_STATION_TIME = {"outbox": "accepted_ns", "inbox": "received_ns"}
+_MAX_NS = 2**63 - 1  # the largest BIGINT: later than any time a station's clock gives
 
 
 def _check_receipt_within(receipted: Heads, outbound: Heads) -> None:

@@ -1,15 +1,18 @@
 // The Hotline operator console. The station keeps and enforces everything; this module only shows
 // it and sends the operator's decisions back. No framework and no build step: the page runs under
-// a strict CSP, so the DOM is built with createElement and every foreign text goes in textContent.
+// a strict CSP, so the DOM is built with createElement and every foreign text goes in textContent,
+// and a string from outside (a message, a file name, a language tag, a name) through peer(): an
+// isolated <bdi>, its invisible characters and mixed-script words shown (shown.js).
 
 import { Phone } from "./phone.js";
+import { isolated, peer, shown as plainShown } from "./shown.js";
 
 // ---- Words: every string of the console's own, in both languages, in one place. ----
 const WORDS = {
   en: {
     title: "Hotline console", console: "console", login_name: "Name", login_password: "Password",
     login_code: "Code from the authenticator", login_submit: "Sign in", login_wrong: "Wrong name, password or code",
-    login_locked: "Account locked, try later",
+    login_locked: "Held for new devices after wrong codes: sign in where you signed in before, or ask an admin to reset the account",
     login_flash: "FLASH message waiting: sign in to read and acknowledge it", login_expired: "The session has ended: sign in again",
     lang_other: "Русский", logout: "Log out", nav_board: "Board", nav_traffic: "Traffic", nav_compose: "Compose",
     nav_drafts: "Drafts", nav_shiftlog: "Shift log", nav_audit: "Audit", nav_operators: "Operators", conn_ok: "live",
@@ -57,6 +60,7 @@ const WORDS = {
     secret_warning: "Store these now: they are shown only once.", secret_for: "Sign-in details for {name}",
     new_password: "New password", totp_secret: "TOTP secret", totp_uri: "TOTP URI", dismiss: "I have stored them",
     flash_sub: "Incoming FLASH message: acknowledge it", received: "received",
+    alarms_more: "and {n} more", flash_loading: "(loading the text…)",
     flash_more: "{n} more FLASH message(s) waiting", flash_silenced: "Sound off: this stays until acknowledged",
     err_http: "Error {status}: {detail}", err_network: "Cannot reach the station",
     err_forbidden: "Not allowed for your role", err_bad_event: "Unreadable update from the station",
@@ -76,6 +80,8 @@ const WORDS = {
     call_role_interpreter: "interpreter", call_role_listener: "listener",
     call_path: "path {path}: loss {loss}%, jitter {jitter} ms, RTT {rtt} ms", login_ringing: "A call is ringing: sign in to answer it",
     call_in_progress: "Call in progress", call_leave: "Leave the call", call_join_interpreter: "Join as interpreter", call_join_listener: "Join as listener",
+    kind_clock_fault: "Clock fault", clock_fault: "clock fault", at_received: "Received", at_accepted: "Accepted",
+    clock_fault_title: "Dated {when} by the sender's clock: further from this station's clock than allowed, not to be believed",
   },
   ru: {
     call_incoming: "Входящий звонок", call_answer: "Ответить", call_decline: "Отклонить", call_end: "Положить трубку",
@@ -88,7 +94,7 @@ const WORDS = {
     call_in_progress: "Идёт разговор", call_leave: "Выйти из разговора", call_join_interpreter: "Войти как переводчик", call_join_listener: "Войти как слушатель",
     title: "Консоль Hotline", console: "консоль", login_name: "Имя", login_password: "Пароль",
     login_code: "Код из приложения-аутентификатора", login_submit: "Войти",
-    login_wrong: "Неверное имя, пароль или код", login_locked: "Учётная запись заблокирована, попробуйте позже",
+    login_wrong: "Неверное имя, пароль или код", login_locked: "Вход с новых устройств приостановлен после неверных кодов: войдите там, где входили раньше, или попросите администратора сбросить учётную запись",
     login_flash: "Поступило сообщение FLASH: войдите, чтобы прочитать и подтвердить его",
     login_expired: "Сеанс завершён: войдите снова", lang_other: "English", logout: "Выйти", nav_board: "Табло",
     nav_traffic: "Обмен", nav_compose: "Написать", nav_drafts: "Черновики", nav_shiftlog: "Журнал смены",
@@ -141,6 +147,7 @@ const WORDS = {
     secret_for: "Данные для входа: {name}", new_password: "Новый пароль", totp_secret: "Секрет TOTP",
     totp_uri: "URI для TOTP", dismiss: "Данные сохранены",
     flash_sub: "Входящее сообщение FLASH: подтвердите получение", received: "получено",
+    alarms_more: "и ещё {n}", flash_loading: "(текст загружается…)",
     flash_more: "Ещё ждут подтверждения сообщений FLASH: {n}",
     flash_silenced: "Звук выключен: окно останется до подтверждения получения", err_http: "Ошибка {status}: {detail}",
     err_network: "Нет связи со станцией", err_forbidden: "Вашей роли это не разрешено",
@@ -153,6 +160,8 @@ const WORDS = {
     not_reviewed: "ещё не проверен", review: "Отметить как проверенный", certify: "Заверить", target: "На язык",
     glossary: "Глоссарий линии", glossary_add: "Добавить термин", glossary_none: "Терминов пока нет",
     term_source: "Термин", term_target: "Передаётся как", delete: "Удалить", remark: "Замечание (необязательно)",
+    kind_clock_fault: "Сбой часов", clock_fault: "сбой часов", at_received: "Получено", at_accepted: "Принято",
+    clock_fault_title: "По часам отправителя {when}: расходится с часами станции больше допустимого, верить нельзя",
   },
 };
 
@@ -228,9 +237,12 @@ function timeEl(ns, empty = "—") {
     el("span", { text: utc(ns) }), " ", el("span", { class: "ago", text: `(${relative(ns)})` }));
 }
 
+// Only spaces, tabs and newlines are folded: JavaScript's \s would also swallow a BOM or a line
+// separator, which peer() must show.
 const short = (text) => {
-  const s = String(text ?? "").replace(/\s+/g, " ").trim();
-  return s.length > 80 ? `${s.slice(0, 79)}…` : s;
+  const s = String(text ?? "").replace(/[ \t\n]+/g, " ").replace(/^ | $/g, "");
+  const chars = [...s]; // by code point: a cut pair of surrogates would show as a mark
+  return chars.length > 80 ? `${chars.slice(0, 79).join("")}…` : s;
 };
 const num = (v) => (v == null ? "—" : Number(v).toFixed(Math.abs(v) < 10 ? 1 : 0));
 const tag = (key, cls = "tag") => el("span", { class: cls, text: t(key) });
@@ -507,7 +519,7 @@ function linkCard(l) {
   const heads = ["col_path", "col_state", "col_since", "col_rtt", "col_offset", "col_history"];
   return el("article", { class: `card st-${lc(l.state)}`, "data-link": l.name, "data-state": l.state },
     el("header", { class: "card-head" },
-      el("div", {}, el("h2", { text: l.name }), el("span", { class: "muted" }, t("peer", { peer: l.peer ?? "—" }))),
+      el("div", {}, el("h2", { text: l.name }), el("span", { class: "muted" }, t("peer", { peer: isolated(l.peer ?? "—") }))),
       el("div", { class: "state-block" }, el("div", { class: "state-word", text: word("state_", l.state) }),
         el("div", { class: "muted" }, t("since"), " ", timeEl(l.since_ns)))),
     el("div", { class: "table-wrap" }, el("table", { class: "paths" },
@@ -569,12 +581,16 @@ function renderAlarms(alarms) {
   const sorted = [...alarms].sort((a, b) => Number(b.raised_ns) - Number(a.raised_ns));
   $("#alarms").replaceChildren(...sorted.map(alarmItem));
   if (!sorted.length) $("#alarms").append(el("li", { class: "muted", text: t("no_alarms") }));
+  // The board names a bounded number of alarms; its counts are exact (a FLASH flood, item 8).
+  const counts = S.board?.alarm_counts ?? {};
+  const unseen = (counts.flash ?? 0) + (counts.other ?? 0) - sorted.length;
+  if (unseen > 0) $("#alarms").append(el("li", { class: "muted", text: t("alarms_more", { n: unseen }) }));
   renderFlash();
   const others = sorted.filter((a) => a.kind !== "flash");
   $("#alarm-banner").hidden = !others.length;
   if (others.length) {
     const text = others[0].text || word("kind_", others[0].kind);
-    $("#alarm-banner").textContent = t("banner", { n: others.length, text });
+    $("#alarm-banner").textContent = t("banner", { n: counts.other ?? others.length, text: isolated(text) });
   }
   // One beep per newly raised alarm; not for those already standing when the operator signed in.
   const fresh = S.seen && others.some((a) => !a.silenced && !S.seen.has(String(a.id)));
@@ -589,7 +605,7 @@ function alarmItem(a) {
     class: a.silenced ? "is-silenced" : null },
     el("strong", { class: "kind", text: word("kind_", a.kind) }), exerciseTag(a.message?.type),
     el("span", { class: "mono", text: a.link ?? "" }),
-    el("span", { class: "alarm-text", text: a.text ?? "" }),
+    el("span", { class: "alarm-text" }, peer(a.text ?? "")),
     el("span", { class: "muted" }, t("raised"), " ", timeEl(a.raised_ns)),
     el("span", { class: "level", text: t("level", { n: a.level ?? "—" }) }),
     a.silenced ? tag("silenced") : quiet);
@@ -610,15 +626,17 @@ function renderFlash() {
   box.hidden = !a;
   document.body.classList.toggle("flash-on", !!a);
   if (!a) { S.flashId = null; stopSiren(); return; }
-  const m = a.message ?? {}, loud = flashes.some((f) => !f.silenced), ack = $("#flash-ack");
+  const counts = S.board?.alarm_counts ?? {}, ack = $("#flash-ack");
+  const m = a.message ?? {}, loud = (counts.flash_loud ?? flashes.filter((f) => !f.silenced).length) > 0;
   $("#flash-link").textContent = m.link ?? a.link ?? "";
   $("#flash-ref").textContent = m.lane ? `${m.lane} ${m.seq}` : "";
-  const text = $("#flash-text");
-  text.textContent = m.text ?? a.text ?? "";
-  if (m.language) text.lang = m.language; else text.removeAttribute("lang");
+  // The alarm names its message; the text comes by that id, once (issue 13, item 8).
+  const text = $("#flash-text"), full = flashMessage(a);
+  text.replaceChildren(full ? peer(full.text ?? "") : t("flash_loading"));
+  if (full?.language) text.lang = full.language; else text.removeAttribute("lang");
   $("#flash-time").replaceChildren(timeEl(m.received_ns ?? a.raised_ns));
   $("#flash-exercise").hidden = m.type !== "exercise";
-  const more = flashes.length - 1;
+  const more = (counts.flash ?? flashes.length) - 1;
   Object.assign($("#flash-more"), { hidden: !more, textContent: t("flash_more", { n: more }) });
   Object.assign(ack, { hidden: !can("acknowledge"), disabled: !a.message });
   $("#flash-silence").hidden = !loud || !can("silence");
@@ -633,13 +651,33 @@ async function toggleExercise() {
   renderBoard();
 }
 
+// The text of the FLASH on the overlay, fetched by the id its alarm names: null until it is here.
+// Only the one shown is kept, so a flood never fills the page.
+function flashMessage(a) {
+  const m = a.message;
+  if (!m?.lane) return { text: a.text };
+  const key = `${m.link}/${m.direction}/${m.lane}/${m.seq}`;
+  if (S.flashText?.key !== key) {
+    S.flashText = { key, message: null };
+    api("GET", `/console/messages/${enc(m.link)}/${m.direction}/${m.lane}/${enc(m.seq)}`, undefined, true)
+      .then((message) => { if (S.flashText?.key === key) { S.flashText.message = message; renderFlash(); } })
+      .catch(() => { if (S.flashText?.key === key) S.flashText = null; }); // tried again at the next board
+  }
+  return S.flashText.message;
+}
+
 async function flashAck() {
   const a = flashAlarms()[0];
   if (a?.message) await ack({ link: a.link, ...a.message });
 }
 
 // Silence sounds for every FLASH standing: one button must stop the noise.
-const flashSilence = () => silence(flashAlarms().filter((a) => !a.silenced).map((a) => a.id));
+// One request for all of them, however many: the board shows only the oldest (item 8).
+async function flashSilence() {
+  await api("POST", "/console/alarms/silence", { kind: "flash" });
+  S.board = await api("GET", "/console/board");
+  renderBoard();
+}
 
 // Acknowledge an incoming message, then fetch the board at once so that the overlay does not linger.
 async function ack(m) {
@@ -732,8 +770,12 @@ function renderTraffic() {
 const shown = (m) => (!LANES.includes(m.lane) || S.filters.lane.has(m.lane))
   && (!TYPES.includes(m.type) || S.filters.type.has(m.type));
 
+// Newest first by this station's own clock: when a message arrived, or when we accepted ours. Its
+// sent_ns is its sender's word (a peer can date one 2554), shown and marked, never ordered by.
+const ours = (m) => Number(m.received_ns ?? m.accepted_ns ?? 0);
+
 function fillTable(sel, messages) {
-  const rows = messages.filter(shown).sort((a, b) => Number(b.sent_ns) - Number(a.sent_ns)).map(messageRow);
+  const rows = messages.filter(shown).sort((a, b) => ours(b) - ours(a)).map(messageRow);
   $(`${sel} tbody`).replaceChildren(...rows);
   if (!rows.length) $(`${sel} tbody`).append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, t("nothing"))));
 }
@@ -749,15 +791,19 @@ function messageRow(m) {
   el("td", { class: `lane lane-${m.lane}`, text: m.lane }),
   el("td", { class: "num", text: String(m.seq) }),
   el("td", {}, typeLabel(m.type)),
-  el("td", { class: "mono", text: m.language ?? "" }),
-  el("td", {}, timeEl(m.sent_ns)),
-  el("td", { class: "short", lang: m.language || null, text: short(m.text) }),
+  el("td", { class: "mono" }, peer(m.language ?? "")),
+  el("td", {}, timeEl(m.received_ns ?? m.accepted_ns ?? m.sent_ns), clockMark(m)),
+  el("td", { class: "short", lang: m.language || null }, peer(short(m.text))),
   el("td", {}, journey(m)),
   el("td", {}, canAck(m) ? ackButton(m) : null));
   row.addEventListener("click", () => openMessage(m));
   row.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target === row) openMessage(m); });
   return row;
 }
+
+// A peer's message dated further from our clock than the station allows: its date is not believed.
+const clockMark = (m) => (m.clock_fault ? el("span", { class: "tag clock-fault",
+  title: t("clock_fault_title", { when: `${utc(m.sent_ns)} UTC` }), text: t("clock_fault") }) : null);
 
 // Where a message has got to: each step reached is marked; an overdue one is flagged in red.
 function journey(m) {
@@ -820,11 +866,12 @@ function renderMessage() {
   box.replaceChildren(
     el("h2", {}, `${m.lane} `, el("span", { class: "mono", text: String(m.seq) }),
       ` · ${word("dir_", m.direction)} · ${m.link ?? S.link} `, exerciseTag(m.type)),
-    el("pre", { class: "fulltext", lang: m.language || null, text: m.text ?? "" }),
+    el("pre", { class: "fulltext", lang: m.language || null }, peer(m.text ?? "")),
     el("div", { class: "actions" }, canAck(m) ? ackButton(m) : null),
     el("dl", { class: "facts" }, fact("col_lane", m.lane),
       fact("col_seq", el("span", { class: "mono", text: m.seq })), fact("col_type", typeLabel(m.type)),
-      fact("col_lang", m.language ?? "—"), fact("sent", timeEl(m.sent_ns)), fact("deadline", timeEl(m.deadline_ns)),
+      fact("col_lang", peer(m.language ?? "—")), fact("sent", timeEl(m.sent_ns), clockMark(m)),
+      fact(m.direction === "in" ? "at_received" : "at_accepted", timeEl(m.received_ns ?? m.accepted_ns)), fact("deadline", timeEl(m.deadline_ns)),
       fact("col_state", word("step_", m.state)),
       fact("hash", el("span", { class: "mono hash", text: m.hash ?? "—" })), fact("col_journey", journey(m))),
     el("p", { class: "verified", text: t("verified") }),
@@ -844,11 +891,11 @@ function filesSection(m) {
     const url = `/console/files/${enc(link)}/${m.direction}/${m.lane}/${enc(m.seq)}/${i}`;
     const mine = m.direction === "out"; // our own copy is whole from the start
     return el("li", { "data-file": f.sha256 },
-      el("strong", { text: f.name }), ` · ${bytes(f.size)} · `, el("span", { class: "mono", text: f.media_type }), " ",
+      el("strong", {}, peer(f.name)), ` · ${bytes(f.size)} · `, el("span", { class: "mono", text: f.media_type }), " ",
       el("progress", { max: f.size || 1, value: whole ? f.size || 1 : f.held ?? 0 }), " ",
       el("span", { text: whole ? t("file_held") : t("file_waiting", { held: bytes(f.held ?? 0), size: bytes(f.size) }) }),
       " ", mine || whole ? el("a", { href: url, download: f.name, text: t("file_download") }) : null,
-      PREVIEW.has(f.media_type) && (mine || whole) ? el("div", {}, el("img", { class: "preview", src: url, alt: f.name })) : null);
+      PREVIEW.has(f.media_type) && (mine || whole) ? el("div", {}, el("img", { class: "preview", src: url, alt: plainShown(f.name) })) : null);
   })));
 }
 
@@ -869,8 +916,8 @@ function translationsSection(m) {
       await loadDetail();
     }, e.currentTarget));
     return el("li", { class: `annotation ${a.kind}`, "data-hash": a.hash },
-      el("pre", { class: "fulltext", lang: a.language, text: a.text }),
-      el("p", { class: "muted" }, `${a.language} · `, ...status),
+      el("pre", { class: "fulltext", lang: a.language }, peer(a.text)),
+      el("p", { class: "muted" }, peer(a.language), " · ", ...status),
       el("div", { class: "actions" },
         a.kind === "machine" && can("translate") ? button("quiet", "use_draft", () => { $("#translation-text").value = a.text; }) : null,
         a.kind === "translation" && can("review") && a.person !== me && !by.some((r) => r.person === me) ? act("review", "review") : null,
@@ -1011,8 +1058,8 @@ function draftCard(d) {
   }, e.currentTarget);
   return el("article", { class: "draft", "data-draft-id": d.id },
     el("header", {}, el("strong", { text: `${d.lane} · ${word("type_", d.type)}` }), " ", exerciseTag(d.type),
-      ` → ${d.link} · ${t("drafted_by", { who: d.drafted_by })} · `, timeEl(d.drafted_ns), ` · ${d.language}`),
-    el("pre", { class: "fulltext", lang: d.language || null, text: d.text ?? "" }),
+      ` → ${d.link} · ${t("drafted_by", { who: d.drafted_by })} · `, timeEl(d.drafted_ns), " · ", peer(d.language)),
+    el("pre", { class: "fulltext", lang: d.language || null }, peer(d.text ?? "")),
     can("release") ? el("div", { class: "actions" },
       button("release primary", "release", own ? null : decide("release"), { disabled: own }),
       button("reject", "reject", decide("reject")),

@@ -3,6 +3,8 @@
 // call). The microphone is captured with echo cancellation, noise suppression and gain control.
 // The page keeps the call it is in across a reload (sessionStorage) and rejoins it.
 
+import { isolated as iso } from "./shown.js"; // names from the peer: isolated, nothing hidden
+
 const KEEP = "hotline.call";
 
 export class Phone {
@@ -102,7 +104,7 @@ export class Phone {
     box.hidden = !call || !(can("interpret") || can("listen"));
     if (box.hidden) return;
     box.dataset.call = call.id;
-    $("#call-join-who").textContent = `${call.precedence} · ${call.caller?.person ?? ""} ↔ ${call.answerer?.person ?? ""}`;
+    $("#call-join-who").textContent = `${call.precedence} · ${iso(call.caller?.person ?? "")} ↔ ${iso(call.answerer?.person ?? "")}`;
     $("#call-join-interpreter").hidden = !can("interpret");
     $("#call-join-listener").hidden = !can("listen");
   }
@@ -117,7 +119,7 @@ export class Phone {
     document.body.classList.toggle("call-flash", !box.hidden && call.precedence === "FLASH");
     if (box.hidden) { this.stopRing(); return; }
     $("#call-ring-precedence").textContent = call.precedence;
-    $("#call-ring-from").textContent = `${call.caller?.person ?? ""} (${call.caller?.role ?? ""}), ${call.link}`;
+    $("#call-ring-from").textContent = `${iso(call.caller?.person ?? "")} (${iso(call.caller?.role ?? "")}), ${call.link}`;
     $("#call-ring-recorded").hidden = !call.recorded;
     $("#call-answer").hidden = $("#call-decline").hidden = !can("call");
     box.dataset.call = call.id;
@@ -133,7 +135,7 @@ export class Phone {
     const call = this.calls.find((c) => c.id === j.id) ?? {}, s = this.stats ?? {};
     const track = this.stream?.getAudioTracks()[0];
     const secs = Math.floor((Date.now() - (call.answered_ns ? Number(call.answered_ns) / 1e6 : j.since)) / 1000);
-    $("#call-with").textContent = call.direction === "outgoing" ? (call.answerer?.person ?? t("call_ringing_out")) : (call.caller?.person ?? "");
+    $("#call-with").textContent = call.direction === "outgoing" ? (call.answerer ? iso(call.answerer.person) : t("call_ringing_out")) : iso(call.caller?.person ?? "");
     $("#call-state").textContent = t(`call_state_${call.state}`) ?? call.state;
     $("#call-elapsed").textContent = call.state === "active" ? `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}` : "";
     $("#call-recorded").hidden = !call.recorded;
@@ -142,7 +144,7 @@ export class Phone {
     $("#call-mute").disabled = j.role === "listener";
     $("#call-end").textContent = t(j.role === "principal" ? "call_end" : "call_leave");
     $("#call-people").replaceChildren(...(s.participants ?? []).map((p) =>
-      el("li", { class: p.speaking ? "speaking" : "" }, `${p.person} · ${t(`call_role_${p.role}`)}${p.muted ? ` · ${t("call_muted")}` : ""}`)));
+      el("li", { class: p.speaking ? "speaking" : "" }, `${iso(p.person)} · ${t(`call_role_${p.role}`)}${p.muted ? ` · ${t("call_muted")}` : ""}`)));
     $("#call-paths").replaceChildren(...(s.media?.paths ?? []).map((p) =>
       el("li", { class: p.live ? "live" : "dead" }, t("call_path", {
         path: p.path + 1, loss: (100 * p.loss).toFixed(1), jitter: p.jitter_ms, rtt: p.rtt_ms ?? "—" }))));
