@@ -107,3 +107,26 @@ def test_the_stream_goes_on_when_nobody_speaks() -> None:
     sent, received = asyncio.run(_nobody_speaks())
     assert 10 <= sent <= 30  # a frame of silence each 20 ms (loosely: the machine may be busy)
     assert received >= sent - 2
+
+
+async def _a_late_frame() -> tuple[int, int]:
+    caller, callee, sockets = await _pair()
+    speaker = _join(caller, "london", [])
+    _join(callee, "moscow", [])
+    caller.start()
+    callee.start()
+    try:
+        for seq in range(40):
+            speaker.mic(_tone(seq))
+            await asyncio.sleep(0.045 if seq % 10 == 9 else 0.02)  # now and then 25 ms late
+        sent = caller.figures.frames_sent
+        return sent, 40
+    finally:
+        await _close(caller, callee, sockets=sockets)
+
+
+def test_a_late_speaker_is_waited_for_not_filled_in_with_silence() -> None:
+    """A frame of silence in its place would be heard, and would put the stream a frame ahead
+    of the speaker for the rest of the call (the peer's buffer would grow by it)."""
+    sent, spoken = asyncio.run(_a_late_frame())
+    assert sent <= spoken + 1  # at most one of silence before the speaker's first frame

@@ -138,7 +138,9 @@ class CallMedia:
         self._play_timer = self._loop.call_at(self._play_at, self._on_play_timer)
 
     def attach(self, participant: Participant) -> None:
-        """A participant whose microphone frames should be sent as soon as they come."""
+        """A participant whose microphone frames should be sent as soon as they come (and not
+        what they said while the call rang: sent at once, it would only add delay)."""
+        participant.clear_mic()
         participant.on_mic = self._on_mic
 
     async def stop(self) -> list[dict[str, Any]]:
@@ -160,25 +162,25 @@ class CallMedia:
         """A microphone frame came: send every frame for which all live speakers' are in."""
         if self._send_timer is None:
             return
-        now = time.monotonic_ns()
-        live = [
-            p
-            for p in self.participants.values()
-            if not p.muted and p.feeding(now, FEEDING_FRAMES * self.frame_ns)
-        ]
+        live = self._feeding(time.monotonic_ns())
         sent = 0
         while live and all(p.queued for p in live) and sent < MAX_QUEUED_FRAMES:
             self._guarded(self._send_frame)
             sent += 1
-        if sent:  # the timer is only for when nobody feeds: push it back past the next frame
-            self._send_at = self._loop.time() + 1.5 * self.frame_ns / 1e9
-            self._send_timer.cancel()
-            self._send_timer = self._loop.call_at(self._send_at, self._on_send_timer)
 
     def _on_send_timer(self) -> None:
-        self._guarded(self._send_frame)
+        """Each frame period: a frame of silence if no speaker's microphone feeds the call. A
+        speaker whose frame is late is waited for, never filled in: a frame of silence there
+        would be heard, and would put the stream a frame ahead of the speaker for good."""
+        if not self._feeding(time.monotonic_ns()):
+            self._guarded(self._send_frame)
         self._send_at = self._next_beat(self._send_at)
         self._send_timer = self._loop.call_at(self._send_at, self._on_send_timer)
+
+    def _feeding(self, now_ns: int) -> list[Participant]:
+        """The speakers (not muted) whose microphones sent a frame lately."""
+        within = FEEDING_FRAMES * self.frame_ns
+        return [p for p in self.participants.values() if not p.muted and p.feeding(now_ns, within)]
 
     def _on_play_timer(self) -> None:
         self._guarded(self._play_frame)

@@ -54,6 +54,10 @@ class Participant:
             self.dropped += 1
         self.on_mic()
 
+    def clear_mic(self) -> None:
+        """Forget the frames waiting: said before the call's audio started (while it rang)."""
+        self._mic.clear()
+
     @property
     def queued(self) -> int:
         return len(self._mic)
