@@ -272,8 +272,9 @@ def test_a_call_on_one_path_moves_to_the_other_when_its_path_is_cut(
         media = call.status(moscow)["media"]
         after = [p["sent"] for p in call.status(london)["media"]["paths"]]
         assert after[1 - used] > 100, after  # the rest of the speech went on the other path
-        # Three probes of 60 ms unanswered, and the frames on their way: a fifth of a second.
-        assert media["received"]["lost"] + media["received"]["concealed"] <= 15, media
+        # Three probes of 60 ms unanswered and the frames on their way: a fifth of a second
+        # (up to half of one on a loaded machine); staying on the cut path, the 2.5 s after it.
+        assert media["received"]["lost"] + media["received"]["concealed"] <= 30, media
         call.end()
     finally:
         relay.close()
