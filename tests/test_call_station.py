@@ -242,8 +242,9 @@ def test_loss_on_one_path_and_then_its_cut_are_not_heard(relayed: Any) -> None:
     received = call.status(moscow)["media"]["received"]
     assert received["lost"] == 0
     # A frame the loaded machine hands over after its turn is concealed in place and then played
-    # (lost stays 0); a path's loss leaking through would conceal one frame in five, 40 or more.
-    assert received["concealed"] <= 3, received
+    # (lost stays 0): a few, with the buffer's 5 ms floor. A path's loss leaking through would
+    # conceal one frame in five, 40 or more.
+    assert received["concealed"] <= 10, received
     assert relay.paths[0].dropped > 50  # the relay did drop: path 1 carried what was heard
     assert similarity(call.at_moscow.heard.audio(), spoken) > HEARD, call.status(moscow)["media"]
     call.end()
