@@ -54,13 +54,18 @@ def demo(args: list[str]) -> None:
 
 
 def machine_parts() -> None:
-    """What the tests run for real beside Python: a PostgreSQL server's binaries and Debian's
-    chromium. Installed from the machine's packages when missing and we may (root, apt-get)."""
+    """What the tests run for real beside Python: a PostgreSQL server's binaries, Debian's
+    chromium, and `ip` and `iptables` for the paths' tests in network namespaces. Installed from
+    the machine's packages when missing and we may (root, apt-get)."""
     wanted = []
     if not shutil.which("initdb") and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         wanted.append("postgresql")
     if not shutil.which("chromium"):
         wanted.append("chromium")
+    if not shutil.which("ip"):
+        wanted.append("iproute2")
+    if not shutil.which("iptables"):
+        wanted.append("iptables")
     if wanted and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         _run("apt-get", "update", "-qq")
         _run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *wanted)
