@@ -45,8 +45,10 @@ by cross-correlation, and both are resampled by sox. Prints `name: value` lines:
   pesq_wb_loss10_single_path: 10% on each path, with `all_paths = false` in both stations'
       station.toml [calls]: each frame goes on one path.
   frames_lost_path_cut: path 0 cut (every datagram dropped, both ways) 3 s into the speech:
-      Moscow's jitter buffer `lost` + `concealed` at the end of the call (frames_lost_before_cut:
-      the same at the moment of the cut); pesq_wb_path_cut: that call's PESQ.
+      Moscow's jitter buffer `lost` at the end of the call, frames never played
+      (frames_lost_before_cut: the same at the moment of the cut); frames_concealed_path_cut:
+      its `concealed`, which also counts a frame concealed in its turn because it came late and
+      then played (a clean call on a busy machine has a few); pesq_wb_path_cut: that call's PESQ.
       _single_path: the same with `all_paths = false`, cutting the path London was sending on.
   concurrent_*_n<N>: N station pairs (2N processes), one call on each, both softphones of every
       call speaking the speech; each call's two softphones run in a process of their own (as
@@ -691,8 +693,9 @@ def path_cut(pair: Pair, speech: Pcm, judge: Judge, after_s: float, suffix: str)
     for index in range(len(relay.paths)):
         relay.set_loss(index, 0.0)
     counters, before = spoken.received, spoken.before or {"lost": 0, "concealed": 0}
-    emit(f"frames_lost_path_cut{suffix}", int(counters["lost"]) + int(counters["concealed"]))
-    emit(f"frames_lost_before_cut{suffix}", int(before["lost"]) + int(before["concealed"]))
+    emit(f"frames_lost_path_cut{suffix}", int(counters["lost"]))
+    emit(f"frames_concealed_path_cut{suffix}", int(counters["concealed"]))
+    emit(f"frames_lost_before_cut{suffix}", int(before["lost"]))
     emit(f"pesq_wb_path_cut{suffix}", f"{judge.score(spoken.audio):.3f}")
     emit(f"jitter_buffer_path_cut{suffix}", jitter_buffer(counters))
     emit(f"datagrams_per_path_at_cut{suffix}", at_cut[0] if at_cut else "?")

@@ -38,6 +38,9 @@ _WINDOW_MS = 4000  # the delays the target follows: long enough for a percentile
 _QUANTILE = 0.99  # cover 99% of recent delays; rarer stragglers are concealed, then refused late
 _HOLD_NS = 500_000_000  # an excess must last this long before a (quiet) frame is dropped
 _FORCE_NS = 1_000_000_000  # and then, if no frame was quiet (speech pauses often), any frame
+# A gap in the sequence seen this recently keeps the target at a frame or more: a lost frame is
+# rebuilt from the next packet's FEC only if that packet is there in its turn.
+_LOSS_MEMORY_NS = 10_000_000_000
 _HORIZON_MS = 1000  # beyond the playout point by more than max delay + this: refused as "early"
 _PAUSE_NS = 60_000_000  # nothing for the target delay and this long: a pause, played as silence
 _SEEN = 1024  # sequence numbers remembered to tell a duplicate from a late packet
@@ -47,7 +50,8 @@ class JitterBuffer:
     """Reorders packets by timestamp (48 kHz samples) and plays one frame per `pop`.
 
     The target delay is the 99th percentile of recent transit times (4 s) above the fastest
-    (clamped to [min, max]). It grows by itself: a frame whose packet is not there yet is
+    (clamped to [min, max]; and at least a frame for 10 s after a gap in the sequence, so that
+    the packet after a lost one is there in time to rebuild it from its FEC). It grows by itself: a frame whose packet is not there yet is
     concealed without moving on (the delay grows by a frame); it shrinks by dropping a frame
     once the buffer has held more than target + one frame for `_HOLD_NS`: a quiet one (a packet
     half the median size or less), or any after `_FORCE_NS`. So clock drift between stations
@@ -78,6 +82,7 @@ class JitterBuffer:
         self._seen: set[int] = set()
         self._newest_seq: int | None = None
         self._newest_ts: int | None = None
+        self._gap_ns: int | None = None  # when a packet last came with frames missing before it
         self._transits: deque[int] = deque(maxlen=_WINDOW_MS // frame_ms)
         self._sizes: deque[int] = deque(maxlen=_WINDOW_MS // frame_ms)  # of recent packets
         self._target_ns = min_delay_ms * 1_000_000
@@ -145,6 +150,8 @@ class JitterBuffer:
         if timestamp - ref > horizon or len(self._buf) >= horizon // self._frame:
             self.early += 1
             return "early"
+        if self._newest_seq is not None and seq > self._newest_seq + 1:
+            self._gap_ns = arrival_ns  # one or more frames before it missing, for now
         self._observe(timestamp, arrival_ns)
         if not self._buf and not self._playing:
             self._start_ns = arrival_ns
@@ -236,6 +243,7 @@ class JitterBuffer:
         self._transits.append(transit)
         ordered = sorted(self._transits)
         spread = ordered[int(_QUANTILE * (len(ordered) - 1))] - ordered[0]
-        self._target_ns = min(
-            max(spread, self.min_delay_ms * 1_000_000), self.max_delay_ms * 1_000_000
-        )
+        floor = self.min_delay_ms * 1_000_000
+        if self._gap_ns is not None and arrival_ns - self._gap_ns < _LOSS_MEMORY_NS:
+            floor = max(floor, self.frame_ms * 1_000_000)
+        self._target_ns = min(max(spread, floor), self.max_delay_ms * 1_000_000)
