@@ -345,6 +345,16 @@ def test_the_buffer_says_when_its_next_frame_is_due() -> None:
     assert buffer.due_ns() == 40 * MS + 5 * MS + 12 * MS
 
 
+def test_after_a_gap_the_target_holds_a_frame_so_fec_can_rebuild_the_next_loss() -> None:
+    buffer = JitterBuffer(min_delay_ms=5, has_fec=lambda _: True)
+    out = play(buffer, [a for a in steady(60) if a[0] not in (20, 40)], 62 * FRAME_NS)
+    assert buffer.target_delay_ms == 20  # a frame: the one after a lost frame is there in time
+    assert ("fec", 40) in played(out)  # the second loss, rebuilt from packet 41's FEC
+    quiet = JitterBuffer(min_delay_ms=5)
+    play(quiet, steady(60), 62 * FRAME_NS)
+    assert quiet.target_delay_ms == 5  # no gap, no frame of delay added
+
+
 def test_packets_far_ahead_are_refused() -> None:
     buffer = JitterBuffer()
     buffer.push(0, 0, b"0", 0)
