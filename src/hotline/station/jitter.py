@@ -51,13 +51,13 @@ class JitterBuffer:
 
     The target delay is the 99th percentile of recent transit times (4 s) above the fastest
     (clamped to [min, max]; and at least a frame for 10 s after a gap in the sequence, so that
-    the packet after a lost one is there in time to rebuild it from its FEC). It grows by itself: a frame whose packet is not there yet is
-    concealed without moving on (the delay grows by a frame); it shrinks by dropping a frame
-    once the buffer has held more than target + one frame for `_HOLD_NS`: a quiet one (a packet
-    half the median size or less), or any after `_FORCE_NS`. So clock drift between stations
-    never grows the delay without bound. Counters: `received` (accepted), `late`, `duplicate`,
-    `early`, `played`, `lost` (never there in time, FEC-recovered ones included), `concealed`,
-    `recovered_fec`, `dropped`.
+    the packet after a lost one is there in time to rebuild it from its FEC). It grows by
+    itself: a frame whose packet is not there yet is concealed without moving on (the delay
+    grows by a frame); it shrinks by dropping a frame once the buffer has held more than target
+    + one frame for `_HOLD_NS`: a quiet one (a packet half the median size or less), or any
+    after `_FORCE_NS`. So clock drift between stations never grows the delay without bound.
+    Counters: `received` (accepted), `late`, `duplicate`, `early`, `played`, `lost` (never there
+    in time, FEC-recovered ones included), `concealed`, `recovered_fec`, `dropped`.
     """
 
     def __init__(
