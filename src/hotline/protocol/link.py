@@ -467,14 +467,20 @@ class LinkCore:
         return best
 
     def _pump(self, output: Output) -> Output:
-        session = self._best_session()
-        if session is None:
+        """Put what is due on the wire: FLASH and IMMEDIATE on every ready session (each gets
+        its own copy, in order; the peer keeps the first and drops the rest by seq), so a path
+        that died without a word costs them nothing while another is up; ROUTINE and PRIORITY
+        on the carrier only, within its window (outbound.py)."""
+        carrier = self._best_session()
+        if carrier is None:
             return output
-        in_flight = self.out.in_flight(session.sid)
-        due = self.out.due(session.sid, session.peer_held, in_flight, self.now_ns)
-        if due:
-            frames: list[Frame] = [EnvelopeFrame(e.body_bytes, e.signature) for e in due]
-            self._frames(output, session.sid, frames)
+        for session in self.sessions.values():
+            if not session.ready:
+                continue
+            due = self.out.due(session.sid, session.peer_held, self.now_ns, session is carrier)
+            if due:
+                frames: list[Frame] = [EnvelopeFrame(e.body_bytes, e.signature) for e in due]
+                self._frames(output, session.sid, frames)
         return output
 
     def _frames(self, output: Output, sid: int, frames: list[Frame]) -> Output:

@@ -1,5 +1,11 @@
-"""Our side of the chains: sequence numbers, the unreceipted envelopes, and which session each one
-is travelling on. Everything here is about what we sent; link.py ties it to sessions and frames.
+"""Our side of the chains: sequence numbers, the unreceipted envelopes, and where each one is
+travelling. Everything here is about what we sent; link.py ties it to sessions and frames.
+
+FLASH and IMMEDIATE go on every ready session at once, each session getting its own copy of
+every pending envelope of those lanes, in order (docs/link.md §5, "Sending"): a path that died
+without a word then costs them nothing while another is up, and the receiver drops the copies
+it already holds by sequence. ROUTINE and PRIORITY travel on one session (the carrier), within
+a window of envelopes and of bytes, so they never fill the socket buffers ahead of a FLASH.
 """
 
 from __future__ import annotations
@@ -11,12 +17,22 @@ from hotline.errors import ProtocolError
 from hotline.protocol.envelope import LANES, Envelope, Lane
 from hotline.protocol.statements import Head, Heads, Receipt
 
-__all__ = ["Outbound"]
+__all__ = ["URGENT", "WINDOW", "WINDOW_BYTES", "Outbound"]
 
-# Per session, at most this many ROUTINE and PRIORITY envelopes travel unreceipted; FLASH and
-# IMMEDIATE bypass the window, so a backlog never holds them up.
+# Per session, at most this many ROUTINE and PRIORITY envelopes, and this many of their bytes,
+# travel unreceipted (always at least one envelope). The bytes bound what a FLASH written after
+# them can find queued ahead of it: 256 envelopes of 32 KiB would be 8 MiB in the socket's
+# buffers. FLASH and IMMEDIATE are never counted: a backlog never holds them up.
 WINDOW = 256
-_WINDOWED = frozenset({Lane.PRIORITY, Lane.ROUTINE})
+WINDOW_BYTES = 256 * 1024
+URGENT = (Lane.FLASH, Lane.IMMEDIATE)  # on every ready session; the other lanes on one
+_WINDOWED = (Lane.PRIORITY, Lane.ROUTINE)
+
+Key = tuple[int, int]  # (lane, seq)
+
+
+def _size(envelope: Envelope) -> int:
+    return len(envelope.body_bytes) + len(envelope.signature)
 
 
 @dataclass(slots=True)
@@ -24,9 +40,13 @@ class Outbound:
     heads: list[Head]  # per lane, the last envelope accepted
     receipted: list[Head]  # per lane, the last envelope the peer's receipts cover
     pending: list[dict[int, Envelope]]  # per lane, unreceipted envelopes by seq (in order)
-    # (lane, seq) -> (session id, when sent): each pending envelope travels on one session at most
-    travelling: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    # ROUTINE and PRIORITY: (lane, seq) -> (session id, when sent), on one session at most
+    travelling: dict[Key, tuple[int, int]] = field(default_factory=dict)
     windowed: dict[int, int] = field(default_factory=dict)  # sid -> ROUTINE/PRIORITY travelling
+    windowed_bytes: dict[int, int] = field(default_factory=dict)  # sid -> their bytes
+    # FLASH and IMMEDIATE: sid -> per urgent lane, {seq: when sent} of the copies travelling on
+    # that session, always the lane's pending envelopes from some seq on, in order
+    copies: dict[int, list[dict[int, int]]] = field(default_factory=dict)
     # Per lane, where `due` starts looking: every pending envelope before it is travelling. It
     # keeps a send from rescanning the whole backlog (thousands, behind a window of 256).
     unsent: list[int] = field(default_factory=list)
@@ -50,44 +70,80 @@ class Outbound:
         self.heads[lane] = Head(envelope.seq, envelope.hash)
         self.pending[lane][envelope.seq] = envelope
 
-    def due(self, sid: int, peer_held: list[int], in_flight: int, now_ns: int) -> list[Envelope]:
+    def due(self, sid: int, peer_held: list[int], now_ns: int, carrier: bool) -> list[Envelope]:
         """The envelopes to put on session `sid` now: FLASH first, each lane in order, none that
-        is already travelling or that the peer said it holds."""
+        is already travelling on it or that the peer said it holds. ROUTINE and PRIORITY only
+        on the `carrier`, within its window."""
         out: list[Envelope] = []
-        for lane in LANES:
+        for lane in URGENT:
+            self._copies_due(out, sid, lane, peer_held[lane], now_ns)
+        if carrier:
+            self._windowed_due(out, sid, peer_held, now_ns)
+        return out
+
+    def _copies_due(
+        self, out: list[Envelope], sid: int, lane: Lane, held: int, now_ns: int
+    ) -> None:
+        sent = self.copies.setdefault(sid, [{} for _ in URGENT])[lane]
+        last = next(reversed(sent)) if sent else 0
+        pending = self.pending[lane]
+        for seq in range(max(last, held, self.receipted[lane].seq) + 1, self.heads[lane].seq + 1):
+            envelope = pending.get(seq)
+            if envelope is not None:
+                sent[seq] = now_ns
+                out.append(envelope)
+
+    def _windowed_due(
+        self, out: list[Envelope], sid: int, peer_held: list[int], now_ns: int
+    ) -> None:
+        count, size = self.windowed.get(sid, 0), self.windowed_bytes.get(sid, 0)
+        full = False
+        for lane in _WINDOWED:
             pending = self.pending[lane]
             start = seq = max(self.unsent[lane], peer_held[lane] + 1)
             last = self.heads[lane].seq
             while seq <= last:
                 envelope = pending.get(seq)
                 if envelope is not None and (lane, seq) not in self.travelling:
-                    if lane in _WINDOWED:
-                        if in_flight >= WINDOW:
-                            break
-                        in_flight += 1
-                        self.windowed[sid] = self.windowed.get(sid, 0) + 1
+                    grows = _size(envelope)
+                    full = count >= WINDOW or (count > 0 and size + grows > WINDOW_BYTES)
+                    if full:
+                        break
+                    count, size = count + 1, size + grows
                     self.travelling[(lane, seq)] = (sid, now_ns)
                     out.append(envelope)
                 seq += 1
             if start == self.unsent[lane]:  # all before `seq` travel now (or are receipted)
                 self.unsent[lane] = seq
-        return out
+            if full:  # PRIORITY waiting for room: ROUTINE does not slip past it
+                break
+        self.windowed[sid], self.windowed_bytes[sid] = count, size
 
     def in_flight(self, sid: int) -> int:
         """How many windowed envelopes travel on `sid` (FLASH and IMMEDIATE do not count)."""
         return self.windowed.get(sid, 0)
 
-    def _arrived_or_lost(self, key: tuple[int, int]) -> None:
-        """`key` no longer travels: a receipt covered it, or it must go again."""
+    def in_flight_bytes(self, sid: int) -> int:
+        """Their bytes (body and signature)."""
+        return self.windowed_bytes.get(sid, 0)
+
+    def _arrived_or_lost(self, key: Key) -> None:
+        """`key` (ROUTINE or PRIORITY) no longer travels: a receipt covered it, or it must go
+        again."""
         travelling = self.travelling.pop(key, None)
-        if travelling is not None and key[0] in _WINDOWED:
-            self.windowed[travelling[0]] -= 1
+        if travelling is not None:
+            sid = travelling[0]
+            self.windowed[sid] -= 1
+            self.windowed_bytes[sid] -= _size(self.pending[key[0]][key[1]])
 
     def session_lost(self, sid: int) -> None:
         """Whatever travelled on a lost session goes again on another: the peer's dedupe makes
-        a second copy harmless."""
+        a second copy harmless. Its FLASH and IMMEDIATE copies are forgotten, so a session that
+        comes back gets them all again."""
         self._send_again([k for k, (s, _) in self.travelling.items() if s == sid])
         self.windowed.pop(sid, None)
+        self.windowed_bytes.pop(sid, None)
+        self.copies.pop(sid, None)
 
     def expire(self, now_ns: int, timeout_ns: int) -> None:
         """Send again what no receipt covered in time. A session can stay up and still not
@@ -96,8 +152,12 @@ class Outbound:
         self._send_again(
             [k for k, (_, sent) in self.travelling.items() if now_ns - sent >= timeout_ns]
         )
+        for lanes in self.copies.values():
+            for sent in lanes:  # the oldest copy first: it and all after it go again, in order
+                if sent and now_ns - next(iter(sent.values())) >= timeout_ns:
+                    sent.clear()
 
-    def _send_again(self, keys: list[tuple[int, int]]) -> None:
+    def _send_again(self, keys: list[Key]) -> None:
         """Mark `keys` to go again, and with each one everything after it in its lane: the peer
         drops what arrives before its predecessor, so those later copies would be wasted and
         each would wait for its own timer (a lane would trail by a resend interval for good)."""
@@ -130,11 +190,20 @@ class Outbound:
             pending = self.pending[lane]
             covered_seqs = list(itertools.takewhile(head.seq.__ge__, pending))
             for seq in covered_seqs:
-                del pending[seq]
                 self._arrived_or_lost((lane, seq))
+                del pending[seq]
                 covered.append((lane, seq))
             self.receipted[lane] = head
+            if lane in URGENT and covered_seqs:
+                self._copies_arrived(lane, head.seq)
         return covered
+
+    def _copies_arrived(self, lane: Lane, seq: int) -> None:
+        """A receipt covers `lane` up to `seq`: no session's copies up to there travel now."""
+        for lanes in self.copies.values():
+            sent = lanes[lane]
+            for covered in list(itertools.takewhile(seq.__ge__, sent)):
+                del sent[covered]
 
     def _check_receipted_head(self, lane: Lane, head: Head) -> None:
         if head.seq > self.heads[lane].seq:

@@ -2,12 +2,13 @@
 connection, then carrying its transport messages to and from the link core.
 
 The station whose direction is 0 dials each of the peer's addresses and keeps each one up,
-reconnecting with jittered backoff; the other accepts. The dialer's first message carries a MAC
-keyed from the link's public material (docs/protocol.md §3.9): the acceptor checks it before any
-Noise work or store read, which also tells it the link. What it refuses (a bad MAC, a failed
-handshake, no whole first message in time, a connection past the caps) is counted, logged and
-audited within the bounds of `refusals` (a flood costs counters, not disk); connections that
-have not finished their handshake are capped per listener and per source address (`limits`).
+reconnecting promptly with a short jittered backoff (`redial`); the other accepts. The dialer's
+first message carries a MAC keyed from the link's public material (docs/protocol.md §3.9): the
+acceptor checks it before any Noise work or store read, which also tells it the link. What it
+refuses (a bad MAC, a failed handshake, no whole first message in time, a connection past the
+caps) is counted, logged and audited within the bounds of `refusals` (a flood costs counters,
+not disk); connections that have not finished their handshake are capped per listener and per
+source address (`limits`). Each path's socket has a bounded send buffer (SEND_BUFFER).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import contextlib
 import functools
 import logging
 import os
-import random
+import socket
 import struct
 import time
+from collections.abc import Callable
 from itertools import count
 
 from hotline.crypto.handshake_mac import (
@@ -42,6 +44,7 @@ from hotline.protocol.link import LinkCore
 from hotline.protocol.state import Output
 from hotline.station.limits import Gate, Ticket, source_of
 from hotline.station.link_runtime import Connection, LinkRuntime
+from hotline.station.redial import Backoff, connect
 from hotline.station.refusals import Refusals
 from hotline.station.wire import read_message, write_message
 from hotline.store.base import SqlStore
@@ -49,9 +52,7 @@ from hotline.store.base import SqlStore
 __all__ = ["PathManager"]
 
 log = logging.getLogger("hotline.paths")
-CONNECT_TIMEOUT_S = 3.0
 HANDSHAKE_TIMEOUT_S = 5.0
-MAX_BACKOFF_S = 10.0
 # Sessions REKEY every 65,536 messages; a fresh handshake every hour adds forward secrecy in time
 # (keys of an older session cannot be recovered from a later compromise) and heals after one.
 REHANDSHAKE_AFTER_S = 3600.0
@@ -59,6 +60,13 @@ FIRST_MIN, FIRST_MAX = MESSAGE1_MIN_LEN + MAC_LEN, MAX_NOISE_MESSAGE + MAC_LEN
 _LENGTH = struct.Struct(">I")
 NO_MAC = "no valid first-message MAC (not a station of this link, or of an older version)"
 REPLAYED = "handshake replayed: this first message was already accepted"
+# The kernel's send buffer of a path's socket, as asked (Linux doubles it). Unbounded, it grows
+# to 4 MiB, and a FLASH written behind that much (file chunks, a backlog) waits for all of it to
+# cross the path: seconds on a slow or lossy one. 256 KiB (the core's window of ROUTINE and
+# PRIORITY bytes, and what the file transfers let queue in user space) still lets a path carry
+# about 5 MB/s at an RTT of 100 ms.
+SEND_BUFFER = 256 * 1024
+FAILURE_LOG_EVERY_S = 60.0  # a path that stays down is logged again this often, not every dial
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -86,11 +94,13 @@ class PathManager:
     # -- dialling --------------------------------------------------------------------------------
 
     async def dial_forever(self, link: LinkRuntime, address: str) -> None:
-        failures = 0
+        """Keep a session up on `address`: dial it again whenever it is down, promptly
+        (`redial`: a pause of at most 0.5 s for the first minute down, 5 s after that)."""
+        backoff = Backoff()
+        failure = _FailureLog(link.link.name, address)
         while not self.stopping:
             try:
-                await self._dial(link, address)
-                failures = 0
+                lasted = await self._dial(link, address, backoff, failure.note)
             except (
                 OSError,
                 TimeoutError,
@@ -98,16 +108,27 @@ class PathManager:
                 HandshakeError,
                 ProtocolError,
             ) as exc:
-                failures += 1
-                log.info("link %s path %s: %s", link.link.name, address, exc or type(exc).__name__)
-            delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
-            await asyncio.sleep(delay)
+                failure.note(exc)
+                await asyncio.sleep(backoff.pause())
+                continue
+            if lasted is not None:
+                failure.reset()
+                await asyncio.sleep(backoff.session_ended(lasted))
 
-    async def _dial(self, link: LinkRuntime, address: str) -> None:
+    async def _dial(
+        self,
+        link: LinkRuntime,
+        address: str,
+        backoff: Backoff,
+        failed: Callable[[BaseException], None],
+    ) -> float | None:
+        """One session on `address`, from the dial to its end: how long it lived (None if the
+        station stopped before a connection was made)."""
         host, port = _split(address)
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
-        )
+        connected = await connect(host, port, backoff, failed, lambda: self.stopping)
+        if connected is None:
+            return None
+        reader, writer = connected
         try:
             initiator = Initiator(link.link.keys, rng=os.urandom)
             self._last_handshake_ns = max(time.time_ns(), self._last_handshake_ns + 1)
@@ -115,7 +136,9 @@ class PathManager:
             write_message(writer, add_mac(initiator_mac_key(link.link.keys), message1))
             reply = await asyncio.wait_for(read_message(reader), HANDSHAKE_TIMEOUT_S)
             session = initiator.finish(reply, time.time_ns()).session
+            started = time.monotonic()
             await self._run(link, address, session, reader, writer)
+            return time.monotonic() - started
         finally:
             writer.close()
 
@@ -219,6 +242,7 @@ class PathManager:
         writer: asyncio.StreamWriter,
     ) -> None:
         sid = next(self._sids)
+        _bound_send_buffer(writer)
         link.connections[sid] = Connection(sid, path, session, writer)
         reason = "connection closed"
         expires = time.monotonic() + REHANDSHAKE_AFTER_S
@@ -244,6 +268,35 @@ class PathManager:
             with contextlib.suppress(Exception):
                 await link.act(lambda core: core.session_closed(sid, reason))
             link.connections.pop(sid, None)
+
+
+class _FailureLog:
+    """The dial failures of one path, logged when the reason changes and once a minute while it
+    stays the same: a down path is dialled every half second."""
+
+    def __init__(self, link: str, address: str) -> None:
+        self.link, self.address = link, address
+        self._last: tuple[str, float] | None = None
+
+    def note(self, exc: BaseException) -> None:
+        reason, now = str(exc) or type(exc).__name__, time.monotonic()
+        if (
+            self._last is None
+            or self._last[0] != reason
+            or now - self._last[1] >= FAILURE_LOG_EVERY_S
+        ):
+            log.info("link %s path %s: %s", self.link, self.address, reason)
+            self._last = (reason, now)
+
+    def reset(self) -> None:
+        self._last = None
+
+
+def _bound_send_buffer(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
 
 
 async def _read_first(reader: asyncio.StreamReader) -> bytes:

@@ -5,7 +5,8 @@ with real processes, and the end-to-end benchmark.
 with the short authentication string of docs/protocol.md §6.1 (over both cards and a fresh value
 of each) checked in code, and writes each passphrase to a file the test or demo owns.
 `StationProcess` starts, kills (SIGKILL or SIGTERM) and restarts one station and talks to its
-service API.
+service API. Both take what the network-namespace tests need (tests/netns.py): addresses other
+than loopback, and a command to run a station through (`ip netns exec NAME`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class StationProcess:
     log_file: Path
     process: subprocess.Popen[bytes] | None = None
     pairing_string: str = ""  # the short authentication string both sides compared at pairing
+    prefix: list[str] = field(default_factory=list)  # run through this, e.g. `ip netns exec ns`
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -66,7 +68,8 @@ class StationProcess:
     def start(self, wait: bool = True, preexec: Callable[[], object] | None = None) -> None:
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own command, our own arguments
-            [sys.executable, "-m", "hotline", "serve", "--data-dir", str(self.data.path),
+            [*self.prefix, sys.executable, "-m", "hotline", "serve",
+             "--data-dir", str(self.data.path),
              "--passphrase-file", str(self.passphrase_file), "--verbose"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=preexec,  # noqa: PLW1509 - for tests that limit the child's resources
@@ -121,9 +124,13 @@ class StationProcess:
 
 
 def make_pair(
-    root: Path, names: tuple[str, str] = ("London", "Moscow"), paths: int = 2
+    root: Path,
+    names: tuple[str, str] = ("London", "Moscow"),
+    paths: int = 2,
+    hosts: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> tuple[StationProcess, StationProcess]:
-    """Two stations in `root`, initialised and paired, not yet started."""
+    """Two stations in `root`, initialised and paired, not yet started. `hosts`: for each
+    station, the address of each path and then of its API and console (default: 127.0.0.1)."""
     each = paths + 2  # the API, the console, the paths
     ports = free_ports(2 * each)
     stations = []
@@ -134,9 +141,10 @@ def make_pair(
         passphrase = secrets.token_urlsafe(24).encode()
         root.mkdir(parents=True, exist_ok=True)
         write_atomically(passphrase_file, passphrase + b"\n", mode=0o600)
-        listen = [f"127.0.0.1:{p}" for p in mine[2:]]
+        host = list(hosts[index]) if hosts else ["127.0.0.1"] * (paths + 1)
+        listen = [f"{h}:{p}" for h, p in zip(host[:paths], mine[2:], strict=True)]
         data.init(
-            name, passphrase, listen, api=f"127.0.0.1:{mine[0]}", console=f"127.0.0.1:{mine[1]}"
+            name, passphrase, listen, api=f"{host[-1]}:{mine[0]}", console=f"{host[-1]}:{mine[1]}"
         )
         log_file = root / f"{name.lower()}.log"
         stations.append(StationProcess(name, data, passphrase_file, log_file))
