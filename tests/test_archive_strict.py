@@ -465,6 +465,10 @@ LINES: dict[str, tuple[str, Callable[[bytes], bytes], str, dict[str, Any]]] = {
     "a line without its newline": (
         "annotations.jsonl", lambda d: d[:-1], "line 3 does not end with a newline", {},
     ),
+    "a line nested a thousand deep": (  # found for issue 13 (fuzzing): was a RecursionError
+        "envelopes.jsonl", _lines(lambda ls: [b"[" * 5000 + b"]" * 5000, *ls[1:]]),
+        "envelopes.jsonl line 1 is not strict JSON: it nests too deeply", {},
+    ),
 }  # fmt: skip
 
 

@@ -8,7 +8,8 @@ docs/archive.md says byte by byte:
     envelopes.jsonl     every envelope, in order (direction, lane, seq): the exact signed bytes
     receipts.jsonl      the peer's receipt for the exporter's envelopes, as signed
     checkpoints.jsonl   the checkpoints held, as signed, in the order they were stored
-    annotations.jsonl   translations, reviews and certifications, as signed by the exporter
+    annotations.jsonl   translations, records of conversation (memcons), their reviews and
+                        certifications, as signed by the exporter
     held.jsonl          the receivers' signed Held statements for attachments
     files/<sha256>      the attachment files held whole by the exporter
     recordings/<name>   the recordings the exporter's call records name
@@ -20,7 +21,7 @@ docs/archive.md, which is normative: the container and the strict manifest (mani
 strict.py), the cards and the link id, the manifest's signature, every envelope (chains.py: its
 signature, the body rules of docs/link.md, its chain (in a time range, a lane's piece of it),
 its `peer_head` and an acknowledgement's `ref` tied to the other station's chain), the receipt,
-the checkpoints, the annotations under the translation workflow's rules (workflow.py), the Held
+the checkpoints, the annotations under the workflow's rules (workflow.py), the Held
 statements, the files, the recordings (recordings.py), every member's hash, the counts, and
 whether both stations' newest checkpoints agree. It stops at the first problem and says which
 envelope or statement, and what failed.
@@ -40,6 +41,7 @@ from hotline.archive.export import MANIFEST_PURPOSE, export_bundle
 from hotline.archive.manifest import (
     DAMAGE,
     FILE,
+    MEMCON_VERSION,
     Manifest,
     check_container,
     check_members,
@@ -55,7 +57,7 @@ from hotline.crypto.card import SignedCard, parse_card
 from hotline.crypto.identity import PublicIdentity
 from hotline.crypto.session import link_id_for
 from hotline.errors import CardError, ProtocolError
-from hotline.protocol.annotation import Annotation
+from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.envelope import LANES, Lane
 from hotline.protocol.statements import Checkpoint, Head, Receipt
 from hotline.protocol.transfer import Held
@@ -84,6 +86,8 @@ class Verified:
     recordings: int = 0  # the exporter's recordings in the bundle, each checked
     missing_recordings: dict[str, str] = field(default_factory=dict)  # name -> absent | altered
     certified: int = 0  # distinct translations certified
+    memcons: int = 0  # records of conversation of the exporter's calls (each version written)
+    memcons_certified: int = 0  # calls whose record of conversation is certified
     agreed: bool = False  # both stations' newest checkpoints name the same eight heads
     # "agreed"; "differ": both newest checkpoints are here and name other heads; "unknown": a
     # station's checkpoint is not in the bundle, so agreement can be neither shown nor denied.
@@ -106,6 +110,7 @@ def verify_bundle(path: Path) -> Verified:
         link_id, cards = _cards(bundle, manifest)  # 2
         exporter = _signed_manifest(bundle, manifest, cards)  # 3
         check = _Check(bundle, link_id, cards, exporter, manifest.range)
+        check.version = manifest.version
         check.envelopes()  # 4
         check.receipts()  # 5
         check.checkpoints()  # 6
@@ -180,6 +185,7 @@ class _Check:
         names = {d: c.body.name for d, c in enumerate(cards)}
         self.result = Verified(link_id, names, self.chains.heads, names[exporter], span is not None)
         self.exporter = exporter  # its direction: its annotations, its recordings are carried
+        self.version = MEMCON_VERSION  # the manifest's: a memcon needs version 4
         self.digests: dict[str, str] = {}  # members read whole, by name: their SHA-256
 
     def envelopes(self) -> None:
@@ -227,31 +233,54 @@ class _Check:
             self.result.agreement = "agreed" if self.result.agreed else "differ"
 
     def annotations(self) -> None:
-        """The exporter's, about a message it received that is not an acknowledgement, under the
-        translation workflow's rules (workflow.py)."""
+        """The exporter's: about a message it received that is not an acknowledgement (machine
+        drafts, translations), or about a call record of its own (memcons); their reviews and
+        certifications under the workflow's rules (workflow.py). Each signed by the exporter."""
         workflow = Workflow()
         for number, _record, signed in self._records("annotations.jsonl", {}):
             where = f"annotation (annotations.jsonl line {number})"
             try:
                 a = Annotation.decode(canonical(signed))
-                body = a.body
-                a.check_signature(self._receiver(body.direction))
             except (ProtocolError, ValueError) as exc:
                 raise ArchiveError(f"{where}: {exc}") from None
-            at = (body.direction, body.lane, body.seq)
+            body = a.body
+            if body.direction not in (0, 1):
+                raise ArchiveError(f"{where}: it names no direction")
             what = f"{a.kind.name.lower()} of {body.direction}/{_lane(body.lane)} {body.seq}"
             where = f"{what} (annotations.jsonl line {number})"
-            if body.link_id != self.link_id or self.chains.hashes.get(at) != body.envelope_hash:
-                raise ArchiveError(f"{where}: names an envelope that is not in the bundle")
-            if body.direction == self.exporter:
-                raise ArchiveError(f"{where}: about a message the exporter sent")
-            if at in self.chains.acknowledgements:
-                raise ArchiveError(f"{where}: an acknowledgement is not annotated")
+            self._annotates(where, a)
+            try:
+                a.check_signature(self.signers[self.exporter])
+            except ProtocolError as exc:
+                raise ArchiveError(f"{where}: {exc}") from None
             problem = workflow.take(a)
             if problem is not None:
                 raise ArchiveError(f"{where}: {problem}")
             self.result.annotations += 1
         self.result.certified = workflow.certified
+        self.result.memcons = workflow.memcons
+        self.result.memcons_certified = workflow.certified_memcons
+
+    def _annotates(self, where: str, a: Annotation) -> None:
+        """What an annotation may be about: an envelope in the bundle; for a machine draft or a
+        translation the peer's, not an acknowledgement; for a memcon a call record of the
+        exporter's, in a bundle of version 4. (A review or a certification is about what it
+        checks: the workflow holds it to that.)"""
+        body = a.body
+        at = (body.direction, body.lane, body.seq)
+        if body.link_id != self.link_id or self.chains.hashes.get(at) != body.envelope_hash:
+            raise ArchiveError(f"{where}: names an envelope that is not in the bundle")
+        if a.kind == Kind.MEMCON:
+            if self.version < MEMCON_VERSION:
+                raise ArchiveError(f"{where}: a record of conversation in a bundle of version "
+                                   f"{self.version}; it needs {MEMCON_VERSION}")  # fmt: skip
+            if body.direction != self.exporter or at not in self.chains.call_records:
+                raise ArchiveError(f"{where}: not about a call record of the exporter's")
+        elif a.kind in (Kind.MACHINE, Kind.TRANSLATION):
+            if body.direction == self.exporter:
+                raise ArchiveError(f"{where}: about a message the exporter sent")
+            if at in self.chains.acknowledgements:
+                raise ArchiveError(f"{where}: an acknowledgement is not annotated")
 
     def held(self) -> None:
         """Each Held statement signed by the receiver, for a file its envelope names; "out" for

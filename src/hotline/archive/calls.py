@@ -5,7 +5,9 @@ Each station writes its own record of each call (docs/calls.md §4), so a transc
 two per call: the exporter's and its peer's, each under the station that wrote it, each as that
 station saw the call ("outgoing" from the caller's side). `call_view` turns one record into
 labelled lines that the HTML and the PDF both print; every string in it comes from a record, so
-both escape or clean it as they do a message's text.
+both escape or clean it as they do a message's text. Beside the exporter's own record stand the
+records of conversation its note-takers wrote of the call (`memcons_of`), each with its standing,
+as a message's translations stand beside it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.callrecord import CallRecord, MediaFigures, Party, Recording
 
-__all__ = ["CallView", "call_view"]
+__all__ = ["CallView", "Memcon", "call_view", "memcons_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,41 @@ def call_view(record: CallRecord, notes: Mapping[str, str]) -> CallView:
     for rec in record.recordings:
         details.append(("recorded", _recording(rec, notes.get(rec.name))))
     return CallView(record.precedence, record.direction, details)
+
+
+@dataclass(frozen=True, slots=True)
+class Memcon:
+    """One record of conversation of a call, with what makes it trustworthy or not."""
+
+    language: str
+    text: str
+    status: str  # "certified by olga (supervisor); written by …" or "NOT CERTIFIED; …"
+
+
+def memcons_of(annotations: list[Annotation]) -> list[Memcon]:
+    """The records of conversation of one call record (from its annotations, in the order made),
+    the certified one first, each with its standing."""
+    reviews: dict[bytes, list[str]] = {}
+    certified: dict[bytes, str] = {}
+    for a in annotations:
+        if a.kind == Kind.REVIEW:
+            reviews.setdefault(a.body.refers, []).append(a.body.person)
+        elif a.kind == Kind.CERTIFICATION:
+            certified[a.body.refers] = f"{a.body.person} ({a.body.role})"
+    shown = []
+    for a in (a for a in annotations if a.kind == Kind.MEMCON):
+        by = f"written by {a.body.person} ({a.body.role})"
+        checked = reviews.get(a.hash)
+        reviewed = f", reviewed by {', '.join(checked)}" if checked else ", not yet reviewed"
+        status = (
+            f"certified by {certified[a.hash]}; {by}{reviewed}"
+            if a.hash in certified
+            else f"NOT CERTIFIED; {by}{reviewed}"
+        )
+        shown.append(
+            (a.hash not in certified, a.body.made_ns, Memcon(a.body.language, a.body.text, status))
+        )
+    return [m for *_, m in sorted(shown, key=lambda s: (s[0], s[1]))]
 
 
 def _party(p: Party) -> str:

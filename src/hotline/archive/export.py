@@ -31,14 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from hotline.archive.manifest import COUNTS, FORMAT, VERSION
+from hotline.archive.calls import memcons_of
+from hotline.archive.manifest import COUNTS, FORMAT, MEMCON_VERSION, VERSION
 from hotline.archive.recordings import RecordingsOut
 from hotline.archive.transcript import Entry, Timeline, translations_of, write_html
 from hotline.crypto.card import SignedCard
 from hotline.crypto.identity import StationIdentity
 from hotline.crypto.session import link_id_for
 from hotline.errors import ConfigError
-from hotline.protocol.annotation import Annotation
+from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.callrecord import decode_record
 from hotline.protocol.clock import CLOCK_FAULT_NS, clock_fault
 from hotline.protocol.envelope import Envelope, MessageType, decode_envelope
@@ -147,6 +148,7 @@ class _Exporter:
         self.segments = _Segments()
         self.wanted: set[bytes] = set()  # the files the envelopes name
         self.annotations = _annotations(store, self.link_id, identity)
+        self.version = VERSION  # MEMCON_VERSION once a memcon's annotation is in the bundle
         self.pdf = "auto"
         self.recordings = RecordingsOut(None)
         self.clock_fault_ns = CLOCK_FAULT_NS
@@ -179,7 +181,7 @@ class _Exporter:
         ranged = self.since_ns is not None or self.until_ns is not None
         manifest = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "link_id": self.link_id.hex(),
             "exported_by": self.ours.fingerprint.hex(),
             "exported_ns": exported_ns,
@@ -225,9 +227,11 @@ class _Exporter:
                 f.write(_line({"direction": direction, "lane": lane, "seq": seq}, data))
                 self.segments.add(direction, lane, seq)
                 self.wanted.update(a.sha256 for a in envelope.body.attachments)
-                said = [] if ours else self.annotations.get((lane, seq), [])
+                said = self.annotations.get((direction, lane, seq), [])
                 notes = self._recordings(envelope, ours, sender.body.name)
-                entry = Entry.of(sender.body.name, envelope, translations_of(said), notes)
+                memcons = memcons_of(said) if ours else []
+                translations = [] if ours else translations_of(said)
+                entry = Entry.of(sender.body.name, envelope, translations, notes, memcons)
                 fault = clock_fault(envelope.body.sent_ns, at_ns, self.clock_fault_ns)
                 entry = dataclasses.replace(entry, at_ns=at_ns, clock_fault=fault)
                 self.timeline.add(direction, lane, entry)
@@ -254,12 +258,15 @@ class _Exporter:
             f.write(_line({"signer_direction": direction}, data))
             self.counts["checkpoints"] += 1
 
-    def _annotated(self, f: _Hashed) -> None:  # ours, about the peer's envelopes
+    def _annotated(self, f: _Hashed) -> None:
+        """Ours: about the peer's envelopes (translations) and our call records (memcons)."""
         for found in self.annotations.values():
             for a in found:
                 if self.segments.holds(a.body.direction, a.body.lane, a.body.seq):
                     f.write(_line({}, a.signed.to_bytes()))
                     self.counts["annotations"] += 1
+                    if a.kind == Kind.MEMCON or a.body.direction == self.our_direction:
+                        self.version = MEMCON_VERSION  # a memcon, or a check of one
 
     def _held(self, f: _Hashed) -> None:
         for row in self.store.all_attachments(self.link_id):
@@ -285,12 +292,13 @@ def _text(text: str) -> Callable[[_Hashed], object]:
 
 def _annotations(
     store: SqlStore, link_id: bytes, identity: StationIdentity
-) -> dict[tuple[int, int], list[Annotation]]:
-    """Our annotations, by the (lane, seq) of the peer's envelope they are about."""
-    found: dict[tuple[int, int], list[Annotation]] = {}
+) -> dict[tuple[int, int, int], list[Annotation]]:
+    """Our annotations, by the (direction, lane, seq) of the envelope they are about: the peer's
+    (translations) or ours (memcons), each's in the order made."""
+    found: dict[tuple[int, int, int], list[Annotation]] = {}
     for statement in store.all_annotations(link_id):
         a = Annotation.verify(Signed.from_bytes(statement), identity.public)
-        found.setdefault((a.body.lane, a.body.seq), []).append(a)
+        found.setdefault((a.body.direction, a.body.lane, a.body.seq), []).append(a)
     return found
 
 

@@ -27,8 +27,10 @@ __all__ = [
     "DAMAGE",
     "FILE",
     "FORMAT",
+    "MEMCON_VERSION",
     "REQUIRED",
     "VERSION",
+    "VERSIONS",
     "Manifest",
     "check_container",
     "check_members",
@@ -41,6 +43,10 @@ __all__ = [
 
 FORMAT = "hotline-archive"
 VERSION = 3  # 3: call recordings (recordings/, counts.recordings, missing_recordings)
+# 4: records of conversation (annotation kind 4, about the exporter's call records). A bundle
+# that holds none is written as version 3, which a verifier of version 3 still reads.
+MEMCON_VERSION = 4
+VERSIONS = (VERSION, MEMCON_VERSION)
 COUNTS = ("envelopes", "receipts", "checkpoints", "annotations", "held", "files", "recordings")
 # Every bundle holds these and its two cards; transcript.pdf, files/ and recordings/ are optional.
 REQUIRED = (
@@ -75,6 +81,7 @@ class Manifest:
     transcript_pdf: bool
     missing_recordings: dict[str, str]
     members: dict[str, str]
+    version: int = VERSION
 
 
 def check_container(bundle: zipfile.ZipFile) -> None:
@@ -125,7 +132,7 @@ def _members(value: Any) -> bool:
 _RANGE = 'null, or {"since_ns": n or null, "until_ns": n or null}, not both null, since <= until'
 _FIELDS = {
     "format": Field(lambda v: v == FORMAT, f'"{FORMAT}"'),
-    "version": Field(lambda v: type(v) is int and v == VERSION, str(VERSION)),
+    "version": Field(lambda v: type(v) is int and v in VERSIONS, f"{VERSION} or {MEMCON_VERSION}"),
     "link_id": HEX64,
     "exported_by": HEX64,
     "exported_ns": U64,
@@ -148,8 +155,8 @@ def read_manifest(bundle: zipfile.ZipFile) -> Manifest:
     if not isinstance(value, dict) or value.get("format") != FORMAT:
         raise ArchiveError(f"manifest.json does not describe a {FORMAT} bundle")
     version = value.get("version")
-    if type(version) is int and version != VERSION:
-        raise ArchiveError(f"bundle version {version}; this reads {VERSION}")
+    if type(version) is int and version not in VERSIONS:
+        raise ArchiveError(f"bundle version {version}; this reads {VERSION} and {MEMCON_VERSION}")
     exact(value, _FIELDS, "manifest.json")
     since_until = value["range"]
     return Manifest(
@@ -162,6 +169,7 @@ def read_manifest(bundle: zipfile.ZipFile) -> Manifest:
         value["transcript_pdf"],
         value["missing_recordings"],
         value["members"],
+        value["version"],
     )
 
 

@@ -9,7 +9,8 @@ bold red, with a red bar beside the block), type and language, then the text. Wi
 the block has two columns, the original on the left and each translation on the right under its
 status; both columns flow onto the next page together, so a long text never leaves its
 translation behind. A call record's block is the call (calls.py), one column of its lines, with
-a red bar for a FLASH call. Pages say "page N of M".
+a red bar for a FLASH call; beside the exporter's own record, in a second column, the records
+of conversation written of the call, each under its status. Pages say "page N of M".
 
 The core PDF fonts stop at Latin-1, and the link speaks Russian, so the text is set in Noto Sans,
 which the `fontpkg-noto-sans` package ships as a variable font (OFL): nothing is looked for on the
@@ -300,21 +301,28 @@ class _Document(FPDF):
         self.set_y(self.get_y() + 3)
 
     def _columns(self, e: Entry) -> list[tuple[float, float, list[_Line]]]:
-        if e.call is not None:
+        if e.call is not None and not e.memcons:
             return [(_MARGIN, self.text_w, self._call(e.sender, e.call, self.text_w))]
-        if not e.translations:
+        if e.call is None and not e.translations:
             return [(_MARGIN, self.text_w, self._original(e, self.text_w, heading=False))]
         width = (self.text_w - _GUTTER) / 2
         right: list[_Line] = []
-        for t in e.translations:
+        # A message's translations, or a call's records of conversation: each under its status.
+        beside = [("translation", t.language, t.text, t.status) for t in e.translations]
+        beside += [("record of conversation", m.language, m.text, m.status) for m in e.memcons]
+        for what, language, text, said in beside:
             if right:
                 right.append(_Line("", "", _SMALL_PT, 2.5, _INK))
-            status = self.clean.line(t.status, 400)
+            status = self.clean.line(said, 400)
             colour = _GREEN if status.startswith("certified") else _AMBER
-            heading = f"translation · {self.clean.line(t.language, 16)} — {status}"
+            heading = f"{what} · {self.clean.line(language, 16)} — {status}"
             right += self._wrap(heading, width, "B", _SMALL_PT, _SMALL_H, colour)
-            right += self._text(t.text, width)
-        left = self._original(e, width, heading=True)
+            right += self._text(text, width)
+        left = (
+            self._call(e.sender, e.call, width)
+            if e.call is not None
+            else self._original(e, width, heading=True)
+        )
         return [(_MARGIN, width, left), (_MARGIN + width + _GUTTER, width, right)]
 
     def _original(self, e: Entry, width: float, *, heading: bool) -> list[_Line]:

@@ -74,7 +74,8 @@ def loads(data: bytes, what: str) -> Any:
     """Parse `data` as strict JSON.
 
     Raises:
-        ArchiveError: not UTF-8, not JSON, a key twice, a non-finite number or a lone surrogate.
+        ArchiveError: not UTF-8, not JSON, a key twice, a non-finite number, a lone surrogate,
+            or arrays and objects nested deeper than Python's stack (the format nests two deep).
     """
     try:
         text = data.decode("utf-8")
@@ -85,6 +86,8 @@ def loads(data: bytes, what: str) -> Any:
         _no_surrogate(value)
     except ValueError as exc:  # json.JSONDecodeError is one, and so are ours
         raise ArchiveError(f"{what} is not strict JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` a thousand deep (found for issue 13, fuzzing)
+        raise ArchiveError(f"{what} is not strict JSON: it nests too deeply") from None
     return value
 
 

@@ -3,8 +3,9 @@ station received it (the peer's) or accepted it (its own), by its own clock, wit
 its lane, type, language and original text, its files, who acknowledged what, and beside each
 received message the translations made of it, with their standing (certified, reviewed, not
 yet reviewed). A call record is shown as the call it records (calls.py), in its place among the
-messages. A rendering for people, not evidence: `hotline verify` checks the signed records
-beside it, not this page.
+messages, and beside the exporter's own record its records of conversation (memcons), each
+with its standing as a translation has. A rendering for people, not evidence: `hotline verify`
+checks the signed records beside it, not this page.
 
 The HTML is one self-contained file (its style inline, no script, nothing fetched), so it opens
 years later in whatever browser there is; every string from a record is escaped and isolated in a
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from hotline.archive.calls import CallView, call_view
+from hotline.archive.calls import CallView, Memcon, call_view
 from hotline.crypto.card import SignedCard
 from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.callrecord import decode_record
@@ -54,6 +55,7 @@ table { border-collapse: collapse; width: 100%; } td, th { border-top: 1px solid
 .clock-fault { color: #a00; font-weight: 700; white-space: normal; }
 .details th { border: 0; color: #555; font-weight: 400; padding: .1em .8em .1em 0; width: 8em; }
 .details td { border: 0; padding: .1em 0; overflow-wrap: anywhere; }
+.memcon h4 { margin: 0 0 .3em; font-size: 95%; }
 bdi { unicode-bidi: isolate; } mark { background: #ffe08a; }
 .mark { color: #a00; background: #fdecea; border: 1px solid #e3a0a0; border-radius: 2px;
   font-size: 85%; padding: 0 .15em; }
@@ -84,6 +86,7 @@ class Entry:
     attachments: list[str] = field(default_factory=list)  # "map.png (image/png, …)"
     translations: list[Translation] = field(default_factory=list)
     call: CallView | None = None  # a call record: the call, as its station recorded it
+    memcons: list[Memcon] = field(default_factory=list)  # our call record's records of conversation
     # When the exporting station received it (the peer's) or accepted it (its own), by its own
     # clock, and whether `sent_ns` is further from that than the bound (hotline.protocol.clock).
     at_ns: int | None = None
@@ -102,14 +105,16 @@ class Entry:
         envelope: Envelope,
         translations: list[Translation],
         notes: Mapping[str, str] | None = None,
+        memcons: list[Memcon] | None = None,
     ) -> Entry:
-        """`notes`, for a call record: where each recording it names is, by name."""
+        """`notes`, for a call record: where each recording it names is, by name; `memcons`,
+        its records of conversation."""
         body = envelope.body
         if body.type == MessageType.CALL_RECORD:  # decoded once already: the envelope's rules
             call = call_view(decode_record(body.text), notes or {})
             return cls(
                 body.sent_ns, sender, Lane(body.lane).name, body.seq, "call record",
-                body.language, "", call=call,
+                body.language, "", call=call, memcons=memcons or [],
             )  # fmt: skip
         ref = f"{Lane(body.ref.lane).name} {body.ref.seq}" if body.ref is not None else None
         files = [
@@ -186,6 +191,7 @@ class Timeline:
 def _entry(line: str) -> Entry:
     raw = json.loads(line)
     raw["translations"] = [Translation(**t) for t in raw["translations"]]
+    raw["memcons"] = [Memcon(**m) for m in raw["memcons"]]
     if raw["call"] is not None:
         call = raw["call"]
         raw["call"] = CallView(
@@ -226,7 +232,9 @@ def write_html(out: Sink, link_id: bytes, cards: list[SignedCard], timeline: Tim
         "the signed records in this bundle are the evidence: check them with "
         "<code>hotline verify</code>. Translations were made at the receiving end; each shows "
         "who made, reviewed and certified it. Each station writes its own record of each call: "
-        "a call is shown by each record, where that station wrote it, when the call ended.</p>"
+        "a call is shown by each record, where that station wrote it, when the call ended, and "
+        "beside this station's record, the record of conversation its note-takers wrote, with "
+        "who wrote, reviewed and certified it.</p>"
         "<table><tr><th>Time (UTC)</th><th>From</th><th>Lane, seq</th><th>Type, language</th>"
         "<th>Original text</th><th>Translation</th></tr>".encode()
     )
@@ -276,10 +284,18 @@ def _call_row(e: Entry, call: CallView, when: str) -> str:
         f"<tr><th>{html.escape(label)}</th><td>{_peer(value)}</td></tr>"
         for label, value in call.details
     )
+    memcons = "".join(
+        f"<div class='memcon' lang='{html.escape(m.language)}'><h4>Record of conversation, "
+        f"{_peer(m.language)}</h4>{_peer(m.text)}<span class='status'>{_peer(m.status)}</span>"
+        "</div>"
+        for m in e.memcons
+    )
+    # The record of conversation beside the call, as a translation beside its original.
+    span, beside = ("", f"</td><td class='text'>{memcons}") if memcons else (" colspan='2'", "")
     return (
         f"<tr class='call'><td class='meta'>{when}</td><td>{_peer(e.sender)}</td>"
         f"<td class='meta'>{e.lane} {e.seq}</td><td class='meta'>call record</td>"
-        f"<td colspan='2'><strong class='{precedence}'>{precedence} call</strong>, "
+        f"<td{span}><strong class='{precedence}'>{precedence} call</strong>, "
         f"{html.escape(call.direction)} (as {_peer(e.sender)} recorded it)"
-        f"<table class='details'>{lines}</table></td></tr>"
+        f"<table class='details'>{lines}</table>{beside}</td></tr>"
     )

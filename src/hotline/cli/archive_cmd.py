@@ -146,6 +146,8 @@ def verify(
         "checkpoints": result.checkpoints,
         "annotations": result.annotations,
         "certified": result.certified,
+        "memcons": result.memcons,
+        "memcons_certified": result.memcons_certified,
         "held": result.held,
         "files": result.files,
         "calls": result.calls,
@@ -184,7 +186,8 @@ def verify(
     say(
         f"  calls       {result.calls} call records; {result.recordings} recordings of ",
         exporter,
-        "'s, each checked against its record",
+        "'s, each checked against its record; "
+        f"{result.memcons_certified} with a certified record of conversation",
     )
     for name, reason in result.missing_recordings.items():
         say("  MISSING     recording ", peer(name), " (", peer(reason), ", as the exporter says)")

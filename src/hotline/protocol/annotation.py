@@ -1,17 +1,20 @@
-"""Annotations: what the receiving station records about a message it received, signed by that
-station and attributed to a person. A message's original text and language never change; its
-translations are annotations beside it:
+"""Annotations: what a station records about an envelope of its link, signed by that station and
+attributed to a person, never sent on the wire. A message's original text and language never
+change; its translations are annotations beside it, and so is the record of conversation (the
+memcon) a note-taker writes of a call, beside the call record this station wrote (docs/link.md §7):
 
-    machine        a machine's draft, naming the engine and model that wrote it
+    machine        a machine's draft, naming the engine and model that wrote it (a received message)
     translation    a translator's translation (perhaps edited from a machine draft)
-    review         a second person's check of one translation (`refers` names it)
-    certification  a supervisor's certification of one reviewed translation (`refers` names it)
+    review         a second person's check of one translation or memcon (`refers` names it)
+    certification  a supervisor's certification of one reviewed translation or memcon
+    memcon         the record of conversation of a call (our own call record)
 
 An annotation is a MessagePack array, signed with Ed25519 (purpose "annotation") and kept as the
 exact signed bytes; its hash (SHA-256 of the body) is how a review or a certification names the
-translation it is about. The rules about who may do which (a reviewer is not the translator, a
-certification needs a review) are the station's (hotline.station.translation); a verifier checks
-them again from the signed records alone.
+translation or memcon it is about. Who may check what (`check_problem`: a reviewer is not the
+author, a certification needs a review and is a third person's) is the same rule for both; the
+station applies it before it signs (hotline.station.translation, memcon), and a verifier again
+from the signed records alone (hotline.archive.workflow).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from hotline.protocol.envelope import HASH_LEN, MAX_TEXT_BYTES, Envelope, sha256
 from hotline.protocol.statements import Signed
 from hotline.protocol.textsafety import language_problem, text_problem
 
-__all__ = ["Annotation", "AnnotationBody", "Kind"]
+__all__ = ["CHECKED", "Annotation", "AnnotationBody", "Kind", "check_problem"]
 
 ANNOTATION_VERSION = 1
 MAX_NAME = 100
@@ -38,22 +41,31 @@ class Kind(enum.IntEnum):
     TRANSLATION = 1
     REVIEW = 2
     CERTIFICATION = 3
+    MEMCON = 4
+
+
+# What a review or a certification may name: a translation of a received message, or the record
+# of conversation of one of our calls. Each with the words its rules are said in.
+CHECKED = {
+    Kind.TRANSLATION: ("translation", "translator"),
+    Kind.MEMCON: ("record of conversation", "author"),
+}
 
 
 class AnnotationBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
     version: int
     link_id: bytes
-    direction: int  # of the annotated envelope: the peer's
+    direction: int  # of the annotated envelope: the peer's; ours for a memcon
     lane: int
     seq: int
     envelope_hash: bytes
     kind: int
-    language: str  # of `text`: the language translated into
-    text: str  # the translation; a reviewer's or certifier's remark
+    language: str  # of `text`: the language translated into, or the memcon's
+    text: str  # the translation or memcon; a reviewer's or certifier's remark
     person: str  # who made it (for a machine draft: who asked for it)
     role: str  # that person's role when they made it
     engine: str  # a machine draft's engine and model; empty for people
-    refers: bytes  # the annotation reviewed or certified; empty otherwise
+    refers: bytes  # the translation or memcon reviewed or certified; empty otherwise
     made_ns: int
 
 
@@ -145,7 +157,7 @@ def _check(body: AnnotationBody, *, words: bool = True) -> None:
         raise ProtocolError("annotation names a malformed envelope")
     needs_ref = body.kind in (Kind.REVIEW, Kind.CERTIFICATION)
     if needs_ref != (len(body.refers) == HASH_LEN) or (not needs_ref and body.refers):
-        raise ProtocolError("a review or a certification, and only those, names a translation")
+        raise ProtocolError("a review or a certification, and only those, names what it checks")
     if (body.kind == Kind.MACHINE) != bool(body.engine):
         raise ProtocolError("a machine draft, and only one, names its engine")
     if not (0 < len(body.person) <= MAX_NAME and 0 < len(body.language) <= 35):
@@ -160,5 +172,33 @@ def _check(body: AnnotationBody, *, words: bool = True) -> None:
         raise ProtocolError(f"annotation refused: {problem}")
     if len(body.text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES * 2:
         raise ProtocolError("annotation text is too long")
-    if body.kind in (Kind.MACHINE, Kind.TRANSLATION) and not body.text.strip():
-        raise ProtocolError("a translation has a text")
+    if body.kind in (Kind.MACHINE, Kind.TRANSLATION, Kind.MEMCON) and not body.text.strip():
+        raise ProtocolError("a translation or a memcon has a text")
+
+
+def check_problem(
+    kind: Kind, checked: Annotation, earlier: list[Annotation], person: str
+) -> str | None:
+    """Why `person` may not make a review or a certification (`kind`) of `checked` (a translation
+    or a memcon), given the annotations made before about the same envelope; None if they may.
+    Never its author; no one both reviews and certifies it; a certification only once someone
+    has reviewed it, and once per person. (The verifier's rules, in order: archive/workflow.py.)"""
+    noun, author = CHECKED[checked.kind]
+    step = "reviewed" if kind == Kind.REVIEW else "certified"
+    if checked.body.person == person:
+        return f"a {noun} is {step} by someone other than its {author}"
+    about = [a for a in earlier if a.body.refers == checked.hash]
+    reviewers = {a.body.person for a in about if a.kind == Kind.REVIEW}
+    certifiers = {a.body.person for a in about if a.kind == Kind.CERTIFICATION}
+    if kind == Kind.REVIEW:
+        return (
+            f"a {noun} is reviewed by someone other than its certifier"
+            if (person in certifiers)
+            else None
+        )
+    problems = (
+        (person in certifiers, f"this {noun} is certified by you already"),
+        (not reviewers, f"a {noun} is reviewed before it is certified"),
+        (person in reviewers, f"a {noun} is certified by someone other than its reviewer"),
+    )
+    return next((problem for broken, problem in problems if broken), None)

@@ -16,20 +16,25 @@ The rules are checked and the annotation stored as one step (one at a time per d
 requests at the same instant cannot both pass a check that only one of them may.
 
 No engine configured is a normal state: people translate from the original alone.
+
+The records of conversation of this station's calls follow the same workflow at their own desk
+(memcon.py, `TranslationDesk.memcons`); their annotations share the store's table, so this desk
+reads only those about the peer's envelopes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hotline.errors import LocalError
-from hotline.protocol.annotation import Annotation, Kind
+from hotline.protocol.annotation import Annotation, Kind, check_problem
 from hotline.protocol.envelope import Envelope, MessageType, decode_envelope
 from hotline.protocol.statements import Signed
+from hotline.station.annotations import sign_annotation
+from hotline.station.memcon import MemconDesk
 from hotline.translate import Engine, EngineSettings, Glossary, GlossaryEntry, load_engine
 
 if TYPE_CHECKING:
@@ -50,6 +55,7 @@ class TranslationDesk:
         self.base = base
         self.engine: Engine | None = None
         self._checking = asyncio.Lock()  # a check and the annotation it allows: one at a time
+        self.memcons = MemconDesk()  # the records of conversation of our calls
 
     async def start(self) -> None:
         """Load the engine (a model can take seconds): off the event loop."""
@@ -75,10 +81,14 @@ class TranslationDesk:
         return decode_envelope(data, peer)
 
     async def annotations(self, runtime: LinkRuntime, lane: int, seq: int) -> list[Annotation]:
-        link_id, me = runtime.link.config.link_id, runtime.link.config.identity.public
+        """The annotations of the peer's envelope (lane, seq), in the order made (not those of
+        ours at the same place: a memcon of our call record)."""
+        config = runtime.link.config
+        link_id, me, peer = config.link_id, config.identity.public, config.peer_direction
         rows = await runtime.store.call(lambda s: s.annotations_of(link_id, lane, seq))
         # Stored: kept from before the rules for words, perhaps (Annotation.decode).
-        return [Annotation.verify(Signed.from_bytes(row), me, words=False) for row in rows]
+        found = [Annotation.verify(Signed.from_bytes(row), me, words=False) for row in rows]
+        return [a for a in found if a.body.direction == peer]
 
     async def glossary(self, runtime: LinkRuntime) -> Glossary:
         name = runtime.link.name
@@ -103,7 +113,7 @@ class TranslationDesk:
             envelope.body.text, envelope.body.language, target, glossary
         )
         engine = f"{draft.engine}: {draft.model}"
-        return await self._sign(
+        return await sign_annotation(
             runtime, envelope, Kind.MACHINE, target, draft.text, person, role, engine=engine
         )
 
@@ -114,7 +124,9 @@ class TranslationDesk:
         envelope = await self._translatable(runtime, lane, seq)
         if not text.strip():
             raise TranslationRefused("a translation needs a text")
-        return await self._sign(runtime, envelope, Kind.TRANSLATION, language, text, person, role)
+        return await sign_annotation(
+            runtime, envelope, Kind.TRANSLATION, language, text, person, role
+        )
 
     async def check(
         self, kind: Kind, runtime: LinkRuntime, lane: int, seq: int, refers: bytes,
@@ -129,8 +141,9 @@ class TranslationDesk:
             envelope = await self._translatable(runtime, lane, seq)
             annotations = await self.annotations(runtime, lane, seq)
             translation = self._translation(annotations, refers)
-            _check_people(kind, translation, annotations, person)
-            return await self._sign(
+            if problem := check_problem(kind, translation, annotations, person):
+                raise TranslationRefused(problem)
+            return await sign_annotation(
                 runtime, envelope, kind, translation.body.language, remark, person, role,
                 refers=refers,
             )  # fmt: skip
@@ -149,48 +162,3 @@ class TranslationDesk:
         if found is None or found.kind != Kind.TRANSLATION:
             raise TranslationRefused("no such translation of this message")
         return found
-
-    async def _sign(
-        self, runtime: LinkRuntime, envelope: Envelope, kind: Kind, language: str, text: str,
-        person: str, role: str, engine: str = "", refers: bytes = b"",
-    ) -> Annotation:  # fmt: skip
-        identity, now = runtime.link.config.identity, time.time_ns()
-        annotation = Annotation.create(
-            identity, envelope, kind, language, text, person, role, now, engine, refers
-        )
-        link_id, body = runtime.link.config.link_id, annotation.body
-        statement = annotation.signed.to_bytes()
-        await runtime.store.call(
-            lambda s: s.add_annotation(
-                link_id, body.lane, body.seq, body.kind, annotation.hash, statement, now
-            )
-        )
-        runtime.hub.publish(
-            {"type": "annotation", "link": runtime.link.name, "lane": body.lane, "seq": body.seq,
-             "kind": kind.name.lower(), "person": person}
-        )  # fmt: skip
-        return annotation
-
-
-def _check_people(
-    kind: Kind, translation: Annotation, annotations: list[Annotation], person: str
-) -> None:
-    """Who may review or certify `translation`, given what was made about it before."""
-    step = "reviewed" if kind == Kind.REVIEW else "certified"
-    if translation.body.person == person:
-        raise TranslationRefused(f"a translation is {step} by someone other than its translator")
-    about = [a for a in annotations if a.body.refers == translation.hash]
-    reviewers = {a.body.person for a in about if a.kind == Kind.REVIEW}
-    certifiers = {a.body.person for a in about if a.kind == Kind.CERTIFICATION}
-    if kind == Kind.REVIEW:
-        if person in certifiers:
-            raise TranslationRefused(
-                "a translation is reviewed by someone other than its certifier"
-            )
-        return
-    if person in certifiers:
-        raise TranslationRefused("this translation is certified by you already")
-    if not reviewers:
-        raise TranslationRefused("a translation is reviewed before it is certified")
-    if person in reviewers:
-        raise TranslationRefused("a translation is certified by someone other than its reviewer")
