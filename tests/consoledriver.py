@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import pyotp
 from playwright.sync_api import Browser, Page, Playwright
 
-from hotline.console.operators import add_operator
+from hotline.console.auth import new_totp_secret
+from hotline.console.operators import add_operator, complete_enrolment
 from hotline.station.launch import StationProcess
 from hotline.station.runtime import open_store
 
@@ -58,17 +59,25 @@ class Person:
         return totp.now()
 
 
+SETTLED_NS = 1_000_000_000 * 10**9  # enrolled in 2001: long past any hold on new accounts
+
+
 def staff(station: StationProcess, people: list[tuple[str, str]]) -> dict[str, Person]:
-    """Operator accounts on a station's store (the station may be running)."""
+    """Staff of long standing on a station's store (the station may be running): each account
+    made as any is, and taken up with its enrolment code as the enrolment page does it (a secret
+    and the password PASSWORD of the person's own), then dated as enrolled long ago, before any
+    hold on new accounts (tests/test_enrolment.py holds the hold)."""
     store = open_store(station.data, station.data.config())
+    secrets = {name: new_totp_secret() for name, _ in people}
     try:
-        made = {
-            name: add_operator(store, name, role, time.time_ns(), password=PASSWORD)
-            for name, role in people
-        }
+        for name, role in people:
+            now = time.time_ns()
+            made = add_operator(store, name, role, now, "test")
+            assert complete_enrolment(store, name, made.code, PASSWORD, secrets[name], now)
+            store.update_operator(name, enrolled_ns=SETTLED_NS)
     finally:
         store.close()
-    return {name: Person(station, name, role, made[name].totp_secret) for name, role in people}
+    return {name: Person(station, name, role, secrets[name]) for name, role in people}
 
 
 def open_console(browser: Browser, person: Person) -> Page:

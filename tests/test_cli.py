@@ -17,9 +17,11 @@ from rich.console import Console
 
 from hotline.cli import client
 from hotline.cli.common import PASSPHRASE_ENV, read_passphrase
+from hotline.console.auth import password_matches
 from hotline.crypto.card import parse_card
 from hotline.errors import ConfigError, KeystoreError
 from hotline.station.datadir import DataDir
+from hotline.station.runtime import open_store
 from hotline.station.tls import expires_ns, fingerprint, make_self_signed
 
 PASSPHRASE = "a long enough passphrase"
@@ -94,10 +96,9 @@ def test_init_makes_a_directory_that_existed_private_and_says_so(
     assert data.stat().st_mode & 0o777 == 0o700
     added = hotline("operator", "add", "olga", "--role", "operator", "-d", str(data))
     assert added.returncode == 0, added.stderr
-    (secret,) = [line.split()[-1] for line in added.stdout.splitlines() if "TOTP secret" in line]
+    assert "enrolment code" in added.stdout, "the person chooses their own credentials"
     stored = b"".join(p.read_bytes() for p in data.glob("store.db*"))
-    assert secret.encode() not in stored, "a copy of the store does not give the TOTP secret"
-    assert b"hotline-sealed-1:" in stored
+    assert b"hotline-sealed-1:" in stored, "the (unknown) TOTP secret it was made with is sealed"
     assert {p.stat().st_mode & 0o777 for p in data.iterdir()} == {0o600}
 
 
@@ -364,6 +365,16 @@ def test_demo_pairs_two_station_processes_that_talk(tmp_path: Path) -> None:
     assert "Both stations stopped cleanly." in done.stdout
     assert DataDir(tmp_path / "demo" / "london").card().body.name == "London"
     assert {p.name for p in (tmp_path / "demo").iterdir()} >= {"london", "moscow"}
+    # How to sign in: each person's password, and the file whose code `hotline totp` shows.
+    olga = next(line.split() for line in done.stdout.splitlines() if line.split()[:1] == ["olga"])
+    password, totp_file = olga[olga.index("password") + 1], Path(olga[-1])
+    assert hotline("totp", str(totp_file)).stdout.strip().isdigit()
+    london = DataDir(tmp_path / "demo" / "london")
+    store = open_store(london, london.config())
+    try:
+        assert password_matches(store.operator("olga"), password), "enrolled with that password"
+    finally:
+        store.close()
 
 
 def test_demo_runs_until_ctrl_c_and_stops_both_stations(tmp_path: Path) -> None:

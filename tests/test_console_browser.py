@@ -121,9 +121,10 @@ def test_a_console_nobody_is_signed_in_to_still_shows_a_waiting_flash(
     page.goto(receiver.console)
     notice = page.locator("#login-flash")
     expect(notice).to_be_hidden()
-    sent = sender.call("POST", "/api/v1/links/moscow/messages", {"text": "secret", "lane": "FLASH"})
+    flash = {"text": "nightjar at dawn", "lane": "FLASH"}
+    sent = sender.call("POST", "/api/v1/links/moscow/messages", flash)
     expect(notice).to_be_visible()
-    expect(page.locator("body")).not_to_contain_text("secret")  # that one waits, never what
+    expect(page.locator("body")).not_to_contain_text("nightjar")  # that one waits, never what
     receiver.call("POST", f"/api/v1/links/london/inbox/FLASH/{sent['seq']}/ack", {})
     expect(notice).to_be_hidden()
 

@@ -4,6 +4,7 @@ their link tests (every letter of both alphabets), and run until Ctrl-C."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import sys
 import tempfile
@@ -11,10 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import typer
 
 from hotline.cli.common import console
-from hotline.console.operators import add_operator
+from hotline.console.auth import new_totp_secret
+from hotline.console.operators import add_operator, complete_enrolment
 from hotline.crypto.identity import format_fingerprint
 from hotline.errors import ConfigError
 from hotline.station.datadir import write_atomically
@@ -101,24 +104,43 @@ def _introduce(root: Path, london: StationProcess, moscow: StationProcess) -> No
 
 
 def _staff(root: Path, stations: dict[str, StationProcess]) -> None:
-    """Operators for each console. Their passwords and TOTP secrets go in files in the demo
-    directory (readable by you only); `hotline totp FILE` shows a code, as an app would."""
+    """Operators for each console, enrolled by the demo itself: you are all of them. Each gets
+    an enrolment code as anyone does, and the demo uses it as each person would at the console's
+    enrolment page; their TOTP secrets go in files in the demo directory (readable by you only),
+    and `hotline totp FILE` shows a code, as an app would. The demo's consoles let a new account
+    release at once (`new_account_hold_h = 0`): a real station holds it back a day."""
     console.print("\n[bold]Consoles[/bold] (sign in with name, password and the current code):")
     for name, station in stations.items():
+        _no_hold(station)
         console.print(f"  {name}  {station.console}")
         store = open_store(station.data, station.data.config())
         try:
             for person, role in STAFF[name]:
-                made = add_operator(store, person, role, time.time_ns(), language=_LANGUAGE[name])
+                password, secret = secrets.token_urlsafe(12), new_totp_secret()
+                now = time.time_ns()
+                made = add_operator(store, person, role, now, "demo", _LANGUAGE[name])
+                complete_enrolment(store, person, made.code, password, secret, now)
+                store.audit_person(person, "enrolled", "by the demo, which is every person", now)
                 secret_file = root / f"{name.lower()}-{person}.totp"
-                write_atomically(secret_file, made.totp_secret.encode() + b"\n", mode=0o600)
+                write_atomically(secret_file, secret.encode() + b"\n", mode=0o600)
                 console.print(
-                    f"    {person:<6} {role:<10} password {made.password}   "
+                    f"    {person:<6} {role:<10} password {password}   "
                     f"code: hotline totp {secret_file}"
                 )
         finally:
             store.close()
-    console.print()
+    console.print(
+        "  (new accounts may release at once here; a real station holds them back "
+        "[console] new_account_hold_h = 24 hours)\n",
+        markup=False,
+    )
+
+
+def _no_hold(station: StationProcess) -> None:
+    config = station.data.config()
+    console_section = msgspec.structs.replace(config.console, new_account_hold_h=0)
+    relaxed = msgspec.structs.replace(config, console=console_section)
+    write_atomically(station.data.config_file, relaxed.to_toml().encode("utf-8"), mode=0o600)
 
 
 _LANGUAGE = {"London": "en", "Moscow": "ru"}

@@ -1,8 +1,13 @@
 """`hotline operator add|list|disable|enable|reset`: the console's accounts, managed on the
-station's own store (the station may be running: the store takes both), and `hotline totp`."""
+station's own store (the station may be running: the store takes both), and `hotline totp`.
+
+`add` and `reset` print a one-time enrolment code, never a password or a TOTP secret (issue 13,
+item 10): the person takes it to the console's enrolment page. Whoever runs these commands at the
+station host is trusted as an admin is, and audited as `cli:<their user name>`."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,11 +20,18 @@ import typer
 from rich.table import Table
 
 from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
-from hotline.console.auth import Role, totp_uri
-from hotline.console.operators import Credentials, add_operator, reset_operator, set_disabled
+from hotline.console.auth import Role
+from hotline.console.operators import (
+    EnrolmentCode,
+    add_operator,
+    expire_enrolments,
+    reset_operator,
+    set_disabled,
+)
 from hotline.errors import ConfigError
 from hotline.station.runtime import open_store
 from hotline.store.base import SqlStore
+from hotline.store.people import Operator
 
 app = typer.Typer(
     help="Manage the console's operators (their roles, passwords and second factors).",
@@ -45,22 +57,22 @@ def _with_store(data: Path | None, work: Callable[[SqlStore, str], _T]) -> _T:
         return work(store, station)
 
 
-def _read_password(password_file: Path | None) -> str | None:
-    if password_file is None:
-        return None
+def _me() -> str:
+    """Who is acting, for the audit log: the station host's user, as the CLI knows them."""
     try:
-        return password_file.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {password_file}: {exc.strerror}") from None
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container): say so
+        return "cli:?"
 
 
-def _tell(station: str, made: Credentials) -> None:
-    """What the new or reset operator must be told, once: it is not shown again."""
-    if made.password is not None:
-        console.print(f"  password     {made.password}")
-    console.print(f"  TOTP secret  {made.totp_secret}")
-    console.print(f"  TOTP address {totp_uri(station, made.name, made.totp_secret)}")
-    console.print("Give these to the operator in person; they are not shown again.")
+def _tell(made: EnrolmentCode) -> None:
+    """The code the person needs, once: it is not shown again, and it is all anyone is told."""
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(made.expires_ns / 1e9))
+    console.print(f"  enrolment code  {made.code}   (one use, until {until})")
+    console.print(
+        "Give it to the person out of band (in person, by phone). They open the console, choose"
+        ' "Enrol", and there choose their password and receive their TOTP secret.'
+    )
 
 
 @app.command("add")
@@ -68,26 +80,25 @@ def add(
     name: str = typer.Argument(..., help="The operator's sign-in name."),
     role: str = typer.Option(..., "--role", "-r", help=f"One of: {ROLES}."),
     language: str = typer.Option("en", "--language", help="The console's language: en or ru."),
-    password_file: Path | None = typer.Option(
-        None, "--password-file", help="Read the password from this file (else one is made)."
-    ),
     data: Path | None = DATA_DIR_OPTION,
 ) -> None:
-    """Create an operator account with a password and a TOTP second factor."""
-    password = _read_password(password_file)
-    now = time.time_ns()
-    made, station = _with_store(
-        data, lambda s, st: (add_operator(s, name, role, now, language, password), st)
-    )
+    """Create an operator account, waiting for its person: prints a one-time enrolment code."""
+    now, me = time.time_ns(), _me()
+    made = _with_store(data, lambda s, _: add_operator(s, name, role, now, me, language))
     console.print(f"Operator {name!r} added as {role}.")
-    _tell(station, made)
+    _tell(made)
 
 
 @app.command("list")
 def list_(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List the operators, their roles and whether they can sign in."""
-    people = _with_store(data, lambda s, _: s.operators())
     now = time.time_ns()
+
+    def read(store: SqlStore, _: str) -> tuple[list[Operator], set[str]]:
+        expire_enrolments(store, now)
+        return store.operators(), {e.name for e in store.enrolments()}
+
+    people, waiting = _with_store(data, read)
     rows = [
         {
             "name": p.name,
@@ -95,6 +106,8 @@ def list_(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> N
             "language": p.language,
             "disabled": p.disabled,
             "locked": p.locked_until_ns > now,
+            "waiting_for_enrolment": p.name in waiting,
+            "enrolled_ns": p.enrolled_ns or None,
         }
         for p in people
     ]
@@ -103,38 +116,43 @@ def list_(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> N
         return
     table = Table("name", "role", "language", "state")
     for row in rows:
-        state = "disabled" if row["disabled"] else "locked" if row["locked"] else "active"
+        state = (
+            "disabled" if row["disabled"] else "locked" if row["locked"]
+            else "waiting for enrolment" if row["waiting_for_enrolment"]
+            else "active" if row["enrolled_ns"] else "not enrolled (reset it)"
+        )  # fmt: skip
         table.add_row(str(row["name"]), str(row["role"]), str(row["language"]), state)
     console.print(table)
+
+
+def _disable(store: SqlStore, name: str, disabled: bool) -> None:
+    set_disabled(store, name, disabled)
+    action = "operator disabled" if disabled else "operator enabled"
+    store.audit_person(_me(), action, name, time.time_ns())
 
 
 @app.command("disable")
 def disable(name: str, data: Path | None = DATA_DIR_OPTION) -> None:
     """Stop an operator from signing in (their open sessions end at the next station start)."""
-    _with_store(data, lambda s, _: set_disabled(s, name, True))
+    _with_store(data, lambda s, _: _disable(s, name, True))
     console.print(f"Operator {name!r} disabled.")
 
 
 @app.command("enable")
 def enable(name: str, data: Path | None = DATA_DIR_OPTION) -> None:
     """Let a disabled operator sign in again; also ends a lockout."""
-    _with_store(data, lambda s, _: set_disabled(s, name, False))
+    _with_store(data, lambda s, _: _disable(s, name, False))
     console.print(f"Operator {name!r} enabled.")
 
 
 @app.command("reset")
-def reset(
-    name: str,
-    password_file: Path | None = typer.Option(
-        None, "--password-file", help="Read the new password from this file (else one is made)."
-    ),
-    data: Path | None = DATA_DIR_OPTION,
-) -> None:
-    """Give an operator a new password and a new TOTP secret (the old ones stop working)."""
-    password = _read_password(password_file)
-    made, station = _with_store(data, lambda s, st: (reset_operator(s, name, password), st))
-    console.print(f"Operator {name!r} reset.")
-    _tell(station, made)
+def reset(name: str, data: Path | None = DATA_DIR_OPTION) -> None:
+    """End an operator's password and TOTP secret at once; prints a one-time enrolment code
+    with which the person chooses new ones."""
+    now, me = time.time_ns(), _me()
+    made = _with_store(data, lambda s, _: reset_operator(s, name, now, me))
+    console.print(f"Operator {name!r} reset: the old password and TOTP secret no longer work.")
+    _tell(made)
 
 
 def totp(

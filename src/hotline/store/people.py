@@ -1,6 +1,7 @@
-"""What the store keeps about the people at the console: operators, drafts, the shift log, and
-their acts in the audit log. A mixin of SqlStore, so both backends have it; the rules (who may
-do what, how a password is checked) live in hotline.console, not here.
+"""What the store keeps about the people at the console: operators and their enrolment codes,
+drafts, the shift log, and their acts in the audit log. A mixin of SqlStore, so both backends
+have it; the rules (who may do what, how a password is checked) live in hotline.console, not
+here.
 
 An operator's TOTP secret is sealed before it is written (hotline.crypto.atrest) whenever the
 store knows the station's public TOTP key, and opened when read if it holds the private key too
@@ -21,14 +22,15 @@ from hotline.crypto.atrest import is_sealed, open_sealed, seal
 from hotline.errors import StoreError
 from hotline.store.backend import SqlBackend
 
-__all__ = ["Draft", "Operator", "PeopleRecords", "ShiftNote"]
+__all__ = ["Draft", "Enrolment", "Operator", "PeopleRecords", "ShiftNote"]
 
 log = logging.getLogger("hotline.store")
 
 _OPERATOR_COLUMNS = (
     "name, role, password_hash, totp_secret, language, disabled, failures, locked_until_ns, "
-    "last_totp_step, created_ns"
+    "last_totp_step, created_ns, enrolled_ns"
 )
+_ENROLMENT_COLUMNS = "name, code_hash, made_by, made_ns, expires_ns"
 _DRAFT_COLUMNS = (
     "id, link, lane, type, language, text, drafted_by, drafted_ns, state, decided_by, "
     "decided_ns, seq, attachments"
@@ -47,14 +49,26 @@ class Operator:
     locked_until_ns: int
     last_totp_step: int
     created_ns: int
+    enrolled_ns: int = 0  # when its person last chose a password and took a TOTP secret
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Operator:
-        name, role, password_hash, secret, language, disabled, failures, locked, step, created = row
+        name, role, password_hash, secret, language, disabled, failures, locked, step, *times = row
         return cls(
             name, role, password_hash, secret, language, bool(disabled), failures, locked, step,
-            created,
+            *times,
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """An account's one-time enrolment code, waiting for its person: the code's hash only."""
+
+    name: str
+    code_hash: str
+    made_by: str  # who was shown the code: an admin's name, or "cli:<user>" at the station host
+    made_ns: int
+    expires_ns: int
 
 
 @dataclass(slots=True)
@@ -136,20 +150,24 @@ class PeopleRecords(SqlBackend):
                 log.error("the TOTP secret of operator %r: %s", operator.name, exc)
         return operator
 
-    def add_operator(self, operator: Operator) -> None:
+    def add_operator(self, operator: Operator, enrolment: Enrolment | None = None) -> None:
+        """A new account, and with it (in the same transaction) its enrolment code's hash."""
         secret = self._sealed(operator.name, operator.totp_secret)
         with self.transaction():
             if self._rows("SELECT 1 FROM operators WHERE name = ?", (operator.name,)):
                 raise StoreError(f"an operator named {operator.name!r} exists already")
             self._execute(
                 f"INSERT INTO operators ({_OPERATOR_COLUMNS}) "  # noqa: S608 - constant columns
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     operator.name, operator.role, operator.password_hash, secret,
                     operator.language, int(operator.disabled), operator.failures,
                     operator.locked_until_ns, operator.last_totp_step, operator.created_ns,
+                    operator.enrolled_ns,
                 ),
             )  # fmt: skip
+            if enrolment is not None:
+                self._put_enrolment(enrolment)
 
     def operator(self, name: str) -> Operator | None:
         rows = self._rows(f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE name = ?", (name,))  # noqa: S608 - constant columns
@@ -161,6 +179,10 @@ class PeopleRecords(SqlBackend):
 
     def update_operator(self, name: str, **changes: Any) -> None:
         """Change some of an operator's columns (names from Operator's fields)."""
+        with self.transaction():
+            self._set_operator(name, changes)
+
+    def _set_operator(self, name: str, changes: dict[str, Any]) -> None:
         allowed = set(Operator.__dataclass_fields__) - {"name", "created_ns"}
         if not changes or not set(changes) <= allowed:
             raise ValueError(f"cannot change {sorted(set(changes) - allowed)}")
@@ -168,11 +190,68 @@ class PeopleRecords(SqlBackend):
             changes["totp_secret"] = self._sealed(name, changes["totp_secret"])
         assignments = ", ".join(f"{column} = ?" for column in changes)
         values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
+        self._execute(
+            f"UPDATE operators SET {assignments} WHERE name = ?",  # noqa: S608 - checked names
+            (*values, name),
+        )
+
+    # -- enrolment: one code per account, used once, by its person (issue 13, item 10) ----------
+
+    def _put_enrolment(self, enrolment: Enrolment) -> None:
+        self._execute("DELETE FROM enrolments WHERE name = ?", (enrolment.name,))
+        self._execute(
+            f"INSERT INTO enrolments ({_ENROLMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
+            (enrolment.name, enrolment.code_hash, enrolment.made_by, enrolment.made_ns,
+             enrolment.expires_ns),
+        )  # fmt: skip
+
+    def reenrol_operator(self, enrolment: Enrolment, **changes: Any) -> None:
+        """Change an operator's columns (their credentials made unknown to anyone) and give the
+        account a new enrolment code, replacing any it had, in one transaction."""
         with self.transaction():
-            self._execute(
-                f"UPDATE operators SET {assignments} WHERE name = ?",  # noqa: S608 - checked names
-                (*values, name),
+            if not self._rows("SELECT 1 FROM operators WHERE name = ?", (enrolment.name,)):
+                raise StoreError(f"no operator named {enrolment.name!r}")
+            self._set_operator(enrolment.name, changes)
+            self._put_enrolment(enrolment)
+
+    def enrolment(self, name: str) -> Enrolment | None:
+        rows = self._rows(
+            f"SELECT {_ENROLMENT_COLUMNS} FROM enrolments WHERE name = ?",  # noqa: S608 - constant columns
+            (name,),
+        )
+        return Enrolment(*rows[0]) if rows else None
+
+    def enrolments(self) -> list[Enrolment]:
+        rows = self._rows(f"SELECT {_ENROLMENT_COLUMNS} FROM enrolments ORDER BY name")  # noqa: S608 - constant columns
+        return [Enrolment(*row) for row in rows]
+
+    def use_enrolment(
+        self, name: str, code_hash: str, now_ns: int, **changes: Any
+    ) -> Enrolment | None:
+        """Spend an enrolment code and write the person's credentials (`changes`), in one
+        transaction; None if the code is not this account's, has expired or was spent. The code
+        goes with a DELETE that only one of two transactions can make."""
+        with self.transaction():
+            rows = self._rows(
+                "DELETE FROM enrolments WHERE name = ? AND code_hash = ? AND expires_ns > ? "  # noqa: S608 - constant columns
+                f"RETURNING {_ENROLMENT_COLUMNS}",
+                (name, code_hash, now_ns),
             )
+            if not rows:
+                return None
+            self._set_operator(name, changes)
+        return Enrolment(*rows[0])
+
+    def drop_expired_enrolments(self, now_ns: int) -> list[Enrolment]:
+        """Forget the codes whose time is up; returns them (once), to be audited."""
+        if not self._rows("SELECT 1 FROM enrolments WHERE expires_ns <= ? LIMIT 1", (now_ns,)):
+            return []  # the usual case: a read, no write transaction
+        with self.transaction():
+            rows = self._rows(
+                f"DELETE FROM enrolments WHERE expires_ns <= ? RETURNING {_ENROLMENT_COLUMNS}",  # noqa: S608 - constant columns
+                (now_ns,),
+            )
+        return sorted((Enrolment(*row) for row in rows), key=lambda e: e.name)
 
     # -- drafts ----------------------------------------------------------------------------------
 
