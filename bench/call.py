@@ -27,11 +27,11 @@ by cross-correlation, and both are resampled by sox. Prints `name: value` lines:
       frame arrived (`arrived_ns`) plus its place in the frame. Both are this machine's
       monotonic clock. The figure holds one frame (a sample waits for the rest of its frame to
       be captured, then for the samples before it to be played: one frame in all, wherever it
-      falls), the wait for the station's frame tick, Opus's 6.5 ms look-ahead, sealing, UDP,
-      the jitter buffer, the mixing and both WebSockets; not a sound card's buffers. Several
-      calls (3 of 10 bursts): each call starts the stations' frame clocks anew, and their
-      phases are part of the delay. The p99 of 30 samples is their largest. _call_p50s_ms: each
-      call's median; _jitter_buffer_delay_ms: Moscow's buffer delay at the end of each call.
+      falls), Opus's 6.5 ms look-ahead, sealing, UDP, the jitter buffer and the playout clock,
+      the mixing and both WebSockets; not a sound card's buffers. Several calls (3 of 10
+      bursts): each call starts the stations' clocks anew. The p99 of 30 samples is their
+      largest. _call_p50s_ms: each call's median; _jitter_buffer_delay_ms: Moscow's buffer
+      delay at the end of each call.
   call_setup_p50_ms / _max_ms: from the POST that places the call at London to the `call` event
       with event=ringing on Moscow's event stream (GET /api/v1/events), 10 calls.
   answer_to_audio_p50_ms / _max_ms: Moscow's softphone joins the ringing call and speaks a tone
