@@ -23,9 +23,9 @@ import pyotp
 import pytest
 
 from hotline.console.app import CSP, make_console_app
-from hotline.console.auth import PERMISSIONS, Role
+from hotline.console.auth import PERMISSIONS, Role, new_totp_secret
 from hotline.console.drafts import reconcile_drafts
-from hotline.console.operators import add_operator, set_disabled
+from hotline.console.operators import add_operator, complete_enrolment, set_disabled
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
 from hotline.protocol.envelope import (
@@ -107,25 +107,65 @@ async def _close_clients() -> AsyncIterator[None]:
         await _open_clients.pop().aclose()
 
 
-async def new_operator(station: Station, role: str, password: str = PASSWORD) -> tuple[str, str]:
-    name = f"{role}-{next(_names)}"
+SETTLED_NS = 1_000_000_000 * 10**9  # enrolled in 2001: long past any hold on new accounts
+
+
+async def settle(station: Station, name: str) -> None:
+    """Staff of long standing: enrolled before any hold on new accounts (the tests of the hold
+    make people enrolled just now)."""
     assert station.store is not None
-    made = await station.store.call(
-        lambda s: add_operator(s, name, role, time.time_ns(), password=password)
+    await station.store.call(lambda s: s.update_operator(name, enrolled_ns=SETTLED_NS))
+
+
+async def new_operator(
+    station: Station, role: str, password: str = PASSWORD, settled: bool = True
+) -> tuple[str, str]:
+    """A person who has enrolled (as the enrolment page does it, with a secret of their own, at
+    the station host), not yet signed in: (name, TOTP secret)."""
+    name, secret, now = f"{role}-{next(_names)}", new_totp_secret(), time.time_ns()
+    assert station.store is not None
+    made = await station.store.call(lambda s: add_operator(s, name, role, now, "test"))
+    used = await station.store.call(
+        lambda s: complete_enrolment(s, name, made.code, password, secret, now)
     )
-    return name, made.totp_secret
+    assert used is not None
+    if settled:
+        await settle(station, name)
+    return name, secret
+
+
+async def enrolled(
+    app: Any, station: Station, role: str, settled: bool = True
+) -> tuple[httpx.AsyncClient, str, str, str]:
+    """A fresh account of `role` taken up through the enrolment page, which signs its person in:
+    (client, its CSRF token, its name, its TOTP secret)."""
+    name, now = f"{role}-{next(_names)}", time.time_ns()
+    assert station.store is not None
+    made = await station.store.call(lambda s: add_operator(s, name, role, now, "test"))
+    browser = client(app)
+    start = await browser.post("/console/login/enrol", json={"name": name, "code": made.code})
+    assert start.status_code == 200, start.text
+    secret = start.json()["totp_secret"]
+    done = await browser.post(
+        "/console/login/enrol/finish",
+        json={
+            "name": name,
+            "code": made.code,
+            "password": PASSWORD,
+            "totp_code": pyotp.TOTP(secret).now(),
+        },
+    )
+    assert done.status_code == 200, done.text
+    if settled:
+        await settle(station, name)
+    return browser, done.json()["csrf"], name, secret
 
 
 async def signed_in(app: Any, station: Station, role: str) -> tuple[httpx.AsyncClient, str, str]:
-    """A client signed in as a fresh operator of `role`: (client, its CSRF token, its name)."""
-    name, secret = await new_operator(station, role)
-    browser = client(app)
-    answer = await browser.post(
-        "/console/login",
-        json={"name": name, "password": PASSWORD, "code": pyotp.TOTP(secret).now()},
-    )
-    assert answer.status_code == 200, answer.text
-    return browser, answer.json()["csrf"], name
+    """A client signed in as a fresh operator of `role`, enrolled long ago: (client, its CSRF
+    token, its name)."""
+    browser, csrf, name, _ = await enrolled(app, station, role)
+    return browser, csrf, name
 
 
 async def arrived(
@@ -459,6 +499,19 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
         "listen",
         {"sdp": "v=0 an offer", "role": "listener"},
     ),
+    # The calls page and the record of conversation (tests/test_memcon.py has the rules).
+    ("GET", "/console/call-log", "view", None),
+    ("POST", f"/console/calls/{'0' * 32}/missed/acknowledge", "acknowledge", {}),
+    ("GET", "/console/call-records/moscow/999999", "view", None),
+    (
+        "POST",
+        "/console/call-records/moscow/999999/memcon",
+        "memcon",
+        {"language": "en", "text": "x"},
+    ),
+    ("POST", f"/console/call-records/moscow/999999/memcon/{'ab' * 32}/review", "review", {}),
+    ("POST", f"/console/call-records/moscow/999999/memcon/{'ab' * 32}/certify", "certify", {}),
+    ("GET", "/console/call-records/moscow/999999/recordings/x.opus", "hear", None),
 ]
 
 
@@ -676,17 +729,15 @@ async def test_an_admin_adds_resets_and_disables_operators(app: Any, station: St
     assert twice.status_code == 409
     assert bad_role.status_code == 422
     assert "role" in bad_role.json()["detail"]
-    first = made.json()
-    assert first["totp_uri"].startswith("otpauth://totp/")
-    assert len(first["password"]) >= 12
-    async with client(app) as night:
+    code = made.json()["enrolment_code"]
+    async with client(app) as night:  # the person, with the code the admin handed over
+        secret = (
+            await night.post("/console/login/enrol", json={"name": "night.shift", "code": code})
+        ).json()["totp_secret"]
+        enrolment = {"name": "night.shift", "code": code, "password": PASSWORD}
         login = await night.post(
-            "/console/login",
-            json={
-                "name": "night.shift",
-                "password": first["password"],
-                "code": pyotp.TOTP(first["totp_secret"]).now(),
-            },
+            "/console/login/enrol/finish",
+            json={**enrolment, "totp_code": pyotp.TOTP(secret).now()},
         )
         assert login.status_code == 200
         assert login.json()["language"] == "ru"
@@ -700,10 +751,12 @@ async def test_an_admin_adds_resets_and_disables_operators(app: Any, station: St
     reset = await admin.put(
         "/console/operators/night.shift", json={"reset": True}, headers={"X-CSRF-Token": csrf}
     )
-    assert reset.json()["totp_secret"] != first["totp_secret"]
+    assert set(reset.json()) == {"name", "enrolment_code", "expires_ns"}
+    assert reset.json()["enrolment_code"] != code
     listed = {o["name"]: o for o in (await admin.get("/console/operators")).json()}
     assert listed["night.shift"]["disabled"] is True
     assert listed["night.shift"]["role"] == "operator"
+    assert listed["night.shift"]["enrolment"]["made_by"] == admin_name
     actions = await audit_actions(station, admin_name)
     assert {"operator added", "operator disabled", "operator reset"} <= set(actions)
 

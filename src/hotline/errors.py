@@ -23,7 +23,10 @@ The split follows who is at fault, because that decides what the caller does:
     │   └── ConfigError        a configuration or data directory that cannot be used
     ├── KeystoreError          the keystore cannot be opened: wrong passphrase, damage, version
     └── StoreError             the store cannot do what was asked (I/O, a full disk)
-        └── StoreCorruptError  the store found rows that do not verify: it refuses to go on
+        ├── StoreCorruptError  the store found rows that do not verify: it refuses to go on
+        └── LeaseLost          this node no longer holds its side's lease (another node took
+                               it, or it could not renew it in time): nothing it writes is
+                               committed, and it steps down to standby
 
 Anything else that escapes is a bug in Hotline. Messages are written for the person who will read
 them: they say what was refused and why, never the secret material involved.
@@ -103,3 +106,9 @@ class StoreError(HotlineError):
 
 class StoreCorruptError(StoreError):
     """The store holds rows that do not verify (a broken chain, a bad signature, a missing row)."""
+
+
+class LeaseLost(StoreError):
+    """This node of a side no longer holds the side's lease: its epoch is not the store's (another
+    node took over) or it could not renew the lease in time. The transaction that found it out was
+    rolled back; the node must write nothing more and step down (docs/operations.md)."""

@@ -16,6 +16,7 @@ from hotline.cli import (
     demo_cmd,
     fingerprint_cmd,
     init_cmd,
+    node_cmd,
     operator_cmd,
     pair_cmd,
     serve_cmd,
@@ -47,6 +48,7 @@ app.command("call")(call_cmd.call)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(operator_cmd.app, name="operator")
 app.add_typer(tls_cmd.app, name="tls")
+app.add_typer(node_cmd.app, name="node")
 app.command("totp")(operator_cmd.totp)
 app.command("export")(archive_cmd.export)
 app.command("verify")(archive_cmd.verify)

@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.console import views
 from hotline.console.auth import SessionBook
+from hotline.console.calllog import router as call_log_router
+from hotline.console.memcons import router as memcon_router
 from hotline.console.messages import router as message_router
 from hotline.console.phone import router as phone_router
 from hotline.console.routes import router
@@ -113,6 +115,8 @@ def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> F
     app.include_router(router)
     app.include_router(message_router)
     app.include_router(phone_router)
+    app.include_router(call_log_router)
+    app.include_router(memcon_router)
     app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/console/events", _events, methods=["GET"])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

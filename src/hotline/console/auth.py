@@ -49,7 +49,9 @@ class Role(enum.StrEnum):
 
 PERMISSIONS: dict[Role, frozenset[str]] = {
     # Calls: "call" places and answers principal calls, "interpret" joins one as interpreter,
-    # "listen" as a muted note-taker (docs/console.md).
+    # "listen" as a muted note-taker (docs/console.md). After a call, "memcon" writes its record
+    # of conversation (the note-takers: translators, and supervisors), which "review" and
+    # "certify" check as they do translations; "hear" plays its recordings.
     Role.OPERATOR: frozenset(
         {"view", "draft", "acknowledge", "silence", "shift_log", "call", "listen"}
     ),
@@ -67,10 +69,14 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "call",
             "interpret",
             "listen",
+            "memcon",
+            "hear",
         }
     ),
-    Role.TRANSLATOR: frozenset({"view", "shift_log", "translate", "review", "interpret", "listen"}),
-    Role.AUDITOR: frozenset({"view", "audit"}),
+    Role.TRANSLATOR: frozenset(
+        {"view", "shift_log", "translate", "review", "interpret", "listen", "memcon"}
+    ),
+    Role.AUDITOR: frozenset({"view", "audit", "hear"}),
     Role.ADMIN: frozenset({"view", "admin"}),
 }
 

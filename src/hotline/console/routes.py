@@ -11,15 +11,14 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
-from hotline.console import views
-from hotline.console.auth import Session, totp_uri
+from hotline.console import accounts, views
+from hotline.console.accounts import me_json, signed_in_answer
 from hotline.console.drafts import draft_json, send_draft
-from hotline.console.guard import DEVICE_COOKIE, DEVICE_COOKIE_S
-from hotline.console.operators import add_operator, reset_operator, set_disabled
+from hotline.console.guard import DEVICE_COOKIE
+from hotline.console.operators import release_hold
 from hotline.console.security import (
     COOKIE,
     Acknowledger,
-    Admin,
     Auditor,
     ConsoleDep,
     Drafter,
@@ -30,7 +29,7 @@ from hotline.console.security import (
     Viewer,
     check_origin,
 )
-from hotline.errors import ConfigError, ProtocolError, StoreError
+from hotline.errors import ProtocolError
 from hotline.protocol.envelope import MAX_ATTACHMENTS, MAX_TEXT_BYTES, Lane, MessageType
 from hotline.protocol.textsafety import language_problem, text_problem
 from hotline.station.api import FileRef
@@ -110,28 +109,6 @@ class NewNote(BaseModel):
     handover: bool = False
 
 
-class NewOperator(BaseModel):
-    name: str
-    role: str
-    language: Literal["en", "ru"] = "en"
-    password: str | None = None
-
-
-class OperatorChange(BaseModel):
-    disabled: bool | None = None
-    reset: bool = False
-
-
-def _me(session: Session) -> dict[str, Any]:
-    return {
-        "operator": session.operator,
-        "role": session.role.value,
-        "language": session.language,
-        "csrf": session.csrf,
-        "permissions": sorted(session.permissions),
-    }
-
-
 # -- signing in and out ----------------------------------------------------------------------
 
 
@@ -151,14 +128,7 @@ async def login(request: Request, credentials: Login, console: ConsoleDep) -> JS
         raise HTTPException(423, _HELD)
     if not result.ok or operator is None:
         raise HTTPException(401, "wrong name, password or code")
-    token, session = console.sessions.open(operator)
-    answer = JSONResponse(_me(session))
-    answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=console.tls, path="/")
-    answer.set_cookie(
-        DEVICE_COOKIE, console.devices.signed_in(device, name), max_age=DEVICE_COOKIE_S,
-        httponly=True, samesite="strict", secure=console.tls, path="/console/login",
-    )  # fmt: skip
-    return answer
+    return signed_in_answer(console, operator, device)
 
 
 @router.post("/logout", status_code=204)
@@ -181,7 +151,7 @@ async def alarm(console: ConsoleDep) -> dict[str, int]:
 
 @router.get("/me")
 async def me(session: SignedIn) -> dict[str, Any]:
-    return _me(session)
+    return me_json(session)
 
 
 @router.put("/me/language")
@@ -190,7 +160,7 @@ async def language(
 ) -> dict[str, Any]:
     await console.store(lambda s: s.update_operator(session.operator, language=choice.language))
     session.language = choice.language
-    return _me(session)
+    return me_json(session)
 
 
 # -- looking -----------------------------------------------------------------------------------
@@ -250,6 +220,10 @@ async def release(draft_id: Number, session: Releaser, console: ConsoleDep) -> d
         raise HTTPException(403, "two-person rule: another supervisor must release this")
     runtime = console.link(record.link)
     now = time.time_ns()
+    releaser = await console.store(lambda s: s.operator(session.operator))
+    held = release_hold(releaser, console.settings.new_account_hold_h, now)  # issue 13, item 10
+    if held:
+        raise HTTPException(403, held)
     if not await console.store(
         lambda s: s.decide_draft(draft_id, "draft", "releasing", session.operator, now)
     ):
@@ -331,7 +305,7 @@ async def silence(alarm_id: str, session: Silencer, console: ConsoleDep) -> Resp
     return Response(status_code=204)
 
 
-# -- shift log, audit log, operators -----------------------------------------------------------
+# -- shift log and audit log -----------------------------------------------------------------
 
 
 @router.get("/shift-log")
@@ -368,64 +342,4 @@ async def audit_log(_: Auditor, console: ConsoleDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/operators")
-async def operators(_: Admin, console: ConsoleDep) -> list[dict[str, Any]]:
-    people = await console.store(lambda s: s.operators())
-    return [
-        {
-            "name": p.name,
-            "role": p.role,
-            "language": p.language,
-            "disabled": p.disabled,
-            "locked_until_ns": p.locked_until_ns,
-        }
-        for p in people
-    ]
-
-
-@router.post("/operators", status_code=201)
-async def new_operator(new: NewOperator, session: Admin, console: ConsoleDep) -> dict[str, Any]:
-    now = time.time_ns()
-    try:
-        made = await console.store(
-            lambda s: add_operator(s, new.name, new.role, now, new.language, new.password)
-        )
-    except ConfigError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except StoreError as exc:
-        raise HTTPException(409, str(exc)) from None
-    await console.audit(session.operator, "operator added", f"{new.name} as {new.role}")
-    return _credentials(console.station.card.body.name, made.name, made.password, made.totp_secret)
-
-
-@router.put("/operators/{name}")
-async def change_operator(
-    name: str, change: OperatorChange, session: Admin, console: ConsoleDep
-) -> dict[str, Any]:
-    try:
-        if change.reset:
-            made = await console.store(lambda s: reset_operator(s, name))
-            console.sessions.close_operator(name)
-            await console.audit(session.operator, "operator reset", name)
-            station = console.station.card.body.name
-            return _credentials(station, name, made.password, made.totp_secret)
-        if change.disabled is not None:
-            disabled = change.disabled
-            await console.store(lambda s: set_disabled(s, name, disabled))
-            if disabled:
-                console.sessions.close_operator(name)
-            action = "operator disabled" if disabled else "operator enabled"
-            await console.audit(session.operator, action, name)
-            return {"name": name, "disabled": disabled}
-    except ConfigError as exc:
-        raise HTTPException(404, str(exc)) from None
-    raise HTTPException(422, "say what to change: disabled, or reset")
-
-
-def _credentials(station: str, name: str, password: str | None, secret: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "password": password,
-        "totp_secret": secret,
-        "totp_uri": totp_uri(station, name, secret),
-    }
+router.include_router(accounts.router)  # the admin's accounts page and enrolment

@@ -137,13 +137,31 @@ def _document_the_token(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def accept_message(runtime: LinkRuntime, name: str, body: bytes) -> tuple[int, bytes]:
+def refusal(message: NewMessage, sends: str) -> str | None:
+    """Why the token may not send this alone, or None. The token is the station host's, not a
+    person's (docs/security.md, "The API token"): with `[api] sends = "service"` it sends only
+    what the console sends without a release, service and test messages outside the FLASH lane;
+    a principal message, or anything in the FLASH lane, is drafted and released at the console."""
+    if sends == "any" or (message.type in ("service", "test") and message.lane != "FLASH"):
+        return None
+    return (
+        f"this station's API token may send only service and test messages outside the FLASH "
+        f"lane ([api] sends = {sends!r}): draft a {message.type} {message.lane} message at the "
+        "console, where a supervisor releases it"
+    )
+
+
+async def accept_message(
+    runtime: LinkRuntime, name: str, body: bytes, sends: str = "any"
+) -> tuple[int, bytes]:
     """Send one message from a request's body: (HTTP status, JSON answer)."""
     try:
         message = NewMessage.model_validate_json(body)
     except ValidationError as exc:
         detail = exc.errors(include_url=False, include_context=False, include_input=False)
         return 422, json.dumps({"detail": detail}, default=str).encode()
+    if why := refusal(message, sends):
+        return 403, json.dumps({"detail": why}).encode()
     try:
         envelope = await runtime.send(
             Lane[message.lane],
@@ -213,7 +231,8 @@ class SendFastPath:
             if size > MAX_SEND_BODY:
                 await _answer(send, 413, b'{"detail":"the request body is too large"}')
                 return
-        status, answer = await accept_message(runtime, name, b"".join(chunks))
+        sends = self.station.config.api.sends
+        status, answer = await accept_message(runtime, name, b"".join(chunks), sends)
         await _answer(send, status, answer)
 
     def _target(self, scope: Scope) -> tuple[str, LinkRuntime] | None:
@@ -302,7 +321,17 @@ async def refuse_invalid(request: Request, exc: Exception) -> JSONResponse:
 
 def make_app(station: Station) -> ASGIApp:
     """The API: the hot send route's fast path before the FastAPI app."""
-    return SendFastPath(_make_fastapi(station), station, station.data.api_token())
+    app = _make_fastapi(station)
+    _add_node_route(app, station)
+    return SendFastPath(app, station, station.data.api_token())
+
+
+def _add_node_route(app: FastAPI, station: Station) -> None:
+    @app.get("/api/v1/node")
+    async def node() -> dict[str, Any]:
+        """This node's role and the side's lease (role "single": the side's only node; a
+        standby answers this too, and 503 to everything else: station/standby.py)."""
+        return station.node_status() or {"node": "", "role": "single", "lease": None}
 
 
 def _make_fastapi(station: Station) -> FastAPI:
@@ -327,6 +356,7 @@ def _make_fastapi(station: Station) -> FastAPI:
             "station": station.card.body.name,
             "fingerprint": station.card.fingerprint.hex(),
             "started_ns": station.started_ns,
+            "node": station.node_status(),  # None: the side's only node
             "links": [runtime.status() for runtime in station.links.values()],
             "alarms": [a.to_json() for a in station.discipline.alarms.values()],
             "calls": [
@@ -351,7 +381,9 @@ def _make_fastapi(station: Station) -> FastAPI:
     )
     async def send(name: str, request: Request) -> Response:
         """Declared here for the schema; SendFastPath answers it first, with the same code."""
-        status, answer = await accept_message(link_of(name), name, await request.body())
+        status, answer = await accept_message(
+            link_of(name), name, await request.body(), station.config.api.sends
+        )
         return Response(answer, status, media_type="application/json")
 
     _add_file_routes(app, station)

@@ -21,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import secrets
 import stat
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -45,6 +46,7 @@ __all__ = [
     "ConsoleSection",
     "DataDir",
     "Deadlines",
+    "NodeSection",
     "StationConfig",
     "is_loopback",
     "write_atomically",
@@ -76,10 +78,26 @@ class _StationSection(msgspec.Struct, forbid_unknown_fields=True):
 
 class _ApiSection(msgspec.Struct, forbid_unknown_fields=True):
     listen: str = DEFAULT_API  # the local service API; loopback only
+    # What the token may send alone (docs/security.md, "The API token"): "any" message, or only
+    # "service" and test messages outside the FLASH lane, what the console sends without a release.
+    sends: Literal["any", "service"] = "any"
 
 
 class _StoreSection(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # empty: SQLite in store.db here; or a postgresql:// URL
+
+
+class NodeSection(msgspec.Struct, forbid_unknown_fields=True):
+    """One node of a side that runs on several machines with one PostgreSQL store (docs/
+    operations.md, "One side on two machines"). Empty name: this station is its side's only node."""
+
+    name: str = ""  # this node's name, unique within the side: letters, digits, dashes
+    lease_ms: int = 4000  # how long the active node's lease runs without a renewal
+    renew_ms: int = 1000  # how often the active node renews it
+    poll_ms: int = 500  # how often a standby looks whether the lease has ended
+    # Where people reach this node's console (a standby redirects there); empty: from
+    # [console] listen.
+    console_url: str = ""
 
 
 class Deadlines(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,6 +129,9 @@ class ConsoleSection(msgspec.Struct, forbid_unknown_fields=True):
     # A peer's envelope dated further than this from our clock on arrival is a clock fault:
     # held, but alarmed and marked (hotline.protocol.clock).
     clock_fault_s: int = 300
+    # An account enrolled (made or reset, then taken up by its person) less than this many hours
+    # ago cannot be the second person of a release (issue 13, item 10). 0: no hold.
+    new_account_hold_h: int = 24
     deadlines: Deadlines = msgspec.field(default_factory=Deadlines)
 
 
@@ -147,6 +168,7 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
     console: ConsoleSection = msgspec.field(default_factory=ConsoleSection)
     attachments: AttachmentsSection = msgspec.field(default_factory=AttachmentsSection)
     calls: CallsSection = msgspec.field(default_factory=CallsSection)
+    node: NodeSection = msgspec.field(default_factory=NodeSection)
     # Machine translation: checked by hotline.translate.EngineSettings.from_toml.
     translate: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -159,7 +181,10 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"listen = [{listen}]\n\n"
             "# The service API for the console and the CLI, on loopback.\n"
             "[api]\n"
-            f"listen = {_toml_string(self.api.listen)}\n\n"
+            f"listen = {_toml_string(self.api.listen)}\n"
+            '# What the API token may send alone: "any", or "service" (service and test\n'
+            "# messages outside the FLASH lane). See docs/security.md, The API token.\n"
+            f"sends = {_toml_string(self.api.sends)}\n\n"
             "# Empty: SQLite in store.db in this directory. Or a postgresql:// URL.\n"
             "[store]\n"
             f"url = {_toml_string(self.store.url)}\n\n"
@@ -176,7 +201,9 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"escalate_after_s = {self.console.escalate_after_s}\n"
             f"webhook = {_toml_string(self.console.webhook)}\n"
             "# A peer's message dated further than this from our clock: a clock fault (alarm).\n"
-            f"clock_fault_s = {self.console.clock_fault_s}\n\n"
+            f"clock_fault_s = {self.console.clock_fault_s}\n"
+            "# Hours after an account is enrolled before it may release another's draft.\n"
+            f"new_account_hold_h = {self.console.new_account_hold_h}\n\n"
             "# Seconds for a person at the peer to acknowledge, per precedence.\n"
             "[console.deadlines]\n"
             f"flash = {self.console.deadlines.flash}\n"
@@ -195,6 +222,14 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"udp = {'true' if self.calls.udp else 'false'}\n"
             f"all_paths = {'true' if self.calls.all_paths else 'false'}\n"
             f"jitter_min_ms = {self.calls.jitter_min_ms}\n\n"
+            "# One side on several machines sharing one PostgreSQL store: this node's name\n"
+            "# (empty: the side's only node) and the lease's timing. See docs/operations.md.\n"
+            "[node]\n"
+            f"name = {_toml_string(self.node.name)}\n"
+            f"lease_ms = {self.node.lease_ms}\n"
+            f"renew_ms = {self.node.renew_ms}\n"
+            f"poll_ms = {self.node.poll_ms}\n"
+            f"console_url = {_toml_string(self.node.console_url)}\n\n"
             '# Machine drafts for the translators: kind = "none", "ctranslate2" (model = an\n'
             '# .argosmodel file) or "libretranslate" (url = a server you run). See\n'
             "# docs/operations.md, Translation engines.\n"
@@ -214,6 +249,8 @@ def is_loopback(address: str) -> bool:
 def _check_console(console: ConsoleSection) -> None:
     if console.clock_fault_s < 1:  # the link's, whether or not a console is served
         raise ValueError("console.clock_fault_s must be at least 1 s")
+    if not 0 <= console.new_account_hold_h <= 24 * 365:
+        raise ValueError("console.new_account_hold_h must be between 0 and 8760 hours")
     if not console.listen:
         return
     validate_path(console.listen)
@@ -240,6 +277,21 @@ def _check_calls(calls: CallsSection) -> None:
         raise ValueError("calls.jitter_min_ms must be between 0 and 200 ms")
     if not 5 <= calls.ring_timeout_s <= 600:
         raise ValueError("calls.ring_timeout_s must be between 5 and 600 s")
+
+
+def _check_node(node: NodeSection, store_url: str) -> None:
+    if not node.name:
+        return
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", node.name):
+        raise ValueError("node.name: 1 to 32 lower-case letters, digits and dashes")
+    if not store_url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("node.name is set: the nodes of a side share a PostgreSQL store.url")
+    if min(node.poll_ms, node.renew_ms) < 100 or node.lease_ms < 3 * node.renew_ms:
+        raise ValueError(
+            "node: poll_ms and renew_ms at least 100, and lease_ms at least 3 renew_ms"
+        )
+    if node.console_url and not re.fullmatch(r"https?://[^\s/]+", node.console_url):
+        raise ValueError("node.console_url: http(s)://host:port, nothing after")
 
 
 def _tighten(path: Path, tightened: list[str]) -> None:
@@ -483,6 +535,7 @@ class DataDir:
             if not 0 < config.attachments.max_size_mib <= 1024 * 1024:
                 raise ValueError("attachments.max_size_mib must be between 1 and 1048576")
             _check_calls(config.calls)
+            _check_node(config.node, config.store.url)
             EngineSettings.from_toml(config.translate, self.path)
         except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigError(f"{self.config_file}: {exc}") from None

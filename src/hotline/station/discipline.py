@@ -44,6 +44,7 @@ REVIEW_EVERY_S = 1.0
 # A link or path must stay DOWN this long before it is an alarm: a reconnect within a heartbeat
 # or two (and a station's first seconds) would otherwise raise and clear alarms by the dozen.
 DOWN_HOLD_NS = 3 * S
+FAILOVER_ALARM_NS = 86_400 * S  # a failover's alarm stands this long (unless silenced)
 
 # The test text carries every letter of both languages (Latin and Cyrillic, both cases, Ё and
 # ё), the digits and the punctuation an operator types, so a link that mangles any of them
@@ -65,7 +66,7 @@ def test_text(station: str, number: int, now_ns: int) -> str:
 class Alarm:
     id: str
     kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue, missed_call,
-    # clock_fault, certificate (station-wide: `link` is empty)
+    # clock_fault, certificate, failover (station-wide: `link` is empty)
     link: str
     text: str
     raised_ns: int
@@ -142,6 +143,7 @@ class Discipline:
             found.update(await self._traffic_alarms(runtime, now_ns))
             found.update(await self._clock_alarm(runtime))
         found.update(self._certificate_alarm(now_ns))
+        found.update(self._failover_alarm(now_ns))
         changed = self._apply(found, now_ns)
         if changed:
             self.station.hub.publish({"type": "alarms"})
@@ -295,10 +297,23 @@ class Discipline:
         text = f"the console's TLS certificate {when} on {_clock(ends_ns)}: {how}"
         return {"certificate": _Found("certificate", "", text, warn_ns)}
 
+    def _failover_alarm(self, now_ns: int) -> dict[str, _Found]:
+        """This node took the side over from one whose lease expired (it died, hung or was cut
+        off): for a day, or until silenced, people here must know (docs/operations.md)."""
+        node = self.station.node
+        lease = node.lease if node is not None else None
+        if lease is None or not lease.failover or now_ns - lease.taken_ns > FAILOVER_ALARM_NS:
+            return {}
+        text = f"this side failed over at {_clock(lease.taken_ns)}: node {lease.node!r} is "
+        text += f"active (epoch {lease.epoch}); {lease.why()}"
+        return {"failover": _Found("failover", "", text, lease.taken_ns)}
+
     # -- raising, escalating, clearing -----------------------------------------------------------
 
     def _apply(self, found: dict[str, _Found], now_ns: int) -> bool:
         changed = False
+        raised: list[Alarm] = []
+        escalated: list[Alarm] = []
         for alarm_id in [a for a in self.alarms if a not in found]:
             gone = self.alarms.pop(alarm_id)
             log.warning("alarm cleared: %s", gone.text)
@@ -311,7 +326,7 @@ class Discipline:
                 new = Alarm(alarm_id, cause.kind, cause.link, cause.text, raised_ns)
                 new.message = cause.message
                 self.alarms[alarm_id] = new
-                log.warning("ALARM %s: %s", cause.kind, cause.text)
+                raised.append(new)
                 self._notify("raised", new)
                 changed = True
             elif (
@@ -320,9 +335,11 @@ class Discipline:
                 and now_ns - alarm.raised_ns > self.settings.escalate_after_s * S
             ):
                 alarm.level = 2
-                log.error("ALARM ESCALATED %s: %s", alarm.kind, alarm.text)
+                escalated.append(alarm)
                 self._notify("escalated", alarm)
                 changed = True
+        _log_alarms("ALARM", raised, logging.WARNING)
+        _log_alarms("ALARM ESCALATED", escalated, logging.ERROR)
         return changed
 
     def silence(self, alarm_id: str, by: str) -> Alarm | None:
@@ -393,6 +410,39 @@ def _ref(link: str, direction: str, lane: int, seq: int, kind: int, **when: int)
         "type": MessageType(kind).name.lower(),
         **when,
     }
+
+
+def _log_alarms(what: str, alarms: list[Alarm], level: int) -> None:
+    """A line per alarm, but one for a link's FLASH alarms raised or escalated together: after
+    a restart every FLASH no person has acknowledged is raised again at once, and escalated at
+    the next review (each has waited since it arrived), which made hundreds of lines."""
+    flashes: dict[str, list[Alarm]] = {}
+    for alarm in alarms:
+        if alarm.kind == "flash":
+            flashes.setdefault(alarm.link, []).append(alarm)
+        else:
+            log.log(level, "%s %s: %s", what, alarm.kind, alarm.text)
+    for link, group in flashes.items():
+        if len(group) == 1:
+            log.log(level, "%s flash: %s", what, group[0].text)
+            continue
+        seqs = sorted(int(a.message["seq"]) for a in group if a.message)
+        log.log(
+            level,
+            "%s flash: %d FLASH messages on link %s not acknowledged by a person here (FLASH %s)",
+            what, len(group), link, _ranges(seqs),
+        )  # fmt: skip
+
+
+def _ranges(seqs: list[int]) -> str:
+    """1, 2, 3, 7, 9, 10 -> "1-3, 7, 9-10"."""
+    spans: list[list[int]] = []
+    for seq in seqs:
+        if spans and seq == spans[-1][1] + 1:
+            spans[-1][1] = seq
+        else:
+            spans.append([seq, seq])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
 
 
 def _drill(kind: int) -> str:

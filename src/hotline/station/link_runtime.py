@@ -108,6 +108,7 @@ class LinkRuntime:
         hub: EventHub,
         paths: list[str],
         timing: Timing = STATION_TIMING,
+        nodes: list[list[str]] | None = None,
     ) -> None:
         self.link = link
         self.timing = timing
@@ -116,6 +117,10 @@ class LinkRuntime:
         self.core: LinkCore | None = None
         self.connections: dict[int, Connection] = {}
         self.paths = {address: PathState(address) for address in paths}
+        # The paths by the peer's node, when its side runs on several (links.py): only the
+        # active one answers, so the others' paths are STANDBY, not DOWN (no alarm), and the
+        # link is UP when every path of one node is.
+        self.nodes = nodes or []
         self.state = "DOWN"
         self.since_ns = time.time_ns()
         self._lock = asyncio.Lock()
@@ -250,12 +255,29 @@ class LinkRuntime:
                     "reason": reason,
                 }
             )
-        up = sum(1 for p in self.paths.values() if p.state == "UP")
-        link_state = "UP" if up == len(self.paths) else "DEGRADED" if up else "DOWN"
+        link_state = self._standby_paths() if self.nodes else None
+        if link_state is None:
+            up = sum(1 for p in self.paths.values() if p.state == "UP")
+            link_state = "UP" if up == len(self.paths) else "DEGRADED" if up else "DOWN"
         if link_state != self.state:
             self.state, self.since_ns = link_state, time.time_ns()
             log.warning("link %s is %s", self.link.name, link_state)
             self.hub.publish({"type": "link", "link": self.link.name, "state": link_state})
+
+    def _standby_paths(self) -> str:
+        """With a peer of several nodes: mark the paths of the nodes that do not answer while
+        another does as STANDBY (DOWN again when none answers); the link's state by the node
+        that answers best."""
+        ups = [sum(self.paths[a].state == "UP" for a in node) for node in self.nodes]
+        answering = any(ups)
+        for node, up in zip(self.nodes, ups, strict=True):
+            for address in node:
+                path = self.paths[address]
+                want = "STANDBY" if answering and not up else "DOWN"
+                if path.state not in ("UP", want):
+                    path.state, path.since_ns = want, time.time_ns()
+        full = any(up == len(node) for node, up in zip(self.nodes, ups, strict=True))
+        return "UP" if full else "DEGRADED" if answering else "DOWN"
 
     # -- operators' messages, accepted in groups -------------------------------------------------
 

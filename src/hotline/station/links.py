@@ -3,6 +3,10 @@
     <data dir>/links/<name>/peer.card    the peer's card, as received and verified
     <data dir>/links/<name>/link.toml    how this side uses it: the paths to dial
 
+A peer side that runs on several machines (docs/operations.md, "One side on two machines") has
+the addresses of its other nodes in `other_nodes`, one list per node, written by the operators:
+every address is dialled, and only the peer's active node answers.
+
 `name` is the peer station's name in lower case (letters, digits and dashes), the name operators
 use on the command line. A link exists only once both files are written, the card first.
 """
@@ -40,6 +44,8 @@ class _LinkSection(msgspec.Struct, forbid_unknown_fields=True):
     # The peer's media (UDP) address per path, where it differs from its card's paths (a relay
     # or a NAT between the stations); empty: the card's paths.
     media: list[str] = msgspec.field(default_factory=list)
+    # The peer's other nodes, when its side runs on several machines: each node's addresses.
+    other_nodes: list[list[str]] = msgspec.field(default_factory=list)
 
 
 class _LinkFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,6 +61,17 @@ class Link:
     dial: list[str]  # the peer's addresses we dial; empty when the peer dials us
     record_calls: bool | None = None  # this link's own choice, if link.toml makes one
     media: tuple[str, ...] = ()  # the peer's UDP address per path, if not its card's paths
+    other_nodes: tuple[tuple[str, ...], ...] = ()  # the peer's other nodes' addresses, each
+
+    @property
+    def dial_all(self) -> list[str]:
+        """Every address we dial: the peer's (first) node's, then its other nodes'."""
+        return [*self.dial, *(a for node in self.other_nodes for a in node)]
+
+    @property
+    def peer_nodes(self) -> list[list[str]]:
+        """The addresses we dial, node by node; empty when the peer is one node."""
+        return [list(self.dial), *map(list, self.other_nodes)] if self.other_nodes else []
 
     @property
     def media_addresses(self) -> list[str]:
@@ -125,7 +142,8 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
         card = parse_card((directory / "peer.card").read_text(encoding="utf-8"))
         raw = tomllib.loads((directory / "link.toml").read_text(encoding="utf-8"))
         section = msgspec.convert(raw, _LinkFile).link
-        for path in [*section.dial, *section.media]:
+        others = [a for node in section.other_nodes for a in node]
+        for path in [*section.dial, *section.media, *others]:
             validate_path(path)
     except (
         OSError,
@@ -151,6 +169,7 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
         section.dial,
         section.record_calls,
         tuple(section.media),
+        tuple(tuple(node) for node in section.other_nodes if node),
     )
 
 

@@ -1,8 +1,8 @@
 """Prometheus metrics, read from the station's live state at each scrape (nothing is counted
 twice, nothing drifts): link and path states, round-trip times, envelopes per lane, backlog, each
-call's figures per path, and what strangers cost: refused connections on the path ports by kind,
-connections still in their handshake, slow or idle HTTP clients closed (docs/operations.md,
-"Floods")."""
+call's figures per path, the node's role and lease on a side of several nodes, and what strangers
+cost: refused connections on the path ports by kind, connections still in their handshake, slow
+or idle HTTP clients closed (docs/operations.md, "Floods")."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from hotline.protocol.envelope import LANES
 from hotline.station.limits import HeadWaits
+from hotline.station.node import node_metrics
 from hotline.station.refusals import KINDS
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class _StationCollector(Collector):
         yield from (state, agreed, backlog, path_up, rtt, sent, received)
         yield from self._calls()
         yield from self._guards()
+        if self.station.node is not None:  # a node of a side on several machines
+            yield from node_metrics(self.station.node)
 
     def _calls(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """Each call in progress: its figures per path, and what its receiver played."""

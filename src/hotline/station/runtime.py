@@ -19,14 +19,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import uvicorn
 import uvloop
 
 from hotline.crypto.atrest import totp_key
 from hotline.crypto.identity import StationIdentity
-from hotline.errors import ConfigError
+from hotline.errors import ConfigError, LeaseLost
 from hotline.protocol.link import Timing
 from hotline.protocol.state import LinkConfig
 from hotline.station.calls import CallDesk
@@ -47,7 +47,10 @@ from hotline.store.postgres import PostgresStore
 from hotline.store.sqlite import SqliteStore
 from hotline.translate import EngineSettings
 
-__all__ = ["Station", "open_store"]
+if TYPE_CHECKING:
+    from hotline.station.node import Leadership
+
+__all__ = ["DataDirLock", "Station", "open_store"]
 
 log = logging.getLogger("hotline.station")
 TICK_S = 0.25
@@ -85,7 +88,7 @@ def _keep_secrets(data: DataDir, identity: StationIdentity, store: SqlStore) -> 
         log.error("the TOTP secret of %r does not open with this keystore: reset it", name)
 
 
-class _DataDirLock:
+class DataDirLock:
     """One station process per data directory: a second one is refused, not allowed to write."""
 
     def __init__(self, data: DataDir) -> None:
@@ -126,13 +129,18 @@ class _QuietServer(uvicorn.Server):
 
 
 class Station:
-    def __init__(self, data: DataDir, identity: StationIdentity) -> None:
+    def __init__(
+        self, data: DataDir, identity: StationIdentity, node: Leadership | None = None
+    ) -> None:
         self.data = data
         self.identity = identity
         self.config = data.config()
         self.card = data.card()
         self.hub = EventHub()
-        self.lock = _DataDirLock(data)
+        self.lock = DataDirLock(data)
+        # A node of a side on several machines (node.py): the lease it holds, which fences its
+        # store and is renewed while it runs. None: the side's only node.
+        self.node = node
         self.store: StoreThread | None = None
         self.discipline = Discipline(self, self.config.console)
         self.links: dict[str, LinkRuntime] = {}
@@ -149,7 +157,8 @@ class Station:
         self.failure: BaseException | None = None
 
     async def run(self) -> None:
-        self.lock.acquire()
+        if self.node is None:  # a node holds the lock itself, standby or active
+            self.lock.acquire()
         log.info("open files limit: %d", raise_open_files_limit())  # idle clients cost fds
         try:
             await self._run()
@@ -161,16 +170,19 @@ class Station:
         its network, API or console (tests of the console start here)."""
         store = open_store(self.data, self.config)
         try:
+            if self.node is not None:  # before the first write: each one checks our epoch
+                self.node.fence(store)
             _keep_secrets(self.data, self.identity, store)
         except BaseException:
             store.close()
             raise
-        self.store = StoreThread(store)
+        self.store = StoreThread(store, on_lost=self._fail if self.node is not None else None)
         await self.translation.start()
         for link in load_links(self.data, self.identity):
             await self.store.call(functools.partial(_add_link, config=link.config))
-            paths = link.dial if link.dials else list(self.config.station.listen)
-            runtime = LinkRuntime(link, self.store, self.hub, paths, self._timing())
+            paths = link.dial_all if link.dials else list(self.config.station.listen)
+            nodes = link.peer_nodes if link.dials else None  # a peer side of several nodes
+            runtime = LinkRuntime(link, self.store, self.hub, paths, self._timing(), nodes)
             runtime.on_fatal = self._fail
             await runtime.start()
             runtime.transfers = Transfers(runtime, self.files)
@@ -194,19 +206,27 @@ class Station:
 
     async def _run(self) -> None:
         tasks: list[asyncio.Task[None]] = []
+        if self.node is not None:  # renewed from the start: loading a large store takes time
+            tasks.append(asyncio.create_task(self.node.keep()))
+            tasks[0].add_done_callback(self._task_done)
         try:
             await self.open()
+            if self._stop.is_set() and self.failure is not None:
+                raise self.failure  # the lease was lost while the store was loading
+            if self.node is not None:  # the console's stream: a node took over, how and why
+                self.hub.publish({"type": "node", **self.node.status()})
             manager = self._paths = PathManager(list(self.links.values()))
             await self._listen(manager)
             await self.media.open()
-            tasks = self._start_tasks(manager)
+            tasks += self._start_tasks(manager)
             if self.config.console.listen:
                 tasks.append(await self._serve_console())
             tasks.append(await self._serve_api())  # the HTTP servers last: shutdown waits for them
             self._install_signals()
             log.info(
-                "station %s up: %d link(s), API on %s, console on %s",
+                "station %s up%s: %d link(s), API on %s, console on %s",
                 self.card.body.name,
+                f" (node {self.node.name})" if self.node is not None else "",
                 len(self.links),
                 self.config.api.listen,
                 self.config.console.listen or "(none)",
@@ -215,7 +235,7 @@ class Station:
                 f"station {self.card.body.name} ready, API on http://{self.config.api.listen}",
                 flush=True,
             )
-            for task in tasks:
+            for task in tasks[1 if self.node is not None else 0 :]:
                 task.add_done_callback(self._task_done)
             await self._stop.wait()
             await self._shutdown(tasks)
@@ -250,7 +270,8 @@ class Station:
                 tasks.append(asyncio.create_task(runtime.transfers.run()))
             if runtime.link.dials:
                 tasks += [
-                    asyncio.create_task(manager.dial_forever(runtime, a)) for a in runtime.link.dial
+                    asyncio.create_task(manager.dial_forever(runtime, a))
+                    for a in runtime.link.dial_all
                 ]
         return tasks
 
@@ -335,7 +356,13 @@ class Station:
     def _fail(self, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
+            if isinstance(exc, LeaseLost):
+                log.critical("station stopping: %s", exc)
         self._stop.set()
+
+    def node_status(self) -> dict[str, Any] | None:
+        """This node's role and the side's lease (None: the side's only node)."""
+        return self.node.status() if self.node is not None else None
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A station task must never end on its own: if one fails (the store cannot commit, say),
@@ -385,4 +412,10 @@ def _add_link(store: SqlStore, config: LinkConfig) -> None:
 
 
 def serve(data_dir: Path, identity: StationIdentity) -> None:
-    uvloop.run(Station(DataDir(data_dir), identity).run())  # libuv's loop: less CPU per packet
+    data = DataDir(data_dir)
+    if data.config().node.name:  # one node of a side on several machines
+        from hotline.station.node import Node  # noqa: PLC0415 - only for such a side
+
+        uvloop.run(Node(data, identity).run())
+        return
+    uvloop.run(Station(data, identity).run())  # libuv's loop: less CPU per packet

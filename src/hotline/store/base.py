@@ -49,6 +49,11 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
             self.close()
             raise
 
+    def _schema_version_locked(self) -> int:
+        """The schema version, read inside a migration's transaction once no other process can
+        migrate (SQLite: BEGIN IMMEDIATE holds the write lock; PostgreSQL overrides this)."""
+        return self.schema_version
+
     def migrate(self) -> None:
         steps = MIGRATIONS[self.dialect]
         current = self.schema_version
@@ -59,6 +64,8 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
             )
         for version in range(current, len(steps)):
             with self.transaction():
+                if self._schema_version_locked() != version:
+                    continue  # another node of this side took this step meanwhile
                 for statement in steps[version]:
                     self._execute(statement)
                 self._execute(

@@ -15,13 +15,19 @@ Tables (the same in both dialects):
     handshakes_accepted  the replay record: the peer's first messages accepted within the
                  freshness window, by ephemeral key (docs/protocol.md §3.6)
     audit        what people must find later: refusals, evidence, and operators' acts
-    operators    the people at the console: role, password hash, TOTP secret, lockout
+    operators    the people at the console: role, password hash, TOTP secret, lockout, when
+                 they last enrolled
+    enrolments   an account's one-time enrolment code, waiting for its person: its hash only,
+                 who made it and until when it holds
     drafts       messages drafted at the console, waiting for (or past) a supervisor's release
     shift_log    the duty officers' notes and hand-overs
     attachments  the files named in envelopes, either way: how much of each is held, and the
                  receiver's signed statement once it holds the file whole
     annotations  translations of received messages, their reviews and certifications, as signed
     glossary     per link: how names, titles and terms are rendered, kept by the translators
+    node_lease   the side's one lease when it runs on several nodes (PostgreSQL only: on SQLite
+                 the table stays empty, the data directory's lock being the one-writer rule):
+                 which node is active, its fencing epoch, until when (store/lease.py)
 """
 
 from __future__ import annotations
@@ -243,6 +249,44 @@ CREATE TABLE handshakes_accepted (
 CREATE INDEX handshakes_accepted_by_time ON handshakes_accepted (link_id, peer_ns)
 """
 
+# Version 9: enrolment (issue 13, item 10). A new or reset account gets no password and no TOTP
+# secret that anyone else sees: a one-time code, kept here only as a hash until its person uses it
+# (or it expires), with who made it. `enrolled_ns` is when the person last chose their password
+# and took their TOTP secret: for a while after it, the account cannot be the second person of a
+# release. Accounts from before count from when they were made.
+_V9 = """
+CREATE TABLE enrolments (
+    name TEXT PRIMARY KEY REFERENCES operators (name),
+    code_hash TEXT NOT NULL,
+    made_by TEXT NOT NULL,
+    made_ns BIGINT NOT NULL,
+    expires_ns BIGINT NOT NULL
+);
+CREATE INDEX enrolments_by_expiry ON enrolments (expires_ns);
+ALTER TABLE operators ADD COLUMN enrolled_ns BIGINT NOT NULL DEFAULT 0;
+UPDATE operators SET enrolled_ns = created_ns
+"""
+
+# Version 10: one side on several nodes (issue 14). One row (id 1): the node that is active, its
+# fencing epoch (raised by one at every change of node, so a node that lost the lease finds out in
+# the transaction of its next commit), when the lease ends by the database server's clock (0: it
+# was given up), where the node serves its API and console (for a standby's answers), and how it
+# came to hold it: "first", "released" (handed over on a clean stop), "expired" (a failover).
+_V10 = """
+CREATE TABLE node_lease (
+    id INTEGER PRIMARY KEY,
+    node TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_ns BIGINT NOT NULL,
+    taken_ns BIGINT NOT NULL,
+    renewed_ns BIGINT NOT NULL,
+    api TEXT NOT NULL,
+    console TEXT NOT NULL,
+    previous_node TEXT NOT NULL,
+    reason TEXT NOT NULL
+)
+"""
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
     dialect: [
@@ -254,6 +298,8 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _statements(_V6.format(**types)),
         _V7,
         _statements(_V8.format(**types)),
+        _statements(_V9),
+        _statements(_V10),
     ]
     for dialect, types in _DIALECTS.items()
 }

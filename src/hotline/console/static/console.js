@@ -4,6 +4,7 @@
 // and a string from outside (a message, a file name, a language tag, a name) through peer(): an
 // isolated <bdi>, its invisible characters and mixed-script words shown (shown.js).
 
+import { CALL_WORDS, CallLog } from "./calls.js";
 import { Phone } from "./phone.js";
 import { isolated, peer, shown as plainShown } from "./shown.js";
 
@@ -54,11 +55,23 @@ const WORDS = {
     audit_title: "Audit log", col_actor: "Who", col_action: "Action", col_detail: "Detail", col_name: "Name",
     col_role: "Role", col_status: "Status", status_active: "active", status_disabled: "disabled",
     status_locked: "locked until", disable: "Disable", enable: "Enable", reset: "Reset",
-    confirm_disable: "Disable {name}?", confirm_reset: "Reset {name}? They get a new password and a new TOTP secret.",
-    op_add_title: "Add an operator", op_password: "Initial password", op_submit: "Add",
+    confirm_disable: "Disable {name}?",
+    confirm_reset: "Reset {name}? Their password and TOTP secret stop working at once, and you get a one-time enrolment code for them.",
+    op_add_title: "Add an operator", op_submit: "Add",
     op_added: "Operator {name} added", op_updated: "Operator {name} updated",
-    secret_warning: "Store these now: they are shown only once.", secret_for: "Sign-in details for {name}",
-    new_password: "New password", totp_secret: "TOTP secret", totp_uri: "TOTP URI", dismiss: "I have stored them",
+    secret_warning: "Shown only once.", secret_for: "Enrolment code for {name}",
+    code_hint: "Hand this code to {name} yourself or by phone, not by e-mail. They open this console, choose “Enrol”, and there choose their password and receive their TOTP secret: you never see either. It works once, until {until}; its use is in the audit log.",
+    status_enrolling: "waiting for enrolment until", status_unenrolled: "not enrolled: reset it for a new code",
+    status_new: "new: cannot release until",
+    totp_secret: "TOTP secret", totp_uri: "TOTP URI", dismiss: "I have handed it over",
+    login_enrol: "New or reset account? Enrol with your code", enrol_title: "Enrol",
+    enrol_intro: "With the one-time code an administrator gave you: choose your password, then add the TOTP secret shown here to your authenticator app. Nobody else sees either.",
+    enrol_code: "Enrolment code", enrol_password: "Choose a password (at least 12 characters)",
+    enrol_password2: "The password again", enrol_totp: "The code your authenticator now shows",
+    enrol_continue: "Continue", enrol_finish: "Finish and sign in", enrol_back: "Back to sign-in",
+    enrol_wrong: "Wrong name or enrolment code, or the code has expired or been used: ask an administrator for a new one",
+    enrol_mismatch: "The two passwords differ",
+    enrol_secret_warning: "Add this to your authenticator app now (the address, or the secret typed in): it is shown only here, only once.",
     flash_sub: "Incoming FLASH message: acknowledge it", received: "received",
     alarms_more: "and {n} more", flash_loading: "(loading the text…)",
     flash_more: "{n} more FLASH message(s) waiting", flash_silenced: "Sound off: this stays until acknowledged",
@@ -80,6 +93,8 @@ const WORDS = {
     call_role_interpreter: "interpreter", call_role_listener: "listener",
     call_path: "path {path}: loss {loss}%, jitter {jitter} ms, RTT {rtt} ms", login_ringing: "A call is ringing: sign in to answer it",
     call_in_progress: "Call in progress", call_leave: "Leave the call", call_join_interpreter: "Join as interpreter", call_join_listener: "Join as listener",
+    kind_certificate: "Console certificate expiring",
+    kind_failover: "This side failed over", state_STANDBY: "STANDBY",
     kind_clock_fault: "Clock fault", clock_fault: "clock fault", at_received: "Received", at_accepted: "Accepted",
     clock_fault_title: "Dated {when} by the sender's clock: further from this station's clock than allowed, not to be believed",
   },
@@ -140,12 +155,22 @@ const WORDS = {
     col_detail: "Подробности", col_name: "Имя", col_role: "Роль", col_status: "Статус", status_active: "активна",
     status_disabled: "отключена", status_locked: "заблокирована до", disable: "Отключить", enable: "Включить",
     reset: "Сбросить доступ", confirm_disable: "Отключить {name}?",
-    confirm_reset: "Сбросить доступ {name}? Будут выданы новый пароль и новый секрет TOTP.",
-    op_add_title: "Добавить оператора", op_password: "Начальный пароль", op_submit: "Добавить",
+    confirm_reset: "Сбросить доступ {name}? Пароль и секрет TOTP сразу перестанут действовать, а вы получите для этого человека одноразовый код регистрации.",
+    op_add_title: "Добавить оператора", op_submit: "Добавить",
     op_added: "Оператор {name} добавлен", op_updated: "Данные оператора {name} изменены",
-    secret_warning: "Сохраните это сейчас: данные показываются только один раз.",
-    secret_for: "Данные для входа: {name}", new_password: "Новый пароль", totp_secret: "Секрет TOTP",
-    totp_uri: "URI для TOTP", dismiss: "Данные сохранены",
+    secret_warning: "Показывается только один раз.", secret_for: "Код регистрации: {name}",
+    code_hint: "Передайте этот код {name} лично или по телефону, не по электронной почте. Человек открывает эту консоль, выбирает «Регистрация» и там выбирает пароль и получает секрет TOTP: вы не видите ни того, ни другого. Код действует один раз, до {until}; его использование записывается в журнал аудита.",
+    status_enrolling: "ожидает регистрации до", status_unenrolled: "не зарегистрирована: сбросьте доступ, чтобы выдать новый код",
+    status_new: "новая: не может разрешать отправку до",
+    totp_secret: "Секрет TOTP", totp_uri: "URI для TOTP", dismiss: "Код передан",
+    login_enrol: "Новая или сброшенная учётная запись? Регистрация по коду", enrol_title: "Регистрация",
+    enrol_intro: "С одноразовым кодом, полученным от администратора: выберите пароль, затем добавьте показанный здесь секрет TOTP в приложение-аутентификатор. Никто другой не видит ни того, ни другого.",
+    enrol_code: "Код регистрации", enrol_password: "Выберите пароль (не короче 12 символов)",
+    enrol_password2: "Пароль ещё раз", enrol_totp: "Код, который сейчас показывает аутентификатор",
+    enrol_continue: "Далее", enrol_finish: "Завершить и войти", enrol_back: "Назад ко входу",
+    enrol_wrong: "Неверное имя или код регистрации, либо код истёк или уже использован: попросите у администратора новый",
+    enrol_mismatch: "Пароли не совпадают",
+    enrol_secret_warning: "Добавьте это в приложение-аутентификатор сейчас (адрес или секрет вручную): он показывается только здесь и только один раз.",
     flash_sub: "Входящее сообщение FLASH: подтвердите получение", received: "получено",
     alarms_more: "и ещё {n}", flash_loading: "(текст загружается…)",
     flash_more: "Ещё ждут подтверждения сообщений FLASH: {n}",
@@ -160,17 +185,20 @@ const WORDS = {
     not_reviewed: "ещё не проверен", review: "Отметить как проверенный", certify: "Заверить", target: "На язык",
     glossary: "Глоссарий линии", glossary_add: "Добавить термин", glossary_none: "Терминов пока нет",
     term_source: "Термин", term_target: "Передаётся как", delete: "Удалить", remark: "Замечание (необязательно)",
+    kind_certificate: "Сертификат консоли истекает",
+    kind_failover: "Сторона переключилась на другой узел", state_STANDBY: "РЕЗЕРВ",
     kind_clock_fault: "Сбой часов", clock_fault: "сбой часов", at_received: "Получено", at_accepted: "Принято",
     clock_fault_title: "По часам отправителя {when}: расходится с часами станции больше допустимого, верить нельзя",
   },
 };
+for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], CALL_WORDS[lang]); // the calls page's (calls.js)
 
 // ---- State: one object, so that a language switch can re-render everything from it. ----
 const LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"];
 const TYPES = ["principal", "service", "test", "exercise"];
 const STEPS = { out: ["accepted", "receipted", "acknowledged"], in: ["received", "acknowledged"] };
 const NEEDS = { board: "view", traffic: "view", message: "view", compose: "draft", drafts: "view",
-  shiftlog: "view", audit: "audit", operators: "admin" };
+  shiftlog: "view", audit: "audit", operators: "admin", calls: "view", call: "view" };
 const MAX_TEXT_BYTES = 32768; // the envelope's limit, in UTF-8 bytes
 const HOUR_NS = 3600e9;
 const S = {
@@ -252,6 +280,8 @@ const fact = (key, ...value) => [el("dt", { text: t(key) }), el("dd", {}, value)
 const button = (cls, key, onclick, attrs = {}) =>
   el("button", { type: "button", class: cls, text: t(key), onclick, ...attrs });
 const phone = new Phone({ api, t, el, $, can, say, tone: (f, v) => tone(f, v), audioTime: () => A.ctx?.currentTime ?? 0 });
+const callLog = new CallLog({ api, t, el, $, can, run, say, timeEl, word, button, show: (v) => show(v), enc,
+  me: () => S.me, lang: () => S.lang });
 
 // ---- Talking to the station: one function, so CSRF, 401 and errors are handled alike everywhere. ----
 class HttpError extends Error {
@@ -274,7 +304,7 @@ async function api(method, path, body, background = false) {
   const text = await r.text();
   let data = text;
   try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: keep the text as the detail */ }
-  if (r.status === 401 && path !== "/console/login") showLogin(S.me ? t("login_expired") : "");
+  if (r.status === 401 && !path.startsWith("/console/login")) showLogin(S.me ? t("login_expired") : ""); // enrolment too
   if (!r.ok) throw new HttpError(r.status, detailOf(data) || r.statusText);
   return data;
 }
@@ -349,7 +379,7 @@ async function enter() {
   clearInterval(S.signedOutWatch);
   if (WORDS[S.me.language]) S.lang = S.me.language;
   $("#compose-language").value = S.lang;
-  $("#login").hidden = true;
+  $("#login").hidden = $("#enrol").hidden = true;
   $("#app").hidden = false;
   rerender();
   S.board = await api("GET", "/console/board");
@@ -377,6 +407,55 @@ function showLogin(reason) {
   $("#login-error").textContent = reason || carried.reason || "";
   $("#login-name").focus();
   watchSignedOut();
+  if (location.hash === "#enrol") showEnrol(true); // the address an admin may give with the code
+}
+
+// ---- Enrolment: a new or reset account's person takes it up with the one-time code an admin gave
+// them; they choose the password here and the TOTP secret is shown here, to them only. ----
+function showEnrol(open) {
+  $("#login").hidden = open;
+  $("#enrol").hidden = !open;
+  S.enrolSecret = null;
+  $("#enrol-step2").hidden = true;
+  $("#enrol-secret").replaceChildren();
+  $("#enrol-name").readOnly = $("#enrol-code").readOnly = false;
+  $("#enrol-totp").required = false;
+  $("#enrol-error").textContent = "";
+  $("#enrol-submit").textContent = t("enrol_continue");
+  (open ? $("#enrol-name") : $("#login-name")).focus();
+}
+
+async function doEnrol(ev) {
+  ev.preventDefault();
+  const err = $("#enrol-error"), button = $("#enrol-submit");
+  const name = $("#enrol-name").value.trim(), code = $("#enrol-code").value.trim();
+  err.textContent = "";
+  if ($("#enrol-password").value !== $("#enrol-password2").value) { err.textContent = t("enrol_mismatch"); return; }
+  button.disabled = true;
+  try {
+    if (!S.enrolSecret) {
+      const r = await api("POST", "/console/login/enrol", { name, code });
+      S.enrolSecret = r.totp_secret;
+      $("#enrol-secret").replaceChildren(tag("enrol_secret_warning", "warn"), el("dl", { class: "facts" },
+        fact("totp_uri", el("span", { class: "mono", text: r.totp_uri })),
+        fact("totp_secret", el("span", { class: "mono", text: r.totp_secret }))));
+      $("#enrol-step2").hidden = false;
+      $("#enrol-name").readOnly = $("#enrol-code").readOnly = true;
+      $("#enrol-totp").required = true;
+      $("#enrol-submit").textContent = t("enrol_finish");
+      $("#enrol-totp").focus();
+      return;
+    }
+    const body = { name, code, password: $("#enrol-password").value, totp_code: $("#enrol-totp").value.trim() };
+    S.me = await api("POST", "/console/login/enrol/finish", body);
+    for (const id of ["#enrol-code", "#enrol-password", "#enrol-password2", "#enrol-totp"]) $(id).value = "";
+    S.enrolSecret = null;
+    $("#enrol-secret").replaceChildren();
+    history.replaceState(null, "", location.pathname);
+    await enter();
+  } catch (e) {
+    err.textContent = e.status === 401 ? t("enrol_wrong") : describe(e);
+  } finally { button.disabled = false; }
 }
 
 async function logout() {
@@ -410,12 +489,18 @@ function connectEvents() {
   es.addEventListener("message", () => {
     alive();
     if (["traffic", "message"].includes(S.view)) run(() => loadTraffic(true));
+    if (S.view === "calls") run(() => callLog.load(true)); // a call record was receipted
   });
   es.addEventListener("draft", () => { alive(); run(() => load("drafts", true)); });
-  es.addEventListener("detail", () => { alive(); if (S.view === "message") run(() => loadDetail(true)); });
+  es.addEventListener("detail", () => {
+    alive();
+    if (S.view === "message") run(() => loadDetail(true));
+    if (S.view === "call") run(() => callLog.loadRecord(true)); // a memcon was signed
+  });
   for (const kind of ["call", "call_stats"]) {
     es.addEventListener(kind, (e) => { alive(); try { phone.onEvent(JSON.parse(e.data)); } catch { say(t("err_bad_event")); } });
   }
+  es.addEventListener("call", () => { if (S.view === "calls") setTimeout(() => run(() => callLog.load(true)), 800); });
 }
 
 function closeEvents() {
@@ -455,9 +540,10 @@ const LISTS = { drafts: "/console/drafts", notes: "/console/shift-log", audit: "
   operators: "/console/operators" };
 const loadDrafts = () => load("drafts"), loadNotes = () => load("notes"), loadOperators = () => load("operators");
 const LOADERS = { traffic: loadTraffic, drafts: loadDrafts, shiftlog: loadNotes, audit: () => load("audit"),
-  operators: loadOperators };
+  operators: loadOperators, calls: () => callLog.load() };
 const RENDERERS = { board: renderBoard, traffic: renderTraffic, message: renderMessage, drafts: renderDrafts,
-  shiftlog: renderNotes, audit: renderAudit, operators: renderOperators, compose: renderCompose };
+  shiftlog: renderNotes, audit: renderAudit, operators: renderOperators, compose: renderCompose,
+  calls: () => callLog.render(), call: () => callLog.renderRecord() };
 
 async function load(kind, background = false) {
   S[kind] = (await api("GET", LISTS[kind], null, background)) ?? [];
@@ -469,7 +555,8 @@ function show(view) {
   S.view = view;
   for (const s of document.querySelectorAll("main > .view")) s.hidden = s.id !== `view-${view}`;
   for (const b of document.querySelectorAll("#nav [data-view]")) {
-    b.setAttribute("aria-current", b.dataset.view === (view === "message" ? "traffic" : view) ? "page" : "false");
+    const under = { message: "traffic", call: "calls" }[view] ?? view;
+    b.setAttribute("aria-current", b.dataset.view === under ? "page" : "false");
   }
   RENDERERS[view]();
   if (LOADERS[view]) run(LOADERS[view]);
@@ -513,6 +600,7 @@ function renderBoard() {
   if (!links.length) $("#board-links").append(el("p", { class: "muted", text: t("no_links") }));
   fillLinkSelects(links.map((l) => l.name));
   renderAlarms(b.alarms ?? []);
+  callLog.onBoard(b, S.view); // missed calls: the count on the nav button, the calls page
 }
 
 function linkCard(l) {
@@ -608,7 +696,8 @@ function alarmItem(a) {
     el("span", { class: "alarm-text" }, peer(a.text ?? "")),
     el("span", { class: "muted" }, t("raised"), " ", timeEl(a.raised_ns)),
     el("span", { class: "level", text: t("level", { n: a.level ?? "—" }) }),
-    a.silenced ? tag("silenced") : quiet);
+    a.silenced ? tag("silenced") : quiet,
+    a.kind === "missed_call" ? button("quiet", "open_calls", () => show("calls")) : null); // acknowledged there
 }
 
 async function silence(ids) {
@@ -1093,7 +1182,18 @@ function renderAudit() {
     el("td", { class: "detail", text: text(r.detail) }))));
 }
 
-// ---- Operators: a secret is shown once; afterwards only the person who wrote it down has it. ----
+// ---- Operators: an admin is never shown anyone's credentials, only a one-time enrolment code that
+// the person uses to choose their own (the station's rule; the page only explains it). ----
+function operatorStatus(o) {
+  const locked = o.locked_until_ns != null && nsToMs(o.locked_until_ns) > Date.now();
+  const held = o.hold_until_ns != null && nsToMs(o.hold_until_ns) > Date.now() && o.role === "supervisor";
+  if (o.disabled) return t("status_disabled");
+  if (o.enrolment) return [t("status_enrolling"), " ", timeEl(o.enrolment.expires_ns)];
+  if (!o.enrolled_ns) return t("status_unenrolled");
+  if (locked) return [t("status_locked"), " ", timeEl(o.locked_until_ns)];
+  return held ? [t("status_active"), "; ", t("status_new"), " ", timeEl(o.hold_until_ns)] : t("status_active");
+}
+
 function renderOperators() {
   $("#op-table tbody").replaceChildren(...S.operators.map((o) => {
     const locked = o.locked_until_ns != null && nsToMs(o.locked_until_ns) > Date.now();
@@ -1101,8 +1201,7 @@ function renderOperators() {
     return el("tr", { "data-operator": o.name, class: o.disabled ? "muted" : null },
       el("td", { text: o.name }), el("td", { text: word("role_", o.role) }),
       el("td", { class: "mono", text: o.language ?? "" }),
-      el("td", { class: locked ? "warn" : null }, o.disabled ? t("status_disabled")
-        : locked ? [t("status_locked"), " ", timeEl(o.locked_until_ns)] : t("status_active")),
+      el("td", { class: locked || o.enrolment ? "warn" : null }, operatorStatus(o)),
       el("td", { class: "actions" },
         o.disabled ? button("enable", "enable", put({ disabled: false }))
           : button("disable", "disable", put({ disabled: true }, "confirm_disable")),
@@ -1113,26 +1212,25 @@ function renderOperators() {
 async function updateOperator(name, body, ask) {
   if (ask && !window.confirm(t(ask, { name }))) return;
   const r = await api("PUT", `/console/operators/${enc(name)}`, body);
-  if (body.reset) showSecret(name, r); else say(t("op_updated", { name }), "info");
+  if (body.reset) showCode(name, r); else say(t("op_updated", { name }), "info");
   await loadOperators();
 }
 
 async function addOperator() {
   const name = $("#op-name").value.trim();
-  const body = { name, role: $("#op-role").value, password: $("#op-password").value };
+  const body = { name, role: $("#op-role").value, language: $("#op-language").value };
   const r = await api("POST", "/console/operators", body);
-  $("#op-name").value = $("#op-password").value = "";
+  $("#op-name").value = "";
   say(t("op_added", { name }), "info");
-  showSecret(name, r);
+  showCode(name, r);
   await loadOperators();
 }
 
-function showSecret(name, r) {
+function showCode(name, r) {
   const box = $("#op-secret");
-  const row = (key, value) => (value ? fact(key, el("span", { class: "mono", text: value })) : null);
   box.replaceChildren(tag("secret_warning", "warn"), el("h3", { text: t("secret_for", { name }) }),
-    el("dl", { class: "facts" }, row("new_password", r?.password), row("totp_secret", r?.totp_secret),
-      row("totp_uri", r?.totp_uri)),
+    el("dl", { class: "facts" }, fact("enrol_code", el("span", { class: "mono", text: r?.enrolment_code ?? "" }))),
+    el("p", { text: t("code_hint", { name, until: `${utc(r?.expires_ns)} UTC` }) }),
     button("dismiss", "dismiss", () => { box.replaceChildren(); box.hidden = true; }));
   box.hidden = false;
 }
@@ -1144,6 +1242,9 @@ function onSubmit(form, fn, button, after) {
 
 function init() {
   $("#login-form").addEventListener("submit", doLogin);
+  $("#enrol-form").addEventListener("submit", doEnrol);
+  $("#login-enrol").addEventListener("click", () => showEnrol(true));
+  $("#enrol-back").addEventListener("click", () => showEnrol(false));
   $("#login-lang").addEventListener("click", () => { S.lang = S.lang === "en" ? "ru" : "en"; applyWords(); });
   const actions = { "#lang-switch": switchLang, "#logout": logout, "#flash-ack": flashAck,
     "#flash-silence": flashSilence, "#exercise-toggle": toggleExercise };
@@ -1155,6 +1256,7 @@ function init() {
   $("#alarm-banner").addEventListener("click", () => show("board"));
   $("#message-line").addEventListener("click", () => say(""));
   $("#message-back").addEventListener("click", () => show("traffic"));
+  $("#call-record-back").addEventListener("click", () => show("calls"));
   $("#traffic-link").addEventListener("change", (e) => { Object.assign(S, { link: e.target.value, traffic: null }); show("traffic"); });
   $("#compose-text").addEventListener("input", checkText);
   $("#compose-files").addEventListener("change", (e) => uploadFiles([...e.target.files]));
