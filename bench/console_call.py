@@ -46,7 +46,7 @@ from hotline.station.launch import StationProcess, make_pair
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the console tests' driver
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers of bench/e2e.py
-from tests.consoledriver import PASSWORD, Person, chromium_path, staff, wait_up
+from tests.consoledriver import chromium_path, open_console, staff, wait_up
 
 from e2e import emit, percentile
 
@@ -143,20 +143,6 @@ def launch(playwright: Any) -> Browser:
             "--autoplay-policy=no-user-gesture-required",
         ],
     )
-
-
-def console_page(browser: Browser, person: Person) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=True)
-    context.add_init_script(INIT_SCRIPT)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(person.station.console)
-    page.fill("#login-name", person.name)
-    page.fill("#login-password", PASSWORD)
-    page.fill("#login-code", person.code())
-    page.click("#login-submit")
-    page.wait_for_selector("#app", state="visible")
-    return page
 
 
 def wait_for(page: Page, expression: str, timeout_ms: int = TIMEOUT_MS) -> None:
@@ -256,8 +242,8 @@ def main() -> None:
             with sync_playwright() as playwright:
                 browsers = [launch(playwright), launch(playwright)]
                 try:
-                    page_l = console_page(browsers[0], olga)
-                    page_m = console_page(browsers[1], ivan)
+                    page_l = open_console(browsers[0], olga, INIT_SCRIPT)
+                    page_m = open_console(browsers[1], ivan, INIT_SCRIPT)
                     call_to_ring(page_l, page_m, (london, moscow), rings)
                     early: list[float] = []
                     settled: list[float] = []

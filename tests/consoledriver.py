@@ -80,9 +80,16 @@ def staff(station: StationProcess, people: list[tuple[str, str]]) -> dict[str, P
     return {name: Person(station, name, role, secrets[name]) for name, role in people}
 
 
-def open_console(browser: Browser, person: Person) -> Page:
-    """A browser window signed in to `person`'s station console."""
-    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+def open_console(browser: Browser, person: Person, init_script: str = "") -> Page:
+    """A browser window signed in to `person`'s station console. An `init_script` runs in the
+    page before the console's own (the page's CSP is then bypassed for it: a benchmark's
+    instruments, never the console's code)."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, bypass_csp=bool(init_script)
+    )
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(person.station.console)
     page.fill("#login-name", person.name)

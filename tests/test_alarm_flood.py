@@ -6,7 +6,6 @@ console of their own: the unacknowledged FLASH of this module would stand in any
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -28,9 +27,10 @@ from hotline.protocol.envelope import (
 from hotline.protocol.state import Batch
 from hotline.protocol.statements import Head
 from hotline.station.datadir import DataDir
-from hotline.station.launch import StationProcess, make_pair
+from hotline.station.launch import StationProcess
 from hotline.station.runtime import Station
 from tests import test_console as tc
+from tests.inprocess import london_and_identity, running
 
 FLOOD = 120
 MARK = "FLOODTEXT"
@@ -38,9 +38,7 @@ MARK = "FLOODTEXT"
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[StationProcess, StationIdentity]:
-    london, _moscow = make_pair(tmp_path_factory.mktemp("flood"))
-    identity = london.data.open_keystore(london.passphrase_file.read_bytes().rstrip(b"\n"))
-    return london, identity
+    return london_and_identity(tmp_path_factory.mktemp("flood"))
 
 
 @pytest.fixture
@@ -50,16 +48,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def station(pair: tuple[StationProcess, StationIdentity]) -> AsyncIterator[Station]:
-    london, identity = pair
-    station = Station(DataDir(london.data.path), identity)
-    await station.open()
-    senders = [asyncio.create_task(r.run_sender()) for r in station.links.values()]
-    try:
+    async with running(*pair) as station:
         yield station
-    finally:
-        for task in senders:
-            task.cancel()
-        station.close()
 
 
 @pytest.fixture

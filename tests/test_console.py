@@ -47,6 +47,7 @@ from hotline.station.runtime import Station
 from hotline.station.tls import WARN_DAYS, expires_ns, make_self_signed
 from hotline.store.people import Draft
 from tests.consoledriver import staff
+from tests.inprocess import london_and_identity, running
 
 PASSWORD = "a long enough password"
 RUSSIAN = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
@@ -55,9 +56,7 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[StationProcess, StationIdentity]:
-    london, _moscow = make_pair(tmp_path_factory.mktemp("console"))
-    identity = london.data.open_keystore(london.passphrase_file.read_bytes().rstrip(b"\n"))
-    return london, identity
+    return london_and_identity(tmp_path_factory.mktemp("console"))
 
 
 @pytest.fixture
@@ -67,16 +66,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def station(pair: tuple[StationProcess, StationIdentity]) -> AsyncIterator[Station]:
-    london, identity = pair
-    station = Station(DataDir(london.data.path), identity)
-    await station.open()
-    senders = [asyncio.create_task(r.run_sender()) for r in station.links.values()]
-    try:
+    async with running(*pair) as station:
         yield station
-    finally:
-        for task in senders:
-            task.cancel()
-        station.close()
 
 
 @pytest.fixture

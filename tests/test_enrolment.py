@@ -5,7 +5,6 @@ of a release; and what the API token may send alone is a setting, `[api] sends`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -35,7 +34,6 @@ from hotline.console.operators import (
 from hotline.crypto.identity import StationIdentity
 from hotline.sim.pgserver import ThrowawayPostgres
 from hotline.station.api import make_app
-from hotline.station.datadir import DataDir
 from hotline.station.launch import StationProcess, make_pair
 from hotline.station.runtime import Station
 from hotline.store.base import SqlStore
@@ -43,6 +41,7 @@ from hotline.store.postgres import PostgresStore
 from hotline.store.schema import MIGRATIONS
 from hotline.store.sqlite import SqliteStore
 from tests import test_console as tc
+from tests.inprocess import london_and_identity, running
 
 HOUR_NS = 3600 * 10**9
 NOW = 1_800_000_000 * 10**9
@@ -50,9 +49,7 @@ NOW = 1_800_000_000 * 10**9
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[StationProcess, StationIdentity]:
-    london, _moscow = make_pair(tmp_path_factory.mktemp("enrolment"))
-    identity = london.data.open_keystore(london.passphrase_file.read_bytes().rstrip(b"\n"))
-    return london, identity
+    return london_and_identity(tmp_path_factory.mktemp("enrolment"))
 
 
 @pytest.fixture
@@ -62,16 +59,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def station(pair: tuple[StationProcess, StationIdentity]) -> AsyncIterator[Station]:
-    london, identity = pair
-    station = Station(DataDir(london.data.path), identity)
-    await station.open()
-    senders = [asyncio.create_task(r.run_sender()) for r in station.links.values()]
-    try:
+    async with running(*pair) as station:
         yield station
-    finally:
-        for task in senders:
-            task.cancel()
-        station.close()
 
 
 @pytest.fixture
