@@ -266,7 +266,9 @@ def test_a_call_on_one_path_moves_to_the_other_when_its_path_is_cut(
         time.sleep(1.5)
         sent = [p["sent"] for p in call.status(london)["media"]["paths"]]
         used = sent.index(max(sent))
-        assert min(sent) == 0  # one path carries the frames, the other only probes
+        # One path carries the frames, the other only probes (a loaded machine may have
+        # answered a probe late and sent a few on the other meanwhile).
+        assert min(sent) <= max(sent) // 4, sent
         relay.set_loss(used, 1.0)  # that path's cable is cut, silently, both ways
         _wait(lambda: done, "London to finish speaking")
         time.sleep(0.5)
