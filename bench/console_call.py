@@ -121,7 +121,6 @@ INIT_SCRIPT = r"""
     actx.createMediaStreamSource(stream).connect(node);
     await actx.resume();
   };
-  window.__listen = listen; window.__mic = out.stream;
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = function (...args) {
     const pc = new Native(...args);

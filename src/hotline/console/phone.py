@@ -17,7 +17,7 @@ from hotline.console.security import ConsoleDep, SignedIn, Viewer, allowed
 from hotline.errors import CallRefused
 from hotline.protocol.calls import CallState
 from hotline.protocol.envelope import Lane
-from hotline.station.call_api import find_call
+from hotline.station.call_api import act_on_call, find_call
 from hotline.station.calls import CallDesk, call_json
 from hotline.station.participants import Role
 from hotline.station.webrtc import BrowserLeg
@@ -88,12 +88,9 @@ async def place(new: NewCall, session: Caller, console: ConsoleDep) -> dict[str,
 @router.post("/calls/{call_id}/answer")
 async def answer(call_id: str, session: Caller, console: ConsoleDep) -> dict[str, Any]:
     desk, raw = _desk(console, call_id)
-    try:
-        call = desk.answer(raw, session.operator, "principal")
-    except CallRefused as exc:
-        raise HTTPException(409, str(exc)) from None
+    result = act_on_call(lambda: desk.answer(raw, session.operator, "principal"), desk)
     await console.audit(session.operator, "call answered", f"call {call_id[:8]}")
-    return {**call_json(call), "link": desk.name}
+    return result
 
 
 @router.post("/calls/{call_id}/decline")
@@ -101,23 +98,17 @@ async def decline(
     call_id: str, body: Decline, session: Caller, console: ConsoleDep
 ) -> dict[str, Any]:
     desk, raw = _desk(console, call_id)
-    try:
-        call = desk.decline(raw, body.reason)
-    except CallRefused as exc:
-        raise HTTPException(409, str(exc)) from None
+    result = act_on_call(lambda: desk.decline(raw, body.reason), desk)
     await console.audit(session.operator, "call declined", f"call {call_id[:8]}")
-    return {**call_json(call), "link": desk.name}
+    return result
 
 
 @router.post("/calls/{call_id}/end")
 async def end(call_id: str, session: Caller, console: ConsoleDep) -> dict[str, Any]:
     desk, raw = _desk(console, call_id)
-    try:
-        call = desk.end(raw, "hung up")
-    except CallRefused as exc:
-        raise HTTPException(409, str(exc)) from None
+    result = act_on_call(lambda: desk.end(raw, "hung up"), desk)
     await console.audit(session.operator, "call ended", f"call {call_id[:8]}")
-    return {**call_json(call), "link": desk.name}
+    return result
 
 
 @router.post("/calls/{call_id}/join")

@@ -25,7 +25,7 @@ from hotline.station.participants import Participant, Role
 if TYPE_CHECKING:
     from hotline.station.runtime import Station
 
-__all__ = ["add_call_routes", "find_call"]
+__all__ = ["act_on_call", "add_call_routes", "find_call"]
 
 LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 RoleName = Literal["principal", "interpreter", "listener"]
@@ -106,17 +106,17 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
     @app.post("/api/v1/calls/{call_id}/answer")
     async def answer_call(call_id: str, body: Answer) -> dict[str, Any]:
         desk, raw = find_call(station, call_id)
-        return _act(lambda: desk.answer(raw, body.person, body.role), desk)
+        return act_on_call(lambda: desk.answer(raw, body.person, body.role), desk)
 
     @app.post("/api/v1/calls/{call_id}/decline")
     async def decline_call(call_id: str, body: Reason) -> dict[str, Any]:
         desk, raw = find_call(station, call_id)
-        return _act(lambda: desk.decline(raw, body.reason), desk)
+        return act_on_call(lambda: desk.decline(raw, body.reason), desk)
 
     @app.post("/api/v1/calls/{call_id}/end")
     async def end_call(call_id: str, body: Reason) -> dict[str, Any]:
         desk, raw = find_call(station, call_id)
-        return _act(lambda: desk.end(raw, body.reason), desk)
+        return act_on_call(lambda: desk.end(raw, body.reason), desk)
 
     @app.post("/api/v1/calls/{call_id}/missed/acknowledge")
     async def acknowledge_missed(call_id: str) -> dict[str, Any]:
@@ -133,7 +133,9 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
         await _media_connection(station, websocket, call_id, person, role)
 
 
-def _act(act: Any, desk: CallDesk) -> dict[str, Any]:
+def act_on_call(act: Any, desk: CallDesk) -> dict[str, Any]:
+    """Answer, decline or end a call on `desk` (`act` does it): the call as it now stands, or
+    409 with the reason the call table refused."""
     try:
         call = act()
     except CallRefused as exc:
