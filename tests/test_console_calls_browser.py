@@ -136,7 +136,8 @@ def test_a_memcon_is_written_reviewed_and_certified_and_a_missed_call_acknowledg
     assert alarm is not None
     assert "FLASH call from smith" in alarm.inner_text()
     ivan.wait_for_selector('#calls-missed-count:text("1")')
-    alarm.query_selector("button:text('Open the calls page')").click()  # type: ignore[union-attr]
+    # By selector, not by the handle above: the board may have drawn the alarms again since.
+    ivan.click("#alarms li[data-kind=\"missed_call\"] button:text('Open the calls page')")
     ivan.wait_for_selector(f'#calls-missed-list li[data-call="{missed}"]')
     assert "missed" in (ivan.get_attribute(f'#calls-table tr[data-call="{missed}"]', "class") or "")
     assert "MISSED" in ivan.inner_text(f'#calls-table tr[data-call="{missed}"]')
