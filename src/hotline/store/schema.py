@@ -287,6 +287,21 @@ CREATE TABLE node_lease (
 )
 """
 
+# Version 11: sends that can be retried (issue 16). A client names its send with a key of its own
+# choosing; the key is stored with the message it made, in the same transaction, with a digest of
+# what was asked, so a repeat of the request answers with that message instead of sending again.
+_V11 = """
+CREATE TABLE send_keys (
+    link_id {blob} NOT NULL,
+    key TEXT NOT NULL,
+    request {blob} NOT NULL,
+    lane INTEGER NOT NULL,
+    seq BIGINT NOT NULL,
+    made_ns BIGINT NOT NULL,
+    PRIMARY KEY (link_id, key)
+)
+"""
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
     dialect: [
@@ -300,6 +315,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _statements(_V8.format(**types)),
         _statements(_V9),
         _statements(_V10),
+        _statements(_V11.format(**types)),
     ]
     for dialect, types in _DIALECTS.items()
 }
