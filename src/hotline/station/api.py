@@ -33,6 +33,7 @@ from hotline.protocol.envelope import (
     MessageType,
     decode_envelope,
 )
+from hotline.station.apidocs import add_docs_page
 from hotline.station.call_api import add_call_routes
 from hotline.station.events import arrival_json, envelope_json
 from hotline.station.files import FileStore, FileTooLarge
@@ -323,6 +324,7 @@ def make_app(station: Station) -> ASGIApp:
     """The API: the hot send route's fast path before the FastAPI app."""
     app = _make_fastapi(station)
     _add_node_route(app, station)
+    add_docs_page(app)  # in place of FastAPI's, which loads from a CDN
     return SendFastPath(app, station, station.data.api_token())
 
 
@@ -335,7 +337,8 @@ def _add_node_route(app: FastAPI, station: Station) -> None:
 
 
 def _make_fastapi(station: Station) -> FastAPI:
-    app = FastAPI(title="Hotline station API", version=__version__)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN: blank on an offline station
+    app = FastAPI(title="Hotline station API", version=__version__, docs_url=None, redoc_url=None)
     app.add_exception_handler(RequestValidationError, refuse_invalid)
     app.add_middleware(BearerToken, token=station.data.api_token())
     _document_the_token(app)
