@@ -53,6 +53,7 @@ log = logging.getLogger("hotline.link")
 STATION_TIMING = Timing(heartbeat_ns=500 * MS, dead_after_ns=1500 * MS, resend_after_ns=1500 * MS)
 MAX_WRITE_BUFFER = 8 * 1024 * 1024  # a peer that stops reading is cut off, not buffered for
 SEND_BATCH = 500
+_RANK = {"DOWN": 0, "DEGRADED": 1, "UP": 2}  # a link's state getting better is logged as info
 
 
 class AlreadyAcknowledged(LocalError):
@@ -239,7 +240,8 @@ class LinkRuntime:
         path = self.paths.setdefault(address, PathState(address))
         if path.state != state:
             path.state, path.since_ns = state, time.time_ns()
-            log.warning(
+            log.log(
+                logging.INFO if state == "UP" else logging.WARNING,  # coming up is no warning
                 "link %s path %s is %s%s",
                 self.link.name,
                 address,
@@ -260,8 +262,14 @@ class LinkRuntime:
             up = sum(1 for p in self.paths.values() if p.state == "UP")
             link_state = "UP" if up == len(self.paths) else "DEGRADED" if up else "DOWN"
         if link_state != self.state:
+            better = _RANK.get(link_state, 0) > _RANK.get(self.state, 0)
             self.state, self.since_ns = link_state, time.time_ns()
-            log.warning("link %s is %s", self.link.name, link_state)
+            log.log(
+                logging.INFO if better else logging.WARNING,
+                "link %s is %s",
+                self.link.name,
+                link_state,
+            )
             self.hub.publish({"type": "link", "link": self.link.name, "state": link_state})
 
     def _standby_paths(self) -> str:

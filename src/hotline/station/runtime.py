@@ -231,10 +231,7 @@ class Station:
                 self.config.api.listen,
                 self.config.console.listen or "(none)",
             )
-            print(
-                f"station {self.card.body.name} ready, API on http://{self.config.api.listen}",
-                flush=True,
-            )
+            print(self._addresses(), flush=True)  # whatever the log level: where to go next
             for task in tasks[1 if self.node is not None else 0 :]:
                 task.add_done_callback(self._task_done)
             await self._stop.wait()
@@ -245,6 +242,16 @@ class Station:
             for task in tasks:
                 task.cancel()
             self.close()
+
+    def _addresses(self) -> str:
+        """What `hotline serve` prints once it listens: the console's and the API's addresses."""
+        console = self.config.console
+        scheme = "https" if console.tls_cert else "http"
+        lines = [f"station {self.card.body.name} ready"]
+        if console.listen:
+            lines.append(f"  console  {scheme}://{console.listen}")
+        lines.append(f"  API      http://{self.config.api.listen}  (routes at /docs)")
+        return "\n".join(lines)
 
     async def _listen(self, manager: PathManager) -> None:
         for address in self.config.station.listen:
