@@ -24,7 +24,7 @@ import pytest
 
 from hotline.console.app import CSP, make_console_app
 from hotline.console.auth import PERMISSIONS, Role, new_totp_secret
-from hotline.console.drafts import reconcile_drafts
+from hotline.console.drafts import draft_key, reconcile_drafts
 from hotline.console.operators import add_operator, complete_enrolment, set_disabled
 from hotline.crypto.identity import StationIdentity
 from hotline.errors import ConfigError
@@ -601,8 +601,9 @@ async def test_a_rejected_draft_is_never_sent(app: Any, station: Station) -> Non
 
 
 @pytest.mark.anyio
-async def test_a_release_cut_short_by_a_stop_is_settled_from_the_outbox(station: Station) -> None:
-    """A draft left `releasing`: released if its message went, waiting again if not."""
+async def test_a_release_cut_short_by_a_stop_is_settled_by_its_send_key(station: Station) -> None:
+    """A draft left `releasing`: released as the message sent under its key if that went,
+    waiting again if not (a message of the same text sent otherwise is not taken for it)."""
     assert station.store is not None
     runtime = station.links["moscow"]
     now = time.time_ns()
@@ -614,13 +615,16 @@ async def test_a_release_cut_short_by_a_stop_is_settled_from_the_outbox(station:
     went, stayed = releasing("it went"), releasing("it did not")
     went.id = await station.store.call(lambda s: s.add_draft(went))
     stayed.id = await station.store.call(lambda s: s.add_draft(stayed))
-    envelope = await runtime.send(Lane.PRIORITY, MessageType.PRINCIPAL, "en", "it went")
+    await runtime.send(Lane.PRIORITY, MessageType.PRINCIPAL, "en", "it did not")
+    sent = await runtime.send_once(
+        Lane.PRIORITY, MessageType.PRINCIPAL, "en", "it went", draft_key(went.id)
+    )
     await reconcile_drafts(station)
     after_went = await station.store.call(lambda s: s.draft(went.id))
     after_stayed = await station.store.call(lambda s: s.draft(stayed.id))
     assert after_went is not None
     assert after_stayed is not None
-    assert (after_went.state, after_went.seq) == ("released", envelope.seq)
+    assert (after_went.state, after_went.seq) == ("released", sent.envelope.seq)
     assert (after_stayed.state, after_stayed.seq) == ("draft", None)
 
 

@@ -20,9 +20,9 @@ from hotline.station.callrecords import build_record as real_build_record
 from hotline.station.jitter import JitterBuffer, Playout
 from hotline.store.base import SqlStore
 
-# Seeds with calls: answered at both ends with media played (34); and one whose station crashed
-# during an answered call, the record then written by the restarted station (61).
-SEEDS_WITH_CALLS = [34, 61]
+# Seeds with calls answered at both ends with media played (34, 42, 67); in 34 and 42 a station
+# crashed during an answered call, the record then written by the restarted station.
+SEEDS_WITH_CALLS = [34, 42, 67]
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -68,12 +68,14 @@ def forgetful_store(monkeypatch: pytest.MonkeyPatch) -> None:
     original = SqlStore.commit
     calls = {"n": 0}
 
-    def commit(self: SqlStore, link_id: bytes, batch: Batch, now_ns: int) -> None:
+    def commit(
+        self: SqlStore, link_id: bytes, batch: Batch, now_ns: int, keyed: Any = ()
+    ) -> None:
         if batch.inbound:
             calls["n"] += 1
             if calls["n"] % 3 == 0:
                 batch = Batch(batch.outbound, [], batch.receipt, batch.checkpoints, batch.audit)
-        original(self, link_id, batch, now_ns)
+        original(self, link_id, batch, now_ns, keyed)
 
     monkeypatch.setattr(SqlStore, "commit", commit)
 
@@ -88,6 +90,17 @@ def test_a_station_that_loses_messages_is_caught_with_a_replay_command(
     assert "replay: python -m hotline.sim --seeds 1 --start 7 --backend sqlite" in out
     assert "StoreCorruptError" in out  # the restarted station's store noticed the lost rows
     assert out.splitlines()[-1] == "0 passed, 2 failed"
+
+
+def test_a_station_that_forgets_send_keys_is_caught_sending_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retried sends: a store that keeps no key makes a new message for every retry."""
+    monkeypatch.setattr(SqlStore, "keyed_sends", lambda self, link_id, keys: {})
+    monkeypatch.setattr(SqlStore, "_commit_send_keys", lambda self, link_id, sends, now: None)
+    results = [run_seed(seed) for seed in range(6)]
+    problems = [p for result in results for p in result.problems]
+    assert any("made 2 messages" in p for p in problems)
 
 
 def test_a_link_without_checkpoints_fails_agreement(monkeypatch: pytest.MonkeyPatch) -> None:

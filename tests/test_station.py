@@ -101,12 +101,13 @@ def _sender(
     rng = random.Random(tag)
     for i in range(count):
         body = {"text": f"{tag} message {i}", "lane": rng.choice(LANE_NAMES), "language": "en"}
+        key = {"Idempotency-Key": f"{tag}-{i}"}
         while True:
             try:
-                result = station.call("POST", f"/api/v1/links/{link}/messages", body)
+                result = station.call("POST", f"/api/v1/links/{link}/messages", body, key)
                 break
             except httpx.HTTPError:
-                time.sleep(0.05)  # the station is being restarted: send it again
+                time.sleep(0.05)  # the station is being restarted: send it again, same key
         with lock:
             accepted.add((result["lane"], result["seq"], result["hash"]))
 
@@ -133,6 +134,10 @@ def test_a_thousand_messages_survive_sigkill_of_either_station(
         thread.join(timeout=120)
     assert len(accepted) == 1000
     _check_agreement(london, moscow, accepted)
+    _, store = _state(london)  # a send retried after a kill was not sent twice
+    [(principal,)] = store._rows("SELECT COUNT(*) FROM outbox WHERE type = 0")
+    store.close()
+    assert principal == 1000
 
 
 def _dialer_and_listener(

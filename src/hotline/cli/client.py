@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +28,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir, peer
+from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir, err_console, peer
 from hotline.errors import ConfigError, HotlineError
 from hotline.protocol.textsafety import shown
 
 LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+SEND_KEY = r"[\x21-\x7e]{1,255}"  # as the API's Idempotency-Key
 _BAR = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
 TIMEOUT_S = 30.0
 
@@ -39,13 +42,33 @@ class ApiError(HotlineError):
     """The station answered with an error, or could not be reached."""
 
 
+class Unreachable(ApiError):
+    """No answer came: the station is down, starting, a standby, or the answer was lost."""
+
+
+# Answers that say "not now" rather than "no": a standby node, or a station still starting.
+_NOT_NOW = {502, 503, 504}
+
+
 def _call(
     data: Path | None,
     method: str,
     path: str,
     body: dict[str, Any] | None = None,
     content: Iterator[bytes] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
+    return _answered(data, method, path, body, content, headers).json()
+
+
+def _answered(
+    data: Path | None,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    content: Iterator[bytes] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     directory = data_dir(data)
     address = directory.config().api.listen
     token = directory.token_file.read_text().strip() if directory.token_file.exists() else ""
@@ -55,17 +78,21 @@ def _call(
             f"http://{address}{path}",
             json=body,
             content=content,
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}", **(headers or {})},
             timeout=TIMEOUT_S if content is None else None,  # an upload takes what it takes
         )
     except httpx.HTTPError as exc:
-        raise ApiError(
+        raise Unreachable(
             f"station not reachable at {address} ({exc}); is `hotline serve` running?"
         ) from None
+    if response.status_code in _NOT_NOW:
+        raise Unreachable(
+            f"the station at {address} cannot answer now (HTTP {response.status_code})"
+        )
     if response.status_code >= 400:
         detail = response.json().get("detail", response.text) if response.content else ""
         raise ApiError(f"the station refused: {detail} (HTTP {response.status_code})")
-    return response.json()
+    return response
 
 
 def _when(ns: int | None) -> str:
@@ -100,13 +127,29 @@ def send(
     wait: bool = typer.Option(
         False, "--wait", "-w", help="Follow the files until the peer holds them all."
     ),
+    key: str | None = typer.Option(
+        None,
+        "--key",
+        help="Name this send (1-255 visible ASCII characters; default: a new random one). "
+        "Sending again with the same key never sends the message twice.",
+    ),
+    retry_for: float = typer.Option(
+        60.0,
+        "--retry-for",
+        min=0,
+        help="Seconds to keep trying while the station does not answer (0: try once).",
+    ),
     link: str | None = LINK_OPTION,
     data: Path | None = DATA_DIR_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a message; returns once the station has made it durable (accepted). Files are
     uploaded to the station first, with a progress bar; --wait then shows each file's way to
-    the peer, until the peer has signed for it."""
+    the peer, until the peer has signed for it.
+
+    The send is named by a key, so when no answer comes (the station is restarting, or the
+    answer was lost) it is tried again for up to --retry-for seconds without any risk of
+    sending it twice; the station answers a repeat with the message the first try made."""
     if precedence.upper() not in LANES:
         raise ConfigError(f"precedence is one of {', '.join(LANES)}, not {precedence!r}")
     for path in attach:
@@ -115,17 +158,49 @@ def send(
     body = (
         text if text is not None else file.read_text(encoding="utf-8") if file else sys.stdin.read()
     )
+    key = key if key is not None else str(uuid.uuid4())
+    if not re.fullmatch(SEND_KEY, key):
+        raise ConfigError("--key is 1 to 255 visible ASCII characters (no spaces)")
     name = _only_link(data, link)
     files = [_upload(data, path, quiet=as_json) for path in attach]
     message = {"text": body, "lane": precedence.upper(), "type": kind.lower(), "language": lang,
                "attachments": files}  # fmt: skip
-    result = _call(data, "POST", f"/api/v1/links/{name}/messages", message)
+    route = f"/api/v1/links/{name}/messages"
+    answer = _send_until_answered(data, route, message, key, retry_for)
+    result = answer.json()
     if as_json:
-        print(json.dumps(result))
-    else:
+        print(json.dumps({**result, "key": key, "first": answer.status_code == 201}))
+    elif answer.status_code == 201:
         console.print(f"accepted: {result['lane']} {result['seq']} to {name}")
+    else:
+        console.print(
+            f"accepted: {result['lane']} {result['seq']} to {name} (by an earlier try whose "
+            "answer was lost; sent once)"
+        )
     if wait and files:
         _follow(data, name, result["lane"], result["seq"], quiet=as_json)
+
+
+def _send_until_answered(
+    data: Path | None, path: str, message: dict[str, Any], key: str, retry_for: float
+) -> httpx.Response:
+    """POST the message under its key until the station answers, for up to `retry_for` s: a
+    try that got no answer may or may not have been accepted, and the key makes the next one
+    safe either way. Then the truth: the answer, or that nobody knows (and the key to use)."""
+    deadline = time.monotonic() + retry_for
+    pause = 0.25
+    while True:
+        try:
+            return _answered(data, "POST", path, message, headers={"Idempotency-Key": key})
+        except Unreachable as exc:
+            if time.monotonic() + pause > deadline:
+                raise Unreachable(
+                    f"{exc}. Whether the message was accepted is not known: send it again "
+                    f"with --key {key} and it is sent once at most"
+                ) from None
+            err_console.print(f"no answer yet ({exc}); trying again under key {key}", markup=False)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def _upload(data: Path | None, path: Path, quiet: bool) -> dict[str, str]:

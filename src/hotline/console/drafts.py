@@ -1,10 +1,10 @@
 """Sending a released draft exactly once.
 
 A release first marks the draft `releasing` (its own transaction), then sends the message (the
-link's transaction), then marks it `released` with its sequence number. A stop between the two
-leaves `releasing`; at the next start `reconcile_drafts` looks in the outbox: the message is
-there (sent after the release began, same lane, type, language and text), so the draft is
-released; or it is not, so the draft waits again. Never sent twice, never lost."""
+link's transaction) named by the draft's id as its send key (store/sendkeys.py), then marks the
+draft `released` with its sequence number. A stop between the two leaves `releasing`; at the next
+start `reconcile_drafts` looks the draft's key up: the message was sent under it, so the draft is
+released as that message; or it was not, so the draft waits again. Never sent twice, never lost."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import HTTPException
 
 from hotline.errors import ProtocolError
-from hotline.protocol.envelope import Lane, MessageType, decode_envelope
+from hotline.protocol.envelope import Lane, MessageType
 from hotline.station.api import FileRef, files_named
+from hotline.station.link_runtime import KeyReused
 from hotline.store.base import SqlStore
 from hotline.store.people import Draft
 
@@ -38,22 +39,24 @@ async def send_draft(
     """Send a draft marked `releasing`, then mark it released."""
     try:
         files = [FileRef.model_validate(f) for f in json.loads(record.attachments)]
-        envelope = await runtime.send(
+        sent = await runtime.send_once(
             Lane(record.lane),
             MessageType(record.type),
             record.language,
             record.text,
+            draft_key(record.id),
             attachments=files_named(runtime, files),
         )
-    except ProtocolError as exc:
+    except (ProtocolError, KeyReused) as exc:
         await console.store(
             lambda s: s.decide_draft(record.id, "releasing", "rejected", operator, time.time_ns())
         )
         await console.audit(operator, "release failed", f"draft {record.id}: {exc}")
         raise HTTPException(422, str(exc)) from None
-    await console.store(lambda s: s.draft_sent(record.id, envelope.seq))
-    record.state, record.seq = "released", envelope.seq
-    where = f"{record.link} {Lane(record.lane).name} {envelope.seq}"
+    seq = sent.envelope.seq
+    await console.store(lambda s: s.draft_sent(record.id, seq))
+    record.state, record.seq = "released", seq
+    where = f"{record.link} {Lane(record.lane).name} {seq}"
     await console.audit(operator, action, f"draft {record.id} as {where}")
     console.station.hub.publish({"type": "drafts"})
     return draft_json(record)
@@ -86,18 +89,17 @@ async def reconcile_drafts(station: Station) -> None:
             await station.store.call(functools.partial(_reconcile, record=record, runtime=runtime))
 
 
+def draft_key(draft_id: int) -> str:
+    """The send key of a draft's release: one message per draft, however often it is tried."""
+    return f"draft:{draft_id}"
+
+
 def _reconcile(store: SqlStore, record: Draft, runtime: LinkRuntime) -> None:
-    """Oldest draft first, and a message another draft was sent as is not claimed twice: two
-    drafts of the same text left `releasing` find a message each, or wait again."""
-    link_id, since = runtime.link.config.link_id, record.decided_ns or record.drafted_ns
-    claimed = store.claimed_seqs(record.link, record.lane)
-    for seq, data in store.sent_since(link_id, record.lane, since):
-        if seq in claimed:
-            continue
-        body = decode_envelope(bytes(data), None).body
-        if (body.type, body.language, body.text) == (record.type, record.language, record.text):
-            store.draft_sent(record.id, seq)
-            log.warning("draft %s: found sent as %s after a stop", record.id, seq)
-            return
+    key = draft_key(record.id)
+    made = store.keyed_sends(runtime.link.config.link_id, [key]).get(key)
+    if made is not None:
+        store.draft_sent(record.id, made.seq)
+        log.warning("draft %s: found sent as %s after a stop", record.id, made.seq)
+        return
     store.decide_draft(record.id, "releasing", "draft", None, None)
     log.warning("draft %s: its release did not finish before a stop; it waits again", record.id)

@@ -6,6 +6,8 @@
 4. Integrity: everything in both stores verifies (signatures, chains, receipt, checkpoints).
 5. Agreement: both stations hold the same chain heads, each holds the other's receipt for them,
    and each holds the other's checkpoint of exactly those heads.
+6. Sent once: every send a client named by a key made exactly one message, however often it was
+   tried, and every try that was answered was answered with that message.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hotline.errors import HotlineError
-from hotline.protocol.envelope import LANES, Envelope
+from hotline.protocol.envelope import LANES, Envelope, decode_envelope
 from hotline.protocol.state import Event, MessageReceived
 
 if TYPE_CHECKING:
@@ -32,6 +34,14 @@ class Oracle:
     shown: dict[str, dict[int, list[int]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
+    # Per station, what clients asked it to send, by key (the text), and the answers they heard.
+    asked: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    answered: dict[str, dict[str, Envelope]] = field(default_factory=lambda: defaultdict(dict))
+
+    def unanswered(self) -> list[str]:
+        return [
+            k for name, keys in self.asked.items() for k in keys if k not in self.answered[name]
+        ]
 
     def accept(self, node: Node, envelope: Envelope) -> None:
         self.accepted[node.name].append(envelope)
@@ -48,7 +58,30 @@ def check_invariants(oracle: Oracle, a: Node, b: Node) -> list[str]:
         problems += _shown_once_in_order(oracle, receiver)
     for node in (a, b):
         problems += _integrity(node)
+        problems += _sent_once(oracle, node)
     problems += _agreement(a, b)
+    return problems
+
+
+def _sent_once(oracle: Oracle, node: Node) -> list[str]:
+    """Each key's text is in the outbox exactly once, as the message its answer named."""
+    made: dict[str, list[bytes]] = defaultdict(list)
+    by_text = {text: key for key, text in oracle.asked[node.name].items()}
+    for (data,) in _store(node)._rows(
+        "SELECT envelope FROM outbox WHERE link_id = ?", (node.config.link_id,)
+    ):
+        envelope = decode_envelope(bytes(data), None)
+        if envelope.body.text in by_text:
+            made[by_text[envelope.body.text]].append(envelope.hash)
+    problems = []
+    for key in oracle.asked[node.name]:
+        if len(made[key]) != 1:
+            problems.append(f"{node.name}: the send named {key} made {len(made[key])} messages")
+        answer = oracle.answered[node.name].get(key)
+        if answer is None:
+            problems.append(f"{node.name}: the send named {key} was never answered")
+        elif made[key] and answer.hash != made[key][0]:
+            problems.append(f"{node.name}: the send named {key} was answered with another message")
     return problems
 
 

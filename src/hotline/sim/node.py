@@ -6,6 +6,10 @@ strike before the commit (the batch is lost: none of it was ever reported), betw
 the sending (the peer will ask again), or inside the commit (the store rolls it back). After a
 crash the station is rebuilt from its store alone.
 
+Traffic is sent the way a careful client sends it: each send named by a key (store/sendkeys.py),
+looked up before the core is asked and committed with the message, so a send repeated because
+its answer never came (a crash after the commit) is answered with the first's message.
+
 A node may also keep a call desk (`hotline.sim.calls`): made anew at each start, lost at each
 crash like a station's call table, given the call frames the core hands over, ticked with the
 core, and writing its frames on the carrier session as the station does.
@@ -19,13 +23,14 @@ from typing import TYPE_CHECKING
 
 from hotline.crypto.session import Initiator, LinkKeys, Responder, Session
 from hotline.errors import HandshakeError, StoreError, TransportError
-from hotline.protocol.envelope import Envelope
+from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
 from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.link import LinkCore, Timing
 from hotline.protocol.state import CallFrameReceived, Event, LinkConfig, Output
 from hotline.sim.network import Path, Pipe
 from hotline.sim.world import MS, SECOND, World
 from hotline.store.base import SqlStore
+from hotline.store.sendkeys import KeyedSend, request_digest
 
 if TYPE_CHECKING:
     from hotline.sim.calls import CallDesk
@@ -111,14 +116,42 @@ class Node:
 
     # -- acting on the core's output -------------------------------------------------------------
 
-    def act(self, make_output: Callable[[LinkCore], Output]) -> Output | None:
-        """Run one core call and carry out its Output, or die trying."""
+    def send_keyed(
+        self, key: str, lane: Lane, kind: MessageType, language: str, text: str
+    ) -> Envelope | None:
+        """A client's send named by `key`, as the station's writer makes it: the message sent
+        under the key before, or a new one committed with the key; None if no answer came (the
+        station is down, or died on the way)."""
+        if not self.up or self.store is None:
+            return None
+        asked = request_digest(lane, kind, language, text)
+        made = self.store.keyed_sends(self.config.link_id, [key]).get(key)
+        if made is not None:
+            if made.request != asked:
+                raise AssertionError(f"the key {key} named a different message before")
+            return decode_envelope(made.envelope, self.config.identity.public)
+        keyed: list[KeyedSend] = []
+
+        def send(core: LinkCore) -> Output:
+            output = core.send(lane, kind, language, text, self.world.now)
+            envelope = output.batch.outbound[-1]
+            keyed.append(KeyedSend(key, asked, envelope.lane, envelope.seq))
+            return output
+
+        output = self.act(send, keyed)
+        return output.batch.outbound[-1] if output is not None else None
+
+    def act(
+        self, make_output: Callable[[LinkCore], Output], keyed: list[KeyedSend] | None = None
+    ) -> Output | None:
+        """Run one core call and carry out its Output, or die trying. `keyed`: the keys its
+        new messages were sent under, filled by `make_output`."""
         if not self.up or self.core is None or self.store is None:
             return None
         try:
             output = make_output(self.core)
             self._maybe_crash()
-            self._commit(output)
+            self._commit(output, keyed or [])
             for envelope in output.batch.outbound:
                 self.on_accepted(self, envelope)  # accepted: durable, so now it may be said
             self._maybe_crash()
@@ -128,14 +161,14 @@ class Node:
             return None
         return output
 
-    def _commit(self, output: Output) -> None:
+    def _commit(self, output: Output, keyed: list[KeyedSend]) -> None:
         assert self.store is not None
         try:
             if output.batch and self._chance(self.chaos.store_failure):
                 with self.store.transaction():  # the write starts, then the disk fails
                     self.store._commit_envelopes(self.config.link_id, output.batch, self.world.now)
                     raise StoreError("injected: disk failed during the commit")
-            self.store.commit(self.config.link_id, output.batch, self.world.now)
+            self.store.commit(self.config.link_id, output.batch, self.world.now, keyed)
         except StoreError:
             raise Crash from None
 

@@ -14,6 +14,7 @@ only once every call has ended and every call record is in both chains, and the 
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import tempfile
 from collections.abc import Callable
@@ -45,6 +46,11 @@ TEXTS = {
 LANE_WEIGHTS = {Lane.FLASH: 1, Lane.IMMEDIATE: 2, Lane.PRIORITY: 3, Lane.ROUTINE: 6}
 TYPES = [MessageType.PRINCIPAL, MessageType.SERVICE, MessageType.TEST, MessageType.EXERCISE]
 
+# A client hears no answer to one send in twenty even when the station made it (a dropped
+# connection), and tries again every half second while there is none, for up to 5 minutes.
+LOST_ANSWER = 0.05
+RETRY_NS = 500 * MS
+MAX_TRIES = 600
 CALLS_SALT = 0xCA11  # the call plan's own source: a seed without calls runs as it always did
 StoreFactory = Callable[[str], Callable[[], SqlStore]]
 
@@ -102,7 +108,7 @@ def _run_checked(seed: int, stores: StoreFactory) -> RunResult:
     people = plan_calls(world, plan, (london, moscow), paths, world.now, end_of_traffic)
     for node in (london, moscow):
         node.start()
-        _schedule_traffic(world, node, end_of_traffic, rate_s=rng.uniform(0.2, 2.0))
+        _schedule_traffic(world, node, end_of_traffic, rng.uniform(0.2, 2.0), oracle)
         for _ in range(rng.randint(0, 3)):
             at = world.now + rng.randint(0, traffic_ns)
             world.at(at, functools.partial(node.crash, rng.randint(100 * MS, 8 * SECOND)))
@@ -113,7 +119,7 @@ def _run_checked(seed: int, stores: StoreFactory) -> RunResult:
     world.run_until(end_of_traffic)
     _calm(world, faults, (london, moscow))
     settled = world.run_until(
-        world.now + SETTLE_DEADLINE_NS, lambda: _settled(london, moscow, people)
+        world.now + SETTLE_DEADLINE_NS, lambda: _settled(london, moscow, people, oracle)
     )
     problems = (
         []
@@ -180,18 +186,43 @@ def _make_nodes(
     return nodes[0], nodes[1]
 
 
-def _schedule_traffic(world: World, node: Node, until_ns: int, rate_s: float) -> None:
+def _schedule_traffic(
+    world: World, node: Node, until_ns: int, rate_s: float, oracle: Oracle
+) -> None:
+    """Messages at random times until `until_ns`, each sent by a client that names it by a key
+    and sends it again until it hears an answer (a lost answer, or a station down or dead on the
+    way), as `hotline send` does."""
+    numbers = itertools.count(1)
+
     def send() -> None:
         if world.now >= until_ns:
             return
         lane = world.rng.choices(list(LANE_WEIGHTS), weights=list(LANE_WEIGHTS.values()))[0]
         language = world.rng.choice(["en", "ru"])
-        text = f"{world.rng.choice(TEXTS[language])} #{world.rng.randrange(10**6)}"
+        key = f"{node.name}-{next(numbers)}"
+        text = f"{world.rng.choice(TEXTS[language])} #{world.rng.randrange(10**6)} ({key})"
         kind = world.rng.choice(TYPES)
-        node.act(lambda core: core.send(lane, kind, language, text, world.now))
+        oracle.asked[node.name][key] = text
+        _send_until_answered(world, node, oracle, key, (lane, kind, language, text), 0)
         world.after(int(world.rng.expovariate(rate_s) * SECOND) + 1, send)
 
     world.after(int(world.rng.expovariate(rate_s) * SECOND) + 1, send)
+
+
+def _send_until_answered(
+    world: World,
+    node: Node,
+    oracle: Oracle,
+    key: str,
+    message: tuple[Lane, MessageType, str, str],
+    tries: int,
+) -> None:
+    envelope = node.send_keyed(key, *message)
+    if envelope is not None and world.rng.random() >= LOST_ANSWER:
+        oracle.answered[node.name][key] = envelope
+    elif tries < MAX_TRIES:  # no answer heard: the same send, under the same key, a bit later
+        again = functools.partial(_send_until_answered, world, node, oracle, key, message)
+        world.after(RETRY_NS, lambda: again(tries + 1))
 
 
 def _on_event(world: World, oracle: Oracle, node: Node, event: Event) -> None:
@@ -222,8 +253,8 @@ def _calm(world: World, faults: Faults, nodes: tuple[Node, Node]) -> None:
             path.cut_until_ns = min(path.cut_until_ns, world.now)
 
 
-def _settled(a: Node, b: Node, people: People | None) -> bool:
-    if not (a.up and b.up and a.core and b.core):
+def _settled(a: Node, b: Node, people: People | None, oracle: Oracle) -> bool:
+    if not (a.up and b.up and a.core and b.core) or oracle.unanswered():
         return False
     if people is not None and not all(n.calls is not None and n.calls.quiet for n in (a, b)):
         return False

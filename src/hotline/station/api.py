@@ -13,9 +13,9 @@ import hmac
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -37,7 +37,7 @@ from hotline.station.apidocs import add_docs_page
 from hotline.station.call_api import add_call_routes
 from hotline.station.events import arrival_json, envelope_json
 from hotline.station.files import FileStore, FileTooLarge
-from hotline.station.link_runtime import AlreadyAcknowledged
+from hotline.station.link_runtime import AlreadyAcknowledged, KeyReused
 from hotline.station.metrics import metrics_text
 
 if TYPE_CHECKING:
@@ -60,12 +60,23 @@ class FileRef(BaseModel):
     media_type: str = Field(default="application/octet-stream", min_length=3, max_length=127)
 
 
+# A client's key for a send: 1 to 255 visible ASCII characters (a UUID is a good one).
+SEND_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+SEND_KEY_HEADER = "Idempotency-Key"
+
+
 class NewMessage(BaseModel):
     text: str = Field(min_length=1, max_length=32 * 1024)
     lane: LaneName = "ROUTINE"
     type: TypeName = "principal"
     language: str = Field(default="en", min_length=1, max_length=35)
     attachments: list[FileRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    idempotency_key: str | None = Field(
+        default=None,
+        pattern=SEND_KEY_PATTERN,
+        description="The client's name for this send (or the Idempotency-Key header): a repeat "
+        "with the same key is answered with the message the first made (200), never sent again.",
+    )
 
 
 class Uploaded(BaseModel):
@@ -153,28 +164,41 @@ def refusal(message: NewMessage, sends: str) -> str | None:
 
 
 async def accept_message(
-    runtime: LinkRuntime, name: str, body: bytes, sends: str = "any"
+    runtime: LinkRuntime, name: str, body: bytes, sends: str = "any", key: str | None = None
 ) -> tuple[int, bytes]:
-    """Send one message from a request's body: (HTTP status, JSON answer)."""
+    """Send one message from a request's body and its Idempotency-Key header (`key`), if any:
+    (HTTP status, JSON answer). 201: sent now; 200: sent before under the same key, and this
+    is that message."""
     try:
         message = NewMessage.model_validate_json(body)
     except ValidationError as exc:
         detail = exc.errors(include_url=False, include_context=False, include_input=False)
         return 422, json.dumps({"detail": detail}, default=str).encode()
+    if key is not None and not re.fullmatch(SEND_KEY_PATTERN, key):
+        return 422, _detail(f"the {SEND_KEY_HEADER} header is 1 to 255 visible ASCII characters")
+    if key is not None and message.idempotency_key not in (None, key):
+        return 422, _detail(f"the {SEND_KEY_HEADER} header and idempotency_key differ")
     if why := refusal(message, sends):
-        return 403, json.dumps({"detail": why}).encode()
+        return 403, _detail(why)
     try:
-        envelope = await runtime.send(
+        sent = await runtime.send_once(
             Lane[message.lane],
             MessageType[message.type.upper()],
             message.language,
             message.text,
+            key or message.idempotency_key,
             attachments=files_named(runtime, message.attachments),
         )
-    except ProtocolError as exc:
-        return 422, json.dumps({"detail": str(exc)}).encode()
-    accepted = Accepted(link=name, lane=message.lane, seq=envelope.seq, hash=envelope.hash.hex())
-    return 201, accepted.model_dump_json().encode()
+    except (ProtocolError, KeyReused) as exc:
+        return 422, _detail(str(exc))
+    envelope = sent.envelope
+    lane = cast("LaneName", envelope.lane.name)  # a repeat's lane is its first's
+    accepted = Accepted(link=name, lane=lane, seq=envelope.seq, hash=envelope.hash.hex())
+    return 201 if sent.first else 200, accepted.model_dump_json().encode()
+
+
+def _detail(why: str) -> bytes:
+    return json.dumps({"detail": why}).encode()
 
 
 def files_named(runtime: LinkRuntime, refs: list[FileRef]) -> tuple[Attachment, ...]:
@@ -232,8 +256,8 @@ class SendFastPath:
             if size > MAX_SEND_BODY:
                 await _answer(send, 413, b'{"detail":"the request body is too large"}')
                 return
-        sends = self.station.config.api.sends
-        status, answer = await accept_message(runtime, name, b"".join(chunks), sends)
+        sends, key = self.station.config.api.sends, _send_key(scope)
+        status, answer = await accept_message(runtime, name, b"".join(chunks), sends, key)
         await _answer(send, status, answer)
 
     def _target(self, scope: Scope) -> tuple[str, LinkRuntime] | None:
@@ -246,6 +270,13 @@ class SendFastPath:
             return None
         runtime = self.station.links.get(match.group(1))
         return (match.group(1), runtime) if runtime is not None else None
+
+
+def _send_key(scope: Scope) -> str | None:
+    for header, value in scope["headers"]:
+        if header == b"idempotency-key":
+            return bytes(value).decode("latin-1")
+    return None
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
@@ -375,6 +406,13 @@ def _make_fastapi(station: Station) -> FastAPI:
         "/api/v1/links/{name}/messages",
         status_code=201,
         response_model=Accepted,
+        responses={
+            200: {
+                "model": Accepted,
+                "description": "Sent before under the same Idempotency-Key: the first's message",
+            },
+            422: {"description": "Out of bounds, or an Idempotency-Key that named another send"},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -382,10 +420,21 @@ def _make_fastapi(station: Station) -> FastAPI:
             }
         },
     )
-    async def send(name: str, request: Request) -> Response:
-        """Declared here for the schema; SendFastPath answers it first, with the same code."""
+    async def send(
+        name: str,
+        request: Request,
+        idempotency_key: str | None = Header(
+            None,
+            alias=SEND_KEY_HEADER,
+            description="The client's name for this send: repeat the request with the same key "
+            "until an answer comes; a repeat is answered with the first's message (200) and "
+            "sends nothing. Kept as long as the record.",
+        ),
+    ) -> Response:
+        """Send a message; the answer comes once it is durable (accepted). Declared here for
+        the schema; SendFastPath answers it first, with the same code."""
         status, answer = await accept_message(
-            link_of(name), name, await request.body(), station.config.api.sends
+            link_of(name), name, await request.body(), station.config.api.sends, idempotency_key
         )
         return Response(answer, status, media_type="application/json")
 

@@ -183,14 +183,19 @@ class Discipline:
     def _link_alarms(self, runtime: LinkRuntime, now_ns: int) -> dict[str, _Found]:
         name = runtime.link.name
         found: dict[str, _Found] = {}
+        # One outage, one alarm: a link that is DOWN is the alarm, not each of its paths too.
         if runtime.state == "DOWN" and now_ns - runtime.since_ns > DOWN_HOLD_NS:
+            why = runtime.down_reason()
             found[f"link_down:{name}"] = _Found(
-                "link_down", name, f"link {name} is DOWN", runtime.since_ns
+                "link_down", name, f"link {name} is DOWN{_why(why)}", runtime.since_ns
             )
-        for path in runtime.paths.values():
+        for path in runtime.paths.values() if runtime.state != "DOWN" else ():
             if path.state == "DOWN" and now_ns - path.since_ns > DOWN_HOLD_NS:
                 found[f"path_down:{name}:{path.address}"] = _Found(
-                    "path_down", name, f"link {name}: path {path.address} is DOWN", path.since_ns
+                    "path_down",
+                    name,
+                    f"link {name}: path {path.address} is DOWN{_why(path.reason)}",
+                    path.since_ns,
                 )
         desk = runtime.calls
         for call in desk.missed.values() if desk is not None else ():
@@ -443,6 +448,10 @@ def _ranges(seqs: list[int]) -> str:
         else:
             spans.append([seq, seq])
     return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+
+
+def _why(reason: str) -> str:
+    return f": {reason}" if reason else ""
 
 
 def _drill(kind: int) -> str:

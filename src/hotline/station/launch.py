@@ -99,12 +99,18 @@ class StationProcess:
         self.process = None
         return code
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         if self._client is None:
             self._client = httpx.Client(
                 headers={"Authorization": f"Bearer {self.data.api_token()}"}, timeout=30
             )
-        response = self._client.request(method, f"{self.api}{path}", json=body)
+        response = self._client.request(method, f"{self.api}{path}", json=body, headers=headers)
         response.raise_for_status()
         return response.json()
 

@@ -77,15 +77,17 @@ class PathState:
     address: str
     state: str = "DOWN"
     since_ns: int = field(default_factory=time.time_ns)
-    rtt_ms: float | None = None
+    rtt_ms: float | None = None  # the last measured: stale once the path is not UP
     clock_offset_ms: float | None = None
+    measured_ns: int | None = None  # when rtt_ms and clock_offset_ms were measured
+    reason: str = ""  # why the path went down, e.g. "peer closed: station shutting down"
     # The last hour of round trips, for the console's chart: (when, ms).
     rtt_history: deque[tuple[int, float]] = field(
         default_factory=lambda: deque(maxlen=RTT_HISTORY_POINTS)
     )
 
     def measured(self, rtt_ms: float, clock_offset_ms: float, now_ns: int) -> None:
-        self.rtt_ms, self.clock_offset_ms = rtt_ms, clock_offset_ms
+        self.rtt_ms, self.clock_offset_ms, self.measured_ns = rtt_ms, clock_offset_ms, now_ns
         if not self.rtt_history or now_ns - self.rtt_history[-1][0] >= RTT_HISTORY_EVERY_NS:
             self.rtt_history.append((now_ns, round(rtt_ms, 3)))
 
@@ -240,6 +242,7 @@ class LinkRuntime:
         path = self.paths.setdefault(address, PathState(address))
         if path.state != state:
             path.state, path.since_ns = state, time.time_ns()
+            path.reason = "" if state == "UP" else reason
             log.log(
                 logging.INFO if state == "UP" else logging.WARNING,  # coming up is no warning
                 "link %s path %s is %s%s",
@@ -387,6 +390,13 @@ class LinkRuntime:
             raise ProtocolError("an acknowledgement is not itself acknowledged")
         return await self.send(received.lane, MessageType.ACKNOWLEDGEMENT, language, text, received)
 
+    def down_reason(self) -> str:
+        """Why the link is not UP: the reason its latest path to go down went down ("" if UP)."""
+        if self.state == "UP":
+            return ""
+        down = [p for p in self.paths.values() if p.state == "DOWN" and p.reason]
+        return max(down, key=lambda p: p.since_ns).reason if down else ""
+
     def status(self) -> dict[str, Any]:
         core = self.core
         return {
@@ -404,7 +414,10 @@ class LinkRuntime:
                     "since_ns": p.since_ns,
                     "rtt_ms": p.rtt_ms,
                     "clock_offset_ms": p.clock_offset_ms,
+                    "measured_ns": p.measured_ns,
+                    "reason": p.reason,
                 }
                 for p in self.paths.values()
             ],
+            "reason": self.down_reason(),
         }

@@ -10,7 +10,7 @@ to send on, rather than extending a history it cannot vouch for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hotline.crypto.identity import PublicIdentity
@@ -23,12 +23,15 @@ from hotline.store.backend import Row
 from hotline.store.handshakes import HandshakeRecords
 from hotline.store.people import PeopleRecords
 from hotline.store.schema import MIGRATIONS
+from hotline.store.sendkeys import KeyedSend, SendKeyRecords
 from hotline.store.translations import TranslationRecords
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRecords):
+class SqlStore(
+    PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRecords, SendKeyRecords
+):
     """The link's records (here) and the people's (PeopleRecords), over a backend's primitives."""
 
     # -- schema ----------------------------------------------------------------------------------
@@ -248,6 +251,25 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
             (link_id, limit),
         )
 
+    def acknowledgement(self, link_id: bytes, direction: str, lane: int, seq: int) -> Row | None:
+        """The acknowledgement of a message, if it has one: of the peer's ("in"), ours from the
+        outbox (lane, seq, accepted_ns, envelope); of ours ("out"), the peer's from the inbox
+        (lane, seq, received_ns, envelope)."""
+        if direction == "in":
+            rows = self._rows(
+                "SELECT lane, seq, accepted_ns, envelope FROM outbox "
+                "WHERE link_id = ? AND ref_lane = ? AND ref_seq = ? LIMIT 1",
+                (link_id, lane, seq),
+            )
+        else:
+            rows = self._rows(
+                "SELECT i.lane, i.seq, i.received_ns, i.envelope FROM outbox o JOIN inbox i "
+                "ON i.link_id = o.link_id AND i.type = 3 AND i.hash = o.acknowledged_by "
+                "WHERE o.link_id = ? AND o.lane = ? AND o.seq = ? LIMIT 1",
+                (link_id, lane, seq),
+            )
+        return rows[0] if rows else None
+
     def overdue(self, link_id: bytes, accepted_before: list[int]) -> list[Row]:
         """Our principal (and exercise) messages that no person there has acknowledged and that
         were accepted before their lane's cutoff: lane, seq, accepted_ns, type (oldest first,
@@ -293,14 +315,6 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
             (link_id, type),
         )
         return rows[0] if rows else None
-
-    def sent_since(self, link_id: bytes, lane: int, since_ns: int) -> list[Row]:
-        """Our envelopes in a lane accepted at or after a time: seq, envelope."""
-        return self._rows(
-            "SELECT seq, envelope FROM outbox WHERE link_id = ? AND lane = ? AND accepted_ns >= ? "
-            "ORDER BY seq",
-            (link_id, lane, since_ns),
-        )
 
     def lane_extents(self, link_id: bytes) -> dict[str, dict[int, tuple[int, int, list[int]]]]:
         """Per direction and lane: first seq, last seq, and the numbers missing in between (at
@@ -410,12 +424,17 @@ class SqlStore(PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRe
 
     # -- committing what a core produced ---------------------------------------------------------
 
-    def commit(self, link_id: bytes, batch: Batch, now_ns: int) -> None:
-        """Make a core's batch durable, all of it or none (group commit)."""
+    def commit(
+        self, link_id: bytes, batch: Batch, now_ns: int, keyed: Sequence[KeyedSend] = ()
+    ) -> None:
+        """Make a core's batch durable, all of it or none (group commit), with the keys that
+        clients named its new messages by (sendkeys.py)."""
         if not batch:
             return
         with self.transaction():
             self._commit_envelopes(link_id, batch, now_ns)
+            if keyed:
+                self._commit_send_keys(link_id, keyed, now_ns)
             if batch.receipt is not None:
                 self._commit_receipt(link_id, batch.receipt, now_ns)
             if batch.checkpoints:

@@ -302,13 +302,6 @@ class PeopleRecords(SqlBackend):
             )
         return True
 
-    def claimed_seqs(self, link: str, lane: int) -> set[int]:
-        """The sequence numbers drafts of a link and lane were sent as."""
-        rows = self._rows(
-            "SELECT seq FROM drafts WHERE link = ? AND lane = ? AND seq IS NOT NULL", (link, lane)
-        )
-        return {int(seq) for (seq,) in rows}
-
     def draft_sent(self, draft_id: int, seq: int) -> None:
         with self.transaction():
             self._execute(

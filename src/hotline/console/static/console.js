@@ -23,6 +23,7 @@ const WORDS = {
     state_DEGRADED: "DEGRADED", state_DOWN: "DOWN", since: "since", peer: "peer station {peer}", never: "never",
     no_links: "No links configured", col_path: "Path", col_state: "State", col_since: "Since", col_rtt: "RTT, ms",
     col_offset: "Clock offset, ms", col_history: "RTT, last hour",
+    stale: "stale", stale_title: "Last measured while the path was up; not current", down_reason: "Why: {reason}",
     spark_title: "RTT over the last hour: {min}–{max} ms", last_test: "Last hourly test",
     last_peer_test: "Last test from the peer", unreceipted: "Unreceipted", receipt: "receipt",
     test_waiting: "waiting for its receipt", test_passed: "passed", test_late: "receipted late", test_failed: "failed",
@@ -120,6 +121,7 @@ const WORDS = {
     state_DOWN: "НЕТ СВЯЗИ", since: "с", peer: "ответная станция {peer}", never: "не было",
     no_links: "Линии не настроены", col_path: "Путь", col_state: "Состояние", col_since: "С момента",
     col_rtt: "RTT, мс", col_offset: "Расхождение часов, мс", col_history: "RTT за последний час",
+    stale: "устарело", stale_title: "Измерено, когда путь работал; не текущее значение", down_reason: "Причина: {reason}",
     spark_title: "RTT за последний час: {min}–{max} мс", last_test: "Последняя ежечасная проверка",
     last_peer_test: "Последняя проверка от ответной станции", unreceipted: "Без квитанции", receipt: "квитанция",
     test_waiting: "ждёт квитанции", test_passed: "прошла", test_late: "квитанция пришла с опозданием",
@@ -609,7 +611,8 @@ function linkCard(l) {
     el("header", { class: "card-head" },
       el("div", {}, el("h2", { text: l.name }), el("span", { class: "muted" }, t("peer", { peer: isolated(l.peer ?? "—") }))),
       el("div", { class: "state-block" }, el("div", { class: "state-word", text: word("state_", l.state) }),
-        el("div", { class: "muted" }, t("since"), " ", timeEl(l.since_ns)))),
+        el("div", { class: "muted" }, t("since"), " ", timeEl(l.since_ns)),
+        l.state !== "UP" && l.reason ? el("div", { class: "down-reason" }, t("down_reason", { reason: isolated(l.reason) })) : null)),
     el("div", { class: "table-wrap" }, el("table", { class: "paths" },
       el("thead", {}, el("tr", {}, heads.map((k) => el("th", { text: t(k) })))),
       el("tbody", {}, (l.paths ?? []).map(pathRow)))),
@@ -634,9 +637,18 @@ function pathRow(p) {
     el("td", { class: "mono", text: p.address }),
     el("td", { class: "state-cell", text: word("state_", p.state) }),
     el("td", {}, timeEl(p.since_ns)),
-    el("td", { class: "num", text: num(p.rtt_ms) }),
-    el("td", { class: "num", text: num(p.clock_offset_ms) }),
+    measure(p, p.rtt_ms),
+    measure(p, p.clock_offset_ms),
     el("td", {}, sparkline(p.rtt_history ?? [])));
+}
+
+// A path that is not UP keeps its last RTT and clock offset: shown as stale, with their age.
+function measure(p, value) {
+  if (p.state === "UP" || value == null) return el("td", { class: "num", text: num(value) });
+  return el("td", { class: "num stale", title: t("stale_title") }, el("span", { class: "stale-value", text: num(value) }), " ",
+    el("span", { class: "stale-word", text: t("stale") }), " ",
+    p.measured_ns == null ? null : el("time", { "data-ns": String(p.measured_ns), title: `${utc(p.measured_ns)} UTC` },
+      el("span", { class: "ago", text: `(${relative(p.measured_ns)})` })));
 }
 
 function testInfo(test) {
