@@ -68,7 +68,7 @@ def test_a_stopped_peer_shows_down_with_its_reason_stale_figures_and_one_alarm(
         assert alarms[0]["text"] == f"link moscow is DOWN: {REASON}"
 
         page.click("#lang-switch")  # the same board in Russian
-        expect(card.locator(".state-word")).to_have_text("НЕТ СВЯЗИ")
+        expect(card.locator(".state-word")).to_have_text("НЕТ СВЯЗИ")  # noqa: RUF001
         expect(card.locator(".stale-word").first).to_have_text("устарело")
         expect(card.locator(".down-reason")).to_contain_text("Причина:")
         expect(card.locator(".down-reason")).to_contain_text(REASON)
