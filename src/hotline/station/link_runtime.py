@@ -6,7 +6,9 @@ events: the core's contract (hotline.protocol.state). Operators' messages are ga
 task and accepted many per transaction (group commit), so "accepted" costs one fsync per batch,
 not per message. A message is acknowledged exactly once: the writer looks for an earlier
 acknowledgement under the same lock as the commit that would add one, and the store's unique index
-on what an acknowledgement names refuses a second row within that commit's transaction.
+on what an acknowledgement names refuses a second row within that commit's transaction. A send
+named by a client's key (store/sendkeys.py) is made at most once the same way: the writer looks
+the key up under the lock, and the key is committed with the message it made.
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ from hotline.station.events import EventHub, describe
 from hotline.station.links import Link
 from hotline.station.storethread import StoreThread
 from hotline.station.wire import write_message
+from hotline.store.sendkeys import KeyedSend, request_digest
 
 if TYPE_CHECKING:
     from hotline.station.calls import CallDesk
     from hotline.station.transfers import Transfers
 
-__all__ = ["AlreadyAcknowledged", "Connection", "LinkRuntime", "PathState"]
+__all__ = ["AlreadyAcknowledged", "Connection", "KeyReused", "LinkRuntime", "PathState", "Sent"]
 
 log = logging.getLogger("hotline.link")
 # A path that dies without a word (a cut cable) is noticed within 1.5 s, so traffic moves to the
@@ -58,6 +61,19 @@ _RANK = {"DOWN": 0, "DEGRADED": 1, "UP": 2}  # a link's state getting better is 
 
 class AlreadyAcknowledged(LocalError):
     """A person here has acknowledged that message already: each gets one acknowledgement."""
+
+
+class KeyReused(LocalError):
+    """A send named by a key that an earlier, different send was named by: nothing is sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The message a send made, and whether this request made it (False: an earlier request
+    under the same key did, and this is its message)."""
+
+    envelope: Envelope
+    first: bool = True
 
 
 @dataclass(slots=True)
@@ -100,7 +116,12 @@ class _SendRequest:
     text: str
     acknowledges: Envelope | None
     attachments: tuple[Attachment, ...]
-    done: asyncio.Future[Envelope]
+    done: asyncio.Future[Sent]
+    key: str | None = None  # the client's name for this send, if it gave one
+
+    def digest(self) -> bytes:
+        files = [(a.name, a.sha256) for a in self.attachments]
+        return request_digest(self.lane, self.type, self.language, self.text, files)
 
 
 class LinkRuntime:
@@ -144,14 +165,18 @@ class LinkRuntime:
         async with self._lock:
             return await self._act_locked(call)
 
-    async def _act_locked(self, call: Callable[[LinkCore], Output]) -> Output:
+    async def _act_locked(
+        self, call: Callable[[LinkCore], Output], keyed: list[KeyedSend] | None = None
+    ) -> Output:
+        """`keyed` is filled by `call` with the keys its new messages were named by."""
         if self.core is None:
             raise StoreError(f"link {self.link.name} stopped after a failed commit")
         output = call(self.core)
         if output.batch:
             link_id, batch, now = self.link.config.link_id, output.batch, time.time_ns()
+            keys = keyed or []
             try:
-                await self.store.call(lambda s: s.commit(link_id, batch, now))
+                await self.store.call(lambda s: s.commit(link_id, batch, now, keys))
             except StoreError as exc:
                 log.critical("link %s: the store failed a commit: %s", self.link.name, exc)
                 self.core = None
@@ -302,8 +327,28 @@ class LinkRuntime:
         attachments: tuple[Attachment, ...] = (),
     ) -> Envelope:
         """Returns once the message is durable (accepted). Raises ProtocolError if out of bounds."""
-        done: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-        request = _SendRequest(lane, type, language, text, acknowledges, attachments, done)
+        sent = await self.send_once(lane, type, language, text, None, acknowledges, attachments)
+        return sent.envelope
+
+    async def send_once(
+        self,
+        lane: Lane,
+        type: MessageType,
+        language: str,
+        text: str,
+        key: str | None,
+        acknowledges: Envelope | None = None,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> Sent:
+        """`send`, named by a client's key: a repeat under the same key is answered with the
+        message the first made, and sends nothing.
+
+        Raises:
+            KeyReused: the key named a different send before.
+            ProtocolError: out of bounds.
+        """
+        done: asyncio.Future[Sent] = asyncio.get_running_loop().create_future()
+        request = _SendRequest(lane, type, language, text, acknowledges, attachments, done, key)
         await self._sends.put(request)
         return await done
 
@@ -312,19 +357,23 @@ class LinkRuntime:
             requests = [await self._sends.get()]
             while not self._sends.empty() and len(requests) < SEND_BATCH:
                 requests.append(self._sends.get_nowait())
-            accepted: list[tuple[_SendRequest, Envelope]] = []
+            accepted: list[tuple[_SendRequest, Sent]] = []
+            keyed: list[KeyedSend] = []
             try:
-                async with self._lock:  # the check, and the commit it allows, as one step
+                async with self._lock:  # the checks, and the commit they allow, as one step
                     acknowledged = await self._acknowledged_already(requests)
-                    send = functools.partial(self._send_all, requests, accepted, acknowledged)
-                    await self._act_locked(send)
+                    earlier = await self._keyed_already(requests)
+                    send = functools.partial(
+                        self._send_all, requests, accepted, acknowledged, earlier, keyed
+                    )
+                    await self._act_locked(send, keyed)
             except Exception as exc:
                 for request in requests:  # the check or the commit failed: none was accepted
                     if not request.done.done():
                         request.done.set_exception(exc)
                 raise
-            for request, envelope in accepted:
-                request.done.set_result(envelope)
+            for request, sent in accepted:
+                request.done.set_result(sent)
 
     async def _acknowledged_already(self, requests: list[_SendRequest]) -> set[tuple[int, int]]:
         """Which of the messages these requests acknowledge a person here acknowledged before."""
@@ -336,15 +385,38 @@ class LinkRuntime:
             lambda s: {ref for ref in named if s.acknowledged_here(link_id, *ref)}
         )
 
+    async def _keyed_already(
+        self, requests: list[_SendRequest]
+    ) -> dict[str, tuple[bytes, Envelope]]:
+        """The sends made before under the keys these requests are named by: what each asked
+        (its digest) and the message it made."""
+        keys = [r.key for r in requests if r.key is not None]
+        if not keys:
+            return {}
+        link_id, me = self.link.config.link_id, self.link.config.identity.public
+        found = await self.store.call(lambda s: s.keyed_sends(link_id, keys))
+        return {k: (made.request, decode_envelope(made.envelope, me)) for k, made in found.items()}
+
     def _send_all(
         self,
         requests: list[_SendRequest],
-        accepted: list[tuple[_SendRequest, Envelope]],
+        accepted: list[tuple[_SendRequest, Sent]],
         acknowledged: set[tuple[int, int]],
+        earlier: dict[str, tuple[bytes, Envelope]],
+        keyed: list[KeyedSend],
         core: LinkCore,
     ) -> Output:
         output = Output()
         for request in requests:
+            if request.key is not None and request.key in earlier:
+                asked, made = earlier[request.key]  # before, or earlier in this same batch
+                if asked == request.digest():
+                    accepted.append((request, Sent(made, first=False)))
+                else:
+                    request.done.set_exception(
+                        KeyReused(f"the key {request.key!r} named a different message before")
+                    )
+                continue
             ref = request.acknowledges
             if ref is not None and (int(ref.lane), ref.seq) in acknowledged:
                 request.done.set_exception(
@@ -356,7 +428,11 @@ class LinkRuntime:
             except ProtocolError as exc:  # out of bounds: refused before signing, nothing changed
                 request.done.set_exception(exc)
                 continue
-            accepted.append((request, output.batch.outbound[-1]))
+            envelope = output.batch.outbound[-1]
+            accepted.append((request, Sent(envelope)))
+            if request.key is not None:  # a repeat in this same batch is answered with it
+                keyed.append(KeyedSend(request.key, request.digest(), envelope.lane, envelope.seq))
+                earlier[request.key] = (request.digest(), envelope)
             if ref is not None:  # a second request for it in this same batch is refused too
                 acknowledged.add((int(ref.lane), ref.seq))
         return output
