@@ -28,7 +28,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir, err_console, peer
+from hotline.cli.common import (
+    DATA_DIR_OPTION,
+    JSON_OPTION,
+    cli_actor,
+    console,
+    data_dir,
+    err_console,
+    peer,
+)
 from hotline.errors import ConfigError, HotlineError
 from hotline.protocol.textsafety import shown
 
@@ -78,7 +86,11 @@ def _answered(
             f"http://{address}{path}",
             json=body,
             content=content,
-            headers={"Authorization": f"Bearer {token}", **(headers or {})},
+            headers={
+                "Authorization": f"Bearer {token}",
+                "X-Hotline-Actor": cli_actor(),  # audited as the host's user (station/doors.py)
+                **(headers or {}),
+            },
             timeout=TIMEOUT_S if content is None else None,  # an upload takes what it takes
         )
     except httpx.HTTPError as exc:

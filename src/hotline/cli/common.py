@@ -3,6 +3,7 @@ a string from outside is printed."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,15 @@ from hotline.protocol.textsafety import pieces
 from hotline.station.datadir import DataDir
 
 console = Console(highlight=False, soft_wrap=True)
+
+
+def cli_actor() -> str:
+    """Who is acting, for the audit log: the station host's user, as the CLI knows them."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container): say so
+        return "cli:?"
+
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PASSPHRASE_ENV = "HOTLINE_PASSPHRASE"

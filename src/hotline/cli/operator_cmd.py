@@ -7,7 +7,6 @@ station host is trusted as an admin is, and audited as `cli:<their user name>`."
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ import pyotp
 import typer
 from rich.table import Table
 
-from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, console, data_dir
+from hotline.cli.common import DATA_DIR_OPTION, JSON_OPTION, cli_actor, console, data_dir
 from hotline.console.auth import Role
 from hotline.console.operators import (
     EnrolmentCode,
@@ -57,14 +56,6 @@ def _with_store(data: Path | None, work: Callable[[SqlStore, str], _T]) -> _T:
         return work(store, station)
 
 
-def _me() -> str:
-    """Who is acting, for the audit log: the station host's user, as the CLI knows them."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for this uid (a container): say so
-        return "cli:?"
-
-
 def _tell(made: EnrolmentCode) -> None:
     """The code the person needs, once: it is not shown again, and it is all anyone is told."""
     until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(made.expires_ns / 1e9))
@@ -83,7 +74,7 @@ def add(
     data: Path | None = DATA_DIR_OPTION,
 ) -> None:
     """Create an operator account, waiting for its person: prints a one-time enrolment code."""
-    now, me = time.time_ns(), _me()
+    now, me = time.time_ns(), cli_actor()
     made = _with_store(data, lambda s, _: add_operator(s, name, role, now, me, language))
     console.print(f"Operator {name!r} added as {role}.")
     _tell(made)
@@ -128,7 +119,7 @@ def list_(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> N
 def _disable(store: SqlStore, name: str, disabled: bool) -> None:
     set_disabled(store, name, disabled)
     action = "operator disabled" if disabled else "operator enabled"
-    store.audit_person(_me(), action, name, time.time_ns())
+    store.audit_person(cli_actor(), action, name, time.time_ns())
 
 
 @app.command("disable")
@@ -149,7 +140,7 @@ def enable(name: str, data: Path | None = DATA_DIR_OPTION) -> None:
 def reset(name: str, data: Path | None = DATA_DIR_OPTION) -> None:
     """End an operator's password and TOTP secret at once; prints a one-time enrolment code
     with which the person chooses new ones."""
-    now, me = time.time_ns(), _me()
+    now, me = time.time_ns(), cli_actor()
     made = _with_store(data, lambda s, _: reset_operator(s, name, now, me))
     console.print(f"Operator {name!r} reset: the old password and TOTP secret no longer work.")
     _tell(made)

@@ -85,6 +85,7 @@ class AuditRecord:
     action: str
     detail: str
     evidence: bytes = b""
+    actor: str = "link"  # the link itself; or the door a person's act came in by ("api", "cli:...")
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import asyncio
 import hmac
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fastapi import FastAPI, Header, HTTPException, Request
@@ -35,6 +35,7 @@ from hotline.protocol.envelope import (
 )
 from hotline.station.apidocs import add_docs_page
 from hotline.station.call_api import add_call_routes
+from hotline.station.doors import ACTOR_HEADER, audit_api_act, door
 from hotline.station.events import arrival_json, envelope_json
 from hotline.station.files import FileStore, FileTooLarge
 from hotline.station.link_runtime import AlreadyAcknowledged, KeyReused
@@ -164,11 +165,16 @@ def refusal(message: NewMessage, sends: str) -> str | None:
 
 
 async def accept_message(
-    runtime: LinkRuntime, name: str, body: bytes, sends: str = "any", key: str | None = None
+    runtime: LinkRuntime,
+    name: str,
+    body: bytes,
+    sends: str = "any",
+    key: str | None = None,
+    actor: str = "api",
 ) -> tuple[int, bytes]:
-    """Send one message from a request's body and its Idempotency-Key header (`key`), if any:
-    (HTTP status, JSON answer). 201: sent now; 200: sent before under the same key, and this
-    is that message."""
+    """Send one message from a request's body and its Idempotency-Key header (`key`), if any,
+    audited as `actor` (`door`): (HTTP status, JSON answer). 201: sent now; 200: sent before
+    under the same key, and this is that message."""
     try:
         message = NewMessage.model_validate_json(body)
     except ValidationError as exc:
@@ -188,6 +194,7 @@ async def accept_message(
             message.text,
             key or message.idempotency_key,
             attachments=files_named(runtime, message.attachments),
+            door=actor,
         )
     except (ProtocolError, KeyReused) as exc:
         return 422, _detail(str(exc))
@@ -256,8 +263,9 @@ class SendFastPath:
             if size > MAX_SEND_BODY:
                 await _answer(send, 413, b'{"detail":"the request body is too large"}')
                 return
-        sends, key = self.station.config.api.sends, _send_key(scope)
-        status, answer = await accept_message(runtime, name, b"".join(chunks), sends, key)
+        sends, key = self.station.config.api.sends, _header(scope, b"idempotency-key")
+        actor = door(_header(scope, b"x-hotline-actor"))
+        status, answer = await accept_message(runtime, name, b"".join(chunks), sends, key, actor)
         await _answer(send, status, answer)
 
     def _target(self, scope: Scope) -> tuple[str, LinkRuntime] | None:
@@ -272,9 +280,9 @@ class SendFastPath:
         return (match.group(1), runtime) if runtime is not None else None
 
 
-def _send_key(scope: Scope) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for header, value in scope["headers"]:
-        if header == b"idempotency-key":
+        if header == name:
             return bytes(value).decode("latin-1")
     return None
 
@@ -433,12 +441,15 @@ def _make_fastapi(station: Station) -> FastAPI:
     ) -> Response:
         """Send a message; the answer comes once it is durable (accepted). Declared here for
         the schema; SendFastPath answers it first, with the same code."""
+        body, sends = await request.body(), station.config.api.sends
+        actor = door(request.headers.get(ACTOR_HEADER))
         status, answer = await accept_message(
-            link_of(name), name, await request.body(), station.config.api.sends, idempotency_key
+            link_of(name), name, body, sends, idempotency_key, actor
         )
         return Response(answer, status, media_type="application/json")
 
     _add_file_routes(app, station)
+    _add_ack_route(app, link_of)
     add_call_routes(app, station)
 
     @app.get("/api/v1/links/{name}/outbox")
@@ -480,23 +491,6 @@ def _make_fastapi(station: Station) -> FastAPI:
         bound = station.config.console.clock_fault_s * 1_000_000_000
         return await with_file_states(runtime, "in", [_received(r, peer, bound) for r in rows])
 
-    @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", status_code=201)
-    async def acknowledge(name: str, lane: LaneName, seq: int, ack: Acknowledgement) -> Accepted:
-        runtime = link_of(name)
-        if not 1 <= seq < 2**63:
-            raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
-        try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
-            envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text)
-        except AlreadyAcknowledged:
-            raise HTTPException(
-                409, f"{lane} {seq} from {name!r} is acknowledged already"
-            ) from None
-        except ProtocolError as exc:
-            raise HTTPException(422, str(exc)) from None
-        if envelope is None:
-            raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
-        return Accepted(link=name, lane=lane, seq=envelope.seq, hash=envelope.hash.hex())
-
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(metrics_text(station), media_type=CONTENT_TYPE_LATEST)
@@ -506,6 +500,28 @@ def _make_fastapi(station: Station) -> FastAPI:
         return StreamingResponse(_event_stream(station, request), media_type="text/event-stream")
 
     return app
+
+
+def _add_ack_route(app: FastAPI, link_of: Callable[[str], LinkRuntime]) -> None:
+    @app.post("/api/v1/links/{name}/inbox/{lane}/{seq}/ack", status_code=201)
+    async def acknowledge(
+        name: str, lane: LaneName, seq: int, ack: Acknowledgement, request: Request
+    ) -> Accepted:
+        runtime = link_of(name)
+        if not 1 <= seq < 2**63:
+            raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
+        actor = door(request.headers.get(ACTOR_HEADER))
+        try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
+            envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text, actor)
+        except AlreadyAcknowledged:
+            raise HTTPException(
+                409, f"{lane} {seq} from {name!r} is acknowledged already"
+            ) from None
+        except ProtocolError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if envelope is None:
+            raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
+        return Accepted(link=name, lane=lane, seq=envelope.seq, hash=envelope.hash.hex())
 
 
 def _add_file_routes(app: FastAPI, station: Station) -> None:
@@ -525,7 +541,11 @@ def _add_file_routes(app: FastAPI, station: Station) -> None:
     async def upload(request: Request) -> Uploaded:
         """Upload a file, to name in a message by its SHA-256. The same bytes uploaded twice
         are one file."""
-        return await upload_file(station.files, request)
+        uploaded = await upload_file(station.files, request)
+        await audit_api_act(
+            station, request, "uploaded", f"{uploaded.sha256} ({uploaded.size} bytes)"
+        )
+        return uploaded
 
     @app.get("/api/v1/attachments/{sha256}", response_class=FileResponse)
     async def download(sha256: str) -> FileResponse:

@@ -14,12 +14,13 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from hotline.errors import CallRefused
 from hotline.protocol.envelope import Lane
 from hotline.station.calls import CallDesk, call_json
+from hotline.station.doors import audit_api_act
 from hotline.station.participants import Participant, Role
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def find_call(station: Station, call_id: str) -> tuple[CallDesk, bytes]:
 
 def add_call_routes(app: FastAPI, station: Station) -> None:
     @app.post("/api/v1/links/{name}/calls", status_code=201)
-    async def place_call(name: str, body: NewCall) -> dict[str, Any]:
+    async def place_call(name: str, body: NewCall, request: Request) -> dict[str, Any]:
         """Ring the peer: the call is invited with its precedence, and says whether it is
         recorded before anyone answers."""
         desk = _desk(station, name)
@@ -77,6 +78,8 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
             call = await desk.place(Lane[body.precedence], body.person, body.role)
         except CallRefused as exc:
             raise HTTPException(409, str(exc)) from None
+        what = f"{body.precedence} call {call.call_id.hex()[:8]} to {name} by {body.person}"
+        await audit_api_act(station, request, "call placed", what)
         return {**call_json(call), "link": name}
 
     @app.get("/api/v1/calls")
@@ -104,26 +107,34 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
         return status
 
     @app.post("/api/v1/calls/{call_id}/answer")
-    async def answer_call(call_id: str, body: Answer) -> dict[str, Any]:
+    async def answer_call(call_id: str, body: Answer, request: Request) -> dict[str, Any]:
         desk, raw = find_call(station, call_id)
-        return act_on_call(lambda: desk.answer(raw, body.person, body.role), desk)
+        answered = act_on_call(lambda: desk.answer(raw, body.person, body.role), desk)
+        what = f"call {call_id[:8]} by {body.person}"
+        await audit_api_act(station, request, "call answered", what)
+        return answered
 
     @app.post("/api/v1/calls/{call_id}/decline")
-    async def decline_call(call_id: str, body: Reason) -> dict[str, Any]:
+    async def decline_call(call_id: str, body: Reason, request: Request) -> dict[str, Any]:
         desk, raw = find_call(station, call_id)
-        return act_on_call(lambda: desk.decline(raw, body.reason), desk)
+        declined = act_on_call(lambda: desk.decline(raw, body.reason), desk)
+        await audit_api_act(station, request, "call declined", f"call {call_id[:8]}")
+        return declined
 
     @app.post("/api/v1/calls/{call_id}/end")
-    async def end_call(call_id: str, body: Reason) -> dict[str, Any]:
+    async def end_call(call_id: str, body: Reason, request: Request) -> dict[str, Any]:
         desk, raw = find_call(station, call_id)
-        return act_on_call(lambda: desk.end(raw, body.reason), desk)
+        ended = act_on_call(lambda: desk.end(raw, body.reason), desk)
+        await audit_api_act(station, request, "call ended", f"call {call_id[:8]}")
+        return ended
 
     @app.post("/api/v1/calls/{call_id}/missed/acknowledge")
-    async def acknowledge_missed(call_id: str) -> dict[str, Any]:
+    async def acknowledge_missed(call_id: str, request: Request) -> dict[str, Any]:
         """A person has seen the missed call: its alarm clears."""
         desk, raw = find_call(station, call_id)
         if not desk.acknowledge_missed(raw):
             raise HTTPException(409, "that call is not a missed call waiting for acknowledgement")
+        await audit_api_act(station, request, "missed call seen", f"call {call_id[:8]}")
         return {"id": call_id, "acknowledged": True}
 
     @app.websocket("/api/v1/calls/{call_id}/media")

@@ -28,6 +28,7 @@ from hotline.protocol.envelope import Attachment, Envelope, Lane, MessageType, d
 from hotline.protocol.frames import Frame, encode_packets
 from hotline.protocol.link import MS, LinkCore, Timing
 from hotline.protocol.state import (
+    AuditRecord,
     CallFrameReceived,
     ClockFault,
     Event,
@@ -118,10 +119,20 @@ class _SendRequest:
     attachments: tuple[Attachment, ...]
     done: asyncio.Future[Sent]
     key: str | None = None  # the client's name for this send, if it gave one
+    door: str | None = None  # who sent it through the API ("api", "cli:..."), audited with it
 
     def digest(self) -> bytes:
         files = [(a.name, a.sha256) for a in self.attachments]
         return request_digest(self.lane, self.type, self.language, self.text, files)
+
+
+def _audited(request: _SendRequest, envelope: Envelope) -> AuditRecord:
+    """The audit row of a send or an acknowledgement made through the API, by its door."""
+    where, door = f"{envelope.lane.name} {envelope.seq}", request.door or "api"
+    ref = request.acknowledges
+    if ref is not None:
+        return AuditRecord("acknowledged", f"{ref.lane.name} {ref.seq} (as {where})", actor=door)
+    return AuditRecord("sent", f"{where}, {request.type.name.lower()}", actor=door)
 
 
 class LinkRuntime:
@@ -339,16 +350,20 @@ class LinkRuntime:
         key: str | None,
         acknowledges: Envelope | None = None,
         attachments: tuple[Attachment, ...] = (),
+        door: str | None = None,
     ) -> Sent:
         """`send`, named by a client's key: a repeat under the same key is answered with the
-        message the first made, and sends nothing.
+        message the first made, and sends nothing. `door`: the API's caller, audited in the
+        same transaction as the message (the console audits its own people's acts).
 
         Raises:
             KeyReused: the key named a different send before.
             ProtocolError: out of bounds.
         """
         done: asyncio.Future[Sent] = asyncio.get_running_loop().create_future()
-        request = _SendRequest(lane, type, language, text, acknowledges, attachments, done, key)
+        request = _SendRequest(
+            lane, type, language, text, acknowledges, attachments, done, key, door
+        )
         await self._sends.put(request)
         return await done
 
@@ -433,6 +448,8 @@ class LinkRuntime:
             if request.key is not None:  # a repeat in this same batch is answered with it
                 keyed.append(KeyedSend(request.key, request.digest(), envelope.lane, envelope.seq))
                 earlier[request.key] = (request.digest(), envelope)
+            if request.door is not None:
+                output.batch.audit.append(_audited(request, envelope))
             if ref is not None:  # a second request for it in this same batch is refused too
                 acknowledged.add((int(ref.lane), ref.seq))
         return output
@@ -450,7 +467,9 @@ class LinkRuntime:
             attachments=request.attachments,
         )
 
-    async def acknowledge(self, lane: int, seq: int, language: str, text: str) -> Envelope | None:
+    async def acknowledge(
+        self, lane: int, seq: int, language: str, text: str, door: str | None = None
+    ) -> Envelope | None:
         """A person here acknowledges the peer's envelope (lane, seq); None if there is none.
 
         Raises:
@@ -464,7 +483,10 @@ class LinkRuntime:
         received = decode_envelope(data, self.link.config.peer)
         if received.body.type == MessageType.ACKNOWLEDGEMENT:
             raise ProtocolError("an acknowledgement is not itself acknowledged")
-        return await self.send(received.lane, MessageType.ACKNOWLEDGEMENT, language, text, received)
+        sent = await self.send_once(
+            received.lane, MessageType.ACKNOWLEDGEMENT, language, text, None, received, door=door
+        )
+        return sent.envelope
 
     def down_reason(self) -> str:
         """Why the link is not UP: the reason its latest path to go down went down ("" if UP)."""

@@ -455,8 +455,11 @@ class SqlStore(
             if batch.audit:
                 self._executemany(
                     "INSERT INTO audit (link_id, at_ns, actor, action, detail, evidence) "
-                    "VALUES (?, ?, 'link', ?, ?, ?)",
-                    [(link_id, now_ns, a.action, a.detail, a.evidence) for a in batch.audit],
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (link_id, now_ns, a.actor, a.action, a.detail, a.evidence)
+                        for a in batch.audit
+                    ],
                 )
 
     def _commit_envelopes(self, link_id: bytes, batch: Batch, now_ns: int) -> None:
