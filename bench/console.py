@@ -33,7 +33,15 @@ from playwright.sync_api import Page, Response, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.consoledriver import chromium, compose, open_console, show, staff, wait_up
+from tests.consoledriver import (
+    chromium,
+    compose,
+    hold_to_acknowledge,
+    open_console,
+    show,
+    staff,
+    wait_up,
+)
 
 from hotline.station.launch import make_pair
 
@@ -93,7 +101,7 @@ def main() -> None:
                     if args.screenshots and run == 0:
                         args.screenshots.mkdir(parents=True, exist_ok=True)
                         receiver.screenshot(path=str(args.screenshots / "flash.png"))
-                    receiver.click("#flash-ack")
+                    hold_to_acknowledge(receiver)
                     receiver.wait_for_selector("#flash-alarm", state="hidden", timeout=20_000)
                 emit("flash_runs", runs)
                 emit("flash_release_to_alarm_ms_p50", f"{statistics.median(times):.0f}")

@@ -16,7 +16,15 @@ from hotline.console.operators import add_operator, complete_enrolment
 from hotline.station.launch import StationProcess
 from hotline.station.runtime import open_store
 
-__all__ = ["Person", "chromium", "compose", "open_console", "staff", "wait_up"]
+__all__ = [
+    "Person",
+    "chromium",
+    "compose",
+    "hold_to_acknowledge",
+    "open_console",
+    "staff",
+    "wait_up",
+]
 
 PASSWORD = "a long enough password"
 TIMEOUT_MS = 20_000
@@ -112,3 +120,14 @@ def compose(page: Page, lane: str, kind: str, language: str, text: str) -> None:
     page.select_option("#compose-language", language)
     page.fill("#compose-text", text)
     page.click("#compose-submit")
+
+
+def hold_to_acknowledge(page: Page) -> None:
+    """Acknowledge the FLASH on the overlay as a person must: press the button and hold it
+    until the overlay goes (a click, or a press begun before the overlay showed, does not)."""
+    page.locator("#flash-ack").hover()
+    page.mouse.down()
+    try:
+        page.wait_for_selector("#flash-alarm", state="hidden")
+    finally:
+        page.mouse.up()

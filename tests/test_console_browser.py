@@ -13,7 +13,15 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from hotline.station.launch import make_pair
-from tests.consoledriver import Person, compose, open_console, show, staff, wait_up
+from tests.consoledriver import (
+    Person,
+    compose,
+    hold_to_acknowledge,
+    open_console,
+    show,
+    staff,
+    wait_up,
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +75,7 @@ def test_a_flash_released_in_london_takes_over_moscow_until_acknowledged(
     flash_seconds = time.monotonic() - released_at
     expect(receiver.locator("#flash-text")).to_have_text(text)
     receiver.screenshot(path=str(tmp_path / "flash.png"))
-    receiver.click("#flash-ack")
+    hold_to_acknowledge(receiver)
     expect(overlay).to_be_hidden()
     station = moscow["ivan"].station
     flash = [m for m in station.call("GET", "/api/v1/links/london/inbox") if m["lane"] == "FLASH"]

@@ -644,6 +644,26 @@ def test_the_store_refuses_a_second_acknowledgement_of_a_message(inbox: Inbox) -
     assert not inbox.store.acknowledged_here(link_id, Lane.PRIORITY, 2)
 
 
+def test_the_acknowledgement_of_a_message_is_found_from_either_side(traffic: Traffic) -> None:
+    """What the console shows on a message (issue 15, item 2): the peer's acknowledgement of
+    ours, and ours of the peer's, each with its envelope and our time for it."""
+    store, link_id = traffic.store, traffic.config.link_id
+    theirs = store.acknowledgement(link_id, "out", Lane.FLASH, 1)
+    assert theirs is not None
+    lane, seq, _received, data = theirs
+    assert (lane, seq) == (Lane.FLASH, traffic.ack.seq)
+    assert decode_envelope(bytes(data), None).hash == traffic.ack.hash
+    assert store.acknowledgement(link_id, "out", Lane.FLASH, 2) is None
+    assert store.acknowledgement(link_id, "in", Lane.PRIORITY, 1) is None
+    ours = traffic.pair.a.core.acknowledge(traffic.priority[0], "en", "Acknowledged by olga", NOW)
+    store.commit(link_id, ours.batch, NOW + SECOND)
+    found = store.acknowledgement(link_id, "in", Lane.PRIORITY, 1)
+    assert found is not None
+    assert found[2] == NOW + SECOND
+    assert decode_envelope(bytes(found[3]), None).body.text == "Acknowledged by olga"
+    assert store.acknowledgement(link_id, "in", Lane.PRIORITY, 2) is None
+
+
 def test_a_store_that_holds_two_acknowledgements_of_a_message_still_opens(
     store_factory: OpenStore,
     configs: tuple[LinkConfig, LinkConfig],

@@ -24,6 +24,7 @@ from hotline.console.security import (
     Translator,
     Viewer,
 )
+from hotline.console.views import acknowledgement
 from hotline.errors import ProtocolError
 from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.envelope import MAX_TEXT_BYTES, Lane, decode_envelope
@@ -125,7 +126,21 @@ async def message(
         if side == "in"
         else []
     )
-    return {**shown, "annotations": annotations, "engine": desk.describe()}
+    bound = console.settings.clock_fault_s * 10**9
+    acked = await acknowledgement(runtime, side, number, seq, bound)
+    # Ours: who drafted it and who released it, if it was drafted here (issue 15, item 8).
+    draft = (
+        await console.store(lambda s: s.released_as(runtime.link.name, number, seq))
+        if side == "out"
+        else None
+    )
+    drafted = (
+        {"id": draft.id, "drafted_by": draft.drafted_by, "drafted_ns": draft.drafted_ns,
+         "decided_by": draft.decided_by, "decided_ns": draft.decided_ns}
+        if draft else None
+    )  # fmt: skip
+    return {**shown, "annotations": annotations, "engine": desk.describe(),
+            "acknowledgement": acked, "draft": drafted}  # fmt: skip
 
 
 # -- translations ------------------------------------------------------------------------------

@@ -42,7 +42,9 @@ router = APIRouter(prefix="/console")
 LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 # The link test is the station's own (discipline.py): a person does not type one.
 TypeName = Literal["principal", "service", "exercise"]
-_ACK_TEXT = {"en": "Acknowledged", "ru": "Принято"}
+# An acknowledgement carries no field for a person: its text names them, so that both stations
+# can show who acknowledged (issue 15, item 8), signed in the record like the rest.
+_ACK_TEXT = {"en": "Acknowledged by {name}", "ru": "Получение подтверждено: {name}"}
 _HELD = (
     "held for new devices after wrong codes: sign in where you signed in before, or ask an "
     "admin to reset the account"
@@ -270,7 +272,9 @@ async def acknowledge(
     ack: AckRequest | None = None,
 ) -> dict[str, Any]:
     runtime = console.link(name)
-    text = (ack.text if ack else None) or _ACK_TEXT.get(session.language, "Acknowledged")
+    given, person = (ack.text if ack else None), session.operator
+    words = _ACK_TEXT.get(session.language, _ACK_TEXT["en"]).format(name=person)
+    text = f"{given}\n— {person}" if given else words
     try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
         envelope = await runtime.acknowledge(Lane[lane], seq, session.language, text)
     except AlreadyAcknowledged:

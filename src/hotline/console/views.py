@@ -10,15 +10,16 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from hotline.protocol.clock import CLOCK_FAULT_NS
-from hotline.protocol.envelope import Lane, decode_envelope
+from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
 from hotline.station.events import arrival_json, envelope_json
+from hotline.store.backend import Row
 
 if TYPE_CHECKING:
     from hotline.station.datadir import Deadlines
     from hotline.station.link_runtime import LinkRuntime
     from hotline.station.runtime import Station
 
-__all__ = ["board", "traffic"]
+__all__ = ["acknowledgement", "board", "traffic"]
 
 # The board goes to every console after each change: under a flood of FLASH it names a bounded
 # number of alarms, by id, and counts them all exactly (issue 13, item 8). The overlay needs the
@@ -67,7 +68,21 @@ async def traffic(
     inbox = await runtime.store.call(lambda s: s.inbox(link_id, 200))
     extents = await runtime.store.call(lambda s: s.lane_extents(link_id))
     out = []
-    for _lane, _seq, _type, accepted, receipted, acked, data in outbox:
+    # An acknowledgement is shown on the message it acknowledges (issue 15, item 2): found among
+    # the rows listed, or else in the store. Ours acknowledge the peer's, and theirs ours.
+    ours: dict[tuple[int, int], dict[str, Any]] = {}
+    theirs: dict[tuple[int, int], dict[str, Any]] = {}
+    for lane, seq, kind, accepted, _receipted, _acked, data in outbox:
+        if kind == MessageType.ACKNOWLEDGEMENT:
+            ack = decode_envelope(bytes(data), None)
+            ours[_refers(ack)] = _ack_json(ack, lane, seq, "accepted_ns", accepted, clock_fault_ns)
+    for lane, seq, kind, received, _acked, data in inbox:
+        if kind == MessageType.ACKNOWLEDGEMENT:
+            ack = decode_envelope(bytes(data), None)
+            theirs[_refers(ack)] = _ack_json(
+                ack, lane, seq, "received_ns", received, clock_fault_ns
+            )
+    for lane, seq, _type, accepted, receipted, acked, data in outbox:
         envelope = decode_envelope(bytes(data), None)
         message = envelope_json(envelope)
         deadline = deadlines.due_ns(message["lane"], accepted)
@@ -84,10 +99,16 @@ async def traffic(
                 "acknowledged": bool(acked),
                 "deadline_ns": deadline if asks else None,
                 "overdue": waits and now_ns > deadline,
+                "acknowledgement": (
+                    theirs.get((lane, seq))
+                    or await acknowledgement(runtime, "out", lane, seq, clock_fault_ns)
+                )
+                if acked
+                else None,
             }
         )
     inn = []
-    for _lane, _seq, _type, received, acked, data in inbox:  # newest arrival first
+    for lane, seq, _type, received, acked, data in inbox:  # newest arrival first
         envelope = decode_envelope(bytes(data), None)
         inn.append(
             {
@@ -99,9 +120,50 @@ async def traffic(
                 "acknowledged": bool(acked),
                 "deadline_ns": None,
                 "overdue": False,
+                "acknowledgement": (
+                    ours.get((lane, seq))
+                    or await acknowledgement(runtime, "in", lane, seq, clock_fault_ns)
+                )
+                if acked
+                else None,
             }
         )
     return {"inbox": inn, "outbox": out, "gaps": _gaps(extents)}
+
+
+async def acknowledgement(
+    runtime: LinkRuntime, direction: str, lane: int, seq: int, clock_fault_ns: int = CLOCK_FAULT_NS
+) -> dict[str, Any] | None:
+    """The acknowledgement of a message ("in": the peer's, acknowledged by us; "out": ours, by
+    the peer), from the store: the envelope that carried it, its text and language, when it was
+    sent (by its sender's clock) and accepted or received here (by ours); None if it has none."""
+    link_id = runtime.link.config.link_id
+    row: Row | None = await runtime.store.call(
+        lambda s: s.acknowledgement(link_id, direction, lane, seq)
+    )
+    if row is None:
+        return None
+    ack_lane, ack_seq, at, data = row
+    when = "accepted_ns" if direction == "in" else "received_ns"
+    return _ack_json(
+        decode_envelope(bytes(data), None), ack_lane, ack_seq, when, at, clock_fault_ns
+    )
+
+
+def _refers(ack: Envelope) -> tuple[int, int]:
+    ref = ack.body.ref
+    return (ref.lane, ref.seq) if ref else (-1, -1)
+
+
+def _ack_json(
+    ack: Envelope, lane: int, seq: int, when: str, at: int, clock_fault_ns: int
+) -> dict[str, Any]:
+    body = ack.body
+    shown = {"lane": Lane(lane).name, "seq": seq, "language": body.language, "text": body.text,
+             "sent_ns": body.sent_ns, "hash": ack.hash.hex(), when: at}  # fmt: skip
+    if when == "received_ns":  # the peer's: its date is its sender's word (clock faults)
+        shown.update(arrival_json(ack, at, clock_fault_ns))
+    return shown
 
 
 def _gaps(extents: dict[str, dict[int, tuple[int, int, list[int]]]]) -> dict[str, Any]:

@@ -277,6 +277,15 @@ class PeopleRecords(SqlBackend):
         rows = self._rows(f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE id = ?", (draft_id,))  # noqa: S608 - constant columns
         return Draft(*rows[0]) if rows else None
 
+    def released_as(self, link: str, lane: int, seq: int) -> Draft | None:
+        """The draft that a message of ours was released (or sent) as, if it was drafted."""
+        rows = self._rows(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts "  # noqa: S608 - constant columns
+            "WHERE link = ? AND lane = ? AND seq = ? AND state = 'released' LIMIT 1",
+            (link, lane, seq),
+        )
+        return Draft(*rows[0]) if rows else None
+
     def drafts(self, states: tuple[str, ...], limit: int = 200) -> list[Draft]:
         """Oldest first: the draft waiting longest is the one a supervisor must see."""
         marks = ", ".join("?" for _ in states)

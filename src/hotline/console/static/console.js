@@ -98,6 +98,14 @@ const WORDS = {
     kind_failover: "This side failed over", state_STANDBY: "STANDBY",
     kind_clock_fault: "Clock fault", clock_fault: "clock fault", at_received: "Received", at_accepted: "Accepted",
     clock_fault_title: "Dated {when} by the sender's clock: further from this station's clock than allowed, not to be believed",
+    // Issue 15, items 1, 2, 7 and 8.
+    ack_hold: "Hold to acknowledge", ack_hold_hint: "Press and hold the button until it fills (or move to it with Tab and hold Space). A click does not acknowledge.",
+    acks_ref: "→ {lane} {seq}: ", ack_title: "Acknowledgement", ack_by_peer: "Acknowledged at the peer station",
+    ack_by_us: "Acknowledged here", ack_envelope: "Carried as", ack_unlisted: "Acknowledged (the acknowledgement is not found in this station's record)",
+    waiting_receipted: "not yet held by peer station", late_receipted: "not yet held by peer station: late",
+    waiting_acknowledged: "awaiting acknowledgement", late_acknowledged: "acknowledgement overdue",
+    drafted_by_label: "Drafted by", released_by_label: "Released by", sent_by_label: "Sent by",
+    by_api: "Sent through the station's API (not drafted in the console)", by_station: "Sent by the station itself",
   },
   ru: {
     call_incoming: "Входящий звонок", call_answer: "Ответить", call_decline: "Отклонить", call_end: "Положить трубку",
@@ -191,13 +199,22 @@ const WORDS = {
     kind_failover: "Сторона переключилась на другой узел", state_STANDBY: "РЕЗЕРВ",
     kind_clock_fault: "Сбой часов", clock_fault: "сбой часов", at_received: "Получено", at_accepted: "Принято",
     clock_fault_title: "По часам отправителя {when}: расходится с часами станции больше допустимого, верить нельзя",
+    ack_hold: "Удерживайте, чтобы подтвердить", ack_hold_hint: "Нажмите кнопку и удерживайте, пока она не заполнится (или перейдите к ней клавишей Tab и удерживайте пробел). Щелчок не подтверждает получение.",
+    acks_ref: "→ {lane} {seq}: ", ack_title: "Подтверждение получения", ack_by_peer: "Подтверждено на ответной станции",
+    ack_by_us: "Подтверждено здесь", ack_envelope: "Передано как", ack_unlisted: "Подтверждено (само подтверждение в записи станции не найдено)",
+    waiting_receipted: "ещё не у ответной станции", late_receipted: "ещё не у ответной станции: опаздывает",
+    waiting_acknowledged: "ждёт подтверждения", late_acknowledged: "подтверждение просрочено",
+    drafted_by_label: "Составил(а)", released_by_label: "Разрешил(а) отправку", sent_by_label: "Отправил(а)",
+    by_api: "Отправлено через API станции (не составлялось в консоли)", by_station: "Отправлено самой станцией",
   },
 };
 for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], CALL_WORDS[lang]); // the calls page's (calls.js)
 
 // ---- State: one object, so that a language switch can re-render everything from it. ----
 const LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"];
-const TYPES = ["principal", "service", "test", "exercise"];
+const TYPES = ["principal", "service", "test", "exercise", "acknowledgement"];
+// An acknowledgement is shown on the message it acknowledges; in the lists only when asked for.
+const HIDDEN_TYPES = ["acknowledgement"];
 const STEPS = { out: ["accepted", "receipted", "acknowledged"], in: ["received", "acknowledged"] };
 const NEEDS = { board: "view", traffic: "view", message: "view", compose: "draft", drafts: "view",
   shiftlog: "view", audit: "audit", operators: "admin", calls: "view", call: "view" };
@@ -206,7 +223,7 @@ const HOUR_NS = 3600e9;
 const S = {
   lang: navigator.language?.startsWith("ru") ? "ru" : "en", me: null, board: null, view: "board", link: "",
   traffic: null, open: null, drafts: [], notes: [], audit: [], operators: [], lastDraft: null, seen: null,
-  filters: { lane: new Set(LANES), type: new Set(TYPES) }, es: null, lastEvent: 0, retry: 0, flashId: null,
+  filters: { lane: new Set(LANES), type: new Set(TYPES.filter((v) => !HIDDEN_TYPES.includes(v))) }, es: null, lastEvent: 0, retry: 0, flashId: null,
   detail: null, glossary: [], uploads: [],
 };
 const PREVIEW = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]); // the station serves these inline
@@ -740,10 +757,47 @@ function renderFlash() {
   const more = (counts.flash ?? flashes.length) - 1;
   Object.assign($("#flash-more"), { hidden: !more, textContent: t("flash_more", { n: more }) });
   Object.assign(ack, { hidden: !can("acknowledge"), disabled: !a.message });
+  $("#flash-hold-hint").hidden = ack.hidden;
   $("#flash-silence").hidden = !loud || !can("silence");
   $("#flash-silenced").hidden = loud;
-  if (S.flashId !== a.id) { S.flashId = a.id; (ack.hidden ? box : ack).focus(); }
+  if (S.flashId !== a.id) {
+    // A new FLASH: no press begun before now counts, and focus stays where the officer is typing
+    // (the key meant for the text goes into it). Elsewhere it goes to the overlay itself, where a
+    // key does nothing, rather than to a button behind it.
+    Object.assign(S, { flashId: a.id, flashShownAt: performance.now() });
+    holdEnd();
+    if (!document.activeElement?.matches("input, textarea, select, [contenteditable]")) box.focus({ preventScroll: true });
+  }
   if (loud) startSiren(); else stopSiren();
+}
+
+// ---- Acknowledging a FLASH is a deliberate act (issue 15, item 1): the button is pressed and held
+// for HOLD_MS, with the pointer or with Space or Enter once a person has moved focus to it. The
+// console never focuses it; a click does nothing; a press begun before this FLASH was shown, or a
+// key's auto-repeat, never starts the hold; letting go, or leaving the button, ends it. ----
+const HOLD_MS = 1500;
+const HOLD = { timer: 0 };
+
+function holdStart(e) {
+  const ack = $("#flash-ack");
+  if (e.type === "keydown" && (e.key !== " " && e.key !== "Enter")) return;
+  if (e.type === "pointerdown" && e.button !== 0) return;
+  e.preventDefault(); // no click, no focus change, no text selection: only the hold acts
+  if (HOLD.timer || e.repeat || ack.disabled || $("#flash-alarm").hidden) return;
+  if (!(e.timeStamp > S.flashShownAt)) return; // pressed before the overlay showed this FLASH
+  const id = S.flashId;
+  ack.classList.add("holding");
+  HOLD.timer = setTimeout(() => {
+    HOLD.timer = 0;
+    ack.classList.remove("holding");
+    if (S.flashId === id) run(flashAck, ack);
+  }, HOLD_MS);
+}
+
+function holdEnd() {
+  clearTimeout(HOLD.timer);
+  HOLD.timer = 0;
+  $("#flash-ack").classList.remove("holding");
 }
 
 async function toggleExercise() {
@@ -881,20 +935,23 @@ function fillTable(sel, messages) {
   if (!rows.length) $(`${sel} tbody`).append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, t("nothing"))));
 }
 
-// A call record is a station's statement about a call, not a message for a person to act on.
-const canAck = (m) => m.direction === "in" && m.type !== "call_record" && !m.acknowledged
+// A call record is a station's statement about a call, not a message for a person to act on; nor
+// is a link test (the stations'); nor an acknowledgement: it is shown on the message it
+// acknowledges (issue 15, item 2).
+const acknowledgeable = (m) => !["call_record", "acknowledgement", "test"].includes(m.type);
+const canAck = (m) => m.direction === "in" && acknowledgeable(m) && !m.acknowledged
   && m.state !== "acknowledged" && can("acknowledge");
 const ackButton = (m) => button("ack", "ack", (e) => { e.stopPropagation(); run(() => ack(m), e.currentTarget); });
 
 function messageRow(m) {
   const row = el("tr", { "data-direction": m.direction, "data-lane": m.lane, "data-seq": m.seq, "data-state": m.state,
     "data-type": m.type, class: m.overdue ? "overdue" : null, tabindex: 0 },
-  el("td", { class: `lane lane-${m.lane}`, text: m.lane }),
+  el("td", { class: m.acknowledges ? "lane lane-ack" : `lane lane-${m.lane}`, text: m.lane }),
   el("td", { class: "num", text: String(m.seq) }),
   el("td", {}, typeLabel(m.type)),
   el("td", { class: "mono" }, peer(m.language ?? "")),
   el("td", {}, timeEl(m.received_ns ?? m.accepted_ns ?? m.sent_ns), clockMark(m)),
-  el("td", { class: "short", lang: m.language || null }, peer(short(m.text))),
+  el("td", { class: "short", lang: m.language || null }, m.acknowledges ? ackOf(m) : null, peer(short(m.text))),
   el("td", {}, journey(m)),
   el("td", {}, canAck(m) ? ackButton(m) : null));
   row.addEventListener("click", () => openMessage(m));
@@ -906,13 +963,32 @@ function messageRow(m) {
 const clockMark = (m) => (m.clock_fault ? el("span", { class: "tag clock-fault",
   title: t("clock_fault_title", { when: `${utc(m.sent_ns)} UTC` }), text: t("clock_fault") }) : null);
 
-// Where a message has got to: each step reached is marked; an overdue one is flagged in red.
-function journey(m) {
+// "→ FLASH 3: " before an acknowledgement's text: the message it acknowledges.
+const ackOf = (m) => el("span", { class: "acks" }, t("acks_ref", { lane: m.acknowledges.lane, seq: m.acknowledges.seq }));
+
+// The steps a message goes through: only a principal (or exercise) message waits for a person's
+// acknowledgement (the deadline is for those); the journey of any other ends at the peer station,
+// or at its arrival, unless a person acknowledged it all the same.
+function stepsOf(m) {
   const steps = STEPS[m.direction] ?? STEPS.out;
+  const asks = ["principal", "exercise"].includes(m.type);
+  return asks || m.acknowledged ? steps : steps.filter((s) => s !== "acknowledged");
+}
+
+// Where a message has got to (issue 15, item 7): each step done (✓), waiting (○) or, once the
+// message is overdue, late (!), each in words of its own, so "acknowledged" is never read where
+// a person has not acknowledged it.
+const MARKS = { done: "✓", waiting: "○", late: "!" };
+function journey(m) {
+  const steps = stepsOf(m);
   const at = Math.max(steps.indexOf(m.state), m.acknowledged ? steps.length - 1 : -1);
-  return el("ol", { class: m.overdue ? "journey overdue" : "journey" },
-    steps.map((s, i) => el("li", { class: i <= at ? "done" : null, text: t(`step_${s}`) })),
-    m.overdue ? el("li", { class: "late", text: t("overdue") }) : null);
+  return el("ol", { class: "journey" }, steps.map((s, i) => {
+    const status = i <= at ? "done" : m.overdue ? "late" : "waiting";
+    const words = status === "done" ? `step_${s}` : `${status}_${s}`;
+    return el("li", { class: status, "data-step": s, "data-status": status },
+      el("span", { class: "mark", "aria-hidden": "true", text: MARKS[status] }), " ",
+      t(WORDS.en[words] ? words : `step_${s}`));
+  }));
 }
 
 // [1, 2, 3, 7] -> "1–3, 7"; capped so that a long outage cannot flood the screen. Entries that are
@@ -964,20 +1040,46 @@ function renderMessage() {
   // The freshest copy from the last traffic load, so that its journey moves while it is open.
   const m = [...(S.traffic?.inbox ?? []), ...(S.traffic?.outbox ?? [])]
     .find((x) => x.direction === o.direction && x.lane === o.lane && String(x.seq) === String(o.seq)) ?? o;
-  box.replaceChildren(
+  box.replaceChildren(...[ // replaceChildren would print a null as "null" (issue 15, item 3)
     el("h2", {}, `${m.lane} `, el("span", { class: "mono", text: String(m.seq) }),
       ` · ${word("dir_", m.direction)} · ${m.link ?? S.link} `, exerciseTag(m.type)),
+    m.acknowledges ? el("p", { class: "acks" }, ackOf(m)) : null,
     el("pre", { class: "fulltext", lang: m.language || null }, peer(m.text ?? "")),
     el("div", { class: "actions" }, canAck(m) ? ackButton(m) : null),
     el("dl", { class: "facts" }, fact("col_lane", m.lane),
       fact("col_seq", el("span", { class: "mono", text: m.seq })), fact("col_type", typeLabel(m.type)),
-      fact("col_lang", peer(m.language ?? "—")), fact("sent", timeEl(m.sent_ns), clockMark(m)),
+      fact("col_lang", peer(m.language ?? "—")), provenance(m), fact("sent", timeEl(m.sent_ns), clockMark(m)),
       fact(m.direction === "in" ? "at_received" : "at_accepted", timeEl(m.received_ns ?? m.accepted_ns)), fact("deadline", timeEl(m.deadline_ns)),
       fact("col_state", word("step_", m.state)),
       fact("hash", el("span", { class: "mono hash", text: m.hash ?? "—" })), fact("col_journey", journey(m))),
-    el("p", { class: "verified", text: t("verified") }),
-    filesSection(m), m.direction === "in" ? translationsSection(m) : null,
-    m.direction === "in" ? glossarySection(m) : null);
+    el("p", { class: "verified", text: t("verified") }), acknowledgementSection(m),
+    filesSection(m), m.direction === "in" && !m.acknowledges ? translationsSection(m) : null,
+    m.direction === "in" && !m.acknowledges ? glossarySection(m) : null].filter((c) => c != null));
+}
+
+// The acknowledgement of a message, on it (issue 15, items 2 and 8): when, with what text (which
+// names the person: the console signs "Acknowledged by <name>"), and the envelope that carried it.
+function acknowledgementSection(m) {
+  const a = S.detail?.acknowledgement ?? m.acknowledgement;
+  if (!a) return m.acknowledged ? el("section", { class: "acknowledgement" }, el("h3", { text: t("ack_title") }),
+    el("p", { class: "muted", text: t("ack_unlisted") })) : null;
+  const theirs = m.direction === "out"; // the peer's acknowledgement of ours, or ours of theirs
+  return el("section", { class: "acknowledgement" }, el("h3", { text: t("ack_title") }),
+    el("dl", { class: "facts" },
+      fact(theirs ? "ack_by_peer" : "ack_by_us", el("pre", { class: "fulltext", lang: a.language || null }, peer(a.text ?? ""))),
+      fact("sent", timeEl(a.sent_ns), clockMark(a)),
+      theirs ? fact("at_received", timeEl(a.received_ns)) : null,
+      fact("ack_envelope", el("span", { class: "mono", text: `${a.lane} ${a.seq}` }))));
+}
+
+// Who drafted and who released a message of ours (issue 15, item 8), among its facts; one sent
+// through the station's API, or by the station itself, says so.
+function provenance(m) {
+  if (m.direction !== "out" || m.acknowledges || m.type === "call_record" || S.detail == null) return null;
+  const d = S.detail.draft;
+  if (!d) return fact("drafted_by_label", el("span", { class: "muted", text: t(m.type === "test" ? "by_station" : "by_api") }));
+  return [fact("drafted_by_label", d.drafted_by, " · ", timeEl(d.drafted_ns)),
+    fact(d.decided_by === d.drafted_by ? "sent_by_label" : "released_by_label", d.decided_by ?? "—", " · ", timeEl(d.decided_ns))];
 }
 
 const bytes = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
@@ -1258,9 +1360,13 @@ function init() {
   $("#login-enrol").addEventListener("click", () => showEnrol(true));
   $("#enrol-back").addEventListener("click", () => showEnrol(false));
   $("#login-lang").addEventListener("click", () => { S.lang = S.lang === "en" ? "ru" : "en"; applyWords(); });
-  const actions = { "#lang-switch": switchLang, "#logout": logout, "#flash-ack": flashAck,
+  const actions = { "#lang-switch": switchLang, "#logout": logout,
     "#flash-silence": flashSilence, "#exercise-toggle": toggleExercise };
   for (const [sel, fn] of Object.entries(actions)) $(sel).addEventListener("click", (e) => run(fn, e.currentTarget));
+  const ack = $("#flash-ack"); // held, never clicked (holdStart)
+  for (const type of ["pointerdown", "keydown"]) ack.addEventListener(type, holdStart);
+  for (const type of ["pointerup", "pointerleave", "pointercancel", "keyup", "blur"]) ack.addEventListener(type, holdEnd);
+  ack.addEventListener("contextmenu", (e) => e.preventDefault()); // a long touch is a hold, not a menu
   $("#nav").addEventListener("click", (e) => {
     const b = e.target.closest("[data-view]");
     if (b) show(b.dataset.view);
