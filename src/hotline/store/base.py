@@ -270,25 +270,6 @@ class SqlStore(
             )
         return rows[0] if rows else None
 
-    def acknowledgement(self, link_id: bytes, direction: str, lane: int, seq: int) -> Row | None:
-        """The acknowledgement of a message, if it has one: of the peer's ("in"), ours from the
-        outbox (lane, seq, accepted_ns, envelope); of ours ("out"), the peer's from the inbox
-        (lane, seq, received_ns, envelope)."""
-        if direction == "in":
-            rows = self._rows(
-                "SELECT lane, seq, accepted_ns, envelope FROM outbox "
-                "WHERE link_id = ? AND ref_lane = ? AND ref_seq = ? LIMIT 1",
-                (link_id, lane, seq),
-            )
-        else:
-            rows = self._rows(
-                "SELECT i.lane, i.seq, i.received_ns, i.envelope FROM outbox o JOIN inbox i "
-                "ON i.link_id = o.link_id AND i.type = 3 AND i.hash = o.acknowledged_by "
-                "WHERE o.link_id = ? AND o.lane = ? AND o.seq = ? LIMIT 1",
-                (link_id, lane, seq),
-            )
-        return rows[0] if rows else None
-
     def overdue(self, link_id: bytes, accepted_before: list[int]) -> list[Row]:
         """Our principal (and exercise) messages that no person there has acknowledged and that
         were accepted before their lane's cutoff: lane, seq, accepted_ns, type (oldest first,
