@@ -845,3 +845,20 @@ def test_plain_totp_secrets_kept_before_are_sealed_in_place(
     assert {o.name: o.totp_secret for o in store.operators()} == {
         "olga": "JBSWY3DPEHPK3PXP", "ivan": "KRUGS4ZANFZSAYJA"
     }  # fmt: skip
+
+
+def test_the_peers_messages_past_their_deadline_and_our_count_of_a_type(inbox: Inbox) -> None:
+    """What the discipline asks every second at the receiving side (issue 15, item 6): the
+    peer's principal messages that no person here has acknowledged, received before their
+    lane's cutoff; and how many of a type we have sent (the link tests' numbers)."""
+    link_id = inbox.a.config.link_id
+    after = [NOW + SECOND] * len(Lane)
+    late = [tuple(row) for row in inbox.store.overdue_inbound(link_id, after)]
+    assert late == [(Lane.PRIORITY, 1, NOW, MessageType.PRINCIPAL)]
+    assert inbox.store.overdue_inbound(link_id, [NOW] * len(Lane)) == [], "not before NOW"
+    assert inbox.store.sent_count(link_id, MessageType.ACKNOWLEDGEMENT) == 0
+    seen = inbox.a.core.acknowledge(inbox.first, "en", "seen", NOW)
+    inbox.store.commit(link_id, seen.batch, NOW)
+    assert inbox.store.overdue_inbound(link_id, after) == [], "acknowledged here"
+    assert inbox.store.sent_count(link_id, MessageType.ACKNOWLEDGEMENT) == 1
+    assert inbox.store.sent_count(link_id, MessageType.TEST) == 0

@@ -54,7 +54,7 @@ NUDGE_AT_MOST_S = 1.0  # "reload the traffic / the drafts": at most this often, 
 # writes the store) stops receiving within 10 s (issue 13, item 13), a tick and a read included.
 EVENTS_RECHECK_S = 5.0
 _BOARD_EVENTS = frozenset({"path", "link", "alarms", "session_ready", "session_closed"})
-_MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged"})
+_MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged", "overdue"})
 
 
 class HostCheck:

@@ -118,8 +118,7 @@ async def traffic(
                 **arrival_json(envelope, received, clock_fault_ns),
                 "state": "acknowledged" if acked else "received",
                 "acknowledged": bool(acked),
-                "deadline_ns": None,
-                "overdue": False,
+                **_due_here(deadlines, envelope, received, bool(acked), now_ns, clock_fault_ns),
                 "acknowledgement": (
                     ours.get((lane, seq))
                     or await acknowledgement(runtime, "in", lane, seq, clock_fault_ns)
@@ -164,6 +163,18 @@ def _ack_json(
     if when == "received_ns":  # the peer's: its date is its sender's word (clock faults)
         shown.update(arrival_json(ack, at, clock_fault_ns))
     return shown
+
+
+def _due_here(
+    deadlines: Deadlines, envelope: Any, received_ns: int, acked: bool, now_ns: int, bound_ns: int
+) -> dict[str, Any]:
+    """An incoming principal (or exercise) message's deadline for a person here, as the alarms
+    count it (Deadlines.due_in_ns), and whether it has passed unacknowledged."""
+    message = envelope_json(envelope)
+    if message["type"] not in ("principal", "exercise"):
+        return {"deadline_ns": None, "overdue": False}
+    due = deadlines.due_in_ns(message["lane"], message["sent_ns"], received_ns, bound_ns)
+    return {"deadline_ns": due, "overdue": not acked and now_ns > due}
 
 
 def _gaps(extents: dict[str, dict[int, tuple[int, int, list[int]]]]) -> dict[str, Any]:

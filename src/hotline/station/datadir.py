@@ -115,6 +115,14 @@ class Deadlines(msgspec.Struct, forbid_unknown_fields=True):
         """When a person at the peer should have acknowledged a message accepted then."""
         return accepted_ns + self.for_lane(lane_name) * 1_000_000_000
 
+    def due_in_ns(self, lane_name: str, sent_ns: int, received_ns: int, clock_fault_ns: int) -> int:
+        """When a person here should have acknowledged the peer's message: its deadline counted
+        from when it was sent (the sender counts from then too, so the receiver is never told
+        later than the sender), unless its date is a clock fault or later than its arrival;
+        then from its arrival."""
+        believed = received_ns - clock_fault_ns <= sent_ns <= received_ns
+        return self.due_ns(lane_name, sent_ns if believed else received_ns)
+
 
 class ConsoleSection(msgspec.Struct, forbid_unknown_fields=True):
     listen: str = ""  # empty: no console

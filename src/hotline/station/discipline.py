@@ -2,14 +2,16 @@
 test both ways every interval, deadlines for a person at the peer to acknowledge, and alarms.
 
 Alarms are derived, every second, from the state of the links and the store: a link or path
-that is DOWN, an incoming FLASH no person here has acknowledged, a principal message of ours past
-its deadline, a test of ours not receipted in time, no test from the peer for too long, the
+that is DOWN, an incoming FLASH no person here has acknowledged, a principal message past its
+deadline (ours, for a person there; the peer's, for a person here, raised here no later than the
+sender raises it), a test of ours not receipted in time, no test from the peer for too long, the
 peer's newest envelope dated far from our clock (a clock fault), the console's TLS certificate
 within 30 days of its end. So an alarm cannot be forgotten by a
 restart, and it clears only when its cause is gone. A person may
 silence one (the sound stops, the alarm stays); one that nobody has silenced after
 `escalate_after_s` escalates to level 2; each raise, escalation and clearing goes to the webhook
-(what happened, never what a message said).
+(what happened, never what a message said), once: what it was told is kept in the store, so a
+restart does not tell it again of an alarm that still stands.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +38,7 @@ from hotline.station.tls import WARN_DAYS, expires_ns
 if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
     from hotline.station.runtime import Station
+    from hotline.store.base import SqlStore
 
 __all__ = ["Alarm", "Discipline", "test_text"]
 
@@ -45,6 +49,10 @@ REVIEW_EVERY_S = 1.0
 # or two (and a station's first seconds) would otherwise raise and clear alarms by the dozen.
 DOWN_HOLD_NS = 3 * S
 FAILOVER_ALARM_NS = 86_400 * S  # a failover's alarm stands this long (unless silenced)
+# After a start, an alarm the webhook was told of before is not said to have cleared until this
+# long has passed: a link is DOWN for its first seconds, and its alarm comes back after them.
+RESTART_GRACE_NS = 30 * S
+TOLD = "webhook_told"  # the store's setting: {alarm id: the alarm as the webhook was last told}
 
 # The test text carries every letter of both languages (Latin and Cyrillic, both cases, Ё and
 # ё), the digits and the punctuation an operator types, so a link that mangles any of them
@@ -110,8 +118,10 @@ class Discipline:
     alarms: dict[str, Alarm] = field(default_factory=dict)
     tests: dict[str, LinkTests] = field(default_factory=dict)
     exercise: bool = False  # exercise mode, as supervisors set it (kept in the store)
-    _sent_tests: int = 0
     _webhooks: set[asyncio.Task[None]] = field(default_factory=set)
+    _told: dict[str, dict[str, Any]] | None = None  # None: not read from the store yet
+    _told_changed: bool = False
+    _sent_at: dict[tuple[str, int, int], int] = field(default_factory=dict)  # the peer's sent_ns
     _reviewing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one review at a time
     _certificate: tuple[str, int | None] | None = None  # the console's: its file, its end
 
@@ -136,6 +146,9 @@ class Discipline:
             await self._review(now_ns)
 
     async def _review(self, now_ns: int) -> None:
+        store = self.station.store
+        if self._told is None and self.settings.webhook and store is not None:
+            self._told = json.loads(await store.call(lambda s: s.setting(TOLD, "{}")))
         found: dict[str, _Found] = {}
         for runtime in self.station.links.values():
             await self._send_test_if_due(runtime, now_ns)
@@ -144,9 +157,16 @@ class Discipline:
             found.update(await self._clock_alarm(runtime))
         found.update(self._certificate_alarm(now_ns))
         found.update(self._failover_alarm(now_ns))
+        overdue = {a for a in self.alarms if a.startswith("overdue:")}
         changed = self._apply(found, now_ns)
         if changed:
             self.station.hub.publish({"type": "alarms"})
+        if overdue != {a for a in self.alarms if a.startswith("overdue:")}:
+            self.station.hub.publish({"type": "overdue"})  # the lists mark it: they reload
+        if self._told is not None and self._told_changed and store is not None:
+            told = json.dumps(self._told, ensure_ascii=False)
+            await store.call(lambda s: s.set_setting(TOLD, told))
+            self._told_changed = False
 
     # -- tests -----------------------------------------------------------------------------------
 
@@ -157,8 +177,9 @@ class Discipline:
         tests = self.tests.setdefault(runtime.link.name, LinkTests())
         tests.last_received_ns = received[2] if received else None
         if sent is None or now_ns - sent[2] >= self.settings.test_interval_s * S:
-            self._sent_tests += 1
-            text = test_text(self.station.card.body.name, self._sent_tests, now_ns)
+            # Numbered by the link's tests so far, which a restart does not reset.
+            number = await runtime.store.call(lambda s: s.sent_count(link_id, MessageType.TEST))
+            text = test_text(self.station.card.body.name, number + 1, now_ns)
             envelope = await runtime.send(Lane.ROUTINE, MessageType.TEST, "en", text)
             log.info("link %s: test %s sent", runtime.link.name, envelope.seq)
             sent = (Lane.ROUTINE, envelope.seq, now_ns, None)
@@ -247,6 +268,7 @@ class Discipline:
                 received_ns,
                 message,
             )
+        found.update(await self._overdue_here(runtime, now_ns))
         for lane, seq, accepted_ns, kind in late:
             message = _ref(name, "out", lane, seq, kind, accepted_ns=accepted_ns)
             found[f"overdue:{name}:{Lane(lane).name}:{seq}"] = _Found(
@@ -257,6 +279,44 @@ class Discipline:
                 deadlines.due_ns(Lane(lane).name, accepted_ns),
                 message,
             )
+        return found
+
+    async def _overdue_here(self, runtime: LinkRuntime, now_ns: int) -> dict[str, _Found]:
+        """The peer's principal messages that no person here has acknowledged by their deadline
+        (Deadlines.due_in_ns: from when they were sent, as the sender counts). The store picks
+        those received before the cutoff less the clock fault bound; each one's date is read
+        once (its envelope is not read again every second)."""
+        name, link_id = runtime.link.name, runtime.link.config.link_id
+        deadlines, bound = self.settings.deadlines, self.settings.clock_fault_s * S
+        cutoffs = [now_ns - deadlines.for_lane(lane.name) * S + bound for lane in Lane]
+        candidates = await runtime.store.call(lambda s: s.overdue_inbound(link_id, cutoffs))
+        found: dict[str, _Found] = {}
+        for lane, seq, received_ns, kind in candidates:
+            key = (name, lane, seq)
+            if key not in self._sent_at:
+                data = await runtime.store.call(partial(_inbound, link_id, lane, seq))
+                if data is None:
+                    continue
+                self._sent_at[key] = decode_envelope(bytes(data), None).body.sent_ns
+            lane_name = Lane(lane).name
+            due_ns = deadlines.due_in_ns(lane_name, self._sent_at[key], received_ns, bound)
+            if due_ns >= now_ns:
+                continue
+            message = _ref(name, "in", lane, seq, kind, received_ns=received_ns)
+            message["deadline_ns"] = due_ns
+            found[f"overdue:{name}:in:{lane_name}:{seq}"] = _Found(
+                "overdue",
+                name,
+                f"{_drill(kind)}link {name}: {lane_name} {seq} from "
+                f"{runtime.link.peer_card.body.name} not acknowledged by a person here since "
+                f"{_clock(received_ns)}: due {_clock(due_ns)}",
+                due_ns,
+                message,
+            )
+        # Forget the dates of messages acknowledged (or no longer near their deadline).
+        keep = {(name, lane, seq) for lane, seq, _r, _k in candidates}
+        for key in [k for k in self._sent_at if k[0] == name and k not in keep]:
+            del self._sent_at[key]
         return found
 
     async def _clock_alarm(self, runtime: LinkRuntime) -> dict[str, _Found]:
@@ -324,6 +384,7 @@ class Discipline:
             log.warning("alarm cleared: %s", gone.text)
             self._notify("cleared", gone)
             changed = True
+        self._forget_told(found, now_ns)
         for alarm_id, cause in found.items():
             alarm = self.alarms.get(alarm_id)
             if alarm is None:
@@ -332,7 +393,11 @@ class Discipline:
                 new.message = cause.message
                 self.alarms[alarm_id] = new
                 raised.append(new)
-                self._notify("raised", new)
+                told = (self._told or {}).get(alarm_id)
+                if told is None:
+                    self._notify("raised", new)
+                else:  # told before a restart: not again, nor escalated again
+                    new.level = max(new.level, int(told.get("level", 1)))
                 changed = True
             elif (
                 alarm.level == 1
@@ -364,6 +429,15 @@ class Discipline:
             self.station.hub.publish({"type": "alarms"})
         return quiet
 
+    def _forget_told(self, found: dict[str, _Found], now_ns: int) -> None:
+        """Alarms the webhook was told of before a restart whose cause has gone: cleared, once
+        the station has run long enough for every standing cause to be found again."""
+        if not self._told or now_ns - self.station.started_ns < RESTART_GRACE_NS:
+            return
+        for alarm_id in [a for a in self._told if a not in found and a not in self.alarms]:
+            self._tell("cleared", self._told.pop(alarm_id))
+            self._told_changed = True
+
     def _notify(self, what: str, alarm: Alarm) -> None:
         if not self.settings.webhook:
             return
@@ -371,6 +445,15 @@ class Discipline:
         summary = {**alarm.to_json(), "message": None}
         if alarm.message is not None:
             summary["text"] = f"{alarm.kind} {alarm.message['lane']} {alarm.message['seq']}"
+        if self._told is not None:
+            if what == "cleared":
+                self._told.pop(alarm.id, None)
+            else:
+                self._told[alarm.id] = summary
+            self._told_changed = True
+        self._tell(what, summary)
+
+    def _tell(self, what: str, summary: dict[str, Any]) -> None:
         body = {"event": what, "station": self.station.card.body.name, "alarm": summary}
         task = asyncio.create_task(_post(self.settings.webhook, body))
         self._webhooks.add(task)
@@ -448,6 +531,10 @@ def _ranges(seqs: list[int]) -> str:
         else:
             spans.append([seq, seq])
     return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+
+
+def _inbound(link_id: bytes, lane: int, seq: int, store: SqlStore) -> bytes | None:
+    return store.inbound(link_id, lane, seq)
 
 
 def _why(reason: str) -> str:

@@ -298,6 +298,28 @@ class SqlStore(
             (link_id, lane),
         )
 
+    def overdue_inbound(self, link_id: bytes, received_before: list[int]) -> list[Row]:
+        """The peer's principal (and exercise) messages that no person here has acknowledged,
+        received before their lane's cutoff: lane, seq, received_ns, type (oldest first, every
+        one; ids only, as `overdue` reads them for our own)."""
+        rows: list[Row] = []
+        for lane, cutoff in enumerate(received_before):
+            rows += self._rows(
+                "SELECT i.lane, i.seq, i.received_ns, i.type FROM inbox i "
+                "WHERE i.link_id = ? AND i.type IN (0, 4) AND i.received_ns < ? AND i.lane = ? "
+                "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.link_id = i.link_id "
+                "AND o.ref_lane = i.lane AND o.ref_seq = i.seq) ORDER BY i.received_ns",
+                (link_id, cutoff, lane),
+            )
+        return sorted(rows, key=lambda row: row[2])
+
+    def sent_count(self, link_id: bytes, type: int) -> int:
+        """How many envelopes of a type we have sent on the link."""
+        rows = self._rows(
+            "SELECT COUNT(*) FROM outbox WHERE link_id = ? AND type = ?", (link_id, type)
+        )
+        return int(rows[0][0])
+
     def last_sent(self, link_id: bytes, type: int) -> Row | None:
         """Our newest envelope of a type: lane, seq, accepted_ns, receipted_ns."""
         rows = self._rows(

@@ -952,11 +952,20 @@ function messageRow(m) {
   el("td", { class: "mono" }, peer(m.language ?? "")),
   el("td", {}, timeEl(m.received_ns ?? m.accepted_ns ?? m.sent_ns), clockMark(m)),
   el("td", { class: "short", lang: m.language || null }, m.acknowledges ? ackOf(m) : null, peer(short(m.text))),
-  el("td", {}, journey(m)),
+  el("td", {}, journey(m), dueTag(m)),
   el("td", {}, canAck(m) ? ackButton(m) : null));
   row.addEventListener("click", () => openMessage(m));
   row.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target === row) openMessage(m); });
   return row;
+}
+
+// A message waiting for a person's acknowledgement: its deadline, counting down (the clock tick
+// keeps it fresh), then how long it has been overdue. Incoming ones too: the people here must act.
+function dueTag(m) {
+  if (m.deadline_ns == null || m.acknowledged) return null;
+  return el("div", { class: m.overdue ? "due due-late" : "due", "data-deadline": String(m.deadline_ns) },
+    t(m.overdue ? "overdue" : "deadline"), " ", el("time", { "data-ns": String(m.deadline_ns), title: `${utc(m.deadline_ns)} UTC` },
+      el("span", { class: "ago", text: `(${relative(m.deadline_ns)})` })));
 }
 
 // A peer's message dated further from our clock than the station allows: its date is not believed.
