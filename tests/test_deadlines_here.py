@@ -116,6 +116,22 @@ async def test_the_receiver_shows_the_deadline_and_raises_the_overdue_alarm_firs
         [row] = [m for m in traffic["inbox"] if m["lane"] == "IMMEDIATE" and m["seq"] == seq]
         assert row["overdue"] is False
 
+        # A FLASH is an alarm from its arrival until acknowledged: past its deadline it is
+        # marked overdue, and raises no second alarm.
+        flash = await tc.arrived(station, "FLASH", lane=Lane.FLASH)
+        traffic = (await officer.get("/console/traffic/moscow")).json()
+        [row] = [m for m in traffic["inbox"] if m["lane"] == "FLASH" and m["seq"] == flash]
+        flash_due = station.config.console.deadlines.flash * S
+        assert row["deadline_ns"] == row["sent_ns"] + flash_due
+        await discipline.review(row["deadline_ns"] + S)
+        about = {"direction": "in", "lane": "FLASH", "seq": flash}
+        kinds = [
+            a.kind
+            for a in discipline.alarms.values()
+            if a.message and {k: a.message[k] for k in about} == about
+        ]
+        assert kinds == ["flash"]
+
 
 @pytest.mark.anyio
 async def test_an_incoming_message_that_needs_no_person_has_no_deadline(

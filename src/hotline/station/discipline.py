@@ -288,7 +288,12 @@ class Discipline:
         once (its envelope is not read again every second)."""
         name, link_id = runtime.link.name, runtime.link.config.link_id
         deadlines, bound = self.settings.deadlines, self.settings.clock_fault_s * S
-        cutoffs = [now_ns - deadlines.for_lane(lane.name) * S + bound for lane in Lane]
+        # An incoming FLASH is an alarm from the moment it arrives until a person acknowledges
+        # it, escalating as any: its deadline raises no second one (cutoff 0: none before).
+        cutoffs = [
+            now_ns - deadlines.for_lane(lane.name) * S + bound if lane != Lane.FLASH else 0
+            for lane in Lane
+        ]
         candidates = await runtime.store.call(lambda s: s.overdue_inbound(link_id, cutoffs))
         found: dict[str, _Found] = {}
         for lane, seq, received_ns, kind in candidates:
