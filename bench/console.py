@@ -16,7 +16,8 @@ console; Debian's chromium, headless, under Playwright. Prints `name: value` lin
       page, its script, its stylesheet, uncompressed) until the sign-in form shows.
   page_requests_first_load: how many requests that took.
 
-With --screenshots DIR, also writes the main views as PNG files there (the README shows them).
+With --screenshots DIR, also writes the main views as PNG files there (the README shows them),
+one of them a FLASH of London's with Moscow's acknowledgement on it (message.png).
 Not a test: it asserts nothing. Bounded: --runs at most 100, each wait at most 20 s.
 """
 
@@ -120,6 +121,9 @@ def shoot(operator: Page, supervisor: Page, directory: Path) -> None:
     show(operator, "traffic")
     operator.wait_for_selector('tr[data-direction="out"]')
     operator.screenshot(path=str(directory / "traffic.png"))
+    operator.locator('tr[data-direction="out"][data-lane="FLASH"]').first.click()
+    operator.wait_for_selector("#message-body .acknowledgement")
+    operator.screenshot(path=str(directory / "message.png"))
     compose(operator, "IMMEDIATE", "principal", "ru", "Просим подтвердить время связи: 14:00 UTC.")
     operator.wait_for_selector("#compose-result:not(:empty)")
     operator.screenshot(path=str(directory / "compose.png"))
