@@ -346,7 +346,11 @@ def paths(data: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTION) -> N
     for row in rows:
         rtt = f"{row['rtt_ms']:.2f} ms" if row["rtt_ms"] is not None else "-"
         offset = f"{row['clock_offset_ms']:+.1f} ms" if row["clock_offset_ms"] is not None else "-"
-        table.add_row(
-            row["link"], row["address"], row["state"], _when(row["since_ns"]), rtt, offset
-        )
+        state = Text(row["state"])
+        if row["state"] != "UP" and row.get("measured_ns"):  # the last measured: not current
+            stale = f" (stale, measured {_when(row['measured_ns'])})"
+            rtt, offset = rtt + stale, offset + stale
+        if row["state"] != "UP" and row.get("reason"):  # partly the peer's words: as Text
+            state = Text.assemble(state, ": ", peer(row["reason"]))
+        table.add_row(row["link"], row["address"], state, _when(row["since_ns"]), rtt, offset)
     console.print(table)
