@@ -21,6 +21,7 @@ from hotline.console.auth import password_matches
 from hotline.crypto.card import parse_card
 from hotline.errors import ConfigError, KeystoreError
 from hotline.station.datadir import DataDir
+from hotline.station.launch import StationProcess
 from hotline.station.runtime import open_store
 from hotline.station.tls import expires_ns, fingerprint, make_self_signed
 
@@ -424,6 +425,7 @@ def test_inbox_prints_the_peer_s_strings_as_text_never_as_markup(
     terminal = Console(file=out, force_terminal=True, color_system="truecolor", width=200)
     monkeypatch.setattr(client, "console", terminal)
     monkeypatch.setattr(client, "_call", lambda *args, **kwargs: [row])
+    monkeypatch.setattr(client, "_only_link", lambda data, link: link)
     client.inbox(link="moscow", limit=50, data=None, as_json=False)
     shown = out.getvalue()
     assert "[link=https://e.x]ok[/link]" in shown
@@ -432,3 +434,48 @@ def test_inbox_prints_the_peer_s_strings_as_text_never_as_markup(
     assert "\x1b[8m" not in shown  # no concealed text
     assert "\u2039U+202E RLO\u203a" in shown  # (styled: reverse video)
     assert "\u202e" not in shown
+
+
+def test_usage_errors_are_one_line_each_with_exit_status_2() -> None:
+    """Issue 15, item 14: the parser's errors follow the one-line format, with the command."""
+    for args, said in [
+        (("send", "--bogus", "x"), "hotline: error: No such option: --bogus (see `hotline send"),
+        (("export",), "hotline: error: Missing option '--out' / '-o' (see `hotline export"),
+        (("ack", "FLASH", "x"), "hotline: error: Invalid value for 'seq'"),
+        (("launch",), "hotline: error: No such command 'launch' (see `hotline --help`)"),
+    ]:
+        done = hotline(*args)
+        assert done.returncode == 2, args
+        assert done.stderr.startswith(said), done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr  # one line, no usage block
+
+
+def test_the_commands_that_talk_to_a_station_say_what_is_wrong_in_one_sentence(
+    stations: tuple[StationProcess, StationProcess],
+) -> None:
+    """Issue 15, item 14: bad lanes, types and empty texts are refused before anything is sent,
+    a link is named in any case, and a station's refusal is a sentence, not a dump."""
+    london, _ = stations
+    london.start()
+    where = ("--data-dir", str(london.data.path))
+    for args, said in [
+        (("ack", "URGENT", "1"), "the lane is one of FLASH, IMMEDIATE, PRIORITY, ROUTINE, not"),
+        (("send", "-t", "exercise", "hi"), "--type is one of principal, service, test, not"),
+        (("send", ""), "the message is empty"),
+        (("send", "--link", "paris", "hi"), "no link named 'paris' (this station has: moscow)"),
+        (("send", "--lang", "x" * 40, "hi"), "the station refused: language: String should have"),
+        (("ack", "FLASH", "99"), "the station refused: no message FLASH 99 in the inbox"),
+    ]:
+        done = hotline(*args, *where)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith(f"hotline: error: {said}"), done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "[{" not in done.stderr  # no validation dump
+    sent = hotline("send", "--link", "MOSCOW", "-p", "FLASH", "in any case", *where)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("accepted: FLASH 1 to moscow")
+    listed = hotline("outbox", "--link", "Moscow", "--json", *where)
+    assert any(m["text"] == "in any case" for m in json.loads(listed.stdout))
+    export = hotline("export", "--link", "paris", "--out", str(london.data.path / "x.zip"), *where)
+    assert export.returncode == 2
+    assert "no link named 'paris' (this station has: moscow)" in export.stderr

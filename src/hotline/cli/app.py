@@ -78,15 +78,32 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI. A bad argument is reported by the parser (exit status 2); every deliberate
-    error is one line on stderr and the exit status of its kind; anything else is a bug and keeps
-    its traceback."""
+    """Run the CLI. Every deliberate error is one line on stderr and the exit status of its kind
+    (a bad argument, as the parser finds it, is 2); anything else is a bug and keeps its
+    traceback."""
     try:
-        app(args=argv)  # standalone: the parser reports usage errors and exits by itself
+        code = app(args=argv, standalone_mode=False)
+    except typer.TyperException as exc:  # the parser's: a bad argument, or help asked for
+        message = exc.format_message().strip()
+        if "\n" in message:  # the help, shown when no command is given
+            exc.show()  # type: ignore[attr-defined]
+            return int(getattr(exc, "exit_code", 2))
+        names: list[str] = []
+        ctx = getattr(exc, "ctx", None)
+        while ctx is not None and ctx.parent is not None:  # up to the root, however invoked
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["hotline", *names])
+        said = message.rstrip(".")
+        err_console.print(f"hotline: error: {said} (see `{where} --help`)", markup=False)
+        return 2
+    except typer.Abort:  # Ctrl-C at a prompt
+        err_console.print("hotline: error: interrupted", markup=False)
+        return 130
     except HotlineError as exc:
         err_console.print(Text.assemble("hotline: error: ", peer(exc)))  # it may quote the peer
         return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

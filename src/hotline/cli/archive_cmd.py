@@ -20,6 +20,7 @@ from hotline.cli.common import (
     PASSPHRASE_FILE_OPTION,
     console,
     data_dir,
+    match_link,
     peer,
     read_passphrase,
 )
@@ -78,11 +79,7 @@ def export(
     directory = data_dir(data)
     config = directory.config()
     ours = directory.card()
-    every = sorted((directory.path / "links").glob("*/peer.card"))
-    cards = [c for c in every if link is None or c.parent.name == link]
-    if len(cards) != 1:
-        names = ", ".join(c.parent.name for c in every)
-        raise ConfigError(f"say which link with --link (this station has: {names or 'none'})")
+    cards = [directory.path / "links" / match_link(directory.link_names(), link) / "peer.card"]
     if out.exists():
         raise ConfigError(f"{out} exists already; give a new file")
     try:

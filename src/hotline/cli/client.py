@@ -35,12 +35,14 @@ from hotline.cli.common import (
     console,
     data_dir,
     err_console,
+    match_link,
     peer,
 )
-from hotline.errors import ConfigError, HotlineError
+from hotline.errors import ConfigError, HotlineError, LocalError
 from hotline.protocol.textsafety import shown
 
 LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+TYPES = ["principal", "service", "test"]  # exercise messages come from the console's exercise
 SEND_KEY = r"[\x21-\x7e]{1,255}"  # as the API's Idempotency-Key
 _BAR = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
 TIMEOUT_S = 30.0
@@ -48,6 +50,10 @@ TIMEOUT_S = 30.0
 
 class ApiError(HotlineError):
     """The station answered with an error, or could not be reached."""
+
+
+class Refused(ApiError, LocalError):
+    """The station refused what was asked (4xx): a bad argument, exit status 2."""
 
 
 class Unreachable(ApiError):
@@ -102,9 +108,31 @@ def _answered(
             f"the station at {address} cannot answer now (HTTP {response.status_code})"
         )
     if response.status_code >= 400:
-        detail = response.json().get("detail", response.text) if response.content else ""
-        raise ApiError(f"the station refused: {detail} (HTTP {response.status_code})")
+        refused = Refused if response.status_code < 500 else ApiError
+        raise refused(f"the station refused: {_why(response)} (HTTP {response.status_code})")
     return response
+
+
+def _why(response: httpx.Response) -> str:
+    """An error answer's detail as one sentence: a validation error's list of problems is
+    "field: what is wrong", joined."""
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return response.text.strip() or "no reason given"
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{_field(d.get('loc', []))}: {d.get('msg', d)}" for d in detail if isinstance(d, dict)
+        )
+    return str(detail)
+
+
+def _field(loc: list[object]) -> str:
+    """Where a validation error is, without FastAPI's part of the request ("body", "path")."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "path", "query", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "the request"
 
 
 def _when(ns: int | None) -> str:
@@ -112,14 +140,9 @@ def _when(ns: int | None) -> str:
 
 
 def _only_link(data: Path | None, link: str | None) -> str:
-    if link:
-        return link
-    links = [entry["name"] for entry in _call(data, "GET", "/api/v1/status")["links"]]
-    if len(links) != 1:
-        raise ConfigError(
-            f"say which link with --link (this station has: {', '.join(links) or 'none'})"
-        )
-    return str(links[0])
+    """The link named by --link (in any case), or the station's only one, from the data
+    directory: known without asking the station, which may be down or starting."""
+    return match_link(data_dir(data).link_names(), link)
 
 
 LINK_OPTION = typer.Option(None, "--link", "-L", help="The link (needed when there are several).")
@@ -164,12 +187,20 @@ def send(
     sending it twice; the station answers a repeat with the message the first try made."""
     if precedence.upper() not in LANES:
         raise ConfigError(f"precedence is one of {', '.join(LANES)}, not {precedence!r}")
+    if kind.lower() not in TYPES:
+        hint = " (exercise messages are composed at the console, in an exercise)"
+        raise ConfigError(
+            f"--type is one of {', '.join(TYPES)}, not {kind!r}"
+            + (hint if kind.lower() == "exercise" else "")
+        )
     for path in attach:
         if not path.is_file():
             raise ConfigError(f"--attach {path}: no such file")
     body = (
         text if text is not None else file.read_text(encoding="utf-8") if file else sys.stdin.read()
     )
+    if not body.strip():
+        raise ConfigError("the message is empty: give its text, --file FILE, or standard input")
     key = key if key is not None else str(uuid.uuid4())
     if not re.fullmatch(SEND_KEY, key):
         raise ConfigError("--key is 1 to 255 visible ASCII characters (no spaces)")
@@ -300,6 +331,10 @@ def ack(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Acknowledge a received message: the peer learns that a person here has read it."""
+    if precedence.upper() not in LANES:
+        raise ConfigError(f"the lane is one of {', '.join(LANES)}, not {precedence!r}")
+    if seq < 1:
+        raise ConfigError(f"a sequence number is 1 or more, not {seq}")
     name = _only_link(data, link)
     result = _call(
         data, "POST", f"/api/v1/links/{name}/inbox/{precedence.upper()}/{seq}/ack", {"text": text}

@@ -18,14 +18,6 @@ from hotline.station.datadir import DataDir
 
 console = Console(highlight=False, soft_wrap=True)
 
-
-def cli_actor() -> str:
-    """Who is acting, for the audit log: the station host's user, as the CLI knows them."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for this uid (a container): say so
-        return "cli:?"
-
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PASSPHRASE_ENV = "HOTLINE_PASSPHRASE"
@@ -68,6 +60,31 @@ def peer(text: object) -> Text:
 
 def data_dir(path: Path | None) -> DataDir:
     return DataDir(path if path is not None else default_data_dir())
+
+
+def cli_actor() -> str:
+    """Who is acting, for the audit log: the station host's user, as the CLI knows them."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container): say so
+        return "cli:?"
+
+
+def match_link(names: list[str], given: str | None) -> str:
+    """The link a command means: the one named by --link, whatever its case, or the only one.
+
+    Raises:
+        ConfigError: no such link, or several and none named.
+    """
+    has = f"this station has: {', '.join(names) or 'no link yet'}"
+    if given is None:
+        if len(names) == 1:
+            return names[0]
+        raise ConfigError(f"say which link with --link ({has})")
+    for name in names:
+        if name.casefold() == given.casefold():
+            return name
+    raise ConfigError(f"no link named {given!r} ({has})")
 
 
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> bytes:

@@ -426,6 +426,13 @@ class DataDir:
                 return
         write_atomically(self.totp_key_file, public.hex().encode("ascii") + b"\n", mode=0o600)
 
+    def link_names(self) -> list[str]:
+        """The links paired here, by name (their directories under links/)."""
+        root = self.path / "links"
+        if not root.is_dir():
+            return []
+        return sorted(d.name for d in root.iterdir() if (d / "link.toml").exists())
+
     def api_token(self) -> str:
         """The service API's bearer token: made on first use, kept in a file only we can read."""
         try:
