@@ -654,6 +654,12 @@ def test_the_acknowledgement_of_a_message_is_found_from_either_side(traffic: Tra
     assert (lane, seq) == (Lane.FLASH, traffic.ack.seq)
     assert decode_envelope(bytes(data), None).hash == traffic.ack.hash
     assert store.acknowledgement(link_id, "out", Lane.FLASH, 2) is None
+    [(lane, seq, _received, data, ack_hash)] = store.peer_acknowledgements(
+        link_id, [traffic.ack.hash, bytes(32)]
+    )
+    assert (lane, seq, bytes(ack_hash)) == (Lane.FLASH, traffic.ack.seq, traffic.ack.hash)
+    assert store.peer_acknowledgements(link_id, [traffic.priority[0].hash]) == [], "not an ack"
+    assert store.peer_acknowledgements(link_id, []) == []
     assert store.acknowledgement(link_id, "in", Lane.PRIORITY, 1) is None
     ours = traffic.pair.a.core.acknowledge(traffic.priority[0], "en", "Acknowledged by olga", NOW)
     store.commit(link_id, ours.batch, NOW + SECOND)

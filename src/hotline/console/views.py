@@ -69,7 +69,8 @@ async def traffic(
     extents = await runtime.store.call(lambda s: s.lane_extents(link_id))
     out = []
     # An acknowledgement is shown on the message it acknowledges (issue 15, item 2): found among
-    # the rows listed, or else in the store. Ours acknowledge the peer's, and theirs ours.
+    # the rows listed, or else in the store (the peer's, by their hashes in one pass; ours by
+    # the index on what they acknowledge). Ours acknowledge the peer's, and theirs ours.
     ours: dict[tuple[int, int], dict[str, Any]] = {}
     theirs: dict[tuple[int, int], dict[str, Any]] = {}
     for lane, seq, kind, accepted, _receipted, _acked, data in outbox:
@@ -80,6 +81,15 @@ async def traffic(
         if kind == MessageType.ACKNOWLEDGEMENT:
             ack = decode_envelope(bytes(data), None)
             theirs[_refers(ack)] = _ack_json(
+                ack, lane, seq, "received_ns", received, clock_fault_ns
+            )
+    unlisted = {bytes(ack_hash): (lane, seq) for lane, seq, _t, _a, _r, ack_hash, _d in outbox
+                if ack_hash and (lane, seq) not in theirs}  # fmt: skip
+    if unlisted:
+        rows = await runtime.store.call(lambda s: s.peer_acknowledgements(link_id, [*unlisted]))
+        for lane, seq, received, data, ack_hash in rows:
+            ack = decode_envelope(bytes(data), None)
+            theirs[unlisted[bytes(ack_hash)]] = _ack_json(
                 ack, lane, seq, "received_ns", received, clock_fault_ns
             )
     for lane, seq, _type, accepted, receipted, acked, data in outbox:
@@ -99,12 +109,7 @@ async def traffic(
                 "acknowledged": bool(acked),
                 "deadline_ns": deadline if asks else None,
                 "overdue": waits and now_ns > deadline,
-                "acknowledgement": (
-                    theirs.get((lane, seq))
-                    or await acknowledgement(runtime, "out", lane, seq, clock_fault_ns)
-                )
-                if acked
-                else None,
+                "acknowledgement": theirs.get((lane, seq)) if acked else None,
             }
         )
     inn = []

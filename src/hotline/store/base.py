@@ -270,6 +270,18 @@ class SqlStore(
             )
         return rows[0] if rows else None
 
+    def peer_acknowledgements(self, link_id: bytes, hashes: Sequence[bytes]) -> list[Row]:
+        """The peer's acknowledgements with these hashes (those our messages' `acknowledged_by`
+        name), in one pass over its acknowledgements: lane, seq, received_ns, envelope, hash."""
+        if not hashes:
+            return []
+        marks = ", ".join("?" for _ in hashes)
+        return self._rows(
+            "SELECT lane, seq, received_ns, envelope, hash FROM inbox "  # noqa: S608 - placeholders
+            f"WHERE link_id = ? AND type = 3 AND hash IN ({marks})",
+            (link_id, *hashes),
+        )
+
     def overdue(self, link_id: bytes, accepted_before: list[int]) -> list[Row]:
         """Our principal (and exercise) messages that no person there has acknowledged and that
         were accepted before their lane's cutoff: lane, seq, accepted_ns, type (oldest first,
