@@ -190,6 +190,14 @@ async def test_a_restart_does_not_tell_the_webhook_again_of_a_standing_alarm(
             ("cleared", "gone:moscow")
         ]
 
+    _Hook.received.clear()
+    async with running(*pair) as station:  # another webhook: another listener, told afresh
+        discipline = station.discipline
+        elsewhere = webhook.replace("/alarms", "/elsewhere")
+        discipline.settings = msgspec.structs.replace(discipline.settings, webhook=elsewhere)
+        await discipline.review(later + 3 * S)
+        assert ("raised", "link_down:moscow") in await _told(discipline)
+
 
 async def _last_test_text(station: Station) -> str:
     assert station.store is not None

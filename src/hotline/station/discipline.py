@@ -52,7 +52,9 @@ FAILOVER_ALARM_NS = 86_400 * S  # a failover's alarm stands this long (unless si
 # After a start, an alarm the webhook was told of before is not said to have cleared until this
 # long has passed: a link is DOWN for its first seconds, and its alarm comes back after them.
 RESTART_GRACE_NS = 30 * S
-TOLD = "webhook_told"  # the store's setting: {alarm id: the alarm as the webhook was last told}
+# The store's setting: {"webhook": its URL, "alarms": {alarm id: the alarm as it was last told}}.
+# Another URL is another listener, told afresh.
+TOLD = "webhook_told"
 
 # The test text carries every letter of both languages (Latin and Cyrillic, both cases, Ё and
 # ё), the digits and the punctuation an operator types, so a link that mangles any of them
@@ -147,8 +149,10 @@ class Discipline:
 
     async def _review(self, now_ns: int) -> None:
         store = self.station.store
-        if self._told is None and self.settings.webhook and store is not None:
-            self._told = json.loads(await store.call(lambda s: s.setting(TOLD, "{}")))
+        webhook = self.settings.webhook
+        if self._told is None and webhook and store is not None:
+            kept = json.loads(await store.call(lambda s: s.setting(TOLD, "{}")))
+            self._told = kept.get("alarms", {}) if kept.get("webhook") == webhook else {}
         found: dict[str, _Found] = {}
         for runtime in self.station.links.values():
             await self._send_test_if_due(runtime, now_ns)
@@ -164,7 +168,7 @@ class Discipline:
         if overdue != {a for a in self.alarms if a.startswith("overdue:")}:
             self.station.hub.publish({"type": "overdue"})  # the lists mark it: they reload
         if self._told is not None and self._told_changed and store is not None:
-            told = json.dumps(self._told, ensure_ascii=False)
+            told = json.dumps({"webhook": webhook, "alarms": self._told}, ensure_ascii=False)
             await store.call(lambda s: s.set_setting(TOLD, told))
             self._told_changed = False
 
