@@ -308,4 +308,5 @@ def test_an_outgoing_message_says_who_drafted_released_and_acknowledged_it(
     api_seq = _send(london["una"].station, "Routine: sent by a script.")
     show(drafter, "traffic")
     drafter.locator(f'#outbox tr[data-lane="ROUTINE"][data-seq="{api_seq}"]').click()
-    expect(body.locator("dt", has_text="Drafted by").locator("+ dd")).to_contain_text("API")
+    expect(body.locator("dt", has_text="Sent by").locator("+ dd")).to_contain_text("API")
+    expect(body.locator("dt", has_text="Drafted by")).to_have_count(0)

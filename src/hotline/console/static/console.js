@@ -105,7 +105,7 @@ const WORDS = {
     waiting_receipted: "not yet held by peer station", late_receipted: "not yet held by peer station: late",
     waiting_acknowledged: "awaiting acknowledgement", late_acknowledged: "acknowledgement overdue",
     drafted_by_label: "Drafted by", released_by_label: "Released by", sent_by_label: "Sent by",
-    by_api: "Sent through the station's API (not drafted in the console)", by_station: "Sent by the station itself",
+    by_api: "the station's API (not drafted in the console)", by_station: "the station itself",
   },
   ru: {
     call_incoming: "Входящий звонок", call_answer: "Ответить", call_decline: "Отклонить", call_end: "Положить трубку",
@@ -205,7 +205,7 @@ const WORDS = {
     waiting_receipted: "ещё не у ответной станции", late_receipted: "ещё не у ответной станции: опаздывает",
     waiting_acknowledged: "ждёт подтверждения", late_acknowledged: "подтверждение просрочено",
     drafted_by_label: "Составил(а)", released_by_label: "Разрешил(а) отправку", sent_by_label: "Отправил(а)",
-    by_api: "Отправлено через API станции (не составлялось в консоли)", by_station: "Отправлено самой станцией",
+    by_api: "API станции (не составлялось в консоли)", by_station: "сама станция",
   },
 };
 for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], CALL_WORDS[lang]); // the calls page's (calls.js)
@@ -1086,7 +1086,7 @@ function acknowledgementSection(m) {
 function provenance(m) {
   if (m.direction !== "out" || m.acknowledges || m.type === "call_record" || S.detail == null) return null;
   const d = S.detail.draft;
-  if (!d) return fact("drafted_by_label", el("span", { class: "muted", text: t(m.type === "test" ? "by_station" : "by_api") }));
+  if (!d) return fact("sent_by_label", el("span", { class: "muted", text: t(m.type === "test" ? "by_station" : "by_api") }));
   return [fact("drafted_by_label", d.drafted_by, " · ", timeEl(d.drafted_ns)),
     fact(d.decided_by === d.drafted_by ? "sent_by_label" : "released_by_label", d.decided_by ?? "—", " · ", timeEl(d.decided_ns))];
 }
