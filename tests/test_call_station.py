@@ -378,8 +378,19 @@ def test_an_unanswered_call_is_a_missed_call_alarm_at_the_callee(
     alarms = _wait(missed, "the missed-call alarm", timeout=20)
     assert "A. Smith" in alarms[0]["text"]
     assert london.call("GET", f"/api/v1/calls/{call_id}")["end_reason"].endswith("no answer")
+    moscow.close()  # a restart forgets the call table, not the missed call
+    moscow.start()
+    _up(london, moscow)
+    assert "A. Smith" in _wait(missed, "the missed-call alarm after a restart")[0]["text"]
+    [waiting] = moscow.call("GET", "/api/v1/calls")["missed"]
+    assert (waiting["id"], waiting["caller"]["person"]) == (call_id, "A. Smith")
     moscow.call("POST", f"/api/v1/calls/{call_id}/missed/acknowledge")
     _wait(lambda: not missed(), "the alarm to clear", timeout=10)
+    moscow.close()  # acknowledged for good
+    moscow.start()
+    _up(london, moscow)
+    assert not missed()
+    assert moscow.call("GET", "/api/v1/calls")["missed"] == []
 
 
 def test_hotline_call_speaks_a_wav_file_and_the_peer_writes_what_it_heard(

@@ -26,13 +26,12 @@ from hotline.console.messages import Number, annotation_json
 from hotline.console.security import Acknowledger, ConsoleDep, Viewer, allowed
 from hotline.protocol.callrecord import CallRecord, Party, Recording, decode_record
 from hotline.protocol.envelope import decode_envelope
-from hotline.station.calls import call_json
 from hotline.station.memcon import MemconRefused, memcon_status
 
 if TYPE_CHECKING:
-    from hotline.protocol.calls import Call
     from hotline.station.link_runtime import LinkRuntime
     from hotline.station.memcon import MemconDesk
+    from hotline.station.missedcalls import MissedCall
 
 __all__ = ["is_missed", "record_json", "router"]
 
@@ -97,7 +96,7 @@ async def call_log(
             continue
         live += [_live(runtime, s) for c in desk.live if (s := desk.status(c)) is not None]
         ended += await _records(console.station.translation.memcons, runtime, limit)
-        missed += [{**call_json(c), "link": name} for c in desk.missed.values()]
+        missed += [{**c.to_json(), "link": name} for c in desk.missed.values()]
     ended.sort(key=lambda c: c["invited_ns"], reverse=True)
     return {"calls": live + ended[:limit], "missed": missed}
 
@@ -113,7 +112,7 @@ async def acknowledge_missed(
     name, call = found
     runtime = console.link(name)
     assert runtime.calls is not None
-    runtime.calls.acknowledge_missed(call.call_id)
+    await runtime.calls.acknowledge_missed(call.call_id)
     await console.audit(
         session.operator, "missed call acknowledged",
         f"{name}: {call.lane.name} call {call_id[:8]} from {call.caller} ({call.caller_role})",
@@ -204,7 +203,7 @@ async def _records(desk: MemconDesk, runtime: LinkRuntime, limit: int) -> list[d
     return shown
 
 
-def _missed(console: ConsoleDep, call_id: str) -> tuple[str, Call] | None:
+def _missed(console: ConsoleDep, call_id: str) -> tuple[str, MissedCall] | None:
     """The link and the missed call of that id, if one waits for acknowledgement."""
     try:
         raw = bytes.fromhex(call_id)

@@ -55,12 +55,16 @@ def _desk(station: Station, name: str) -> CallDesk:
     return runtime.calls
 
 
-def find_call(station: Station, call_id: str) -> tuple[CallDesk, bytes]:
-    """The desk of the link a call is on, and the call's id as bytes; 404 if there is none."""
+def _call_id(call_id: str) -> bytes:
     try:
-        raw = bytes.fromhex(call_id)
+        return bytes.fromhex(call_id)
     except ValueError:
         raise HTTPException(404, "no such call") from None
+
+
+def find_call(station: Station, call_id: str) -> tuple[CallDesk, bytes]:
+    """The desk of the link a call is on, and the call's id as bytes; 404 if there is none."""
+    raw = _call_id(call_id)
     for runtime in station.links.values():
         desk = runtime.calls
         if desk is not None and desk.table.get(raw) is not None:
@@ -91,7 +95,7 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
             if runtime.calls is not None:
                 calls += [{**c, "link": runtime.link.name} for c in runtime.calls.calls()]
                 missed += [
-                    {**call_json(c), "link": runtime.link.name}
+                    {**c.to_json(), "link": runtime.link.name}
                     for c in runtime.calls.missed.values()
                 ]
         return {"calls": calls, "missed": missed}
@@ -130,10 +134,12 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
 
     @app.post("/api/v1/calls/{call_id}/missed/acknowledge")
     async def acknowledge_missed(call_id: str, request: Request) -> dict[str, Any]:
-        """A person has seen the missed call: its alarm clears."""
-        desk, raw = find_call(station, call_id)
-        if not desk.acknowledge_missed(raw):
-            raise HTTPException(409, "that call is not a missed call waiting for acknowledgement")
+        """A person has seen the missed call: its alarm clears (for good: it is kept in the
+        store until then, across restarts, long after the call table has forgotten the call)."""
+        raw = _call_id(call_id)
+        desks = [r.calls for r in station.links.values() if r.calls is not None]
+        if not any([await desk.acknowledge_missed(raw) for desk in desks]):
+            raise HTTPException(404, "no missed call of that id waits for acknowledgement")
         await audit_api_act(station, request, "missed call seen", f"call {call_id[:8]}")
         return {"id": call_id, "acknowledged": True}
 

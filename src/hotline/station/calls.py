@@ -43,6 +43,7 @@ from hotline.protocol.media import MediaOpener, MediaSealer, media_keys
 from hotline.station.callmedia import CallMedia, MediaSettings
 from hotline.station.callrecords import INTERRUPTED, build_record, interrupted_record, note_of
 from hotline.station.datadir import CallsSection
+from hotline.station.missedcalls import MissedCall, forget_missed, keep_missed, missed_calls
 from hotline.station.participants import ROLES, Participant, Role
 from hotline.station.udp import MediaSockets
 
@@ -85,7 +86,7 @@ class CallDesk:
         self.table = CallTable()
         self.live: dict[bytes, _Live] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_CALLS)
-        self.missed: dict[bytes, Call] = {}  # missed calls nobody has acknowledged yet
+        self.missed: dict[bytes, MissedCall] = {}  # missed calls nobody has acknowledged yet
         self.refused = 0  # call frames refused (a rule broken by the peer)
         self.interrupted: set[bytes] = set()  # calls a stop cut short: their records are written
         self._tasks: set[asyncio.Task[None]] = set()
@@ -109,6 +110,8 @@ class CallDesk:
 
     async def start(self) -> None:
         link_id = self.runtime.link.config.link_id
+        waiting = await self.runtime.store.call(lambda s: missed_calls(s, link_id))
+        self.missed = {m.call_id: m for m in waiting}
         notes = await self.runtime.store.call(lambda s: s.open_calls(link_id))
         written = await self._recorded_calls()
         for call_id, note in notes:
@@ -177,8 +180,14 @@ class CallDesk:
         self._apply(self.table.end(call_id, reason, time.time_ns()))
         return self._call(call_id)
 
-    def acknowledge_missed(self, call_id: bytes) -> bool:
-        return self.missed.pop(call_id, None) is not None
+    async def acknowledge_missed(self, call_id: bytes) -> MissedCall | None:
+        """A person has seen the missed call: its alarm clears, for good (the store forgets
+        it before this returns). None if no missed call of that id waits."""
+        missed = self.missed.pop(call_id, None)
+        if missed is not None:
+            link_id = self.runtime.link.config.link_id
+            await self.runtime.store.call(lambda s: forget_missed(s, link_id, call_id))
+        return missed
 
     def join(self, call_id: bytes, person: str, role: Role, sink: Any) -> Participant:
         """A local person joins a call (ringing or answered) through the media connection."""
@@ -304,7 +313,9 @@ class CallDesk:
             case CallEnded(call=call):
                 self._spawn(self._finish(call))
             case CallMissed(call=call):
-                self.missed[call.call_id] = call
+                missed = self.missed[call.call_id] = MissedCall.of(call)
+                link_id = self.runtime.link.config.link_id
+                self._spawn(self.runtime.store.call(lambda s: keep_missed(s, link_id, missed)))
                 log.warning("link %s: missed call from %s", self.name, call.caller)
             case CallMediaReceived(call=call, datagram=datagram):
                 live = self.live.get(call.call_id)

@@ -336,6 +336,18 @@ class PeopleRecords(SqlBackend):
         rows = self._rows("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",))
         return [(str(key)[len(prefix) :], str(value)) for key, value in rows]
 
+    def meta_like(self, prefix: str) -> list[tuple[str, str]]:
+        """The station's own notes (`meta`) whose keys begin with `prefix`: (key, value)."""
+        rows = self._rows("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",))
+        return [(str(key), str(value)) for key, value in rows]
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or, with None, remove) one of the station's own notes."""
+        with self.transaction():
+            self._execute("DELETE FROM meta WHERE key = ?", (key,))
+            if value is not None:
+                self._execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def recent_call_records(self, link_id: bytes, limit: int = 64) -> list[bytes]:
         """Our newest call records on a link (envelopes as stored), newest first."""
         rows = self._rows(
