@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from hotline.protocol.envelope import LANES
@@ -27,6 +28,7 @@ from hotline.station.launch import StationProcess
 from hotline.station.launch_nodes import make_side, wait_role
 from hotline.station.links import load_links
 from hotline.store.base import SqlStore
+from hotline.store.lease import LeaseTable
 from hotline.store.postgres import PostgresStore
 from hotline.store.sqlite import SqliteStore
 
@@ -294,3 +296,43 @@ def test_a_paused_node_that_lost_its_lease_cannot_commit_and_steps_down(
         assert not any("late, from the node that lost its lease" in t for t in texts)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("side", ["moscow"], indirect=True)
+def test_a_node_asked_to_stop_while_it_takes_over_stops(side: Any, url: str) -> None:
+    """SIGTERM reaches a node between taking the lease and serving (its station loading)."""
+    (a, b), _moscow = side
+    a.start(wait=False)
+    wait_role(a, "active")
+    b.start(wait=False)
+    wait_role(b, "standby")
+    with psycopg.connect(url) as holder:  # b's store will wait for this lock when it opens
+        holder.execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
+        a.kill(signal.SIGTERM)  # a hands the lease over; b takes it and starts loading
+        _wait(lambda: "node b active, epoch 2" in b.log_file.read_text(), "b taking over")
+        assert b.process is not None
+        b.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+    assert b.process.wait(timeout=30) == 0  # it stopped once up, and handed the lease back
+    store = PostgresStore(url)
+    try:
+        assert store._rows("SELECT node, expires_ns FROM node_lease")[0] == ("b", 0)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("side", ["moscow"], indirect=True)
+def test_a_node_gives_back_a_lease_in_its_name_it_does_not_use(side: Any, url: str) -> None:
+    """A take the node stopped waiting for, committed later (a database waiting for its standby
+    after a failover), leaves a lease in the node's name: it must not wait for it to end."""
+    (a, _b), _moscow = side
+    PostgresStore(url).close()  # the schema
+    table = LeaseTable(url)
+    try:
+        orphan = table.take("a", 600_000, a.api, a.console)  # ten minutes
+        assert orphan is not None
+    finally:
+        table.close()
+    a.start(wait=False)
+    wait_role(a, "active", timeout=20)
+    assert f"node a gives back the lease at epoch {orphan.epoch}" in a.log_file.read_text()

@@ -67,6 +67,7 @@ class Leadership:
         self._table: LeaseTable | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotline-lease")
         self._valid_until = 0.0  # by our monotonic clock: past it, the lease may be another's
+        self._busy: asyncio.Future[Any] | None = None  # the last call on the lease's thread
 
     @property
     def name(self) -> str:
@@ -88,8 +89,21 @@ class Leadership:
                 self._table = None  # a fresh connection next time (the server may have moved)
                 raise
 
+        deadline = time.monotonic() + max(timeout_s, 0.01)
+        busy = self._busy
+        if busy is not None and not busy.done():
+            # A call we stopped waiting for still runs (a commit the server holds back until its
+            # synchronous standby answers): wait for it rather than queue behind it, so that no
+            # backlog of stale calls builds up while the database cannot commit.
+            await asyncio.wait({busy}, timeout=deadline - time.monotonic())
+            if not busy.done():
+                raise TimeoutError("the lease's previous call has not finished")
         future = asyncio.get_running_loop().run_in_executor(self._thread, call)
-        return await asyncio.wait_for(future, max(timeout_s, 0.01))
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._busy = future
+        return await asyncio.wait_for(
+            asyncio.shield(future), max(deadline - time.monotonic(), 0.01)
+        )
 
     async def look(self) -> Lease | None:
         """Read the lease (who is active), for a standby's answers."""
@@ -97,7 +111,13 @@ class Leadership:
         return self.seen
 
     async def take(self) -> Lease | None:
-        """Take the lease if it has ended; else None, and `seen` says who holds it."""
+        """Take the lease if it has ended; else None, and `seen` says who holds it.
+
+        A live lease in this node's name, which it does not hold, is given back, to be taken
+        at the next poll: one that a take committed after the node had stopped waiting for it
+        (the database held the commit until its synchronous standby answered, after a failover
+        of the database), or a term's that the node could not give up when its store failed.
+        No station of this node runs on it: giving it back fences nothing of ours."""
         started = time.monotonic()
         settings = self.settings
         lease = await self._run(
@@ -105,7 +125,13 @@ class Leadership:
             self._lease_s,
         )
         if lease is None:
-            await self.look()
+            seen = await self.look()
+            if seen is not None and seen.node == self.name and seen.live:
+                log.warning(
+                    "node %s gives back the lease at epoch %d, which it holds but does not use",
+                    self.name, seen.epoch,
+                )  # fmt: skip
+                await self._run(lambda t: t.release(seen), self._lease_s)
             return None
         self.lease = self.seen = lease
         self._valid_until = started + self._lease_s
@@ -247,6 +273,10 @@ class Node:
 
         self.terms += 1
         station = Station(self.data, self.identity, node=self.leadership)
+        # Until the station serves, SIGTERM and SIGINT still set our stop (the station installs
+        # its own handlers last): a stop asked for while it loads stops it as soon as it is up.
+        asked = asyncio.create_task(self._stop.wait())
+        asked.add_done_callback(lambda task: None if task.cancelled() else station.stop())
         try:
             await station.run()
         except LeaseLost as exc:
@@ -262,6 +292,8 @@ class Node:
         except BaseException:
             await self.leadership.release()
             raise
+        finally:
+            asked.cancel()
         await self.leadership.release()
         return True
 

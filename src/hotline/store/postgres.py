@@ -14,6 +14,16 @@ paused in the middle of a transaction would hold that lock: the server ends such
 after `idle_ms`, which `fence` sets below the lease's length; and since the server does not when
 the process stopped in the middle of sending a pipeline of statements, the session is named by
 node and epoch, for the node that takes over to end it (store/lease.py).
+
+On a replicated server (PostgreSQL under Patroni with synchronous replication; docs/operations.md,
+"The store on two database servers") the connection string names every server and lets libpq
+pick the one that takes writes (`target_session_attrs=read-write`). A connection that breaks is
+not opened again here: a commit whose connection broke may or may not have happened, so the link
+core can no longer be trusted to match the store. The failure goes up (StoreError), the station
+stops, and its node starts it again from the store (station/node.py), on whichever server is the
+primary by then. A commit is accepted only once the server says it is done, which with
+synchronous replication means on the standby too; the one way the server says "done" without it,
+a wait for the standby that was cancelled, is turned into a StoreError as well.
 """
 
 from __future__ import annotations
@@ -43,11 +53,21 @@ class PostgresStore(SqlStore):
     def __init__(self, dsn: str) -> None:
         try:
             self._db = psycopg.connect(dsn, autocommit=True)
+            # No time limit on our statements, whatever the role's or the database's default: a
+            # limit that fired while a commit waits for the synchronous standby would end the
+            # wait and report the commit done, on one server only.
+            self._db.execute("SET statement_timeout = 0")
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from exc
+        self._db.add_notice_handler(self._on_notice)
+        self._unreplicated = ""  # the server's word that a commit's wait for replication ended
         self._in_transaction = False
         self._fence: tuple[str, int] | None = None
         self._migrate_or_close()
+
+    def _on_notice(self, notice: psycopg.errors.Diagnostic) -> None:
+        if (notice.message_primary or "").startswith("canceling wait for synchronous replication"):
+            self._unreplicated = notice.message_primary or ""
 
     def fence(self, node: str, epoch: int, idle_ms: int) -> None:
         """Write from now on only as `node` holding the side's lease at `epoch` (store/lease.py):
@@ -110,6 +130,7 @@ class PostgresStore(SqlStore):
         if self._in_transaction:
             raise StoreError("nested transaction")
         self._in_transaction = True
+        self._unreplicated = ""
         try:
             with self._db.transaction():
                 self._check_fence()
@@ -118,6 +139,13 @@ class PostgresStore(SqlStore):
             raise StoreError(f"store write failed and was rolled back: {exc}") from exc
         finally:
             self._in_transaction = False
+        if self._unreplicated:
+            # Committed on this server, but its synchronous standby never confirmed it (the wait
+            # was cancelled): not accepted. The station stops and rebuilds from the store.
+            raise StoreError(
+                "a commit was not confirmed by the synchronous standby (the server said: "
+                f"{self._unreplicated}): it may be on one server only"
+            )
 
     def close(self) -> None:
         self._db.close()

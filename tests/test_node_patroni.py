@@ -1,0 +1,147 @@
+"""One side on replicated PostgreSQL (issue 14), as real processes: London's two nodes on two
+PostgreSQL servers under Patroni (synchronous_mode_strict, etcd as its store; tests/patroni.py),
+reached through one multi-host connection string with target_session_attrs=read-write; Moscow on
+SQLite. The PostgreSQL primary is killed (SIGKILL) while both sides send: Patroni promotes the
+synchronous standby, the active node's store fails, the node steps down and takes its lease
+again on the new primary (node.py), loading its chains from there; London accepts messages again,
+and every message accepted before and after is delivered exactly once, in order; the chains are
+linear and an export of London's record verifies."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from hotline.errors import StoreError
+from hotline.sim.pgserver import ThrowawayPostgres
+from hotline.station.launch import StationProcess
+from hotline.station.launch_nodes import make_side, node_of
+from hotline.store.postgres import PostgresStore
+from tests.patroni import PatroniCluster, can_run
+from tests.test_node_failover import _check_delivery, _Senders, _start, _up, _wait
+
+needs_patroni = pytest.mark.skipif(can_run() is not None, reason=f"{can_run()}")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PatroniCluster]:
+    with PatroniCluster() as started:
+        yield started
+
+
+@pytest.fixture
+def side(tmp_path: Path, cluster: PatroniCluster) -> Iterator[tuple[Any, Any, str]]:
+    url = cluster.create_database(f"london_{uuid.uuid4().hex[:12]}")
+    london, moscow = make_side(tmp_path, url, dialer="moscow")
+    try:
+        yield london, moscow, url
+    finally:
+        for station in [*london, moscow]:  # all at once: no standby takes over meanwhile
+            if station.process is not None:
+                station.process.send_signal(signal.SIGTERM)
+        for station in [*london, moscow]:
+            station.close()
+
+
+@needs_patroni
+def test_the_cluster_commits_only_on_two_servers(cluster: PatroniCluster) -> None:
+    """What 'accepted' rests on: the leader waits for its synchronous standby at each commit."""
+    url = cluster.create_database(f"probe_{uuid.uuid4().hex[:12]}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        names = conn.execute("SHOW synchronous_standby_names").fetchall()[0][0]
+        assert cluster.role_of("sync_standby") is not None
+        assert names not in ("", "''")
+        assert conn.execute("SHOW synchronous_commit").fetchall()[0][0] == "on"
+        assert not conn.execute("SELECT pg_is_in_recovery()").fetchall()[0][0]
+
+
+def _active(london: list[StationProcess]) -> StationProcess:
+    """The node that says it is active (waiting for one, bounded)."""
+    found: list[StationProcess] = []
+
+    def one() -> bool:
+        found[:] = [node for node in london if (node_of(node) or {}).get("role") == "active"]
+        return len(found) == 1
+
+    _wait(one, "one active node")
+    return found[0]
+
+
+@needs_patroni
+def test_the_side_follows_a_failover_of_its_database(
+    cluster: PatroniCluster, side: tuple[Any, Any, str], tmp_path: Path
+) -> None:
+    london, moscow, url = side
+    _start(london, moscow)
+    with _Senders(london, moscow) as senders:
+        _wait(lambda: senders.count("london") > 30 and senders.count("moscow") > 30, "traffic")
+        before = senders.count("london")
+        killed = cluster.kill_primary()
+        cluster.wait_failover(killed, 60)  # Patroni promoted the synchronous standby
+        _wait(lambda: senders.count("london") > before + 10, "London accepting again", 90)
+        active = _active(london)
+        _wait(lambda: _up(active) and _up(moscow), "the link UP again")
+        sent = senders.count("london"), senders.count("moscow")
+        _wait(
+            lambda: (
+                senders.count("london") > sent[0] + 30 and senders.count("moscow") > sent[1] + 30
+            ),
+            "traffic both ways after the failover",
+        )
+    active = _active(london)
+    _check_delivery(active, moscow, url, senders.accepted)
+    bundle = tmp_path / "london.hotline"
+    exported = subprocess.run(
+        [sys.executable, "-m", "hotline", "export", "--out", str(bundle), "--pdf", "never",
+         "--data-dir", str(active.data.path), "--passphrase-file", str(active.passphrase_file)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    verified = subprocess.run(
+        [sys.executable, "-m", "hotline", "verify", str(bundle)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    log = "".join(node.log_file.read_text() for node in london)
+    assert "the store failed" in log  # the node said why it stepped down
+
+
+def test_a_commit_the_standby_never_confirmed_is_not_accepted(tmp_path: Path) -> None:
+    """A cancelled wait for the synchronous standby (a statement_timeout, pg_cancel_backend)
+    has PostgreSQL report the commit done though only the primary holds it: the store must
+    not take that for accepted, and keeps no time limit of the role's on its statements."""
+    with ThrowawayPostgres() as server:
+        url = server.create_database("held")
+        with psycopg.connect(server.dsn(), autocommit=True) as admin:
+            admin.execute("ALTER DATABASE held SET synchronous_commit = on")
+            admin.execute("ALTER ROLE hotline SET statement_timeout = '200ms'")
+            store = PostgresStore(url)
+            try:
+                assert store._rows("SHOW statement_timeout")[0][0] == "0"
+                admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+                admin.execute("SELECT pg_reload_conf()")
+                _wait(
+                    lambda: store._rows("SHOW synchronous_standby_names")[0][0] == "nobody",
+                    "the server waiting for a standby",
+                )
+                pid = store._rows("SELECT pg_backend_pid()")[0][0]
+                timer = threading.Timer(
+                    1.0, lambda: admin.execute("SELECT pg_cancel_backend(%s)", (pid,))
+                )
+                timer.start()
+                with pytest.raises(StoreError, match="not confirmed by the synchronous standby"):
+                    store.set_setting("probe", "1")
+                timer.join()
+                # It is on this server: a station that starts again from the store has it.
+                assert store.setting("probe", "") == "1"
+            finally:
+                store.close()
