@@ -68,9 +68,7 @@ def forgetful_store(monkeypatch: pytest.MonkeyPatch) -> None:
     original = SqlStore.commit
     calls = {"n": 0}
 
-    def commit(
-        self: SqlStore, link_id: bytes, batch: Batch, now_ns: int, keyed: Any = ()
-    ) -> None:
+    def commit(self: SqlStore, link_id: bytes, batch: Batch, now_ns: int, keyed: Any = ()) -> None:
         if batch.inbound:
             calls["n"] += 1
             if calls["n"] % 3 == 0:
