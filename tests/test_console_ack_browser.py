@@ -29,7 +29,7 @@ HOLD_S = 1.5  # the console's hold (console.js, HOLD_MS)
 PRIORITY_DEADLINE_S = 1  # London's, here: a PRIORITY message is overdue a second after it is sent
 # Each test signs its own people in (a code signs a person in once).
 LONDON = [("olga", "operator"), ("sam", "supervisor"), ("tom", "operator"), ("una", "operator"),
-          ("will", "operator")]  # fmt: skip
+          ("will", "operator"), ("xena", "operator")]  # fmt: skip
 MOSCOW = [("ivan", "operator"), ("pavel", "operator"), ("nina", "operator"), ("lena", "operator"),
           ("oleg", "operator")]  # fmt: skip
 
@@ -310,3 +310,31 @@ def test_an_outgoing_message_says_who_drafted_released_and_acknowledged_it(
     drafter.locator(f'#outbox tr[data-lane="ROUTINE"][data-seq="{api_seq}"]').click()
     expect(body.locator("dt", has_text="Sent by").locator("+ dd")).to_contain_text("API")
     expect(body.locator("dt", has_text="Drafted by")).to_have_count(0)
+
+
+def test_an_acknowledgement_past_the_listed_rows_is_still_shown_on_its_message(
+    desks: tuple[dict[str, Person], dict[str, Person]], browser: Browser
+) -> None:
+    """Item 2: the traffic lists the newest 200 rows each way; a message of ours whose
+    acknowledgement has since been pushed out of the inbox's rows by the peer's traffic still
+    carries it (the store finds it by its hash)."""
+    london, moscow = desks
+    sender, receiver = london["will"].station, moscow["oleg"].station
+    seq = _send(sender, "Routine: acknowledged long ago.")
+    receiver.call("POST", f"/api/v1/links/london/inbox/ROUTINE/{seq}/ack", {"text": "Long ago."})
+    for n in range(205):  # more than the inbox's listed rows
+        receiver.call(
+            "POST", "/api/v1/links/london/messages", {"text": f"service {n}", "type": "service"}
+        )
+    deadline = time.monotonic() + 60
+    while len(sender.call("GET", "/api/v1/links/moscow/inbox?limit=1000")) < 206:
+        assert time.monotonic() < deadline, "the peer's messages did not all arrive"
+        time.sleep(0.2)
+    page = open_console(browser, london["xena"])
+    traffic = page.evaluate("fetch('/console/traffic/moscow').then((r) => r.json())")
+    listed = {(m["lane"], m["seq"]) for m in traffic["inbox"]}
+    mine = next(m for m in traffic["outbox"] if m["lane"] == "ROUTINE" and m["seq"] == seq)
+    ack = mine["acknowledgement"]
+    assert ack is not None
+    assert (ack["lane"], ack["seq"]) not in listed, "the acknowledgement is not among the rows"
+    assert ack["text"] == "Long ago."
