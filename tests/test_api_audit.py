@@ -80,6 +80,15 @@ def test_sends_acknowledgements_uploads_and_calls_through_the_api_are_audited_by
         assert time.monotonic() < deadline, "the FLASH did not arrive"
         time.sleep(0.1)
     _hotline(moscow, "ack", "--link", "london", "FLASH", "1", "--text", "Standing by")
+    _hotline(moscow, "ack", "--link", "london", "ROUTINE", "2")  # no text: it says who
+    by_api = _api(moscow, "/api/v1/links/london/inbox/ROUTINE/3/ack", {})
+    assert by_api.status_code == 201
+    deadline = time.monotonic() + 30
+    wanted = {"Standing by", f"Acknowledged by {me[4:]} at the station host",
+              "Acknowledged through the station's API"}  # fmt: skip
+    while not wanted <= {m["text"] for m in london.call("GET", "/api/v1/links/moscow/inbox")}:
+        assert time.monotonic() < deadline, "the acknowledgements did not arrive"
+        time.sleep(0.1)
 
     sent = [row for row in _audit(london) if row[1] == "sent"]
     assert sent == [

@@ -325,7 +325,9 @@ def outbox(
 def ack(
     precedence: str = typer.Argument(..., help="The lane of the received message."),
     seq: int = typer.Argument(..., help="Its sequence number."),
-    text: str = typer.Option("Acknowledged", "--text"),
+    text: str | None = typer.Option(
+        None, "--text", help='What to say [default: "Acknowledged by USER at the station host"].'
+    ),
     link: str | None = LINK_OPTION,
     data: Path | None = DATA_DIR_OPTION,
     as_json: bool = JSON_OPTION,
@@ -337,7 +339,10 @@ def ack(
         raise ConfigError(f"a sequence number is 1 or more, not {seq}")
     name = _only_link(data, link)
     result = _call(
-        data, "POST", f"/api/v1/links/{name}/inbox/{precedence.upper()}/{seq}/ack", {"text": text}
+        data,
+        "POST",
+        f"/api/v1/links/{name}/inbox/{precedence.upper()}/{seq}/ack",
+        {"text": text} if text is not None else {},
     )
     if as_json:
         print(json.dumps(result))

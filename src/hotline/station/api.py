@@ -35,7 +35,7 @@ from hotline.protocol.envelope import (
 )
 from hotline.station.apidocs import add_docs_page
 from hotline.station.call_api import add_call_routes
-from hotline.station.doors import ACTOR_HEADER, audit_api_act, door
+from hotline.station.doors import ACTOR_HEADER, acknowledged_by, audit_api_act, door
 from hotline.station.events import arrival_json, envelope_json
 from hotline.station.files import FileStore, FileTooLarge
 from hotline.station.link_runtime import AlreadyAcknowledged, KeyReused
@@ -511,8 +511,10 @@ def _add_ack_route(app: FastAPI, link_of: Callable[[str], LinkRuntime]) -> None:
         if not 1 <= seq < 2**63:
             raise HTTPException(404, f"no message {lane} {seq} in the inbox of {name!r}")
         actor = door(request.headers.get(ACTOR_HEADER))
+        # An envelope names no person: a text not given says who, as the console's does.
+        text = ack.text if "text" in ack.model_fields_set else acknowledged_by(actor)
         try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
-            envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, ack.text, actor)
+            envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, text, actor)
         except AlreadyAcknowledged:
             raise HTTPException(
                 409, f"{lane} {seq} from {name!r} is acknowledged already"

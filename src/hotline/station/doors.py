@@ -16,7 +16,7 @@ from starlette.requests import Request
 if TYPE_CHECKING:
     from hotline.station.runtime import Station
 
-__all__ = ["ACTOR_HEADER", "audit_api_act", "door"]
+__all__ = ["ACTOR_HEADER", "acknowledged_by", "audit_api_act", "door"]
 
 ACTOR_HEADER = "X-Hotline-Actor"
 _CLAIMED = re.compile(r"cli:[A-Za-z0-9._?-]{1,64}")
@@ -25,6 +25,14 @@ _CLAIMED = re.compile(r"cli:[A-Za-z0-9._?-]{1,64}")
 def door(claimed: str | None) -> str:
     """The actor an API request is audited as: "cli:NAME" if it says so, else "api"."""
     return claimed if claimed is not None and _CLAIMED.fullmatch(claimed) else "api"
+
+
+def acknowledged_by(actor: str) -> str:
+    """The text of an acknowledgement made through the API without one: who made it, since the
+    envelope itself names no person (the console's says "Acknowledged by NAME")."""
+    if actor.startswith("cli:"):
+        return f"Acknowledged by {actor[4:]} at the station host"
+    return "Acknowledged through the station's API"
 
 
 async def audit_api_act(
