@@ -10,9 +10,9 @@ The configuration is the one docs/operations.md ("One side on two machines") exp
 loopback addresses and free ports in place of two machines: `synchronous_mode` and
 `synchronous_mode_strict` (a commit returns only once it is on both servers), and
 `primary_start_timeout: 0` (Patroni fails a crashed primary over to the synchronous standby at
-once rather than restarting it in place; safe because that standby has every commit). The timing
-is the documented one but for `loop_wait`, which is shorter here, so that a test does not wait
-for Patroni's sleep: every figure measured here is a best case of the same design.
+once rather than restarting it in place; safe because that standby has every commit), and
+`loop_wait: 1`, so that a crash is noticed within a second. Only the addresses, the paths, the
+passwords, and PostgreSQL's log (in the member's directory) differ from the documented one.
 
 Programs: Debian's `etcd` (package etcd-server) and `patroni` (package patroni, 3.0), and the
 PostgreSQL server programs beside `initdb` (sim/pgserver.py finds it; Patroni also needs
