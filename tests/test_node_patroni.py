@@ -1,9 +1,10 @@
-"""One side on replicated PostgreSQL (issue 14), as real processes: London's two nodes on two
-PostgreSQL servers under Patroni (synchronous_mode_strict, etcd as its store; tests/patroni.py),
-reached through one multi-host connection string with target_session_attrs=read-write; Moscow on
-SQLite. The PostgreSQL primary is killed (SIGKILL) while both sides send: Patroni promotes the
-synchronous standby, the active node's store fails, the node steps down and takes its lease
-again on the new primary (node.py), loading its chains from there; London accepts messages again,
+"""One side on replicated PostgreSQL (issue 14), as real processes: London (one node, then two)
+on two PostgreSQL servers under Patroni (synchronous_mode_strict, etcd as its store;
+tests/patroni.py), reached through one multi-host connection string with
+target_session_attrs=read-write; Moscow on SQLite. The PostgreSQL primary is killed (SIGKILL)
+while both sides send: Patroni promotes the synchronous standby, the active node's store fails,
+the node steps down and a node takes the lease again on the new primary (node.py), loading its
+chains from there; London accepts messages again,
 and every message accepted before and after is delivered exactly once, in order; the chains are
 linear and an export of London's record verifies."""
 
@@ -39,9 +40,12 @@ def cluster() -> Iterator[PatroniCluster]:
 
 
 @pytest.fixture
-def side(tmp_path: Path, cluster: PatroniCluster) -> Iterator[tuple[Any, Any, str]]:
+def side(
+    tmp_path: Path, cluster: PatroniCluster, request: pytest.FixtureRequest
+) -> Iterator[tuple[Any, Any, str]]:
+    """London on `request.param` nodes on the cluster, Moscow on SQLite."""
     url = cluster.create_database(f"london_{uuid.uuid4().hex[:12]}")
-    london, moscow = make_side(tmp_path, url, dialer="moscow")
+    london, moscow = make_side(tmp_path, url, nodes=request.param, dialer="moscow")
     try:
         yield london, moscow, url
     finally:
@@ -77,6 +81,7 @@ def _active(london: list[StationProcess]) -> StationProcess:
 
 
 @needs_patroni
+@pytest.mark.parametrize("side", [1, 2], indirect=True, ids=["one node", "two nodes"])
 def test_the_side_follows_a_failover_of_its_database(
     cluster: PatroniCluster, side: tuple[Any, Any, str], tmp_path: Path
 ) -> None:
