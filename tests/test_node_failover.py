@@ -239,6 +239,14 @@ def test_the_standby_takes_over_when_the_active_node_is_killed(side: Any, url: s
     lease = status["node"]["lease"]
     assert (lease["node"], lease["epoch"], lease["reason"]) == ("b", 2, "expired")
     assert "failover" in {alarm["kind"] for alarm in status["alarms"]}
+
+    def peer_failover() -> list[dict[str, Any]]:  # the other side knows too
+        alarms = moscow.call("GET", "/api/v1/status")["alarms"]
+        return [alarm for alarm in alarms if alarm["kind"] == "peer_failover"]
+
+    _wait(lambda: bool(peer_failover()), "the failover alarm at Moscow", timeout=10)
+    assert "London failed over" in peer_failover()[0]["text"]
+    assert "its node 2 (" in peer_failover()[0]["text"]
     assert (
         b'hotline_node_active{node="b"} 1.0'
         in httpx.get(

@@ -76,7 +76,7 @@ def test_text(station: str, number: int, now_ns: int) -> str:
 class Alarm:
     id: str
     kind: str  # flash, link_down, path_down, test_failed, test_missing, overdue, missed_call,
-    # clock_fault, certificate, failover (station-wide: `link` is empty)
+    # clock_fault, certificate, failover (station-wide: `link` is empty), peer_failover
     link: str
     text: str
     raised_ns: int
@@ -161,6 +161,8 @@ class Discipline:
             found.update(await self._clock_alarm(runtime))
         found.update(self._certificate_alarm(now_ns))
         found.update(self._failover_alarm(now_ns))
+        for runtime in self.station.links.values():
+            found.update(_peer_failover_alarm(runtime, now_ns))
         overdue = {a for a in self.alarms if a.startswith("overdue:")}
         changed = self._apply(found, now_ns)
         if changed:
@@ -556,3 +558,21 @@ def _drill(kind: int) -> str:
 
 def _clock(ns: int) -> str:
     return datetime.fromtimestamp(ns / S, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _peer_failover_alarm(runtime: LinkRuntime, now_ns: int) -> dict[str, _Found]:
+    """The peer's side answers from another of its nodes than before: it failed over (its
+    active node died, hung or was cut off). People here must know, for a day or until
+    silenced, as the side that failed over knows (`_failover_alarm`)."""
+    if runtime.peer_failover is None:
+        return {}
+    before, now, at_ns = runtime.peer_failover
+    if now_ns - at_ns > FAILOVER_ALARM_NS:
+        return {}
+    name, peer = runtime.link.name, runtime.link.peer_card.body.name
+    addresses = ", ".join(runtime.nodes[now])
+    text = (
+        f"{peer} failed over at {_clock(at_ns)}: its node {now + 1} ({addresses}) answers now, "
+        f"node {before + 1} did before"
+    )
+    return {f"peer_failover:{name}": _Found("peer_failover", name, text, at_ns)}

@@ -156,6 +156,9 @@ class LinkRuntime:
         # active one answers, so the others' paths are STANDBY, not DOWN (no alarm), and the
         # link is UP when every path of one node is.
         self.nodes = nodes or []
+        self.peer_node: int | None = None  # which of them answered last (its index)
+        # The peer's side moved to another node: (from, to, when); its alarm stands a day.
+        self.peer_failover: tuple[int, int, int] | None = None
         self.state = "DOWN"
         self.since_ns = time.time_ns()
         self._lock = asyncio.Lock()
@@ -317,6 +320,15 @@ class LinkRuntime:
         that answers best."""
         ups = [sum(self.paths[a].state == "UP" for a in node) for node in self.nodes]
         answering = any(ups)
+        if answering:  # only the peer's active node answers a handshake
+            node = max(range(len(ups)), key=ups.__getitem__)
+            if self.peer_node is not None and node != self.peer_node:
+                self.peer_failover = (self.peer_node, node, time.time_ns())
+                log.warning(
+                    "link %s: the peer's side failed over from its node %d to node %d",
+                    self.link.name, self.peer_node + 1, node + 1,
+                )  # fmt: skip
+            self.peer_node = node
         for node, up in zip(self.nodes, ups, strict=True):
             for address in node:
                 path = self.paths[address]
