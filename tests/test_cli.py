@@ -6,6 +6,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -376,6 +377,75 @@ def test_demo_pairs_two_station_processes_that_talk(tmp_path: Path) -> None:
         assert password_matches(store.operator("olga"), password), "enrolled with that password"
     finally:
         store.close()
+
+
+def _demo_people(stdout: str) -> dict[str, list[str]]:
+    """The cast the demo printed, per console: each person's role."""
+    cast: dict[str, list[str]] = {}
+    station = ""
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in ("London", "Moscow") and "://" in words[1]:
+            station = words[0]
+        elif station and "password" in words and len(words) > 2:
+            cast.setdefault(station, []).append(words[1])
+    return cast
+
+
+def test_the_demo_s_cast_can_exercise_every_rule_and_its_commands_run_as_printed(
+    tmp_path: Path,
+) -> None:
+    """Issue 15, item 21: two supervisors (one releases what the other drafts), an auditor, an
+    operator, a translator and an admin per console; the passphrase files and the keys named;
+    the commands printed with the full path of `hotline`, so they run as they are; a directory
+    given with --dir is left behind, and the demo says so."""
+    root = tmp_path / "demo"
+    done = hotline("demo", "--dir", str(root), "--no-stay")
+    assert done.returncode == 0, done.stderr
+    cast = _demo_people(done.stdout)
+    for station in ("London", "Moscow"):
+        assert sorted(cast[station]) == sorted(
+            ["operator", "supervisor", "supervisor", "translator", "auditor", "admin"]
+        ), cast
+    full = str(Path(sys.executable).parent / "hotline")
+    lines = done.stdout.splitlines()
+    for name in ("london", "moscow"):
+        passphrase = root / f"{name}.passphrase"
+        keys = DataDir(root / name).keystore_file
+        assert any(line.split()[-1:] == [str(passphrase)] for line in lines), "passphrase file"
+        assert any(line.split()[-1:] == [str(keys)] for line in lines), "where the keys are"
+        assert passphrase.exists()
+        assert keys.exists()
+    shown = [line.split("code: ", 1)[1] for line in lines if "code: " in line]
+    assert len(shown) == 12
+    assert all(command.startswith(f"{full} totp ") for command in shown), shown
+    status = next(line.split("try", 1)[1].split() for line in lines if "status" in line)
+    assert status[0] == full
+    assert f"Left behind in {root}" in done.stdout
+    assert "keys" in done.stdout.split(f"Left behind in {root}", 1)[1]
+    totp = subprocess.run(  # the printed command, as a shell would run it
+        shown[0].split(), capture_output=True, text=True, check=False, timeout=60
+    )
+    assert totp.stdout.strip().isdigit(), totp.stderr
+
+
+def test_a_demo_in_a_directory_of_its_own_removes_it_unless_asked_to_keep_it() -> None:
+    """Without --dir the demo makes a temporary directory, says its keys go with it, and removes
+    it when it stops; with --keep it is left, and the demo says where."""
+    gone = hotline("demo", "--no-stay")
+    assert gone.returncode == 0, gone.stderr
+    root = Path(gone.stdout.split("Hotline demo in ", 1)[1].split()[0])
+    assert "removed when the demo stops" in gone.stdout
+    assert f"Removed {root}" in gone.stdout
+    assert not root.exists()
+    kept = hotline("demo", "--no-stay", "--keep")
+    assert kept.returncode == 0, kept.stderr
+    root = Path(kept.stdout.split("Hotline demo in ", 1)[1].split()[0])
+    try:
+        assert f"Left behind in {root}" in kept.stdout
+        assert (root / "london" / "keystore.hotline").exists()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_demo_runs_until_ctrl_c_and_stops_both_stations(tmp_path: Path) -> None:
