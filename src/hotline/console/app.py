@@ -55,6 +55,14 @@ NUDGE_AT_MOST_S = 1.0  # "reload the traffic / the drafts": at most this often, 
 EVENTS_RECHECK_S = 5.0
 _BOARD_EVENTS = frozenset({"path", "link", "alarms", "session_ready", "session_closed"})
 _MESSAGE_EVENTS = frozenset({"message", "receipted", "acknowledged", "overdue"})
+# What a page is nudged to reload: its messages, its drafts, an open message's details (a file
+# moved, a translation was signed).
+_NUDGES = {
+    **dict.fromkeys(_MESSAGE_EVENTS, "message"),
+    "drafts": "draft",
+    "attachment": "detail",
+    "annotation": "detail",
+}
 
 
 class HostCheck:
@@ -127,15 +135,19 @@ async def _page() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
-async def _events(request: Request, _: Viewer, console: ConsoleDep) -> StreamingResponse:
+async def _events(request: Request, session: Viewer, console: ConsoleDep) -> StreamingResponse:
     token = request.cookies.get(COOKIE)
-    return StreamingResponse(_stream(console, token, request), media_type="text/event-stream")
+    stream = _stream(console, token, request, session.operator)
+    return StreamingResponse(stream, media_type="text/event-stream")
 
 
-async def _stream(console: Console, token: str | None, request: Request) -> AsyncIterator[str]:
+async def _stream(
+    console: Console, token: str | None, request: Request, me: str
+) -> AsyncIterator[str]:
     """The board at once when the alarms change; when a link or a path changes, at most once a
     second; every few seconds anyway. A nudge when messages or drafts change. Ends with the
-    session, and within 10 s of its account being disabled or reset, wherever that was done."""
+    session, and within 10 s of its account being disabled or reset, wherever that was done. What
+    became of a draft of `me`'s (rejected, and why) is told to `me` only."""
     station = console.station
     queue = station.hub.listen()
     try:
@@ -152,14 +164,10 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
             except TimeoutError:
                 event = {"type": "tick"}
             kind = event.get("type")
-            if kind in _MESSAGE_EVENTS:
-                nudges.add("message")
-            elif kind == "drafts":
-                nudges.add("draft")
-            elif kind in ("attachment", "annotation"):  # a file moved, a translation was signed
-                nudges.add("detail")
-            elif kind in ("call", "call_stats"):  # a call rings, is answered, ends; its figures
-                yield _sse(kind, event)
+            if passed := _passed_on(event, me):
+                yield _sse(passed, event)
+            elif kind in _NUDGES:
+                nudges.add(_NUDGES[kind])
             elif kind == "alarms":  # raised, cleared, silenced: at once, never held back
                 board_due, last_board = True, 0.0
             elif kind in _BOARD_EVENTS:
@@ -174,6 +182,17 @@ async def _stream(console: Console, token: str | None, request: Request) -> Asyn
                 last_board, board_due = time.monotonic(), False
     finally:
         station.hub.forget(queue)
+
+
+def _passed_on(event: dict[str, Any], me: str) -> str | None:
+    """The events a page is given whole, at once: a call's (it rings, is answered, ends; its
+    figures), and what became of a draft, to its author only (rejected, by whom and why)."""
+    kind = event.get("type")
+    if kind in ("call", "call_stats"):
+        return str(kind)
+    if kind == "draft_decided" and event.get("author") == me:
+        return "draft_notice"
+    return None
 
 
 async def _still_open(console: Console, token: str | None) -> bool:

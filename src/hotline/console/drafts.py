@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
     from hotline.station.runtime import Station
 
-__all__ = ["draft_json", "reconcile_drafts", "send_draft"]
+__all__ = ["draft_json", "reconcile_drafts", "send_draft", "tell_author"]
 
 log = logging.getLogger("hotline.console")
 
@@ -48,10 +48,18 @@ async def send_draft(
             attachments=files_named(runtime, files),
         )
     except (ProtocolError, KeyReused) as exc:
+        now, why = time.time_ns(), f"the station refused it: {exc}"
         await console.store(
-            lambda s: s.decide_draft(record.id, "releasing", "rejected", operator, time.time_ns())
+            lambda s: s.decide_draft(record.id, "releasing", "rejected", operator, now, why)
         )
         await console.audit(operator, "release failed", f"draft {record.id}: {exc}")
+        record.state, record.decided_by, record.decided_ns, record.reason = (
+            "rejected",
+            operator,
+            now,
+            why,
+        )
+        tell_author(console, record)
         raise HTTPException(422, str(exc)) from None
     seq = sent.envelope.seq
     await console.store(lambda s: s.draft_sent(record.id, seq))
@@ -60,6 +68,16 @@ async def send_draft(
     await console.audit(operator, action, f"draft {record.id} as {where}")
     console.station.hub.publish({"type": "drafts"})
     return draft_json(record)
+
+
+def tell_author(console: Console, record: Draft) -> None:
+    """Every console reloads its drafts, and the author's is told what became of theirs: who
+    rejected it and why (the console's event stream passes this to the author's sessions only)."""
+    console.station.hub.publish({"type": "drafts"})
+    console.station.hub.publish(
+        {"type": "draft_decided", "id": record.id, "author": record.drafted_by,
+         "state": record.state, "by": record.decided_by, "reason": record.reason}
+    )  # fmt: skip
 
 
 def draft_json(d: Draft) -> dict[str, Any]:
@@ -77,6 +95,7 @@ def draft_json(d: Draft) -> dict[str, Any]:
         "decided_ns": d.decided_ns,
         "seq": d.seq,
         "attachments": json.loads(d.attachments),
+        "reason": d.reason,
     }
 
 

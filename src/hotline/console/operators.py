@@ -34,6 +34,7 @@ from hotline.store.people import Enrolment, Operator
 __all__ = [
     "ENROLMENT_VALID_NS",
     "EnrolmentCode",
+    "LastAdmin",
     "add_operator",
     "code_hash",
     "complete_enrolment",
@@ -42,6 +43,7 @@ __all__ = [
     "release_hold",
     "reset_operator",
     "set_disabled",
+    "set_role",
     "validate_name",
 ]
 
@@ -207,9 +209,47 @@ def release_hold(operator: Operator, hold_h: int, now_ns: int) -> str | None:
     )
 
 
+class LastAdmin(ConfigError):
+    """The change would leave the station with no active admin: nobody could then manage the
+    accounts from the console."""
+
+
+def _last_admin(name: str, what: str) -> LastAdmin:
+    return LastAdmin(
+        f"{name} is the last active admin: {what} would leave nobody to manage the accounts; "
+        "make another admin first"
+    )
+
+
 def set_disabled(store: SqlStore, name: str, disabled: bool) -> None:
+    """Disable or enable an account (enabling also ends a lockout).
+
+    Raises:
+        ConfigError: no such account.
+        LastAdmin: it is the last active admin, and it would be disabled.
+    """
     _require(store, name)
-    store.update_operator(name, disabled=disabled, failures=0, locked_until_ns=0)
+    if not store.update_operator_keeping_an_admin(
+        name, disabled=disabled, failures=0, locked_until_ns=0
+    ):
+        raise _last_admin(name, "disabling the account")
+
+
+def set_role(store: SqlStore, name: str, role: str, now_ns: int, by: str) -> str:
+    """Give an account another role, audited as `by`'s act; returns the role it had.
+
+    Raises:
+        ConfigError: no such account, or no such role.
+        LastAdmin: it is the last active admin, and it would be an admin no longer.
+    """
+    before = _require(store, name)
+    _check(role, "en")
+    if role == before.role:
+        return before.role
+    if not store.update_operator_keeping_an_admin(name, role=role):
+        raise _last_admin(name, f"making it {role}")
+    store.audit_person(by, "role changed", f"{name}: {before.role} to {role}", now_ns)
+    return before.role
 
 
 def _require(store: SqlStore, name: str) -> Operator:

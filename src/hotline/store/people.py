@@ -33,7 +33,7 @@ _OPERATOR_COLUMNS = (
 _ENROLMENT_COLUMNS = "name, code_hash, made_by, made_ns, expires_ns"
 _DRAFT_COLUMNS = (
     "id, link, lane, type, language, text, drafted_by, drafted_ns, state, decided_by, "
-    "decided_ns, seq, attachments"
+    "decided_ns, seq, attachments, reason"
 )
 
 
@@ -81,11 +81,12 @@ class Draft:
     text: str
     drafted_by: str
     drafted_ns: int
-    state: str  # draft, releasing, released, rejected
+    state: str  # draft, releasing, released, rejected, withdrawn (by its author)
     decided_by: str | None
     decided_ns: int | None
     seq: int | None
     attachments: str = "[]"  # JSON: the files to send with it, [{sha256, name, media_type}]
+    reason: str | None = None  # why it was rejected: the releaser's words, or the station's
 
 
 @dataclass(slots=True)
@@ -181,6 +182,28 @@ class PeopleRecords(SqlBackend):
         """Change some of an operator's columns (names from Operator's fields)."""
         with self.transaction():
             self._set_operator(name, changes)
+
+    def update_operator_keeping_an_admin(self, name: str, **changes: Any) -> bool:
+        """Change some of an operator's columns, unless that would leave no active admin (an
+        account with the role admin, not disabled): then change nothing and return False. The
+        count and the change are one transaction."""
+        with self.transaction():
+            rows = self._rows("SELECT role, disabled FROM operators WHERE name = ?", (name,))
+            if not rows:
+                raise StoreError(f"no operator named {name!r}")
+            role, disabled = rows[0]
+            after_role = changes.get("role", role)
+            after_disabled = bool(changes.get("disabled", disabled))
+            if role == "admin" and not disabled and (after_role != "admin" or after_disabled):
+                others = self._rows(
+                    "SELECT count(*) FROM operators "
+                    "WHERE role = 'admin' AND disabled = 0 AND name <> ?",
+                    (name,),
+                )
+                if not others[0][0]:
+                    return False
+            self._set_operator(name, changes)
+        return True
 
     def _set_operator(self, name: str, changes: dict[str, Any]) -> None:
         allowed = set(Operator.__dataclass_fields__) - {"name", "created_ns"}
@@ -297,17 +320,37 @@ class PeopleRecords(SqlBackend):
         )
         return [Draft(*row) for row in rows]
 
+    def drafts_decided(
+        self, author: str, state: str, since_ns: int, limit: int = 50
+    ) -> list[Draft]:
+        """An author's drafts that were moved to `state` (rejected) since `since_ns`, oldest
+        first: what the author must be told."""
+        rows = self._rows(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts "  # noqa: S608 - constant columns
+            "WHERE drafted_by = ? AND state = ? AND decided_ns >= ? ORDER BY id DESC LIMIT ?",
+            (author, state, since_ns, limit),
+        )
+        return [Draft(*row) for row in reversed(rows)]
+
     def decide_draft(
-        self, draft_id: int, expected: str, state: str, by: str | None, now_ns: int | None
+        self,
+        draft_id: int,
+        expected: str,
+        state: str,
+        by: str | None,
+        now_ns: int | None,
+        reason: str | None = None,
     ) -> bool:
-        """Move a draft from `expected` to `state`; False if another person moved it first."""
+        """Move a draft from `expected` to `state` (with why, for a rejection); False if
+        another person moved it first."""
         with self.transaction():
             rows = self._rows("SELECT state FROM drafts WHERE id = ?", (draft_id,))
             if not rows or rows[0][0] != expected:
                 return False
             self._execute(
-                "UPDATE drafts SET state = ?, decided_by = ?, decided_ns = ? WHERE id = ?",
-                (state, by, now_ns, draft_id),
+                "UPDATE drafts SET state = ?, decided_by = ?, decided_ns = ?, reason = ? "
+                "WHERE id = ?",
+                (state, by, now_ns, reason, draft_id),
             )
         return True
 

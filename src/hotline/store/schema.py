@@ -19,7 +19,8 @@ Tables (the same in both dialects):
                  they last enrolled
     enrolments   an account's one-time enrolment code, waiting for its person: its hash only,
                  who made it and until when it holds
-    drafts       messages drafted at the console, waiting for (or past) a supervisor's release
+    drafts       messages drafted at the console, waiting for (or past) a supervisor's release;
+                 a rejection's reason, a withdrawal by its author
     shift_log    the duty officers' notes and hand-overs
     attachments  the files named in envelopes, either way: how much of each is held, and the
                  receiver's signed statement once it holds the file whole
@@ -302,6 +303,11 @@ CREATE TABLE send_keys (
 )
 """
 
+# Version 12: a draft's author may withdraw it, and a rejection says why (issue 15, item 16): the
+# reason given, shown to the author with who rejected it (and, for a release the station refused,
+# what it said).
+_V12 = ["ALTER TABLE drafts ADD COLUMN reason TEXT"]
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
     dialect: [
@@ -316,6 +322,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _statements(_V9),
         _statements(_V10),
         _statements(_V11.format(**types)),
+        _V12,
     ]
     for dialect, types in _DIALECTS.items()
 }
