@@ -6,6 +6,7 @@ and the link test. (tests/test_console_browser.py drives the same console in a r
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import ssl
@@ -458,7 +459,7 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/console/shift-log", "view", None),
     ("POST", "/console/drafts", "draft", {"link": "moscow", "type": "service", "text": "x"}),
     ("POST", "/console/drafts/999999/release", "release", None),
-    ("POST", "/console/drafts/999999/reject", "release", None),
+    ("POST", "/console/drafts/999999/reject", "release", {"reason": "not ours"}),
     ("POST", "/console/inbox/moscow/FLASH/999999/ack", "acknowledge", {}),
     ("POST", "/console/alarms/none/silence", "silence", None),
     ("POST", "/console/shift-log", "shift_log", {"text": "quiet night"}),
@@ -467,6 +468,7 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/console/operators", "admin", None),
     ("POST", "/console/operators", "admin", {"name": "x", "role": "nope"}),
     ("PUT", "/console/operators/nobody", "admin", {"disabled": True}),
+    ("PUT", "/console/operators/nobody", "admin", {"role": "auditor"}),
     ("GET", "/console/calls", "view", None),
     ("POST", "/console/calls", "call", {"link": "moscow", "precedence": "FLASH"}),
     ("POST", f"/console/calls/{'0' * 32}/answer", "call", None),
@@ -589,7 +591,9 @@ async def test_a_rejected_draft_is_never_sent(app: Any, station: Station) -> Non
         headers={"X-CSRF-Token": op_csrf},
     )
     rejected = await boss.post(
-        f"/console/drafts/{drafted.json()['id']}/reject", headers={"X-CSRF-Token": boss_csrf}
+        f"/console/drafts/{drafted.json()['id']}/reject",
+        json={"reason": "wrong recipient"},
+        headers={"X-CSRF-Token": boss_csrf},
     )
     release = await boss.post(
         f"/console/drafts/{drafted.json()['id']}/release", headers={"X-CSRF-Token": boss_csrf}
@@ -598,6 +602,132 @@ async def test_a_rejected_draft_is_never_sent(app: Any, station: Station) -> Non
     assert rejected.json()["state"] == "rejected"
     assert release.status_code == 404
     assert "never to go" not in texts
+
+
+@pytest.mark.anyio
+async def test_a_rejection_says_why_and_the_author_is_shown_it(app: Any, station: Station) -> None:
+    """Issue 15, item 16: no rejection without a reason; the author's list shows who rejected
+    their draft and why (nobody else's does), and the audit log keeps it."""
+    author, author_csrf, author_name = await signed_in(app, station, "operator")
+    boss, boss_csrf, boss_name = await signed_in(app, station, "supervisor")
+    drafted = await author.post(
+        "/console/drafts",
+        json={"link": "moscow", "text": "a draft to turn down"},
+        headers={"X-CSRF-Token": author_csrf},
+    )
+    draft_id = drafted.json()["id"]
+    for said in ({}, {"reason": "   "}):
+        bare = await boss.post(
+            f"/console/drafts/{draft_id}/reject", json=said, headers={"X-CSRF-Token": boss_csrf}
+        )
+        assert bare.status_code == 422, bare.text
+    waiting = [d["id"] for d in (await boss.get("/console/drafts")).json()]
+    assert draft_id in waiting, "a rejection without a reason changes nothing"
+    rejected = await boss.post(
+        f"/console/drafts/{draft_id}/reject",
+        json={"reason": "the time is wrong: say 14:00 UTC"},
+        headers={"X-CSRF-Token": boss_csrf},
+    )
+    assert rejected.status_code == 200, rejected.text
+    mine = {d["id"]: d for d in (await author.get("/console/drafts")).json()}
+    assert mine[draft_id]["state"] == "rejected"
+    assert mine[draft_id]["decided_by"] == boss_name
+    assert mine[draft_id]["reason"] == "the time is wrong: say 14:00 UTC"
+    assert draft_id not in [d["id"] for d in (await boss.get("/console/drafts")).json()]
+    assert station.store is not None
+    rows = await station.store.call(lambda s: s.audit_log())
+    details = [d for _i, _a, who, act, d, _l in rows if who == boss_name and act == "rejected"]
+    assert details == [f"draft {draft_id} by {author_name}: the time is wrong: say 14:00 UTC"]
+
+
+@pytest.mark.anyio
+async def test_only_its_author_withdraws_a_draft_and_then_it_cannot_be_released(
+    app: Any, station: Station
+) -> None:
+    author, author_csrf, author_name = await signed_in(app, station, "operator")
+    boss, boss_csrf, _ = await signed_in(app, station, "supervisor")
+    drafted = await author.post(
+        "/console/drafts",
+        json={"link": "moscow", "text": "sent by mistake"},
+        headers={"X-CSRF-Token": author_csrf},
+    )
+    draft_id = drafted.json()["id"]
+    not_theirs = await boss.post(
+        f"/console/drafts/{draft_id}/withdraw", headers={"X-CSRF-Token": boss_csrf}
+    )
+    assert not_theirs.status_code == 403
+    withdrawn = await author.post(
+        f"/console/drafts/{draft_id}/withdraw", headers={"X-CSRF-Token": author_csrf}
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["state"] == "withdrawn"
+    release = await boss.post(
+        f"/console/drafts/{draft_id}/release", headers={"X-CSRF-Token": boss_csrf}
+    )
+    assert release.status_code == 404
+    again = await author.post(
+        f"/console/drafts/{draft_id}/withdraw", headers={"X-CSRF-Token": author_csrf}
+    )
+    assert again.status_code == 404
+    assert draft_id not in [d["id"] for d in (await boss.get("/console/drafts")).json()]
+    texts = [m["text"] for m in (await boss.get("/console/traffic/moscow")).json()["outbox"]]
+    assert "sent by mistake" not in texts
+    assert "withdrawn" in await audit_actions(station, author_name)
+
+
+@pytest.mark.anyio
+async def test_an_admin_changes_a_role_but_never_leaves_the_station_without_an_admin(
+    app: Any, station: Station
+) -> None:
+    """Issue 15, item 17: a change of role is audited and ends the person's sessions; the last
+    active admin can be neither disabled nor demoted, by anyone, themself included."""
+    admin, csrf, admin_name = await signed_in(app, station, "admin")
+    person, _, person_name = await signed_in(app, station, "operator")
+    made = await admin.put(
+        f"/console/operators/{person_name}",
+        json={"role": "auditor"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert made.status_code == 200, made.text
+    assert (await person.get("/console/me")).status_code == 401, "signed in again, as auditor"
+    assert station.store is not None
+    changed = await station.store.call(lambda s: s.operator(person_name))
+    assert changed is not None
+    assert changed.role == "auditor"
+    rows = await station.store.call(lambda s: s.audit_log())
+    assert (admin_name, "role changed", f"{person_name}: operator to auditor") in [
+        (who, act, detail) for _i, _a, who, act, detail, _l in rows
+    ]
+    bad = await admin.put(
+        f"/console/operators/{person_name}", json={"role": "king"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert bad.status_code == 422
+    others = [
+        p["name"]
+        for p in (await admin.get("/console/operators")).json()
+        if p["role"] == "admin" and not p["disabled"] and p["name"] != admin_name
+    ]
+    for name in others:  # while another admin is active, an admin may be disabled
+        put = await admin.put(
+            f"/console/operators/{name}", json={"disabled": True}, headers={"X-CSRF-Token": csrf}
+        )
+        assert put.status_code == 200, put.text
+    try:
+        for change in ({"disabled": True}, {"role": "supervisor"}):
+            refused = await admin.put(
+                f"/console/operators/{admin_name}", json=change, headers={"X-CSRF-Token": csrf}
+            )
+            assert refused.status_code == 409, refused.text
+            assert "last active admin" in refused.json()["detail"]
+        still = await station.store.call(lambda s: s.operator(admin_name))
+        assert still is not None
+        assert (still.role, still.disabled) == ("admin", False)
+        assert (await admin.get("/console/me")).status_code == 200
+        with pytest.raises(ConfigError, match="last active admin"):  # nor at the station host
+            await station.store.call(lambda s: set_disabled(s, admin_name, True))
+    finally:
+        for name in others:
+            await station.store.call(functools.partial(set_disabled, name=name, disabled=False))
 
 
 @pytest.mark.anyio

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from hotline.console import accounts, views
 from hotline.console.accounts import me_json, signed_in_answer
-from hotline.console.drafts import draft_json, send_draft
+from hotline.console.drafts import draft_json, send_draft, tell_author
 from hotline.console.guard import DEVICE_COOKIE
 from hotline.console.operators import release_hold
 from hotline.console.security import (
@@ -51,6 +51,7 @@ _HELD = (
 )
 
 
+REJECTED_SHOWN_NS = 7 * 24 * 3600 * 10**9  # an author's rejected drafts stay in their list a week
 Number = Annotated[int, Path(ge=1, le=2**63 - 1)]  # what the store's integers hold
 
 
@@ -92,6 +93,18 @@ class NewDraft(BaseModel):
         if problem := language_problem(language):
             raise ValueError(problem)
         return language
+
+
+class Rejection(BaseModel):
+    reason: str = Field(max_length=1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _said(cls, reason: str) -> str:
+        reason = reason.strip()
+        if not reason:
+            raise ValueError("say why the draft is rejected: the reason is shown to its author")
+        return reason
 
 
 class SilenceKind(BaseModel):
@@ -185,9 +198,15 @@ async def traffic(name: str, _: Viewer, console: ConsoleDep) -> dict[str, Any]:
 
 
 @router.get("/drafts")
-async def drafts(_: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
+async def drafts(session: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
+    """The drafts waiting for release, and after them the caller's own drafts rejected in the
+    last REJECTED_SHOWN_NS, each with who rejected it and why (issue 15, item 16)."""
+    since = time.time_ns() - REJECTED_SHOWN_NS
     waiting = await console.store(lambda s: s.drafts(("draft",)))
-    return [draft_json(d) for d in waiting]
+    turned_down = await console.store(
+        lambda s: s.drafts_decided(session.operator, "rejected", since)
+    )
+    return [draft_json(d) for d in [*waiting, *turned_down]]
 
 
 @router.post("/drafts", status_code=201)
@@ -235,15 +254,41 @@ async def release(draft_id: Number, session: Releaser, console: ConsoleDep) -> d
 
 
 @router.post("/drafts/{draft_id}/reject")
-async def reject(draft_id: Number, session: Releaser, console: ConsoleDep) -> dict[str, Any]:
-    now = time.time_ns()
+async def reject(
+    draft_id: Number, why: Rejection, session: Releaser, console: ConsoleDep
+) -> dict[str, Any]:
+    """Reject a waiting draft, saying why: the reason is kept with it, audited, and shown to
+    its author (their drafts list, and a notice on their open console)."""
+    now, reason = time.time_ns(), why.reason
     if not await console.store(
-        lambda s: s.decide_draft(draft_id, "draft", "rejected", session.operator, now)
+        lambda s: s.decide_draft(draft_id, "draft", "rejected", session.operator, now, reason)
     ):
         raise HTTPException(404, f"no draft {draft_id} waiting for release")
-    await console.audit(session.operator, "rejected", f"draft {draft_id}")
+    record: Draft = await console.store(lambda s: s.draft(draft_id))
+    await console.audit(
+        session.operator, "rejected", f"draft {draft_id} by {record.drafted_by}: {reason}"
+    )
+    tell_author(console, record)
+    return draft_json(record)
+
+
+@router.post("/drafts/{draft_id}/withdraw")
+async def withdraw(draft_id: Number, session: SignedIn, console: ConsoleDep) -> dict[str, Any]:
+    """The author takes back their own draft before it is released; nobody else can."""
+    record = await console.store(lambda s: s.draft(draft_id))
+    if record is None or record.state != "draft":
+        raise HTTPException(404, f"no draft {draft_id} waiting for release")
+    if record.drafted_by != session.operator:
+        raise HTTPException(403, f"only its author ({record.drafted_by}) can withdraw a draft")
+    now = time.time_ns()
+    if not await console.store(
+        lambda s: s.decide_draft(draft_id, "draft", "withdrawn", session.operator, now)
+    ):
+        raise HTTPException(409, f"draft {draft_id} was decided by someone else just now")
+    record.state, record.decided_by, record.decided_ns = "withdrawn", session.operator, now
+    await console.audit(session.operator, "withdrawn", f"draft {draft_id}: {record.link}")
     console.station.hub.publish({"type": "drafts"})
-    return draft_json(await console.store(lambda s: s.draft(draft_id)))
+    return draft_json(record)
 
 
 @router.post("/exercise")

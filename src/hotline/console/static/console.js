@@ -52,6 +52,9 @@ const WORDS = {
     drafts_title: "Drafts waiting for release", no_drafts: "No drafts waiting", drafted_by: "by {who}",
     release: "Release", reject: "Reject", two_person: "Two-person rule: another supervisor must release this",
     released_as: "Released as {lane} {seq}", rejected: "Draft {id} rejected", shift_new: "New note",
+    withdraw: "Withdraw", withdrawn: "Draft {id} withdrawn", reject_reason: "Reason (shown to the author)",
+    reject_needs_reason: "Say why it is rejected: the reason is shown to its author", rejected_by: "Rejected by {who}: ",
+    draft_rejected_notice: "Your draft {id} was rejected by {who}: {reason}",
     handover: "Handover note", shift_submit: "Add note", no_notes: "No notes yet", handover_tag: "HANDOVER",
     audit_title: "Audit log", col_actor: "Who", col_action: "Action", col_detail: "Detail", col_name: "Name",
     col_role: "Role", col_status: "Status", status_active: "active", status_disabled: "disabled",
@@ -65,6 +68,8 @@ const WORDS = {
     status_enrolling: "waiting for enrolment until", status_unenrolled: "not enrolled: reset it for a new code",
     status_new: "new: cannot release until",
     totp_secret: "TOTP secret", totp_uri: "TOTP URI", dismiss: "I have handed it over",
+    totp_qr_alt: "QR code of the TOTP secret: scan it with your authenticator app",
+    confirm_role: "Make {name} {role}? Their permissions change at once: they sign in again.",
     login_enrol: "New or reset account? Enrol with your code", enrol_title: "Enrol",
     enrol_intro: "With the one-time code an administrator gave you: choose your password, then add the TOTP secret shown here to your authenticator app. Nobody else sees either.",
     enrol_code: "Enrolment code", enrol_password: "Choose a password (at least 12 characters)",
@@ -72,7 +77,7 @@ const WORDS = {
     enrol_continue: "Continue", enrol_finish: "Finish and sign in", enrol_back: "Back to sign-in",
     enrol_wrong: "Wrong name or enrolment code, or the code has expired or been used: ask an administrator for a new one",
     enrol_mismatch: "The two passwords differ",
-    enrol_secret_warning: "Add this to your authenticator app now (the address, or the secret typed in): it is shown only here, only once.",
+    enrol_secret_warning: "Add this to your authenticator app now (scan the QR code, or type the secret in): it is shown only here, only once.",
     flash_sub: "Incoming FLASH message: acknowledge it", received: "received",
     alarms_more: "and {n} more", flash_loading: "(loading the text…)",
     flash_more: "{n} more FLASH message(s) waiting", flash_silenced: "Sound off: this stays until acknowledged",
@@ -160,6 +165,9 @@ const WORDS = {
     no_drafts: "Ожидающих черновиков нет", drafted_by: "автор: {who}", release: "Разрешить отправку",
     reject: "Отклонить", two_person: "Правило двух лиц: отправку должен разрешить другой руководитель смены",
     released_as: "Отправка разрешена: {lane} {seq}", rejected: "Черновик {id} отклонён", shift_new: "Новая запись",
+    withdraw: "Отозвать", withdrawn: "Черновик {id} отозван", reject_reason: "Причина (её увидит автор)",
+    reject_needs_reason: "Укажите причину отклонения: её увидит автор черновика", rejected_by: "Отклонил(а) {who}: ",
+    draft_rejected_notice: "Ваш черновик {id} отклонил(а) {who}: {reason}",
     handover: "Запись при передаче смены", shift_submit: "Добавить запись", no_notes: "Записей пока нет",
     handover_tag: "ПЕРЕДАЧА СМЕНЫ", audit_title: "Журнал аудита", col_actor: "Кто", col_action: "Действие",
     col_detail: "Подробности", col_name: "Имя", col_role: "Роль", col_status: "Статус", status_active: "активна",
@@ -173,6 +181,8 @@ const WORDS = {
     status_enrolling: "ожидает регистрации до", status_unenrolled: "не зарегистрирована: сбросьте доступ, чтобы выдать новый код",
     status_new: "новая: не может разрешать отправку до",
     totp_secret: "Секрет TOTP", totp_uri: "URI для TOTP", dismiss: "Код передан",
+    totp_qr_alt: "QR-код секрета TOTP: отсканируйте его приложением-аутентификатором",
+    confirm_role: "Назначить {name} роль «{role}»? Права изменятся сразу: человеку нужно будет войти снова.",
     login_enrol: "Новая или сброшенная учётная запись? Регистрация по коду", enrol_title: "Регистрация",
     enrol_intro: "С одноразовым кодом, полученным от администратора: выберите пароль, затем добавьте показанный здесь секрет TOTP в приложение-аутентификатор. Никто другой не видит ни того, ни другого.",
     enrol_code: "Код регистрации", enrol_password: "Выберите пароль (не короче 12 символов)",
@@ -180,7 +190,7 @@ const WORDS = {
     enrol_continue: "Далее", enrol_finish: "Завершить и войти", enrol_back: "Назад ко входу",
     enrol_wrong: "Неверное имя или код регистрации, либо код истёк или уже использован: попросите у администратора новый",
     enrol_mismatch: "Пароли не совпадают",
-    enrol_secret_warning: "Добавьте это в приложение-аутентификатор сейчас (адрес или секрет вручную): он показывается только здесь и только один раз.",
+    enrol_secret_warning: "Добавьте это в приложение-аутентификатор сейчас (отсканируйте QR-код или введите секрет вручную): он показывается только здесь и только один раз.",
     flash_sub: "Входящее сообщение FLASH: подтвердите получение", received: "получено",
     alarms_more: "и ещё {n}", flash_loading: "(текст загружается…)",
     flash_more: "Ещё ждут подтверждения сообщений FLASH: {n}",
@@ -212,6 +222,7 @@ for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], CALL_WORDS[lan
 
 // ---- State: one object, so that a language switch can re-render everything from it. ----
 const LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"];
+const ROLES = ["operator", "supervisor", "translator", "auditor", "admin"];
 const TYPES = ["principal", "service", "test", "exercise", "acknowledgement"];
 // An acknowledgement is shown on the message it acknowledges; in the lists only when asked for.
 const HIDDEN_TYPES = ["acknowledgement"];
@@ -344,7 +355,7 @@ function say(text, kind = "error") {
   const line = $("#message-line");
   clearTimeout(say.timer);
   Object.assign(line, { textContent: text, className: kind, hidden: !text });
-  if (text && kind !== "error") say.timer = setTimeout(() => { line.hidden = true; }, 8000);
+  if (text && !["error", "notice"].includes(kind)) say.timer = setTimeout(() => { line.hidden = true; }, 8000);
 }
 
 // An operator action: its button is disabled meanwhile, a failure is shown (a 401 has its own screen).
@@ -455,7 +466,9 @@ async function doEnrol(ev) {
     if (!S.enrolSecret) {
       const r = await api("POST", "/console/login/enrol", { name, code });
       S.enrolSecret = r.totp_secret;
-      $("#enrol-secret").replaceChildren(tag("enrol_secret_warning", "warn"), el("dl", { class: "facts" },
+      $("#enrol-secret").replaceChildren(tag("enrol_secret_warning", "warn"),
+        el("img", { class: "qr", id: "enrol-qr", src: r.totp_qr, alt: t("totp_qr_alt"), width: 224, height: 224 }),
+        el("dl", { class: "facts" },
         fact("totp_uri", el("span", { class: "mono", text: r.totp_uri })),
         fact("totp_secret", el("span", { class: "mono", text: r.totp_secret }))));
       $("#enrol-step2").hidden = false;
@@ -511,6 +524,7 @@ function connectEvents() {
     if (S.view === "calls") run(() => callLog.load(true)); // a call record was receipted
   });
   es.addEventListener("draft", () => { alive(); run(() => load("drafts", true)); });
+  es.addEventListener("draft_notice", (e) => { alive(); try { draftNotice(JSON.parse(e.data)); } catch { say(t("err_bad_event")); } });
   es.addEventListener("detail", () => {
     alive();
     if (S.view === "message") run(() => loadDetail(true));
@@ -1254,28 +1268,52 @@ function renderCompose() {
     : d.state === "draft" ? t("waiting", { id: d.id }) : t("draft_state", { id: d.id, state: d.state });
 }
 
-// ---- Drafts: the two-person rule is the station's; the console only explains it. ----
+// ---- Drafts: the two-person rule is the station's; the console only explains it. The list holds
+// the drafts waiting, then the signed-in person's own drafts rejected in the last week, each with
+// who rejected it and why (issue 15, item 16). ----
 function renderDrafts() {
-  Object.assign($("#drafts-count"), { textContent: String(S.drafts.length), hidden: !S.drafts.length });
+  const waiting = S.drafts.filter((d) => d.state === "draft").length;
+  Object.assign($("#drafts-count"), { textContent: String(waiting), hidden: !waiting });
   $("#drafts-list").replaceChildren(...S.drafts.map(draftCard));
-  if (!S.drafts.length) $("#drafts-list").append(el("p", { class: "muted", text: t("no_drafts") }));
+  if (!waiting) $("#drafts-list").prepend(el("p", { class: "muted", text: t("no_drafts") }));
 }
 
 function draftCard(d) {
-  const own = d.drafted_by === S.me?.operator;
+  const own = d.drafted_by === S.me?.operator, waiting = d.state === "draft";
+  const reason = el("input", { class: "reject-reason", type: "text", maxlength: 1000, "aria-label": t("reject_reason"),
+    placeholder: t("reject_reason") });
   const decide = (verb) => (e) => run(async () => {
-    const r = await api("POST", `/console/drafts/${enc(d.id)}/${verb}`);
-    say(verb === "release" ? t("released_as", { lane: r.lane, seq: r.seq }) : t("rejected", { id: d.id }), "info");
+    let body;
+    if (verb === "reject") {
+      if (!reason.value.trim()) { reason.focus(); say(t("reject_needs_reason")); return; }
+      body = { reason: reason.value };
+    }
+    const r = await api("POST", `/console/drafts/${enc(d.id)}/${verb}`, body);
+    const said = { release: t("released_as", { lane: r.lane, seq: r.seq }), reject: t("rejected", { id: d.id }),
+      withdraw: t("withdrawn", { id: d.id }) }[verb];
+    say(said, "info");
     await loadDrafts();
   }, e.currentTarget);
-  return el("article", { class: "draft", "data-draft-id": d.id },
+  const actions = !waiting ? null : own ? el("div", { class: "actions" },
+    button("withdraw", "withdraw", decide("withdraw")),
+    can("release") ? el("span", { class: "note", text: t("two_person") }) : null)
+    : can("release") ? el("div", { class: "actions" },
+      button("release primary", "release", decide("release")), reason, button("reject", "reject", decide("reject")))
+    : null;
+  return el("article", { class: waiting ? "draft" : `draft ${d.state}`, "data-draft-id": d.id, "data-state": d.state },
     el("header", {}, el("strong", { text: `${d.lane} · ${word("type_", d.type)}` }), " ", exerciseTag(d.type),
       ` → ${d.link} · ${t("drafted_by", { who: d.drafted_by })} · `, timeEl(d.drafted_ns), " · ", peer(d.language)),
+    d.state === "rejected" ? el("p", { class: "verdict warn" },
+      t("rejected_by", { who: d.decided_by ?? "—" }), peer(d.reason ?? ""), " · ", timeEl(d.decided_ns)) : null,
     el("pre", { class: "fulltext", lang: d.language || null }, peer(d.text ?? "")),
-    can("release") ? el("div", { class: "actions" },
-      button("release primary", "release", own ? null : decide("release"), { disabled: own }),
-      button("reject", "reject", decide("reject")),
-      own ? el("span", { class: "note", text: t("two_person") }) : null) : null);
+    actions);
+}
+
+// What became of a draft of mine, told as it happens (the station tells the author only).
+function draftNotice(n) {
+  if (n.state !== "rejected") return;
+  say(t("draft_rejected_notice", { id: n.id, who: n.by ?? "—", reason: n.reason ?? "" }), "notice");
+  run(() => load("drafts", true));
 }
 
 // ---- Shift log: what the next shift must know. ----
@@ -1322,7 +1360,7 @@ function renderOperators() {
     const locked = o.locked_until_ns != null && nsToMs(o.locked_until_ns) > Date.now();
     const put = (body, ask) => (e) => run(() => updateOperator(o.name, body, ask), e.currentTarget);
     return el("tr", { "data-operator": o.name, class: o.disabled ? "muted" : null },
-      el("td", { text: o.name }), el("td", { text: word("role_", o.role) }),
+      el("td", { text: o.name }), el("td", {}, roleChoice(o)),
       el("td", { class: "mono", text: o.language ?? "" }),
       el("td", { class: locked || o.enrolment ? "warn" : null }, operatorStatus(o)),
       el("td", { class: "actions" },
@@ -1332,8 +1370,22 @@ function renderOperators() {
   }));
 }
 
-async function updateOperator(name, body, ask) {
-  if (ask && !window.confirm(t(ask, { name }))) return;
+// An admin changes a person's role here (audited; the person signs in again under it). The
+// station refuses to leave itself without an active admin, and says so.
+function roleChoice(o) {
+  const choice = el("select", { class: "role", "aria-label": t("col_role") },
+    ...ROLES.map((r) => el("option", { value: r, selected: r === o.role, text: word("role_", r) })));
+  choice.addEventListener("change", (e) => run(async () => {
+    const role = e.currentTarget.value;
+    try {
+      await updateOperator(o.name, { role }, "confirm_role", { role: word("role_", role) });
+    } finally { choice.value = S.operators.find((p) => p.name === o.name)?.role ?? o.role; }
+  }, e.currentTarget));
+  return choice;
+}
+
+async function updateOperator(name, body, ask, words = {}) {
+  if (ask && !window.confirm(t(ask, { name, ...words }))) return;
   const r = await api("PUT", `/console/operators/${enc(name)}`, body);
   if (body.reset) showCode(name, r); else say(t("op_updated", { name }), "info");
   await loadOperators();
