@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,14 +140,25 @@ def test_a_commit_the_standby_never_confirmed_is_not_accepted(tmp_path: Path) ->
                     "the server waiting for a standby",
                 )
                 pid = store._rows("SELECT pg_backend_pid()")[0][0]
-                timer = threading.Timer(
-                    1.0, lambda: admin.execute("SELECT pg_cancel_backend(%s)", (pid,))
-                )
-                timer.start()
+                canceller = threading.Thread(target=_cancel_the_wait, args=(admin, pid))
+                canceller.start()
                 with pytest.raises(StoreError, match="not confirmed by the synchronous standby"):
                     store.set_setting("probe", "1")
-                timer.join()
+                canceller.join(timeout=30)
                 # It is on this server: a station that starts again from the store has it.
                 assert store.setting("probe", "") == "1"
             finally:
                 store.close()
+
+
+def _cancel_the_wait(admin: psycopg.Connection[Any], pid: int) -> None:
+    """Cancel the backend's statement once it waits for the synchronous standby (its commit)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = admin.execute(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchall()
+        if rows and rows[0][0] == "SyncRep":
+            admin.execute("SELECT pg_cancel_backend(%s)", (pid,))
+            return
+        time.sleep(0.02)
