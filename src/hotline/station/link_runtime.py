@@ -321,14 +321,14 @@ class LinkRuntime:
         ups = [sum(self.paths[a].state == "UP" for a in node) for node in self.nodes]
         answering = any(ups)
         if answering:  # only the peer's active node answers a handshake
-            node = max(range(len(ups)), key=ups.__getitem__)
-            if self.peer_node is not None and node != self.peer_node:
-                self.peer_failover = (self.peer_node, node, time.time_ns())
+            active = max(range(len(ups)), key=ups.__getitem__)
+            if self.peer_node is not None and active != self.peer_node:
+                self.peer_failover = (self.peer_node, active, time.time_ns())
                 log.warning(
                     "link %s: the peer's side failed over from its node %d to node %d",
-                    self.link.name, self.peer_node + 1, node + 1,
+                    self.link.name, self.peer_node + 1, active + 1,
                 )  # fmt: skip
-            self.peer_node = node
+            self.peer_node = active
         for node, up in zip(self.nodes, ups, strict=True):
             for address in node:
                 path = self.paths[address]
