@@ -42,6 +42,7 @@ from hotline.archive.manifest import (
     DAMAGE,
     FILE,
     MEMCON_VERSION,
+    WITHDRAWAL_VERSION,
     Manifest,
     check_container,
     check_members,
@@ -88,6 +89,7 @@ class Verified:
     certified: int = 0  # distinct translations certified
     memcons: int = 0  # records of conversation of the exporter's calls (each version written)
     memcons_certified: int = 0  # calls whose record of conversation is certified
+    withdrawn: int = 0  # translations withdrawn (each kept, with its withdrawal)
     agreed: bool = False  # both stations' newest checkpoints name the same eight heads
     # "agreed"; "differ": both newest checkpoints are here and name other heads; "unknown": a
     # station's checkpoint is not in the bundle, so agreement can be neither shown nor denied.
@@ -260,12 +262,13 @@ class _Check:
         self.result.certified = workflow.certified
         self.result.memcons = workflow.memcons
         self.result.memcons_certified = workflow.certified_memcons
+        self.result.withdrawn = len(workflow.withdrawn)
 
     def _annotates(self, where: str, a: Annotation) -> None:
-        """What an annotation may be about: an envelope in the bundle; for a machine draft or a
-        translation the peer's, not an acknowledgement; for a memcon a call record of the
-        exporter's, in a bundle of version 4. (A review or a certification is about what it
-        checks: the workflow holds it to that.)"""
+        """What an annotation may be about: an envelope in the bundle; for a machine draft, a
+        translation or a withdrawal (of version 5) the peer's, not an acknowledgement; for a
+        memcon a call record of the exporter's, in a bundle of version 4. (A review, a
+        certification or a withdrawal is about what it names: the workflow holds it to that.)"""
         body = a.body
         at = (body.direction, body.lane, body.seq)
         if body.link_id != self.link_id or self.chains.hashes.get(at) != body.envelope_hash:
@@ -276,7 +279,10 @@ class _Check:
                                    f"{self.version}; it needs {MEMCON_VERSION}")  # fmt: skip
             if body.direction != self.exporter or at not in self.chains.call_records:
                 raise ArchiveError(f"{where}: not about a call record of the exporter's")
-        elif a.kind in (Kind.MACHINE, Kind.TRANSLATION):
+        elif a.kind == Kind.WITHDRAWAL and self.version < WITHDRAWAL_VERSION:
+            raise ArchiveError(f"{where}: a withdrawal in a bundle of version {self.version}; "
+                               f"it needs {WITHDRAWAL_VERSION}")  # fmt: skip
+        if a.kind in (Kind.MACHINE, Kind.TRANSLATION, Kind.WITHDRAWAL):
             if body.direction == self.exporter:
                 raise ArchiveError(f"{where}: about a message the exporter sent")
             if at in self.chains.acknowledgements:

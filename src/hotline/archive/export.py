@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hotline.archive.calls import memcons_of
-from hotline.archive.manifest import COUNTS, FORMAT, MEMCON_VERSION, VERSION
+from hotline.archive.manifest import COUNTS, FORMAT, MEMCON_VERSION, VERSION, WITHDRAWAL_VERSION
 from hotline.archive.recordings import RecordingsOut
 from hotline.archive.transcript import Entry, Timeline, translations_of, write_html
 from hotline.crypto.card import SignedCard
@@ -265,8 +265,10 @@ class _Exporter:
                 if self.segments.holds(a.body.direction, a.body.lane, a.body.seq):
                     f.write(_line({}, a.signed.to_bytes()))
                     self.counts["annotations"] += 1
-                    if a.kind == Kind.MEMCON or a.body.direction == self.our_direction:
-                        self.version = MEMCON_VERSION  # a memcon, or a check of one
+                    if a.kind == Kind.WITHDRAWAL:
+                        self.version = WITHDRAWAL_VERSION  # reads memcons too
+                    elif a.kind == Kind.MEMCON or a.body.direction == self.our_direction:
+                        self.version = max(self.version, MEMCON_VERSION)  # a memcon, a check
 
     def _held(self, f: _Hashed) -> None:
         for row in self.store.all_attachments(self.link_id):

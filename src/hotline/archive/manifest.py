@@ -31,6 +31,7 @@ __all__ = [
     "REQUIRED",
     "VERSION",
     "VERSIONS",
+    "WITHDRAWAL_VERSION",
     "Manifest",
     "check_container",
     "check_members",
@@ -46,7 +47,10 @@ VERSION = 3  # 3: call recordings (recordings/, counts.recordings, missing_recor
 # 4: records of conversation (annotation kind 4, about the exporter's call records). A bundle
 # that holds none is written as version 3, which a verifier of version 3 still reads.
 MEMCON_VERSION = 4
-VERSIONS = (VERSION, MEMCON_VERSION)
+# 5: withdrawals of translations (annotation kind 5). A bundle that holds none is written as
+# version 3 or 4, as before.
+WITHDRAWAL_VERSION = 5
+VERSIONS = (VERSION, MEMCON_VERSION, WITHDRAWAL_VERSION)
 COUNTS = ("envelopes", "receipts", "checkpoints", "annotations", "held", "files", "recordings")
 # Every bundle holds these and its two cards; transcript.pdf, files/ and recordings/ are optional.
 REQUIRED = (
@@ -132,7 +136,7 @@ def _members(value: Any) -> bool:
 _RANGE = 'null, or {"since_ns": n or null, "until_ns": n or null}, not both null, since <= until'
 _FIELDS = {
     "format": Field(lambda v: v == FORMAT, f'"{FORMAT}"'),
-    "version": Field(lambda v: type(v) is int and v in VERSIONS, f"{VERSION} or {MEMCON_VERSION}"),
+    "version": Field(lambda v: type(v) is int and v in VERSIONS, "3, 4 or 5"),
     "link_id": HEX64,
     "exported_by": HEX64,
     "exported_ns": U64,
@@ -156,7 +160,7 @@ def read_manifest(bundle: zipfile.ZipFile) -> Manifest:
         raise ArchiveError(f"manifest.json does not describe a {FORMAT} bundle")
     version = value.get("version")
     if type(version) is int and version not in VERSIONS:
-        raise ArchiveError(f"bundle version {version}; this reads {VERSION} and {MEMCON_VERSION}")
+        raise ArchiveError(f"bundle version {version}; this reads versions 3, 4 and 5")
     exact(value, _FIELDS, "manifest.json")
     since_until = value["range"]
     return Manifest(

@@ -57,6 +57,7 @@ table { border-collapse: collapse; width: 100%; } td, th { border-top: 1px solid
 .details td { border: 0; padding: .1em 0; overflow-wrap: anywhere; }
 .memcon h4 { margin: 0 0 .3em; font-size: 95%; }
 bdi { unicode-bidi: isolate; } mark { background: #ffe08a; }
+.withdrawn > bdi { text-decoration: line-through; color: #777; }
 .mark { color: #a00; background: #fdecea; border: 1px solid #e3a0a0; border-radius: 2px;
   font-size: 85%; padding: 0 .15em; }
 """
@@ -129,12 +130,16 @@ class Entry:
 
 
 def translations_of(annotations: list[Annotation]) -> list[Translation]:
-    """The people's translations of one message, certified ones first, each with its standing.
-    Machine drafts are left out: they are in the bundle's records, not the reading."""
+    """The people's translations of one message, certified ones first, withdrawn ones last, each
+    with its standing. Machine drafts are left out: they are in the bundle's records, not the
+    reading."""
     reviews: dict[bytes, list[str]] = {}
     certified: dict[bytes, str] = {}
+    withdrawn: dict[bytes, str] = {}
     for a in annotations:
-        if a.kind == Kind.REVIEW:
+        if a.kind == Kind.WITHDRAWAL:
+            withdrawn[a.body.refers] = f"{a.body.person} ({a.body.role}): {a.body.text}"
+        elif a.kind == Kind.REVIEW:
             reviews.setdefault(a.body.refers, []).append(a.body.person)
         elif a.kind == Kind.CERTIFICATION:
             certified[a.body.refers] = f"{a.body.person} ({a.body.role})"
@@ -145,13 +150,16 @@ def translations_of(annotations: list[Annotation]) -> list[Translation]:
         by = f"translated by {a.body.person}"
         checked = reviews.get(a.hash)
         reviewed = f", reviewed by {', '.join(checked)}" if checked else ""
-        if a.hash in certified:
+        if a.hash in withdrawn:
+            was = f", certified by {certified[a.hash]}" if a.hash in certified else ""
+            status = f"WITHDRAWN by {withdrawn[a.hash]}; {by}{reviewed}{was}"
+        elif a.hash in certified:
             status = f"certified by {certified[a.hash]}; {by}{reviewed}"
         else:
             status = f"NOT CERTIFIED; {by}{reviewed or ', not yet reviewed'}"
         shown.append(
             (
-                a.hash not in certified,
+                2 if a.hash in withdrawn else int(a.hash not in certified),
                 a.body.made_ns,
                 Translation(a.body.language, a.body.text, status),
             )
@@ -255,7 +263,8 @@ def _row(e: Entry) -> str:
         files = "<br>".join(_peer(f) for f in e.attachments)
         text += f"<div class='files'>Files: {files}</div>"
     translated = "".join(
-        f"<div lang='{html.escape(t.language)}'>{_peer(t.text)}"
+        f"<div lang='{html.escape(t.language)}'"
+        f"{' class=withdrawn' if t.status.startswith('WITHDRAWN') else ''}>{_peer(t.text)}"
         f"<span class='status'>{_peer(t.language)}: {_peer(t.status)}</span></div>"
         for t in e.translations
     )

@@ -11,7 +11,10 @@ cannot trust that it did, so it applies them again, in the order the annotations
         by one of its reviewers: the certifier is a person other than the author and every
         reviewer;
     a translation or memcon is certified at most once; and a call has at most one certified
-        memcon (its record of conversation).
+        memcon (its record of conversation);
+    a withdrawal names an earlier translation of the same envelope, in its language, not
+        withdrawn before, and is by its translator or a supervisor; a withdrawn translation is
+        reviewed and certified no more.
 
 A review after the certification, by the certifier, breaks the second rule the other way round.
 """
@@ -47,6 +50,7 @@ class Workflow:
     certifiers: dict[bytes, str] = field(default_factory=dict)
     memcons: int = 0  # memcons seen
     certified_calls: dict[Position, str] = field(default_factory=dict)  # call record -> certifier
+    withdrawn: dict[bytes, str] = field(default_factory=dict)  # translation -> who withdrew it
 
     @property
     def certified(self) -> int:
@@ -66,12 +70,32 @@ class Workflow:
             about = (body.direction, body.lane, body.seq)
             self.made[a.hash] = _Made(a.kind, about, body.person, body.language)
             self.memcons += a.kind == Kind.MEMCON
+        if a.kind == Kind.WITHDRAWAL:
+            return self._withdrawal(a)
         if a.kind not in (Kind.REVIEW, Kind.CERTIFICATION):
             return None
         problem = self._checks_made(a)
         if problem is not None:
             return problem
+        if body.refers in self.withdrawn:
+            return f"checks a translation {self.withdrawn[body.refers]} withdrew"
         return self._review(a) if a.kind == Kind.REVIEW else self._certification(a)
+
+    def _withdrawal(self, a: Annotation) -> str | None:
+        body = a.body
+        made = self.made.get(body.refers)
+        if made is None or made.about != (body.direction, body.lane, body.seq):
+            return "names no earlier translation of that envelope"
+        if made.kind != Kind.TRANSLATION:
+            return "withdraws what is not a translation"
+        if body.language != made.language:
+            return f"is in {body.language!r}, not in its translation's {made.language!r}"
+        if body.refers in self.withdrawn:
+            return f"withdraws again a translation {self.withdrawn[body.refers]} withdrew"
+        if body.person != made.person and body.role != "supervisor":
+            return f"by a {body.role} who is not its translator: a supervisor or the translator"
+        self.withdrawn[body.refers] = body.person
+        return None
 
     def _checks_made(self, a: Annotation) -> str | None:
         body = a.body

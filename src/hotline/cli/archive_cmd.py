@@ -145,6 +145,7 @@ def verify(
         "certified": result.certified,
         "memcons": result.memcons,
         "memcons_certified": result.memcons_certified,
+        "withdrawn": result.withdrawn,
         "held": result.held,
         "files": result.files,
         "calls": result.calls,
@@ -178,7 +179,8 @@ def verify(
     )
     say(
         f"  records     {result.annotations} annotations ({result.certified} translations "
-        f"certified), {result.held} Held statements, {result.files} files, each hash checked"
+        f"certified, {result.withdrawn} withdrawn), {result.held} Held statements, "
+        f"{result.files} files, each hash checked"
     )
     say(
         f"  calls       {result.calls} call records; {result.recordings} recordings of ",

@@ -8,6 +8,9 @@ memcon) a note-taker writes of a call, beside the call record this station wrote
     review         a second person's check of one translation or memcon (`refers` names it)
     certification  a supervisor's certification of one reviewed translation or memcon
     memcon         the record of conversation of a call (our own call record)
+    withdrawal     a translation taken back (in the wrong language, say): by its translator or a
+                   supervisor, saying why (`text`); `refers` names it. The translation stays in
+                   the record, shown as withdrawn; it is no longer reviewed or certified
 
 An annotation is a MessagePack array, signed with Ed25519 (purpose "annotation") and kept as the
 exact signed bytes; its hash (SHA-256 of the body) is how a review or a certification names the
@@ -30,7 +33,15 @@ from hotline.protocol.envelope import HASH_LEN, MAX_TEXT_BYTES, Envelope, sha256
 from hotline.protocol.statements import Signed
 from hotline.protocol.textsafety import language_problem, text_problem
 
-__all__ = ["CHECKED", "Annotation", "AnnotationBody", "Kind", "check_problem"]
+__all__ = [
+    "CHECKED",
+    "REFERRING",
+    "Annotation",
+    "AnnotationBody",
+    "Kind",
+    "check_problem",
+    "withdrawal_problem",
+]
 
 ANNOTATION_VERSION = 1
 MAX_NAME = 100
@@ -42,6 +53,7 @@ class Kind(enum.IntEnum):
     REVIEW = 2
     CERTIFICATION = 3
     MEMCON = 4
+    WITHDRAWAL = 5
 
 
 # What a review or a certification may name: a translation of a received message, or the record
@@ -50,6 +62,8 @@ CHECKED = {
     Kind.TRANSLATION: ("translation", "translator"),
     Kind.MEMCON: ("record of conversation", "author"),
 }
+# The kinds that name another annotation (`refers`).
+REFERRING = (Kind.REVIEW, Kind.CERTIFICATION, Kind.WITHDRAWAL)
 
 
 class AnnotationBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
@@ -155,9 +169,11 @@ def _check(body: AnnotationBody, *, words: bool = True) -> None:
         raise ProtocolError(f"unknown annotation kind {body.kind!r}")
     if len(body.envelope_hash) != HASH_LEN or len(body.link_id) != HASH_LEN:
         raise ProtocolError("annotation names a malformed envelope")
-    needs_ref = body.kind in (Kind.REVIEW, Kind.CERTIFICATION)
+    needs_ref = body.kind in REFERRING
     if needs_ref != (len(body.refers) == HASH_LEN) or (not needs_ref and body.refers):
-        raise ProtocolError("a review or a certification, and only those, names what it checks")
+        raise ProtocolError(
+            "a review, a certification or a withdrawal, and only those, names what it is about"
+        )
     if (body.kind == Kind.MACHINE) != bool(body.engine):
         raise ProtocolError("a machine draft, and only one, names its engine")
     if not (0 < len(body.person) <= MAX_NAME and 0 < len(body.language) <= 35):
@@ -174,6 +190,8 @@ def _check(body: AnnotationBody, *, words: bool = True) -> None:
         raise ProtocolError("annotation text is too long")
     if body.kind in (Kind.MACHINE, Kind.TRANSLATION, Kind.MEMCON) and not body.text.strip():
         raise ProtocolError("a translation or a memcon has a text")
+    if body.kind == Kind.WITHDRAWAL and not body.text.strip():
+        raise ProtocolError("a withdrawal says why")
 
 
 def check_problem(
@@ -185,6 +203,8 @@ def check_problem(
     has reviewed it, and once per person. (The verifier's rules, in order: archive/workflow.py.)"""
     noun, author = CHECKED[checked.kind]
     step = "reviewed" if kind == Kind.REVIEW else "certified"
+    if any(a.kind == Kind.WITHDRAWAL and a.body.refers == checked.hash for a in earlier):
+        return f"this {noun} is withdrawn: it is no longer {step}"
     if checked.body.person == person:
         return f"a {noun} is {step} by someone other than its {author}"
     about = [a for a in earlier if a.body.refers == checked.hash]
@@ -202,3 +222,18 @@ def check_problem(
         (person in reviewers, f"a {noun} is certified by someone other than its reviewer"),
     )
     return next((problem for broken, problem in problems if broken), None)
+
+
+def withdrawal_problem(
+    withdrawn: Annotation, earlier: list[Annotation], person: str, role: str
+) -> str | None:
+    """Why `person` (in `role`) may not withdraw `withdrawn`, given the annotations made before
+    about the same envelope; None if they may. Only a translation; by its translator or a
+    supervisor; once."""
+    if withdrawn.kind != Kind.TRANSLATION:
+        return "only a translation is withdrawn"
+    if any(a.kind == Kind.WITHDRAWAL and a.body.refers == withdrawn.hash for a in earlier):
+        return "this translation is withdrawn already"
+    if person != withdrawn.body.person and role != "supervisor":
+        return "a translation is withdrawn by its translator or a supervisor"
+    return None

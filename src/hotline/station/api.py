@@ -38,6 +38,7 @@ from hotline.station.call_api import add_call_routes
 from hotline.station.doors import ACTOR_HEADER, acknowledged_by, audit_api_act, door
 from hotline.station.events import arrival_json, envelope_json
 from hotline.station.files import FileStore, FileTooLarge
+from hotline.station.languages import link_language_problem
 from hotline.station.link_runtime import AlreadyAcknowledged, KeyReused
 from hotline.station.metrics import metrics_text
 
@@ -70,7 +71,13 @@ class NewMessage(BaseModel):
     text: str = Field(min_length=1, max_length=32 * 1024)
     lane: LaneName = "ROUTINE"
     type: TypeName = "principal"
-    language: str = Field(default="en", min_length=1, max_length=35)
+    language: str = Field(
+        default="en",
+        min_length=1,
+        max_length=35,
+        description="A BCP 47 tag, one of the link's languages (link.toml `languages`); "
+        "unsaid: the link's first language.",
+    )
     attachments: list[FileRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     idempotency_key: str | None = Field(
         default=None,
@@ -87,7 +94,13 @@ class Uploaded(BaseModel):
 
 class Acknowledgement(BaseModel):
     text: str = Field(default="Acknowledged", min_length=1, max_length=1000)
-    language: str = Field(default="en", min_length=1, max_length=35)
+    language: str = Field(
+        default="en",
+        min_length=1,
+        max_length=35,
+        description="A BCP 47 tag, one of the link's languages (link.toml `languages`); "
+        "unsaid: the link's first language.",
+    )
 
 
 class Accepted(BaseModel):
@@ -164,7 +177,7 @@ def refusal(message: NewMessage, sends: str) -> str | None:
     )
 
 
-async def accept_message(
+async def accept_message(  # noqa: PLR0911 - each refusal its own answer
     runtime: LinkRuntime,
     name: str,
     body: bytes,
@@ -186,6 +199,10 @@ async def accept_message(
         return 422, _detail(f"the {SEND_KEY_HEADER} header and idempotency_key differ")
     if why := refusal(message, sends):
         return 403, _detail(why)
+    if "language" not in message.model_fields_set:  # unsaid: the link's first language
+        message.language = runtime.link.languages[0]
+    if why := link_language_problem(message.language, runtime.link.languages, name):
+        return 422, _detail(why)
     try:
         sent = await runtime.send_once(
             Lane[message.lane],
@@ -513,8 +530,12 @@ def _add_ack_route(app: FastAPI, link_of: Callable[[str], LinkRuntime]) -> None:
         actor = door(request.headers.get(ACTOR_HEADER))
         # An envelope names no person: a text not given says who, as the console's does.
         text = ack.text if "text" in ack.model_fields_set else acknowledged_by(actor)
+        said = "language" in ack.model_fields_set
+        language = ack.language if said else runtime.link.languages[0]
+        if why := link_language_problem(language, runtime.link.languages, name):
+            raise HTTPException(422, why)
         try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
-            envelope = await runtime.acknowledge(Lane[lane], seq, ack.language, text, actor)
+            envelope = await runtime.acknowledge(Lane[lane], seq, language, text, actor)
         except AlreadyAcknowledged:
             raise HTTPException(
                 409, f"{lane} {seq} from {name!r} is acknowledged already"

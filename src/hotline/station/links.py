@@ -1,7 +1,7 @@
 """The links a station has paired, as files in its data directory:
 
     <data dir>/links/<name>/peer.card    the peer's card, as received and verified
-    <data dir>/links/<name>/link.toml    how this side uses it: the paths to dial
+    <data dir>/links/<name>/link.toml    how this side uses it: the paths to dial, the languages
 
 A peer side that runs on several machines (docs/operations.md, "One side on two machines") has
 the addresses of its other nodes in `other_nodes`, one list per node, written by the operators:
@@ -31,6 +31,7 @@ from hotline.crypto.session import LinkKeys
 from hotline.errors import CardError, ConfigError
 from hotline.protocol.state import LinkConfig
 from hotline.station.datadir import DataDir, write_atomically
+from hotline.station.languages import DEFAULT_LANGUAGES, valid_language_problem
 
 __all__ = ["Link", "add_link", "link_name", "load_links"]
 
@@ -46,6 +47,8 @@ class _LinkSection(msgspec.Struct, forbid_unknown_fields=True):
     media: list[str] = msgspec.field(default_factory=list)
     # The peer's other nodes, when its side runs on several machines: each node's addresses.
     other_nodes: list[list[str]] = msgspec.field(default_factory=list)
+    # The languages people write in on this link, as BCP 47 tags (hotline.station.languages).
+    languages: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_LANGUAGES))
 
 
 class _LinkFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,6 +65,7 @@ class Link:
     record_calls: bool | None = None  # this link's own choice, if link.toml makes one
     media: tuple[str, ...] = ()  # the peer's UDP address per path, if not its card's paths
     other_nodes: tuple[tuple[str, ...], ...] = ()  # the peer's other nodes' addresses, each
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES  # what people write in on it (link.toml)
 
     @property
     def dial_all(self) -> list[str]:
@@ -145,6 +149,11 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
         others = [a for node in section.other_nodes for a in node]
         for path in [*section.dial, *section.media, *others]:
             validate_path(path)
+        if not section.languages:
+            raise ValueError("languages names none")
+        for tag in section.languages:
+            if problem := valid_language_problem(tag):
+                raise ValueError(f"languages: {problem}")
     except (
         OSError,
         CardError,
@@ -170,6 +179,7 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
         section.record_calls,
         tuple(section.media),
         tuple(tuple(node) for node in section.other_nodes if node),
+        tuple(section.languages),
     )
 
 

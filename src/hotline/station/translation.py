@@ -11,6 +11,9 @@ annotation). The workflow, as on a real hotline:
     certification   a supervisor certifies one reviewed translation: never its own translator,
                     nor one who reviewed it (so a review and a certification are two people's
                     acts besides the translator's), and once per person
+    withdrawal      a translation in the wrong language (or wrong at all) is taken back by its
+                    translator or a supervisor, saying why: a signed annotation beside it, so the
+                    record keeps both; a withdrawn translation is no longer reviewed or certified
 
 The rules are checked and the annotation stored as one step (one at a time per desk), so two
 requests at the same instant cannot both pass a check that only one of them may.
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hotline.errors import LocalError
-from hotline.protocol.annotation import Annotation, Kind, check_problem
+from hotline.protocol.annotation import Annotation, Kind, check_problem, withdrawal_problem
 from hotline.protocol.envelope import Envelope, MessageType, decode_envelope
 from hotline.protocol.statements import Signed
 from hotline.station.annotations import sign_annotation
@@ -146,6 +149,24 @@ class TranslationDesk:
             return await sign_annotation(
                 runtime, envelope, kind, translation.body.language, remark, person, role,
                 refers=refers,
+            )  # fmt: skip
+
+    async def withdraw(
+        self, runtime: LinkRuntime, lane: int, seq: int, refers: bytes, reason: str,
+        person: str, role: str,
+    ) -> Annotation:  # fmt: skip
+        """Withdraw one translation, saying why: by its translator or a supervisor, once."""
+        if not reason.strip():
+            raise TranslationRefused("say why the translation is withdrawn")
+        async with self._checking:
+            envelope = await self._translatable(runtime, lane, seq)
+            annotations = await self.annotations(runtime, lane, seq)
+            translation = self._translation(annotations, refers)
+            if problem := withdrawal_problem(translation, annotations, person, role):
+                raise TranslationRefused(problem)
+            return await sign_annotation(
+                runtime, envelope, Kind.WITHDRAWAL, translation.body.language, reason, person,
+                role, refers=refers,
             )  # fmt: skip
 
     # -- helpers ---------------------------------------------------------------------------------
