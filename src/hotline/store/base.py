@@ -251,6 +251,131 @@ class SqlStore(
             (link_id, limit),
         )
 
+    def outbox_page(
+        self,
+        link_id: bytes,
+        limit: int,
+        before: tuple[int, int, int] | None = None,
+        after: tuple[int, int, int] | None = None,
+        hide_lanes: Sequence[int] = (),
+        hide_types: Sequence[int] = (),
+    ) -> list[Row]:
+        """One page of the outbox by its key (accepted_ns, lane, seq): the `limit` rows older
+        than `before`, newest first, or newer than `after`, oldest first (the caller turns them
+        round); none of the lanes and types hidden. Rows as outbox() gives them."""
+        where, args = self._page_where(
+            "accepted_ns, lane, seq", before, after, hide_lanes, hide_types
+        )
+        order = "ASC" if after is not None else "DESC"
+        return self._rows(
+            "SELECT lane, seq, type, accepted_ns, receipted_ns, acknowledged_by, envelope "  # noqa: S608 - built of constants
+            f"FROM outbox WHERE link_id = ?{where} "
+            f"ORDER BY accepted_ns {order}, lane {order}, seq {order} LIMIT ?",
+            (link_id, *args, limit),
+        )
+
+    def inbox_page(
+        self,
+        link_id: bytes,
+        limit: int,
+        before: int | None = None,
+        after: int | None = None,
+        hide_lanes: Sequence[int] = (),
+        hide_types: Sequence[int] = (),
+    ) -> list[Row]:
+        """One page of the inbox by its id (the order of arrival): as inbox() gives its rows,
+        each with its id last; older than `before` newest first, or newer than `after` oldest
+        first; none of the lanes and types hidden."""
+        where, args = self._page_where(
+            "i.id",
+            None if before is None else (before,),
+            None if after is None else (after,),
+            hide_lanes,
+            hide_types,
+            "i.",
+        )
+        order = "ASC" if after is not None else "DESC"
+        return self._rows(
+            "SELECT i.lane, i.seq, i.type, i.received_ns, "  # noqa: S608 - built of constants
+            "EXISTS (SELECT 1 FROM outbox o WHERE o.link_id = i.link_id AND o.type = 3 "
+            "AND o.ref_lane = i.lane AND o.ref_seq = i.seq), i.envelope, i.id "
+            f"FROM inbox i WHERE i.link_id = ?{where} ORDER BY i.id {order} LIMIT ?",
+            (link_id, *args, limit),
+        )
+
+    @staticmethod
+    def _page_where(
+        key: str,
+        before: tuple[int, ...] | None,
+        after: tuple[int, ...] | None,
+        hide_lanes: Sequence[int],
+        hide_types: Sequence[int],
+        prefix: str = "",
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clauses of a page: the key (a row value) beyond the cursor, and the lanes
+        and types (integers) it leaves out."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        for cursor, op in ((before, "<"), (after, ">")):
+            if cursor is not None:
+                marks = ", ".join("?" for _ in cursor)
+                clauses.append(f"({key}) {op} ({marks})" if len(cursor) > 1 else f"{key} {op} ?")
+                args.extend(cursor)
+        for column, values in (("lane", hide_lanes), ("type", hide_types)):
+            if values:
+                clauses.append(f"{prefix}{column} NOT IN ({', '.join('?' for _ in values)})")
+                args.extend(int(v) for v in values)
+        return "".join(f" AND {c}" for c in clauses), args
+
+    def audit_page(
+        self,
+        limit: int,
+        before: int | None = None,
+        after: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> list[Row]:
+        """Audit rows by id: older than `before` newest first, or newer than `after` oldest
+        first; of one actor, one action, and in [since_ns, until_ns) if asked. Each row: id,
+        at_ns, actor, action, detail, link_id (the evidence is not read)."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        for clause, value in (
+            ("id < ?", before),
+            ("id > ?", after),
+            ("actor = ?", actor),
+            ("action = ?", action),
+            ("at_ns >= ?", since_ns),
+            ("at_ns < ?", until_ns),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        order = "ASC" if after is not None else "DESC"
+        return self._rows(
+            f"SELECT id, at_ns, actor, action, detail, link_id FROM audit{where} "  # noqa: S608 - built of constants
+            f"ORDER BY id {order} LIMIT ?",
+            (*args, limit),
+        )
+
+    def audit_actors(self) -> list[str]:
+        """Every actor the audit log names, for a filter's choices."""
+        return [str(r[0]) for r in self._rows("SELECT DISTINCT actor FROM audit ORDER BY actor")]
+
+    def draft_links(self, ids: Sequence[int]) -> dict[int, str]:
+        """The link each of these drafts was written for (the audit names drafts by number)."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self._rows(
+            f"SELECT id, link FROM drafts WHERE id IN ({marks})",  # noqa: S608 - placeholders
+            tuple(ids),
+        )
+        return {int(i): str(link) for i, link in rows}
+
     def acknowledgement(self, link_id: bytes, direction: str, lane: int, seq: int) -> Row | None:
         """The acknowledgement of a message, if it has one: of the peer's ("in"), ours from the
         outbox (lane, seq, accepted_ns, envelope); of ours ("out"), the peer's from the inbox
