@@ -116,6 +116,7 @@ async def acknowledge_missed(
     await console.audit(
         session.operator, "missed call acknowledged",
         f"{name}: {call.lane.name} call {call_id[:8]} from {call.caller} ({call.caller_role})",
+        name,
     )  # fmt: skip
     await console.station.discipline.review(time.time_ns())
     return {"id": call_id, "link": name, "acknowledged": True}
@@ -156,7 +157,9 @@ async def recording(
     if not await asyncio.to_thread(_as_recorded, path, named):
         raise HTTPException(404, "the station holds no such recording as it was recorded")
     if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
-        await console.audit(session.operator, "recording played", f"{name} {seq}: {named.name}")
+        await console.audit(
+            session.operator, "recording played", f"{name} {seq}: {named.name}", name
+        )
     return FileResponse(
         path, media_type=AUDIO, filename=named.name, content_disposition_type="inline"
     )

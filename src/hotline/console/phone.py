@@ -81,7 +81,9 @@ async def place(new: NewCall, session: Caller, console: ConsoleDep) -> dict[str,
         call = await runtime.calls.place(Lane[new.precedence], session.operator, "principal")
     except CallRefused as exc:
         raise HTTPException(409, str(exc)) from None
-    await console.audit(session.operator, "call placed", f"{new.precedence} call to {new.link}")
+    await console.audit(
+        session.operator, "call placed", f"{new.precedence} call to {new.link}", new.link
+    )
     return {**call_json(call), "link": new.link}
 
 
@@ -89,7 +91,9 @@ async def place(new: NewCall, session: Caller, console: ConsoleDep) -> dict[str,
 async def answer(call_id: str, session: Caller, console: ConsoleDep) -> dict[str, Any]:
     desk, raw = _desk(console, call_id)
     result = act_on_call(lambda: desk.answer(raw, session.operator, "principal"), desk)
-    await console.audit(session.operator, "call answered", f"call {call_id[:8]}")
+    await console.audit(
+        session.operator, "call answered", f"call {call_id[:8]}", desk.runtime.link.name
+    )
     return result
 
 
@@ -99,7 +103,9 @@ async def decline(
 ) -> dict[str, Any]:
     desk, raw = _desk(console, call_id)
     result = act_on_call(lambda: desk.decline(raw, body.reason), desk)
-    await console.audit(session.operator, "call declined", f"call {call_id[:8]}")
+    await console.audit(
+        session.operator, "call declined", f"call {call_id[:8]}", desk.runtime.link.name
+    )
     return result
 
 
@@ -107,7 +113,9 @@ async def decline(
 async def end(call_id: str, session: Caller, console: ConsoleDep) -> dict[str, Any]:
     desk, raw = _desk(console, call_id)
     result = act_on_call(lambda: desk.end(raw, "hung up"), desk)
-    await console.audit(session.operator, "call ended", f"call {call_id[:8]}")
+    await console.audit(
+        session.operator, "call ended", f"call {call_id[:8]}", desk.runtime.link.name
+    )
     return result
 
 
@@ -130,11 +138,12 @@ async def join(
     client = request.client.host if request.client is not None else "127.0.0.1"
     sdp = await leg.answer(body.sdp, client)
     person = session.operator
-    await console.audit(person, "call joined", f"call {call_id[:8]} as {body.role}")
+    link = desk.runtime.link.name
+    await console.audit(person, "call joined", f"call {call_id[:8]} as {body.role}", link)
 
     def left() -> None:
         task = asyncio.get_running_loop().create_task(
-            console.audit(person, "call left", f"call {call_id[:8]}")
+            console.audit(person, "call left", f"call {call_id[:8]}", link)
         )
         _AUDITS.add(task)
         task.add_done_callback(_AUDITS.discard)

@@ -104,9 +104,12 @@ class Console:
         assert self.station.store is not None  # the console starts after the store
         return await self.station.store.call(work)
 
-    async def audit(self, actor: str, action: str, detail: str) -> None:
-        now = time.time_ns()
-        await self.store(lambda s: s.audit_person(actor, action, detail, now))
+    async def audit(self, actor: str, action: str, detail: str, link: str | None = None) -> None:
+        """A person's act in the audit log; `link`: the link it concerns, by name, kept by its
+        id (the audit's Link column), when the station has it."""
+        now, runtime = time.time_ns(), self.station.links.get(link) if link else None
+        link_id = runtime.link.config.link_id if runtime is not None else None
+        await self.store(lambda s: s.audit_person(actor, action, detail, now, link_id))
 
     def link(self, name: str) -> LinkRuntime:
         runtime = self.station.links.get(name)
