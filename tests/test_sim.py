@@ -4,6 +4,10 @@ a replay command, when a station breaks an invariant. (CI runs thousands of seed
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
 from typing import Any
 
 import msgspec
@@ -167,3 +171,59 @@ def test_a_call_that_outlives_its_peers_crash_is_caught(monkeypatch: pytest.Monk
     result = run_seed(SEEDS_WITH_CALLS[1])
     assert not result.passed
     assert any("and the peer's call went on" in p for p in result.problems)
+
+
+def _sim(*args: str, stderr: int | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hotline.sim", *args],
+        stdout=subprocess.PIPE, stderr=stderr if stderr is not None else subprocess.PIPE,
+        text=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def test_progress_is_one_line_in_place_on_a_terminal_and_none_when_quiet() -> None:
+    """Issue 15, item 20: the seeds done, the rate and the failures so far, while it runs, on
+    standard error; standard output keeps the results and its last line."""
+    for quiet in (False, True):
+        controller, terminal = pty.openpty()
+        try:
+            done = _sim("--seeds", "3", "--start", "100", *(["--quiet"] if quiet else []),
+                        stderr=terminal)  # fmt: skip
+            os.close(terminal)
+            shown = b""
+            while True:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # the terminal's other end is closed: all is read
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        finally:
+            os.close(controller)
+        assert done.returncode == 0
+        assert done.stdout.splitlines()[-1] == "3 passed, 0 failed"
+        said = shown.decode()
+        if quiet:
+            assert "seeds/min, 0 failed so far" not in said
+            continue
+        for n in (1, 2, 3):
+            assert f"\r\x1b[K{n}/3 seeds, " in said, said
+        assert "0 failed so far, about" in said
+        assert "3 seeds in " in said  # the closing count, after the progress line is wiped
+
+
+def test_progress_is_a_line_every_so_often_in_a_log() -> None:
+    done = _sim("--seeds", "3", "--start", "100", "--progress-every", "0")
+    assert done.returncode == 0
+    lines = done.stderr.splitlines()
+    assert [line.split(",")[0] for line in lines[:2]] == [
+        "progress: 1/3 seeds",
+        "progress: 2/3 seeds",
+    ]
+    assert "0 failed so far" in lines[0]
+    assert "\r" not in done.stderr
+    assert "\x1b" not in done.stderr
+    assert done.stdout.splitlines() == ["3 passed, 0 failed"]
+    quiet = _sim("--seeds", "1", "--start", "100", "--progress-every", "0", "--quiet")
+    assert "progress:" not in quiet.stderr

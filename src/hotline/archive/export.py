@@ -53,6 +53,7 @@ MANIFEST_PURPOSE = "archive-manifest"
 # whole record of years) it would run to thousands of pages and minutes of rendering, so "auto"
 # leaves it out and says so; a time range (--since/--until) or pdf="always" gives one.
 PDF_AUTO_LIMIT = 2_000
+PROGRESS_EVERY = 500  # envelopes between two words of progress (export_bundle's `progress`)
 _LAST_NS = 2**64 - 1  # the latest time a u64 of nanoseconds can say (2554)
 
 
@@ -96,6 +97,7 @@ def export_bundle(
     pdf: str = "auto",
     recordings: Path | None = None,
     clock_fault_ns: int = CLOCK_FAULT_NS,
+    progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
     """Write the link's record from our store to `out` (a new file); return the manifest's
     counts and `missing_recordings`, how many recordings our call records name that are not in
@@ -104,6 +106,8 @@ def export_bundle(
     transcript up to PDF_AUTO_LIMIT messages), "always" or "never". The range is on this
     station's clock (see above); `clock_fault_ns` is the bound beyond which the transcripts mark
     an envelope's own date as a clock fault (the station's `[console] clock_fault_s`).
+    `progress`, if given, is told (member name, envelopes so far) as each member is begun and
+    every PROGRESS_EVERY envelopes.
 
     Raises:
         LocalError: a recording changed while it was copied.
@@ -117,6 +121,7 @@ def export_bundle(
     exporter.pdf = pdf
     exporter.clock_fault_ns = clock_fault_ns
     exporter.recordings = RecordingsOut(recordings)
+    exporter.progress = progress
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
             exporter.write(bundle, files, exported_ns)
@@ -150,6 +155,7 @@ class _Exporter:
         self.annotations = _annotations(store, self.link_id, identity)
         self.version = VERSION  # MEMCON_VERSION once a memcon's annotation is in the bundle
         self.pdf = "auto"
+        self.progress: Callable[[str, int], None] | None = None
         self.recordings = RecordingsOut(None)
         self.clock_fault_ns = CLOCK_FAULT_NS
 
@@ -201,6 +207,9 @@ class _Exporter:
         name: str | zipfile.ZipInfo,
         write: Callable[[_Hashed], object],
     ) -> str:
+        if self.progress is not None:
+            member = name.filename if isinstance(name, zipfile.ZipInfo) else name
+            self.progress(member, self.counts["envelopes"])
         with bundle.open(name, "w") as raw:
             hashed = _Hashed(raw)
             write(hashed)
@@ -236,6 +245,8 @@ class _Exporter:
                 entry = dataclasses.replace(entry, at_ns=at_ns, clock_fault=fault)
                 self.timeline.add(direction, lane, entry)
                 self.counts["envelopes"] += 1
+                if self.progress is not None and self.counts["envelopes"] % PROGRESS_EVERY == 0:
+                    self.progress("envelopes.jsonl", self.counts["envelopes"])
 
     def _recordings(self, envelope: Envelope, ours: bool, station: str) -> dict[str, str]:
         """A call record's recordings: ours to carry; the peer's are the peer's to keep."""

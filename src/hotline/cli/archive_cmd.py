@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import zipfile
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from hotline.cli.common import (
     PASSPHRASE_FILE_OPTION,
     console,
     data_dir,
+    err_console,
     match_link,
     peer,
     read_passphrase,
@@ -88,13 +90,16 @@ def export(
         raise ConfigError(f"{cards[0]}: {exc}") from None
     identity = directory.open_keystore(read_passphrase(passphrase_file, confirm=False))
     store = open_store(directory, config)
+    shown = _Progress()
     try:
         counts = export_bundle(
             store, identity, ours, peer, out, time.time_ns(), directory.path / "attachments",
             since_ns, until_ns, pdf, recordings=directory.path / "recordings",
             clock_fault_ns=config.console.clock_fault_s * 1_000_000_000,
+            progress=shown.tell if shown.live else None,
         )  # fmt: skip
     finally:
+        shown.clear()
         store.close()
     console.print(
         f"Wrote {out}: {counts['envelopes']} envelopes, {counts['receipts']} receipt(s), "
@@ -105,6 +110,31 @@ def export(
     )
     if counts["missing_recordings"]:
         _warn_missing(out, directory.path / "recordings")
+    if counts["envelopes"] == 0:
+        what = "in that time range" if since_ns is not None or until_ns is not None else "yet"
+        err_console.print(
+            f"[bold yellow]warning:[/] the bundle is empty: this station holds no message of "
+            f"the link {what}, so it proves nothing but the two cards."
+        )
+
+
+class _Progress:
+    """What the export is writing, on one line of standard error rewritten in place while it
+    runs, when that is a terminal (a log gets the closing summary only)."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.shown = False
+
+    def tell(self, member: str, envelopes: int) -> None:
+        sys.stderr.write(f"\r\x1b[Kexporting: {member} ({envelopes:,} envelopes so far)")
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 def _warn_missing(out: Path, recordings: Path) -> None:
