@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from hotline.cli import client
+from hotline.cli import client, common
 from hotline.cli.common import PASSPHRASE_ENV, read_passphrase
 from hotline.console.auth import password_matches
 from hotline.crypto.card import parse_card
@@ -549,3 +549,12 @@ def test_the_commands_that_talk_to_a_station_say_what_is_wrong_in_one_sentence(
     export = hotline("export", "--link", "paris", "--out", str(london.data.path / "x.zip"), *where)
     assert export.returncode == 2
     assert "no link named 'paris' (this station has: moscow)" in export.stderr
+
+
+def test_our_own_words_are_printed_without_emoji_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fingerprint holding ":AB:" printed as it is, not with Rich's emoji in its place (the
+    SHA-256 of a certificate or a card is compared by eye)."""
+    out = io.StringIO()
+    monkeypatch.setattr(common.console, "file", out)
+    common.console.print("SHA-256  60:33:7B:AB:53:23:ID:5A:CL:65", markup=False)
+    assert out.getvalue() == "SHA-256  60:33:7B:AB:53:23:ID:5A:CL:65\n"

@@ -16,9 +16,11 @@ from hotline.errors import ConfigError
 from hotline.protocol.textsafety import pieces
 from hotline.station.datadir import DataDir
 
-console = Console(highlight=False, soft_wrap=True)
+# No emoji codes: a fingerprint's ":AB:" (or ":ID:", ":CL:") is printed as those characters, never
+# as the emoji Rich would put in its place (an operator compares fingerprints by eye).
+console = Console(highlight=False, soft_wrap=True, emoji=False)
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 PASSPHRASE_ENV = "HOTLINE_PASSPHRASE"
 
