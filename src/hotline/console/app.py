@@ -23,6 +23,7 @@ from hotline.console.calllog import router as call_log_router
 from hotline.console.memcons import router as memcon_router
 from hotline.console.messages import router as message_router
 from hotline.console.phone import router as phone_router
+from hotline.console.queue import router as queue_router
 from hotline.console.routes import router
 from hotline.console.security import (
     COOKIE,
@@ -125,6 +126,7 @@ def make_console_app(station: Station, settings: ConsoleSection, tls: bool) -> F
     app.include_router(phone_router)
     app.include_router(call_log_router)
     app.include_router(memcon_router)
+    app.include_router(queue_router)
     app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/console/events", _events, methods=["GET"])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

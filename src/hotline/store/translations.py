@@ -50,6 +50,29 @@ class TranslationRecords(SqlBackend):
         ):
             yield bytes(statement)
 
+    def annotation_refs(self, link_id: bytes) -> Iterator[tuple[int, int, int, bytes, bytes]]:
+        """Every annotation of the link as (lane, seq, kind, hash, signed statement), in the
+        order made: what the translators' queue and the traffic's markers are counted from."""
+        for lane, seq, kind, hash_, statement in self._stream(
+            "SELECT lane, seq, kind, hash, statement FROM annotations WHERE link_id = ? "
+            "ORDER BY id",
+            (link_id,),
+        ):
+            yield lane, seq, kind, bytes(hash_), bytes(statement)
+
+    def inbound_of_types(
+        self, link_id: bytes, types: tuple[int, ...]
+    ) -> Iterator[tuple[int, int, int, int, bytes]]:
+        """The peer's envelopes of these types, as (lane, seq, type, received_ns, envelope), in
+        the order of arrival."""
+        marks = ", ".join("?" for _ in types)
+        for lane, seq, kind, received, envelope in self._stream(
+            "SELECT lane, seq, type, received_ns, envelope FROM inbox "  # noqa: S608 - marks
+            f"WHERE link_id = ? AND type IN ({marks}) ORDER BY id",
+            (link_id, *types),
+        ):
+            yield lane, seq, kind, received, bytes(envelope)
+
     def glossary(self, link: str) -> list[GlossaryRow]:
         rows = self._rows(
             "SELECT id, source_language, source, target_language, target, note, author, "
