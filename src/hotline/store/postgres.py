@@ -23,7 +23,8 @@ core can no longer be trusted to match the store. The failure goes up (StoreErro
 stops, and its node starts it again from the store (station/node.py), on whichever server is the
 primary by then. A commit is accepted only once the server says it is done, which with
 synchronous replication means on the standby too; the one way the server says "done" without it,
-a wait for the standby that was cancelled, is turned into a StoreError as well.
+a wait for the standby that was cancelled (pg_cancel_backend, or a cancel request on our
+connection), is turned into a StoreError as well.
 """
 
 from __future__ import annotations
@@ -53,10 +54,6 @@ class PostgresStore(SqlStore):
     def __init__(self, dsn: str) -> None:
         try:
             self._db = psycopg.connect(dsn, autocommit=True)
-            # No time limit on our statements, whatever the role's or the database's default: a
-            # limit that fired while a commit waits for the synchronous standby would end the
-            # wait and report the commit done, on one server only.
-            self._db.execute("SET statement_timeout = 0")
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from exc
         self._db.add_notice_handler(self._on_notice)
