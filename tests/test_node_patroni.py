@@ -156,13 +156,14 @@ def test_a_commit_the_standby_never_confirmed_is_not_accepted() -> None:
 
 
 def _cancel_the_wait(admin: psycopg.Connection[Any], pid: int, stop: threading.Event) -> None:
-    """Cancel the backend's statement once it waits for the synchronous standby (its commit)."""
+    """Cancel the backend's statement once it waits for the synchronous standby (its commit);
+    after 30 s whatever it does, so that nothing waits for ever."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not stop.is_set():
+    while not stop.is_set():
         rows = admin.execute(
             "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)
         ).fetchall()
-        if rows and rows[0][0] == "SyncRep":
+        if (rows and rows[0][0] == "SyncRep") or time.monotonic() > deadline:
             admin.execute("SELECT pg_cancel_backend(%s)", (pid,))
             return
         time.sleep(0.02)
