@@ -10,6 +10,8 @@ linear and an export of London's record verifies."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,12 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 
 from hotline.errors import StoreError
 from hotline.sim.pgserver import ThrowawayPostgres
-from hotline.station.launch import StationProcess
+from hotline.station.datadir import write_atomically
+from hotline.station.launch import StationProcess, free_ports, make_pair
 from hotline.station.launch_nodes import make_side, node_of
 from hotline.store.postgres import PostgresStore
 from tests.patroni import PatroniCluster, can_run
@@ -67,6 +71,87 @@ def test_the_cluster_commits_only_on_two_servers(cluster: PatroniCluster) -> Non
         assert names not in ("", "''")
         assert conn.execute("SHOW synchronous_commit").fetchall()[0][0] == "on"
         assert not conn.execute("SELECT pg_is_in_recovery()").fetchall()[0][0]
+
+
+def _node_status(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hotline", "node", "status", "--data-dir", str(data_dir), *extra],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+@needs_patroni
+def test_node_status_shows_the_database_servers_as_patroni_reports_them(
+    cluster: PatroniCluster, tmp_path: Path
+) -> None:
+    url = cluster.create_database(f"london_{uuid.uuid4().hex[:12]}")
+    PostgresStore(url).close()  # the schema, and so the lease's table
+    london, _moscow = make_pair(tmp_path)
+    (nothing,) = free_ports(1)  # no one listens there
+    patroni = [
+        *(member.api for member in cluster.members),
+        f"http://127.0.0.1:{nothing}",  # a Patroni that is down
+        f"http://127.0.0.1:{cluster.etcd_port}",  # something else: not Patroni's answer
+    ]
+
+    def configure(store_url: str) -> None:
+        config = london.data.config()
+        config = msgspec.structs.replace(
+            config,
+            store=msgspec.structs.replace(config.store, url=store_url),
+            node=msgspec.structs.replace(config.node, name="a", patroni=patroni),
+        )
+        write_atomically(london.data.config_file, config.to_toml().encode(), mode=0o600)
+
+    configure(url)
+    leader = cluster.wait_healthy(60)
+    standby = cluster.role_of("sync_standby")
+    assert standby is not None
+    shown = _node_status(london.data.path)
+    assert shown.returncode == 0, shown.stderr
+    assert "Traceback" not in shown.stdout + shown.stderr
+    assert "Database servers, as Patroni reports them:" in shown.stdout
+    lines = shown.stdout.splitlines()
+    row = {name: next(line.split() for line in lines if line.split()[:1] == [name])
+           for name in (leader.name, standby.name)}  # fmt: skip
+    assert row[leader.name][1:3] == ["leader", "running"]
+    assert row[standby.name][1:3] == ["sync_standby", "running"]
+    assert row[standby.name][-2:] == ["0", "B"]  # caught up: nothing is written meanwhile
+    assert f"Patroni at http://127.0.0.1:{nothing} unreachable:" in shown.stdout
+    assert f"Patroni at http://127.0.0.1:{cluster.etcd_port} unreachable: HTTP 404" in shown.stdout
+
+    as_json = _node_status(london.data.path, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    answer = json.loads(as_json.stdout)["patroni"]
+    assert [entry["answered"] for entry in answer["asked"]] == [True, True, False, False]
+    roles = {member["name"]: member["role"] for member in answer["members"]}
+    assert roles == {leader.name: "leader", standby.name: "sync_standby"}
+
+    # The store unreachable: the lease is unknown, the servers' roles are still shown.
+    configure(f"postgresql://hotline@127.0.0.1:{nothing}/london?connect_timeout=2")
+    shown = _node_status(london.data.path)
+    assert shown.returncode == 1
+    assert "Traceback" not in shown.stdout + shown.stderr
+    assert "Active node  unknown: cannot reach the store for the lease" in shown.stdout
+    assert "Database servers, as Patroni reports them:" in shown.stdout
+
+
+def test_a_patroni_address_that_is_not_a_url_is_refused(tmp_path: Path) -> None:
+    london, _moscow = make_pair(tmp_path)
+    config = london.data.config()
+    config = msgspec.structs.replace(
+        config,
+        store=msgspec.structs.replace(config.store, url="postgresql://hotline@127.0.0.1/x"),
+        node=msgspec.structs.replace(config.node, patroni=["127.0.0.1:8008/cluster"]),
+    )
+    write_atomically(london.data.config_file, config.to_toml().encode(), mode=0o600)
+    shown = _node_status(london.data.path)
+    assert shown.returncode != 0
+    assert "node.patroni: '127.0.0.1:8008/cluster' is not http(s)://host:port" in (
+        shown.stdout + shown.stderr
+    )
+    assert "Traceback" not in shown.stdout + shown.stderr
 
 
 def _active(london: list[StationProcess]) -> StationProcess:

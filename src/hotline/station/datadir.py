@@ -98,6 +98,9 @@ class NodeSection(msgspec.Struct, forbid_unknown_fields=True):
     # Where people reach this node's console (a standby redirects there); empty: from
     # [console] listen.
     console_url: str = ""
+    # The REST APIs of the Patronis that run the store's database servers (http://host:8008),
+    # for `hotline node status` to show each server's role; empty: not shown.
+    patroni: list[str] = msgspec.field(default_factory=list)
 
 
 class Deadlines(msgspec.Struct, forbid_unknown_fields=True):
@@ -237,7 +240,9 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"lease_ms = {self.node.lease_ms}\n"
             f"renew_ms = {self.node.renew_ms}\n"
             f"poll_ms = {self.node.poll_ms}\n"
-            f"console_url = {_toml_string(self.node.console_url)}\n\n"
+            f"console_url = {_toml_string(self.node.console_url)}\n"
+            "# Patroni's REST API on each database server, for `hotline node status`.\n"
+            f"patroni = [{', '.join(_toml_string(url) for url in self.node.patroni)}]\n\n"
             '# Machine drafts for the translators: kind = "none", "ctranslate2" (model = an\n'
             '# .argosmodel file) or "libretranslate" (url = a server you run). See\n'
             "# docs/operations.md, Translation engines.\n"
@@ -288,6 +293,11 @@ def _check_calls(calls: CallsSection) -> None:
 
 
 def _check_node(node: NodeSection, store_url: str) -> None:
+    for url in node.patroni:
+        if not re.fullmatch(r"https?://[^\s/]+", url):
+            raise ValueError(f"node.patroni: {url!r} is not http(s)://host:port, nothing after")
+    if node.patroni and not store_url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("node.patroni is set: Patroni runs a PostgreSQL store.url")
     if not node.name:
         return
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", node.name):
