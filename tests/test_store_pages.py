@@ -33,7 +33,10 @@ def _walk(fetch: Any, key: Any, limit: int) -> list[Any]:
 
 def test_the_outbox_pages_by_its_key_with_ties_of_one_instant(traffic: Traffic) -> None:
     store, link_id = traffic.store, traffic.config.link_id
-    key = lambda r: (r[3], r[0], r[1])  # noqa: E731 - accepted_ns, lane, seq
+
+    def key(r: Any) -> tuple[int, int, int]:  # accepted_ns, lane, seq
+        return (r[3], r[0], r[1])
+
     every = store.outbox(link_id, 100)
     older = _walk(lambda n, c: store.outbox_page(link_id, n, before=c), key, 2)
     assert sorted(map(key, older)) == sorted(map(key, every)), "each row once"
