@@ -288,18 +288,27 @@ def _messages(data: Path | None, link: str | None, box: str, limit: int, as_json
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
+    # Each time named (issue 15, item 12): the peer's date of a message is its own clock's word,
+    # ours is when it arrived; ours are sent when accepted, and held there when receipted.
+    times = _TIMES[box]
     table = Table(title=Text(f"{box} of {name}"))
-    for column in ("lane", "seq", "type", "lang", "when", "state", "text"):
+    for column in ("lane", "seq", "type", "lang", *times.values(), "state", "text"):
         table.add_column(column)
     for row in rows:
-        when = row.get("accepted_ns") or row.get("received_ns")
+        when = [_when(row.get(key)) for key in times]
         state = row.get("state") or ("acknowledged" if row.get("acknowledged") else "received")
         text = row["text"] if len(row["text"]) <= 60 else row["text"][:57] + "..."
         table.add_row(  # the peer's strings as Text: never read as markup (issue 13, item 5)
-            row["lane"], str(row["seq"]), row["type"], peer(row["language"]), _when(when), state,
+            row["lane"], str(row["seq"]), row["type"], peer(row["language"]), *when, state,
             peer(text),
         )  # fmt: skip
     console.print(table)
+
+
+_TIMES = {  # a list's times: the field, and its column's header
+    "inbox": {"sent_ns": "sent (UTC, their clock)", "received_ns": "received (UTC)"},
+    "outbox": {"accepted_ns": "sent (UTC)", "receipted_ns": "receipted there (UTC)"},
+}
 
 
 def inbox(
