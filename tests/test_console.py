@@ -825,7 +825,7 @@ async def test_the_shift_log_and_the_audit_log(app: Any, station: Station) -> No
         headers={"X-CSRF-Token": csrf},
     )
     notes = (await auditor.get("/console/shift-log")).json()
-    audit = (await auditor.get("/console/audit")).json()
+    audit = (await auditor.get("/console/audit")).json()["rows"]
     assert written.status_code == 201
     assert notes[0]["author"] == name
     assert notes[0]["handover"] is True

@@ -85,5 +85,5 @@ async def _signed(
         raise HTTPException(422, str(exc)) from None
     refers = annotation.body.refers.hex()[:16]
     detail = f"{name} call record {seq}" + (f": memcon {refers}" if refers else "")
-    await console.audit(session.operator, what, detail)
+    await console.audit(session.operator, what, detail, name)
     return annotation_json(annotation)

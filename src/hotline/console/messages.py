@@ -146,7 +146,9 @@ async def message(
 # -- translations ------------------------------------------------------------------------------
 
 
-async def _annotated(console: ConsoleDep, work: Any, what: str, person: str) -> dict[str, Any]:
+async def _annotated(
+    console: ConsoleDep, work: Any, what: str, person: str, link: str
+) -> dict[str, Any]:
     try:
         annotation: Annotation = await work
     except TranslationRefused as exc:
@@ -155,7 +157,7 @@ async def _annotated(console: ConsoleDep, work: Any, what: str, person: str) -> 
         raise HTTPException(502, f"the translation engine failed: {exc}") from None
     except ProtocolError as exc:  # an engine's draft the annotation's rules refuse (textsafety)
         raise HTTPException(422, str(exc)) from None
-    await console.audit(person, what, f"{annotation.body.lane}/{annotation.body.seq}")
+    await console.audit(person, what, f"{annotation.body.lane}/{annotation.body.seq}", link)
     return annotation_json(annotation)
 
 
@@ -166,7 +168,7 @@ async def machine_draft(
 ) -> dict[str, Any]:  # fmt: skip
     desk, runtime = console.station.translation, console.link(name)
     work = desk.machine_draft(runtime, Lane[lane], seq, ask.target, session.operator, session.role)
-    return await _annotated(console, work, "machine draft", session.operator)
+    return await _annotated(console, work, "machine draft", session.operator, name)
 
 
 @router.post("/messages/{name}/in/{lane}/{seq}/translations", status_code=201)
@@ -178,7 +180,7 @@ async def translate(
     work = desk.translate(
         runtime, Lane[lane], seq, new.language, new.text, session.operator, session.role
     )
-    return await _annotated(console, work, "translated", session.operator)
+    return await _annotated(console, work, "translated", session.operator, name)
 
 
 @router.post("/messages/{name}/in/{lane}/{seq}/translations/{ref}/review", status_code=201)
@@ -206,7 +208,7 @@ async def _check(
         session.operator, session.role,
     )  # fmt: skip
     what = "reviewed" if kind == Kind.REVIEW else "certified"
-    return await _annotated(console, work, what, session.operator)
+    return await _annotated(console, work, what, session.operator, name)
 
 
 # -- the glossary ------------------------------------------------------------------------------
@@ -233,7 +235,9 @@ async def put_term(name: str, term: NewTerm, session: Translator, console: Conso
             term.target, term.note, session.operator, now,
         )
     )  # fmt: skip
-    await console.audit(session.operator, "glossary", f"{name}: {term.source} -> {term.target}")
+    await console.audit(
+        session.operator, "glossary", f"{name}: {term.source} -> {term.target}", name
+    )
 
 
 @router.delete("/glossary/{name}/{entry_id}", status_code=204)
@@ -243,7 +247,7 @@ async def delete_term(
     link = console.link(name).link.name
     if not await console.store(lambda s: s.delete_glossary(link, entry_id)):
         raise HTTPException(404, f"no glossary entry {entry_id}")
-    await console.audit(session.operator, "glossary", f"{name}: removed entry {entry_id}")
+    await console.audit(session.operator, "glossary", f"{name}: removed entry {entry_id}", name)
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
-from hotline.console import accounts, views
+from hotline.console import accounts, records, views
 from hotline.console.accounts import me_json, signed_in_answer
 from hotline.console.drafts import draft_json, send_draft, tell_author
 from hotline.console.guard import DEVICE_COOKIE
@@ -19,7 +19,6 @@ from hotline.console.operators import release_hold
 from hotline.console.security import (
     COOKIE,
     Acknowledger,
-    Auditor,
     ConsoleDep,
     Drafter,
     Notetaker,
@@ -184,14 +183,6 @@ async def language(
 @router.get("/board")
 async def board(_: Viewer, console: ConsoleDep) -> dict[str, Any]:
     return views.board(console.station)
-
-
-@router.get("/traffic/{name}")
-async def traffic(name: str, _: Viewer, console: ConsoleDep) -> dict[str, Any]:
-    settings = console.settings
-    return await views.traffic(
-        console.link(name), settings.deadlines, time.time_ns(), settings.clock_fault_s * 10**9
-    )
 
 
 # -- drafting and releasing --------------------------------------------------------------------
@@ -374,21 +365,6 @@ async def add_note(note: NewNote, session: Notetaker, console: ConsoleDep) -> di
     return {"status": "written"}
 
 
-@router.get("/audit")
-async def audit_log(_: Auditor, console: ConsoleDep) -> list[dict[str, Any]]:
-    rows = await console.store(lambda s: s.audit_log())
-    names = {r.link.config.link_id: name for name, r in console.station.links.items()}
-    return [
-        {
-            "id": row_id,
-            "at_ns": at,
-            "actor": actor,
-            "action": action,
-            "detail": detail,
-            "link": names.get(bytes(link_id)) if link_id is not None else None,
-        }
-        for row_id, at, actor, action, detail, link_id in rows
-    ]
-
-
+# The traffic and the audit log, a page at a time, searched (records.py).
+router.include_router(records.router)
 router.include_router(accounts.router)  # the admin's accounts page and enrolment

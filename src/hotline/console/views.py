@@ -60,12 +60,21 @@ def board(station: Station) -> dict[str, Any]:
 
 
 async def traffic(
-    runtime: LinkRuntime, deadlines: Deadlines, now_ns: int, clock_fault_ns: int = CLOCK_FAULT_NS
+    runtime: LinkRuntime,
+    deadlines: Deadlines,
+    now_ns: int,
+    clock_fault_ns: int = CLOCK_FAULT_NS,
+    page: tuple[list[Row], list[Row]] | None = None,
 ) -> dict[str, Any]:
+    """The link's traffic: `page`, the outbox's and the inbox's rows to show (a page of each,
+    records.py), or else the newest 200 of each."""
     config, name = runtime.link.config, runtime.link.name
     link_id = config.link_id
-    outbox = await runtime.store.call(lambda s: s.outbox(link_id, 200))
-    inbox = await runtime.store.call(lambda s: s.inbox(link_id, 200))
+    if page is None:
+        outbox = await runtime.store.call(lambda s: s.outbox(link_id, 200))
+        inbox = await runtime.store.call(lambda s: s.inbox(link_id, 200))
+    else:
+        outbox, inbox = page
     extents = await runtime.store.call(lambda s: s.lane_extents(link_id))
     out = []
     # An acknowledgement is shown on the message it acknowledges (issue 15, item 2): found among

@@ -6,6 +6,7 @@
 
 import { CALL_WORDS, CallLog } from "./calls.js";
 import { Phone } from "./phone.js";
+import { RECORD_WORDS, Records } from "./records.js";
 import { isolated, peer, shown as plainShown } from "./shown.js";
 
 // ---- Words: every string of the console's own, in both languages, in one place. ----
@@ -219,6 +220,7 @@ const WORDS = {
   },
 };
 for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], CALL_WORDS[lang]); // the calls page's (calls.js)
+for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], RECORD_WORDS[lang]); // search and pages (records.js)
 
 // ---- State: one object, so that a language switch can re-render everything from it. ----
 const LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"];
@@ -312,6 +314,8 @@ const button = (cls, key, onclick, attrs = {}) =>
 const phone = new Phone({ api, t, el, $, can, say, tone: (f, v) => tone(f, v), audioTime: () => A.ctx?.currentTime ?? 0 });
 const callLog = new CallLog({ api, t, el, $, can, run, say, timeEl, word, button, show: (v) => show(v), enc,
   me: () => S.me, lang: () => S.lang });
+const records = new Records({ api, t, el, $, run, timeEl, utc, enc, lang: () => S.lang, clockMark: (m) => clockMark(m),
+  reloadTraffic: () => loadTraffic() });
 
 // ---- Talking to the station: one function, so CSRF, 401 and errors are handled alike everywhere. ----
 class HttpError extends Error {
@@ -569,13 +573,12 @@ function tick() {
 }
 
 // ---- Navigation: only the views the operator's permissions allow; data is fetched on entry. ----
-const LISTS = { drafts: "/console/drafts", notes: "/console/shift-log", audit: "/console/audit",
-  operators: "/console/operators" };
+const LISTS = { drafts: "/console/drafts", notes: "/console/shift-log", operators: "/console/operators" };
 const loadDrafts = () => load("drafts"), loadNotes = () => load("notes"), loadOperators = () => load("operators");
-const LOADERS = { traffic: loadTraffic, drafts: loadDrafts, shiftlog: loadNotes, audit: () => load("audit"),
+const LOADERS = { traffic: loadTraffic, drafts: loadDrafts, shiftlog: loadNotes, audit: () => records.loadAudit(),
   operators: loadOperators, calls: () => callLog.load() };
 const RENDERERS = { board: renderBoard, traffic: renderTraffic, message: renderMessage, drafts: renderDrafts,
-  shiftlog: renderNotes, audit: renderAudit, operators: renderOperators, compose: renderCompose,
+  shiftlog: renderNotes, audit: () => records.renderAudit(), operators: renderOperators, compose: renderCompose,
   calls: () => callLog.render(), call: () => callLog.renderRecord() };
 
 async function load(kind, background = false) {
@@ -909,13 +912,14 @@ function fillLinkSelects(names) {
   if (names.includes(S.link)) return;
   S.link = $("#traffic-link").value = names[0] ?? "";
   S.traffic = null;
+  records.resetTraffic();
   if (S.view === "traffic") run(loadTraffic);
 }
 
 async function loadTraffic(background = false) {
   const link = S.link;
   if (!link) return;
-  const data = await api("GET", `/console/traffic/${enc(link)}`, null, background);
+  const data = await api("GET", records.trafficPath(link, S.filters, LANES, TYPES), null, background);
   if (link !== S.link) return; // the operator chose another link meanwhile
   S.traffic = data;
   if (["traffic", "message"].includes(S.view)) RENDERERS[S.view]();
@@ -925,7 +929,7 @@ function renderTraffic() {
   for (const [kind, values] of [["lane", LANES], ["type", TYPES]]) {
     $(`#filter-${kind}`).replaceChildren(...values.map((v) => el("label", { class: "chip" },
       el("input", { type: "checkbox", value: v, "data-filter": kind, checked: S.filters[kind].has(v),
-        onchange: (e) => { S.filters[kind][e.target.checked ? "add" : "delete"](v); renderTraffic(); } }),
+        onchange: (e) => { S.filters[kind][e.target.checked ? "add" : "delete"](v); records.resetTraffic(); run(loadTraffic); } }),
       kind === "lane" ? v : word("type_", v))));
   }
   const tr = S.traffic ?? {};
@@ -933,6 +937,7 @@ function renderTraffic() {
   fillTable("#outbox", tr.outbox ?? []);
   renderGaps($("#gaps-in"), tr.gaps?.in ?? {});
   renderGaps($("#gaps-out"), tr.gaps?.out ?? {});
+  records.renderTraffic(S.traffic);
 }
 
 // A lane or type the console does not know is always shown: filters never hide the unexpected.
@@ -964,7 +969,7 @@ function messageRow(m) {
   el("td", { class: "num", text: String(m.seq) }),
   el("td", {}, typeLabel(m.type)),
   el("td", { class: "mono" }, peer(m.language ?? "")),
-  el("td", {}, timeEl(m.received_ns ?? m.accepted_ns ?? m.sent_ns), clockMark(m)),
+  el("td", { class: "times" }, records.times(m)),
   el("td", { class: "short", lang: m.language || null }, m.acknowledges ? ackOf(m) : null, peer(short(m.text))),
   el("td", {}, journey(m), dueTag(m)),
   el("td", {}, canAck(m) ? ackButton(m) : null));
@@ -1071,13 +1076,22 @@ function renderMessage() {
     el("div", { class: "actions" }, canAck(m) ? ackButton(m) : null),
     el("dl", { class: "facts" }, fact("col_lane", m.lane),
       fact("col_seq", el("span", { class: "mono", text: m.seq })), fact("col_type", typeLabel(m.type)),
-      fact("col_lang", peer(m.language ?? "—")), provenance(m), fact("sent", timeEl(m.sent_ns), clockMark(m)),
-      fact(m.direction === "in" ? "at_received" : "at_accepted", timeEl(m.received_ns ?? m.accepted_ns)), fact("deadline", timeEl(m.deadline_ns)),
+      fact("col_lang", peer(m.language ?? "—")), provenance(m),
+      fact(m.direction === "in" ? "fact_sent_theirs" : "sent", timeEl(m.sent_ns), clockMark(m)),
+      fact(m.direction === "in" ? "at_received" : "at_accepted", timeEl(m.received_ns ?? m.accepted_ns)),
+      ackedAt(m) != null ? fact("fact_acknowledged", timeEl(ackedAt(m))) : null, fact("deadline", timeEl(m.deadline_ns)),
       fact("col_state", word("step_", m.state)),
       fact("hash", el("span", { class: "mono hash", text: m.hash ?? "—" })), fact("col_journey", journey(m))),
     el("p", { class: "verified", text: t("verified") }), acknowledgementSection(m),
     filesSection(m), m.direction === "in" && !m.acknowledges ? translationsSection(m) : null,
     m.direction === "in" && !m.acknowledges ? glossarySection(m) : null].filter((c) => c != null));
+}
+
+// When a person acknowledged a message (issue 15, item 12): ours of theirs when we accepted it,
+// theirs of ours when it arrived; its sender's date if that is all there is.
+function ackedAt(m) {
+  const a = S.detail?.acknowledgement ?? m.acknowledgement;
+  return a ? (m.direction === "in" ? a.accepted_ns : a.received_ns) ?? a.sent_ns : null;
 }
 
 // The acknowledgement of a message, on it (issue 15, items 2 and 8): when, with what text (which
@@ -1334,15 +1348,6 @@ async function submitNote() {
   await loadNotes();
 }
 
-// ---- Audit: read-only, newest first as the station gives it. ----
-function renderAudit() {
-  const text = (v) => (v == null ? "" : typeof v === "string" ? v : JSON.stringify(v));
-  $("#audit-table tbody").replaceChildren(...S.audit.map((r) => el("tr", { "data-audit-id": r.id },
-    el("td", { class: "mono", text: String(r.id) }), el("td", {}, timeEl(r.at_ns)), el("td", { text: r.actor ?? "" }),
-    el("td", { class: "mono", text: r.action ?? "" }), el("td", { class: "mono", text: r.link ?? "" }),
-    el("td", { class: "detail", text: text(r.detail) }))));
-}
-
 // ---- Operators: an admin is never shown anyone's credentials, only a one-time enrolment code that
 // the person uses to choose their own (the station's rule; the page only explains it). ----
 function operatorStatus(o) {
@@ -1436,7 +1441,15 @@ function init() {
   $("#message-line").addEventListener("click", () => say(""));
   $("#message-back").addEventListener("click", () => show("traffic"));
   $("#call-record-back").addEventListener("click", () => show("calls"));
-  $("#traffic-link").addEventListener("change", (e) => { Object.assign(S, { link: e.target.value, traffic: null }); show("traffic"); });
+  $("#traffic-link").addEventListener("change", (e) => {
+    Object.assign(S, { link: e.target.value, traffic: null });
+    records.resetTraffic();
+    show("traffic");
+  });
+  $("#traffic-search").addEventListener("submit", (e) => { e.preventDefault(); run(() => records.searchTraffic($("#traffic-q").value)); });
+  $("#traffic-clear").addEventListener("click", () => { $("#traffic-q").value = ""; run(() => records.searchTraffic("")); });
+  $("#audit-filters").addEventListener("submit", (e) => { e.preventDefault(); records.readFilters(); run(() => records.loadAudit()); });
+  $("#audit-clear").addEventListener("click", () => { records.clearFilters(); run(() => records.loadAudit()); });
   $("#compose-text").addEventListener("input", checkText);
   $("#compose-files").addEventListener("change", (e) => uploadFiles([...e.target.files]));
   const ringing = () => phone.calls.find((c) => c.id === $("#call-ring").dataset.call);
