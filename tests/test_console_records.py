@@ -71,6 +71,7 @@ async def test_audit_rows_read_in_words_in_both_languages_with_their_link(
     await stored(station, "anna", "acknowledged", "moscow IMMEDIATE 5", link=False)
     await stored(station, "anna", "some act of tomorrow", "x:y:1", link=False)
     await stored(station, "boris", "withdrawn", "3/5", link=True)
+    await stored(station, "station", "node_active", "node 'a' is active at epoch 2", link=False)
     page = (await auditor.get("/console/audit")).json()
 
     silenced = row_of(page, "silenced", "flash:moscow:1")
@@ -84,6 +85,9 @@ async def test_audit_rows_read_in_words_in_both_languages_with_their_link(
     assert translated["link"] == "moscow"
     assert translated["words"]["en"]["detail"] == "of ROUTINE 2 from moscow"
     assert translated["words"]["ru"]["action"] == "Перевод составлен"
+    node = row_of(page, "node_active", "node 'a' is active at epoch 2")
+    assert node["words"]["ru"]["action"] == "Узел стал активным"
+    assert node["words"]["ru"]["actor"] == "станция"
     withdrawn = row_of(page, "withdrawn", "3/5")
     assert withdrawn["words"]["en"]["action"] == "Translation withdrawn", "not a draft's"
     assert withdrawn["words"]["ru"]["detail"] == "к ROUTINE 5 от moscow"

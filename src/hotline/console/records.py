@@ -100,6 +100,7 @@ ACTIONS: dict[str, Words] = {
         "Отклонённые подключения в этот час больше не записываются",
     ),
     "audit exported": ("Audit log exported", "Журнал аудита выгружен"),
+    "node_active": ("A node became the active one", "Узел стал активным"),  # store/lease.py
 }
 
 _TYPES: dict[str, Words] = {
