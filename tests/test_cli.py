@@ -533,7 +533,9 @@ def test_the_commands_that_talk_to_a_station_say_what_is_wrong_in_one_sentence(
         (("send", "-t", "exercise", "hi"), "--type is one of principal, service, test, not"),
         (("send", ""), "the message is empty"),
         (("send", "--link", "paris", "hi"), "no link named 'paris' (this station has: moscow)"),
-        (("send", "--lang", "x" * 40, "hi"), "the station refused: language: String should have"),
+        (("send", "--lang", "x" * 40, "hi"), "--lang: language tag 'xxxxxxxx"),
+        (("send", "--lang", "english", "hi"), "--lang: 'english' is not a BCP 47 language tag"),
+        (("send", "--lang", "fr", "hi"), "the station refused: 'fr' is not a language of link"),
         (("ack", "FLASH", "99"), "the station refused: no message FLASH 99 in the inbox"),
     ]:
         done = hotline(*args, *where)

@@ -74,7 +74,8 @@ def test_a_picture_goes_with_a_message_and_its_translation_is_certified(
     image = nina.locator("#message-body img.preview")
     expect(image).to_be_visible()
     assert nina.evaluate("document.querySelector('img.preview').naturalWidth") == 64
-    nina.fill("#translation-language", "ru")
+    expect(nina.locator("#translation-language option")).to_have_text(["Russian (ru)"])
+    nina.select_option("#translation-language", "ru")
     nina.fill("#translation-text", "Карта места встречи прилагается")
     nina.click("#message-body form.translate button[type=submit]")
     translation = nina.locator("#message-body .annotation.translation")

@@ -80,3 +80,9 @@ async def test_the_queue_is_most_urgent_then_oldest_first_and_follows_the_desk(
     assert answer["counts"]["certification"] == 0
     item = next(i for i in answer["items"] if (i["lane"], i["seq"]) == r1)
     assert (item["text"], item["language"], item["translations"]) == ("первое", "ru", 0)
+
+    # Traffic carries the same standing as markers.
+    traffic = (await boss.get("/console/traffic/moscow")).json()
+    rows = {(m["lane"], m["seq"]): m for m in traffic["inbox"]}
+    assert (rows[f1]["translations"], rows[f1]["needs"]) == (1, None)
+    assert (rows[r1]["translations"], rows[r1]["needs"]) == (0, "translation")

@@ -40,6 +40,7 @@ from hotline.cli.common import (
 )
 from hotline.errors import ConfigError, HotlineError, LocalError
 from hotline.protocol.textsafety import shown
+from hotline.station.languages import valid_language_problem
 
 LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 TYPES = ["principal", "service", "test"]  # exercise messages come from the console's exercise
@@ -155,7 +156,12 @@ def send(
         "ROUTINE", "--precedence", "-p", help="FLASH, IMMEDIATE, PRIORITY or ROUTINE."
     ),
     kind: str = typer.Option("principal", "--type", "-t", help="principal, service or test."),
-    lang: str = typer.Option("en", "--lang", help="The language of the text (BCP 47)."),
+    lang: str | None = typer.Option(
+        None,
+        "--lang",
+        help="The language of the text: a BCP 47 tag, one of the link's languages (default: "
+        "its first, as its link.toml says).",
+    ),
     attach: list[Path] = typer.Option(
         [], "--attach", "-a", help="A file to send with it (repeat for more)."
     ),
@@ -193,6 +199,8 @@ def send(
             f"--type is one of {', '.join(TYPES)}, not {kind!r}"
             + (hint if kind.lower() == "exercise" else "")
         )
+    if lang is not None and (problem := valid_language_problem(lang)):
+        raise ConfigError(f"--lang: {problem}")
     for path in attach:
         if not path.is_file():
             raise ConfigError(f"--attach {path}: no such file")
@@ -206,8 +214,9 @@ def send(
         raise ConfigError("--key is 1 to 255 visible ASCII characters (no spaces)")
     name = _only_link(data, link)
     files = [_upload(data, path, quiet=as_json) for path in attach]
-    message = {"text": body, "lane": precedence.upper(), "type": kind.lower(), "language": lang,
-               "attachments": files}  # fmt: skip
+    said = {"language": lang} if lang is not None else {}  # unsaid: the link's first
+    message = {"text": body, "lane": precedence.upper(), "type": kind.lower(),
+               "attachments": files, **said}  # fmt: skip
     route = f"/api/v1/links/{name}/messages"
     answer = _send_until_answered(data, route, message, key, retry_for)
     result = answer.json()

@@ -13,7 +13,15 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from hotline.console.auth import Session
-from hotline.console.messages import Hash, Language, Number, Remark, Words, annotation_json
+from hotline.console.messages import (
+    Hash,
+    Language,
+    Number,
+    Remark,
+    Words,
+    annotation_json,
+    check_link_language,
+)
 from hotline.console.security import Certifier, ConsoleDep, Reviewer, allowed
 from hotline.errors import ProtocolError
 from hotline.protocol.annotation import Annotation, Kind
@@ -37,6 +45,7 @@ async def write(
     name: str, seq: Number, new: NewMemcon, session: Memconist, console: ConsoleDep
 ) -> dict[str, Any]:
     """A record of conversation of the call our record at ROUTINE `seq` tells of."""
+    check_link_language(console.link(name), new.language)
     work = console.station.translation.memcons.write(
         console.link(name), seq, new.language, new.text, session.operator, session.role
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import FileResponse
@@ -28,11 +28,15 @@ from hotline.console.views import acknowledgement
 from hotline.errors import ProtocolError
 from hotline.protocol.annotation import Annotation, Kind
 from hotline.protocol.envelope import MAX_TEXT_BYTES, Lane, decode_envelope
-from hotline.protocol.textsafety import language_problem, text_problem
+from hotline.protocol.textsafety import text_problem
 from hotline.station.api import Uploaded, download_file, upload_file, with_file_states
 from hotline.station.events import envelope_json
+from hotline.station.languages import link_language_problem, valid_language_problem
 from hotline.station.translation import TranslationRefused
 from hotline.translate import TranslationError
+
+if TYPE_CHECKING:
+    from hotline.station.link_runtime import LinkRuntime
 
 __all__ = ["router"]
 
@@ -58,7 +62,7 @@ def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
 Language = Annotated[
     str,
     Field(min_length=2, max_length=35, pattern="^[A-Za-z0-9-]+$"),
-    _checked(language_problem),
+    _checked(valid_language_problem),
 ]
 Words = _checked(text_problem)
 
@@ -74,6 +78,10 @@ class NewTranslation(BaseModel):
 
 class Remark(BaseModel):
     remark: Annotated[str, Words] = Field(default="", max_length=2000)
+
+
+class Withdrawal(BaseModel):
+    reason: Annotated[str, Words] = Field(min_length=1, max_length=2000)
 
 
 class NewTerm(BaseModel):
@@ -167,6 +175,7 @@ async def machine_draft(
     console: ConsoleDep,
 ) -> dict[str, Any]:  # fmt: skip
     desk, runtime = console.station.translation, console.link(name)
+    check_link_language(runtime, ask.target)
     work = desk.machine_draft(runtime, Lane[lane], seq, ask.target, session.operator, session.role)
     return await _annotated(console, work, "machine draft", session.operator, name)
 
@@ -177,6 +186,7 @@ async def translate(
     console: ConsoleDep,
 ) -> dict[str, Any]:  # fmt: skip
     desk, runtime = console.station.translation, console.link(name)
+    check_link_language(runtime, new.language)
     work = desk.translate(
         runtime, Lane[lane], seq, new.language, new.text, session.operator, session.role
     )
@@ -197,6 +207,27 @@ async def certify(
     console: ConsoleDep,
 ) -> dict[str, Any]:  # fmt: skip
     return await _check(console, Kind.CERTIFICATION, name, lane, seq, ref, remark, session)
+
+
+@router.post("/messages/{name}/in/{lane}/{seq}/translations/{ref}/withdraw", status_code=201)
+async def withdraw(
+    name: str, lane: LaneName, seq: Number, ref: Hash, why: Withdrawal, session: Translator,
+    console: ConsoleDep,
+) -> dict[str, Any]:  # fmt: skip
+    """Withdraw a translation (in the wrong language, say), saying why: its translator or a
+    supervisor. A signed annotation, kept with it; the translation is shown as withdrawn."""
+    work = console.station.translation.withdraw(
+        console.link(name), Lane[lane], seq, bytes.fromhex(ref), why.reason, session.operator,
+        session.role,
+    )  # fmt: skip
+    return await _annotated(console, work, "withdrawn", session.operator, name)
+
+
+def check_link_language(runtime: LinkRuntime, language: str) -> None:
+    """A 422 for a language that is not one of the link's (hotline.station.languages)."""
+    link = runtime.link
+    if problem := link_language_problem(language, link.languages, link.name):
+        raise HTTPException(422, problem)
 
 
 async def _check(

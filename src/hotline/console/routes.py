@@ -15,6 +15,7 @@ from hotline.console import accounts, records, views
 from hotline.console.accounts import me_json, signed_in_answer
 from hotline.console.drafts import draft_json, send_draft, tell_author
 from hotline.console.guard import DEVICE_COOKIE
+from hotline.console.messages import check_link_language
 from hotline.console.operators import release_hold
 from hotline.console.security import (
     COOKIE,
@@ -30,8 +31,9 @@ from hotline.console.security import (
 )
 from hotline.errors import ProtocolError
 from hotline.protocol.envelope import MAX_ATTACHMENTS, MAX_TEXT_BYTES, Lane, MessageType
-from hotline.protocol.textsafety import language_problem, text_problem
+from hotline.protocol.textsafety import text_problem
 from hotline.station.api import FileRef
+from hotline.station.languages import valid_language_problem
 from hotline.station.link_runtime import AlreadyAcknowledged
 from hotline.store.people import Draft, ShiftNote
 
@@ -89,7 +91,7 @@ class NewDraft(BaseModel):
     @field_validator("language")
     @classmethod
     def _is_bcp47(cls, language: str) -> str:
-        if problem := language_problem(language):
+        if problem := valid_language_problem(language):
             raise ValueError(problem)
         return language
 
@@ -203,6 +205,7 @@ async def drafts(session: Viewer, console: ConsoleDep) -> list[dict[str, Any]]:
 @router.post("/drafts", status_code=201)
 async def draft(new: NewDraft, session: Drafter, console: ConsoleDep) -> dict[str, Any]:
     runtime = console.link(new.link)
+    check_link_language(runtime, new.language)  # one of the link's (issue 15, item 10)
     # An exercise message is released like a principal one (the exercise practises the rule),
     # and so is anything in the FLASH lane: it takes over the screens at the other end.
     needs_release = console.settings.two_person_rule and (

@@ -9,6 +9,7 @@ import heapq
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from hotline.console.standing import QUEUED_TYPES, Standing, standings
 from hotline.protocol.clock import CLOCK_FAULT_NS
 from hotline.protocol.envelope import Envelope, Lane, MessageType, decode_envelope
 from hotline.station.events import arrival_json, envelope_json
@@ -39,6 +40,7 @@ def board(station: Station) -> dict[str, Any]:
             path["rtt_history"] = [[at, ms] for at, ms in history]
         status["last_test"] = tests.last_sent if tests else None
         status["last_peer_test_ns"] = tests.last_received_ns if tests else None
+        status["languages"] = list(runtime.link.languages)  # what people write in on it
         links.append(status)
     standing = discipline.alarms.values()
     flashes = [a for a in standing if a.kind == "flash"]
@@ -122,13 +124,19 @@ async def traffic(
             }
         )
     inn = []
+    # Where each received message is at the translation desk: Traffic's markers (queue.py).
+    notes = await runtime.store.call(lambda s: list(s.annotation_refs(link_id)))
+    desk = standings(notes, config.peer_direction)
     for lane, seq, _type, received, acked, data in inbox:  # newest arrival first
         envelope = decode_envelope(bytes(data), None)
+        standing = desk.get((lane, seq), Standing())
         inn.append(
             {
                 "direction": "in",
                 "link": name,
                 **envelope_json(envelope),
+                "translations": len(standing.standing),
+                "needs": standing.needs if _type in QUEUED_TYPES else None,
                 **arrival_json(envelope, received, clock_fault_ns),
                 "state": "acknowledged" if acked else "received",
                 "acknowledged": bool(acked),

@@ -6,6 +6,7 @@
 
 import { CALL_WORDS, CallLog } from "./calls.js";
 import { Phone } from "./phone.js";
+import { QUEUE_WORDS, TranslatorQueue } from "./queue.js";
 import { RECORD_WORDS, Records } from "./records.js";
 import { isolated, peer, shown as plainShown } from "./shown.js";
 
@@ -221,6 +222,26 @@ const WORDS = {
 };
 for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], CALL_WORDS[lang]); // the calls page's (calls.js)
 for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], RECORD_WORDS[lang]); // search and pages (records.js)
+// Issue 15: the link's languages and withdrawn translations (item 10), the translators' queue (15).
+const DESK_WORDS = {
+  en: {
+    withdraw_translation: "Withdraw", withdraw_reason: "Why withdraw it (the wrong language, say)",
+    withdraw_needs_reason: "Say why the translation is withdrawn", withdrawn_by: "WITHDRAWN by {who}: ",
+    translation_withdrawn: "Translation withdrawn: it stays in the record, marked as withdrawn",
+    seq_legend: "No.: a message's place in its precedence's numbering on this link, each station its own. Acknowledgements and link tests are numbered too, so a first message may be ROUTINE 2.",
+    seq_title_in: "{lane} {seq}: envelope number {seq} in the {lane} lane of the peer's chain on link {link} (acknowledgements and link tests are numbered in their lanes too)",
+    seq_title_out: "{lane} {seq}: envelope number {seq} in the {lane} lane of this station's chain on link {link} (acknowledgements and link tests are numbered in their lanes too)",
+  },
+  ru: {
+    withdraw_translation: "Отозвать", withdraw_reason: "Почему перевод отзывается (например, не тот язык)",
+    withdraw_needs_reason: "Укажите, почему перевод отзывается", withdrawn_by: "ОТОЗВАН: {who}: ",
+    translation_withdrawn: "Перевод отозван: он остаётся в записи с пометкой об отзыве",
+    seq_legend: "№: место сообщения в нумерации его срочности на этой линии, у каждой станции своей. Подтверждения и проверки линии тоже получают номера, поэтому первое сообщение может быть ROUTINE 2.",
+    seq_title_in: "{lane} {seq}: конверт № {seq} в полосе {lane} цепочки ответной станции на линии {link} (подтверждения и проверки линии тоже нумеруются в своих полосах)",
+    seq_title_out: "{lane} {seq}: конверт № {seq} в полосе {lane} цепочки этой станции на линии {link} (подтверждения и проверки линии тоже нумеруются в своих полосах)",
+  },
+};
+for (const lang of Object.keys(WORDS)) Object.assign(WORDS[lang], DESK_WORDS[lang], QUEUE_WORDS[lang]);
 
 // ---- State: one object, so that a language switch can re-render everything from it. ----
 const LANES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"];
@@ -230,7 +251,7 @@ const TYPES = ["principal", "service", "test", "exercise", "acknowledgement"];
 const HIDDEN_TYPES = ["acknowledgement"];
 const STEPS = { out: ["accepted", "receipted", "acknowledged"], in: ["received", "acknowledged"] };
 const NEEDS = { board: "view", traffic: "view", message: "view", compose: "draft", drafts: "view",
-  shiftlog: "view", audit: "audit", operators: "admin", calls: "view", call: "view" };
+  shiftlog: "view", audit: "audit", operators: "admin", calls: "view", call: "view", queue: "translate" };
 const MAX_TEXT_BYTES = 32768; // the envelope's limit, in UTF-8 bytes
 const HOUR_NS = 3600e9;
 const S = {
@@ -312,6 +333,7 @@ const fact = (key, ...value) => [el("dt", { text: t(key) }), el("dd", {}, value)
 const button = (cls, key, onclick, attrs = {}) =>
   el("button", { type: "button", class: cls, text: t(key), onclick, ...attrs });
 const phone = new Phone({ api, t, el, $, can, say, tone: (f, v) => tone(f, v), audioTime: () => A.ctx?.currentTime ?? 0 });
+const queue = new TranslatorQueue({ api, t, el, $, timeEl, word, openMessage: (m) => openMessage(m) });
 const callLog = new CallLog({ api, t, el, $, can, run, say, timeEl, word, button, show: (v) => show(v), enc,
   me: () => S.me, lang: () => S.lang });
 const records = new Records({ api, t, el, $, run, timeEl, utc, enc, lang: () => S.lang, clockMark: (m) => clockMark(m),
@@ -525,6 +547,7 @@ function connectEvents() {
   es.addEventListener("message", () => {
     alive();
     if (["traffic", "message"].includes(S.view)) run(() => loadTraffic(true));
+    if (S.view === "queue") run(() => queue.load(true)); // a message came in
     if (S.view === "calls") run(() => callLog.load(true)); // a call record was receipted
   });
   es.addEventListener("draft", () => { alive(); run(() => load("drafts", true)); });
@@ -532,6 +555,7 @@ function connectEvents() {
   es.addEventListener("detail", () => {
     alive();
     if (S.view === "message") run(() => loadDetail(true));
+    if (S.view === "queue") run(() => queue.load(true)); // a translation was signed
     if (S.view === "call") run(() => callLog.loadRecord(true)); // a memcon was signed
   });
   for (const kind of ["call", "call_stats"]) {
@@ -576,10 +600,10 @@ function tick() {
 const LISTS = { drafts: "/console/drafts", notes: "/console/shift-log", operators: "/console/operators" };
 const loadDrafts = () => load("drafts"), loadNotes = () => load("notes"), loadOperators = () => load("operators");
 const LOADERS = { traffic: loadTraffic, drafts: loadDrafts, shiftlog: loadNotes, audit: () => records.loadAudit(),
-  operators: loadOperators, calls: () => callLog.load() };
+  operators: loadOperators, calls: () => callLog.load(), queue: () => queue.load() };
 const RENDERERS = { board: renderBoard, traffic: renderTraffic, message: renderMessage, drafts: renderDrafts,
   shiftlog: renderNotes, audit: () => records.renderAudit(), operators: renderOperators, compose: renderCompose,
-  calls: () => callLog.render(), call: () => callLog.renderRecord() };
+  calls: () => callLog.render(), call: () => callLog.renderRecord(), queue: () => queue.render() };
 
 async function load(kind, background = false) {
   S[kind] = (await api("GET", LISTS[kind], null, background)) ?? [];
@@ -635,6 +659,7 @@ function renderBoard() {
   $("#board-links").replaceChildren(...links.map(linkCard));
   if (!links.length) $("#board-links").append(el("p", { class: "muted", text: t("no_links") }));
   fillLinkSelects(links.map((l) => l.name));
+  fillComposeLanguages();
   renderAlarms(b.alarms ?? []);
   callLog.onBoard(b, S.view); // missed calls: the count on the nav button, the calls page
 }
@@ -671,9 +696,15 @@ function pathRow(p) {
     el("td", { class: "mono", text: p.address }),
     el("td", { class: "state-cell", text: word("state_", p.state) }),
     el("td", {}, timeEl(p.since_ns)),
-    measure(p, p.rtt_ms),
-    measure(p, p.clock_offset_ms),
+    labelled(measure(p, p.rtt_ms), "col_rtt"),
+    labelled(measure(p, p.clock_offset_ms), "col_offset"),
     el("td", {}, sparkline(p.rtt_history ?? [])));
+}
+
+// A cell that names its column where the table's header is not shown (a small screen: narrow.css).
+function labelled(cell, key) {
+  cell.dataset.label = t(key);
+  return cell;
 }
 
 // A path that is not UP keeps its last RTT and clock offset: shown as stale, with their age.
@@ -966,11 +997,12 @@ function messageRow(m) {
   const row = el("tr", { "data-direction": m.direction, "data-lane": m.lane, "data-seq": m.seq, "data-state": m.state,
     "data-type": m.type, class: m.overdue ? "overdue" : null, tabindex: 0 },
   el("td", { class: m.acknowledges ? "lane lane-ack" : `lane lane-${m.lane}`, text: m.lane }),
-  el("td", { class: "num", text: String(m.seq) }),
+  el("td", { class: "num", text: String(m.seq), title: seqTitle(m) }),
   el("td", {}, typeLabel(m.type)),
   el("td", { class: "mono" }, peer(m.language ?? "")),
   el("td", { class: "times" }, records.times(m)),
-  el("td", { class: "short", lang: m.language || null }, m.acknowledges ? ackOf(m) : null, peer(short(m.text))),
+  el("td", { class: "short", lang: m.language || null }, m.acknowledges ? ackOf(m) : null, peer(short(m.text)),
+    queue.markers(m)),
   el("td", {}, journey(m), dueTag(m)),
   el("td", {}, canAck(m) ? ackButton(m) : null));
   row.addEventListener("click", () => openMessage(m));
@@ -1069,7 +1101,7 @@ function renderMessage() {
   const m = [...(S.traffic?.inbox ?? []), ...(S.traffic?.outbox ?? [])]
     .find((x) => x.direction === o.direction && x.lane === o.lane && String(x.seq) === String(o.seq)) ?? o;
   box.replaceChildren(...[ // replaceChildren would print a null as "null" (issue 15, item 3)
-    el("h2", {}, `${m.lane} `, el("span", { class: "mono", text: String(m.seq) }),
+    el("h2", {}, `${m.lane} `, el("span", { class: "mono", text: String(m.seq), title: seqTitle(m) }),
       ` · ${word("dir_", m.direction)} · ${m.link ?? S.link} `, exerciseTag(m.type)),
     m.acknowledges ? el("p", { class: "acks" }, ackOf(m)) : null,
     el("pre", { class: "fulltext", lang: m.language || null }, peer(m.text ?? "")),
@@ -1140,13 +1172,16 @@ function filesSection(m) {
 }
 
 // Translations of a received message: the original stays above, untouched; each translation says
-// who made it, who checked it and whether it is certified; a machine draft says it is one.
+// who made it, who checked it and whether it is certified; a machine draft says it is one. A
+// withdrawn translation stays, struck through, with who withdrew it and why.
 function translationsSection(m) {
   const notes = S.detail?.annotations ?? [], me = S.me?.operator;
   const reviews = notes.filter((a) => a.kind === "review"), certs = notes.filter((a) => a.kind === "certification");
+  const withdrawals = notes.filter((a) => a.kind === "withdrawal");
   const link = m.link ?? S.link, base = `/console/messages/${enc(link)}/in/${m.lane}/${enc(m.seq)}`;
   const items = notes.filter((a) => a.kind === "translation" || a.kind === "machine").map((a) => {
     const by = reviews.filter((r) => r.refers === a.hash), cert = certs.find((c) => c.refers === a.hash);
+    const gone = withdrawals.find((w) => w.refers === a.hash);
     const status = a.kind === "machine" ? [el("span", { class: "tag machine", text: t("machine_by", { engine: a.engine }) })]
       : [el("span", { text: t("translated_by", { who: a.person, role: word("role_", a.role) }) }), " · ",
         by.length ? el("span", { text: t("reviewed_by", { who: by.map((r) => r.person).join(", ") }) }) : el("span", { class: "warn", text: t("not_reviewed") }),
@@ -1155,15 +1190,23 @@ function translationsSection(m) {
       await api("POST", `${base}/translations/${a.hash}/${what}`, { remark: "" });
       await loadDetail();
     }, e.currentTarget));
-    return el("li", { class: `annotation ${a.kind}`, "data-hash": a.hash },
+    const open = a.kind === "translation" && !gone;
+    return el("li", { class: `annotation ${a.kind}${gone ? " withdrawn" : ""}`, "data-hash": a.hash },
       el("pre", { class: "fulltext", lang: a.language }, peer(a.text)),
       el("p", { class: "muted" }, peer(a.language), " · ", ...status),
+      gone ? el("p", { class: "withdrawal" }, el("strong", { text: t("withdrawn_by", { who: gone.person }) }), peer(gone.text),
+        " · ", timeEl(gone.made_ns)) : null,
       el("div", { class: "actions" },
         a.kind === "machine" && can("translate") ? button("quiet", "use_draft", () => { $("#translation-text").value = a.text; }) : null,
-        a.kind === "translation" && can("review") && a.person !== me && !by.some((r) => r.person === me) ? act("review", "review") : null,
-        a.kind === "translation" && can("certify") && a.person !== me && by.length && !cert ? act("certify", "certify") : null));
+        open && can("review") && a.person !== me && !by.some((r) => r.person === me) ? act("review", "review") : null,
+        open && can("certify") && a.person !== me && by.length && !cert ? act("certify", "certify") : null,
+        open && can("translate") && (a.person === me || S.me?.role === "supervisor") ? withdrawForm(base, a) : null));
   });
-  const target = el("input", { id: "translation-language", value: m.language === "ru" ? "en" : "ru", size: 6, "aria-label": t("target") });
+  // Into one of the link's languages other than the original's (hotline.station.languages).
+  const primary = (tag) => lc(tag).split("-")[0];
+  const tags = linkLanguages(link), into = tags.filter((tag) => primary(tag) !== primary(m.language));
+  const target = el("select", { id: "translation-language", "aria-label": t("target") },
+    ...languageOptions(into.length ? into : tags, (into.length ? into : tags)[0]));
   const text = el("textarea", { id: "translation-text", rows: 6 });
   const engine = S.detail?.engine;
   return el("section", { class: "translations" }, el("h3", { text: t("translations") }),
@@ -1179,6 +1222,40 @@ function translationsSection(m) {
         await api("POST", `${base}/machine`, { target: target.value });
         await loadDetail();
       }, e.currentTarget), { text: t("machine_ask", { engine }) }) : null)) : null);
+}
+
+// Withdraw a translation (in the wrong language, say): a signed annotation that says why.
+function withdrawForm(base, a) {
+  const reason = el("input", { class: "withdraw-reason", type: "text", maxlength: 2000, "aria-label": t("withdraw_reason"),
+    placeholder: t("withdraw_reason") });
+  return el("span", { class: "withdraw" }, reason, button("quiet", "withdraw_translation", (e) => run(async () => {
+    if (!reason.value.trim()) { reason.focus(); say(t("withdraw_needs_reason")); return; }
+    await api("POST", `${base}/translations/${a.hash}/withdraw`, { reason: reason.value });
+    say(t("translation_withdrawn"), "info");
+    await loadDetail();
+  }, e.currentTarget)));
+}
+
+// What a message's number means (issue 15, item 9): its place in its lane of its sender's chain,
+// where acknowledgements and link tests take numbers too (so a first greeting may be ROUTINE 2).
+const seqTitle = (m) => t(m.direction === "out" ? "seq_title_out" : "seq_title_in",
+  { lane: m.lane, seq: m.seq, link: m.link ?? S.link });
+
+// ---- The link's languages: each link's two (link.toml), offered by name in pickers. ----
+const linkLanguages = (name) => S.board?.links?.find((l) => l.name === name)?.languages ?? ["en", "ru"];
+
+function languageName(tag) {
+  try { return new Intl.DisplayNames([S.lang], { type: "language" }).of(tag) ?? tag; } catch { return tag; }
+}
+
+const languageOptions = (tags, chosen) =>
+  tags.map((tag) => el("option", { value: tag, selected: tag === chosen, text: `${languageName(tag)} (${tag})` }));
+
+function fillComposeLanguages() {
+  const sel = $("#compose-language"), tags = linkLanguages($("#compose-link").value), current = sel.value;
+  const chosen = tags.includes(current) ? current : tags.find((tag) => lc(tag).startsWith(S.lang)) ?? tags[0];
+  sel.replaceChildren(...languageOptions(tags, chosen));
+  sel.value = chosen;
 }
 
 function glossarySection(m) {
@@ -1452,6 +1529,7 @@ function init() {
   $("#audit-clear").addEventListener("click", () => { records.clearFilters(); run(() => records.loadAudit()); });
   $("#compose-text").addEventListener("input", checkText);
   $("#compose-files").addEventListener("change", (e) => uploadFiles([...e.target.files]));
+  $("#compose-link").addEventListener("change", fillComposeLanguages);
   const ringing = () => phone.calls.find((c) => c.id === $("#call-ring").dataset.call);
   const calls = { "#call-answer": () => phone.answer(ringing()), "#call-decline": () => phone.decline(ringing()),
     "#call-end": () => phone.hangUp(), "#call-mute": () => phone.mute(),
