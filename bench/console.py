@@ -17,7 +17,9 @@ console; Debian's chromium, headless, under Playwright. Prints `name: value` lin
   page_requests_first_load: how many requests that took.
 
 With --screenshots DIR, also writes the main views as PNG files there (the README shows them),
-one of them a FLASH of London's with Moscow's acknowledgement on it (message.png).
+one of them a FLASH of London's with Moscow's acknowledgement on it (message.png), and Moscow's
+traffic with an IMMEDIATE message it has not acknowledged, its deadline counting down
+(deadline.png).
 Not a test: it asserts nothing. Bounded: --runs at most 100, each wait at most 20 s.
 """
 
@@ -65,6 +67,9 @@ def page_weight(page: Page, url: str) -> tuple[int, int]:
     return sum(sizes), len(sizes)
 
 
+UNANSWERED = "Delegation lands at 16:40 UTC; please confirm the car. / Делегация прибывает в 16:40."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -109,10 +114,21 @@ def main() -> None:
                 emit("flash_release_to_alarm_ms_max", f"{max(times):.0f}")
                 if args.screenshots:
                     shoot(drafter, releaser, args.screenshots)
+                    unanswered = {"lane": "IMMEDIATE", "text": UNANSWERED}
+                    london.call("POST", "/api/v1/links/moscow/messages", unanswered)
+                    shoot_deadline(receiver, args.screenshots)
                 browser.close()
         finally:
             for station in (london, moscow):
                 station.close()
+
+
+def shoot_deadline(receiver: Page, directory: Path) -> None:
+    """The receiving side: an IMMEDIATE message nobody here has acknowledged yet, its deadline
+    counting down (deadline.png)."""
+    show(receiver, "traffic")
+    receiver.wait_for_selector('tr[data-direction="in"][data-lane="IMMEDIATE"]')
+    receiver.screenshot(path=str(directory / "deadline.png"))
 
 
 def shoot(operator: Page, supervisor: Page, directory: Path) -> None:
