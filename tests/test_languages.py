@@ -8,6 +8,7 @@ and API in process, over a store holding messages received from Moscow."""
 # ruff: noqa: F811 - the tests take fixtures imported from test_console by name
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from typing import Any
@@ -175,3 +176,30 @@ def test_hotline_send_refuses_a_language_that_is_no_tag(
     said = " ".join(done.stderr.split())
     assert "--lang: 'russian' is not a BCP 47 language tag (say en, ru, en-GB...)" in said
     assert len(done.stderr.strip().splitlines()) == 1, "one sentence, no dump"
+
+
+@pytest.mark.anyio
+async def test_the_console_acknowledges_in_a_language_of_the_link(
+    app: Any, station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person's console language when the link carries it; else one the link carries."""
+    runtime = station.links["moscow"]
+    link_id = runtime.link.config.link_id
+    assert station.store is not None
+    clerk, clerk_csrf, clerk_name = await signed_in(app, station, "operator")
+    await clerk.put("/console/me/language", json={"language": "ru"},
+                    headers={"X-CSRF-Token": clerk_csrf})  # fmt: skip
+
+    async def acknowledged_in() -> tuple[str, str]:
+        seq = await arrived(station, TEXT)
+        done = await _post(clerk, clerk_csrf, f"/console/inbox/moscow/ROUTINE/{seq}/ack", {})
+        assert done.status_code == 201, done.text
+        data = await station.store.call(lambda s: s.outbound(link_id, 3, done.json()["seq"]))
+        body = decode_envelope(data or b"", None).body
+        return body.language, body.text.split(":")[0]
+
+    assert await acknowledged_in() == ("ru", "Получение подтверждено")
+    # A link of English and French: no Russian on it, though the console speaks Russian.
+    monkeypatch.setattr(runtime, "link", dataclasses.replace(runtime.link, languages=("fr", "en")))
+    language, said = await acknowledged_in()
+    assert (language, said) == ("en", f"Acknowledged by {clerk_name}")

@@ -46,6 +46,20 @@ TypeName = Literal["principal", "service", "exercise"]
 # An acknowledgement carries no field for a person: its text names them, so that both stations
 # can show who acknowledged (issue 15, item 8), signed in the record like the rest.
 _ACK_TEXT = {"en": "Acknowledged by {name}", "ru": "Получение подтверждено: {name}"}
+
+
+def _ack_language(console_language: str, languages: tuple[str, ...]) -> str:
+    """An acknowledgement's language, one of the link's (issue 15, item 10): the person's console
+    language when the link carries it, else the first of the link's the console has words for,
+    else the link's first."""
+    primary = [tag.split("-")[0].lower() for tag in languages]
+    if console_language in primary:
+        return languages[primary.index(console_language)]
+    return next(
+        (t for t, p in zip(languages, primary, strict=True) if p in _ACK_TEXT), languages[0]
+    )
+
+
 _HELD = (
     "held for new devices after wrong codes: sign in where you signed in before, or ask an "
     "admin to reset the account"
@@ -312,10 +326,11 @@ async def acknowledge(
 ) -> dict[str, Any]:
     runtime = console.link(name)
     given, person = (ack.text if ack else None), session.operator
-    words = _ACK_TEXT.get(session.language, _ACK_TEXT["en"]).format(name=person)
+    language = _ack_language(session.language, runtime.link.languages)
+    words = _ACK_TEXT.get(language.split("-")[0].lower(), _ACK_TEXT["en"]).format(name=person)
     text = f"{given}\n— {person}" if given else words
     try:  # exactly one acknowledgement: the check is made with the commit (link_runtime)
-        envelope = await runtime.acknowledge(Lane[lane], seq, session.language, text)
+        envelope = await runtime.acknowledge(Lane[lane], seq, language, text)
     except AlreadyAcknowledged:
         raise HTTPException(409, f"{lane} {seq} from {name!r} is acknowledged already") from None
     except ProtocolError as exc:
