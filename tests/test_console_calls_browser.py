@@ -99,6 +99,10 @@ def test_a_memcon_is_written_reviewed_and_certified_and_a_missed_call_acknowledg
     _open(vera, answered)
     assert vera.is_visible("#memcon-text")
     assert "may not play" in vera.inner_text(".recordings"), "a translator does not hear recordings"
+    # The record's language: one of the link's, by name, the writer's own chosen (issue 15, 10).
+    languages = vera.locator("#memcon-language option").all_inner_texts()
+    assert languages == ["English (en)", "Russian (ru)"]
+    assert vera.input_value("#memcon-language") == "en"
     vera.fill("#memcon-text", MEMCON)
     vera.click("#memcon-save")
     vera.wait_for_selector(".memcon .fulltext")

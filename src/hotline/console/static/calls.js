@@ -202,8 +202,10 @@ export class CallLog {
             ? act("memcon_review", "review") : null,
           can("certify") && !closed && a.person !== me && by.length && !by.some((r) => r.person === me) ? act("memcon_certify", "certify") : null));
     });
+    // The link's languages (link.toml), the writer's own first if the link carries it.
+    const tags = this.h.linkLanguages(c.link), own = tags.find((tag) => tag.toLowerCase().split("-")[0] === this.h.lang());
     const language = el("select", { id: "memcon-language", "aria-label": t("col_lang") },
-      [["en", "English"], ["ru", "Русский"]].map(([v, label]) => el("option", { value: v, text: label, selected: v === this.h.lang() })));
+      ...this.h.languageOptions(tags, own ?? tags[0]));
     const text = el("textarea", { id: "memcon-text", rows: 8 });
     const form = can("memcon") && !closed ? el("form", { class: "memcon-form", onsubmit: (e) => { e.preventDefault();
       run(async () => {

@@ -335,6 +335,7 @@ const button = (cls, key, onclick, attrs = {}) =>
 const phone = new Phone({ api, t, el, $, can, say, tone: (f, v) => tone(f, v), audioTime: () => A.ctx?.currentTime ?? 0 });
 const queue = new TranslatorQueue({ api, t, el, $, timeEl, word, openMessage: (m) => openMessage(m) });
 const callLog = new CallLog({ api, t, el, $, can, run, say, timeEl, word, button, show: (v) => show(v), enc,
+  linkLanguages: (name) => linkLanguages(name), languageOptions: (tags, chosen) => languageOptions(tags, chosen),
   me: () => S.me, lang: () => S.lang });
 const records = new Records({ api, t, el, $, run, timeEl, utc, enc, lang: () => S.lang, clockMark: (m) => clockMark(m),
   reloadTraffic: () => loadTraffic() });
