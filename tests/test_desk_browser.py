@@ -39,7 +39,8 @@ def desk(
     people = staff(london, [("nina", "translator"), ("ivan", "translator"),
                             ("olga", "supervisor"), ("vera", "translator"), ("lev", "translator"),
                             ("pavel", "supervisor"), ("sam", "operator"),
-                            ("kate", "supervisor")])  # fmt: skip
+                            ("kate", "supervisor"), ("adam", "admin"),
+                            ("aud", "auditor")])  # fmt: skip
     for station in (london, moscow):
         station.start()
     wait_up(london)
@@ -184,17 +185,8 @@ def test_the_console_works_on_a_390_px_wide_screen(
     desk: tuple[dict[str, Person], StationProcess], browser: Browser, tmp_path: Path
 ) -> None:
     people, _ = desk
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    person = people["kate"]
-    page.goto(person.station.console)
-    _no_sideways_scroll(page)
-    page.fill("#login-name", person.name)
-    page.fill("#login-password", "a long enough password")
-    page.fill("#login-code", person.code())
-    page.click("#login-submit")
-    page.wait_for_selector("#app", state="visible")
+    page = _narrow(browser, people["kate"])
+    context = page.context
 
     expect(page.locator("#board-links .card")).to_be_visible()
     _no_sideways_scroll(page)
@@ -219,4 +211,30 @@ def test_the_console_works_on_a_390_px_wide_screen(
     expect(page.locator("#message-body .fulltext").first).to_contain_text("Просим перенести")
     _no_sideways_scroll(page)
     page.screenshot(path=str(tmp_path / "message-390.png"), full_page=True)
+    for view in ("compose", "drafts", "queue", "calls", "shiftlog"):
+        show(page, view)
+        _no_sideways_scroll(page)
     context.close()
+    # The admin's operators and the auditor's audit log too.
+    for name, view in (("adam", "operators"), ("aud", "audit")):
+        other = _narrow(browser, people[name])
+        show(other, view)
+        expect(other.locator(f"#view-{view} tbody tr").first).to_be_visible()
+        _no_sideways_scroll(other)
+        other.screenshot(path=str(tmp_path / f"{view}-390.png"), full_page=True)
+        other.context.close()
+
+
+def _narrow(browser: Browser, person: Person) -> Page:
+    """`person` signed in on a 390 x 844 screen."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(person.station.console)
+    _no_sideways_scroll(page)
+    page.fill("#login-name", person.name)
+    page.fill("#login-password", "a long enough password")
+    page.fill("#login-code", person.code())
+    page.click("#login-submit")
+    page.wait_for_selector("#app", state="visible")
+    return page
