@@ -9,16 +9,20 @@ and API in process, over a store holding messages received from Moscow."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from hotline.errors import ConfigError
 from hotline.protocol.envelope import decode_envelope
 from hotline.station.api import make_app
-from hotline.station.launch import StationProcess
+from hotline.station.launch import StationProcess, make_pair
+from hotline.station.links import load_links
 from hotline.station.runtime import Station
 
 # The console's fixtures, shared: pytest finds them by these names, which the tests then take.
@@ -203,3 +207,25 @@ async def test_the_console_acknowledges_in_a_language_of_the_link(
     monkeypatch.setattr(runtime, "link", dataclasses.replace(runtime.link, languages=("fr", "en")))
     language, said = await acknowledged_in()
     assert (language, said) == ("en", f"Acknowledged by {clerk_name}")
+
+
+def test_a_link_s_languages_are_its_link_toml_s(tmp_path: Path) -> None:
+    """`hotline pair` writes the default for people to see and change; a tag that is no
+    language, or none at all, is refused when the link is loaded, naming the link."""
+    london, _ = make_pair(tmp_path)
+    identity = london.data.open_keystore(london.passphrase_file.read_bytes().rstrip(b"\n"))
+    written = london.data.path / "links" / "moscow" / "link.toml"
+    paired = written.read_text()
+    assert 'languages = ["en","ru"]' in paired
+    assert [link.languages for link in load_links(london.data, identity)] == [("en", "ru")]
+    for said, refused in [
+        ('["en-GB", "zh-Hans"]', None),
+        ('["english"]', "link moscow: languages: 'english' is not a BCP 47 language tag"),
+        ("[]", "link moscow: languages names none"),
+    ]:
+        written.write_text(paired.replace('["en","ru"]', said))
+        if refused is None:
+            assert load_links(london.data, identity)[0].languages == ("en-GB", "zh-Hans")
+            continue
+        with pytest.raises(ConfigError, match=re.escape(refused)):
+            load_links(london.data, identity)

@@ -129,6 +129,8 @@ def add_link(
             f'peer_fingerprint = "{peer.fingerprint.hex()}"\n'
             f"dial = [{dial}]\npaired_at = {now_s}\n"
             f'method = "{"code" if psk is not None else "sas"}"\n'
+            "# What people write in on this link, as BCP 47 tags; the first when none is said.\n"
+            f"languages = {msgspec.json.encode(list(DEFAULT_LANGUAGES)).decode()}\n"
         ).encode(),
     )
     return _load_one(directory, identity)
