@@ -344,3 +344,24 @@ def test_a_node_gives_back_a_lease_in_its_name_it_does_not_use(side: Any, url: s
     a.start(wait=False)
     wait_role(a, "active", timeout=20)
     assert f"node a gives back the lease at epoch {orphan.epoch}" in a.log_file.read_text()
+
+
+def test_a_node_started_while_its_store_is_unreachable_waits_for_it(
+    pg: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """A node (re)started while the database fails over, or before it is up, waits for the store
+    as a standby does rather than exit: no supervisor is needed to bring it back."""
+    name = f"london_{uuid.uuid4().hex[:12]}"  # not made yet: the store cannot be reached
+    url = f"postgresql://hotline@/{name}?host={pg.socket_dir}&port=5432"
+    (a,), moscow = make_side(tmp_path, url, nodes=1)
+    try:
+        a.start(wait=False)
+        _wait(lambda: "waiting for the store" in a.log_file.read_text(), "a waiting", 30)
+        time.sleep(1)  # a few more tries
+        assert a.process is not None
+        assert a.process.poll() is None, a.log_file.read_text()  # still there, waiting
+        pg.create_database(name)
+        wait_role(a, "active", timeout=30)
+    finally:
+        a.close()
+        moscow.close()

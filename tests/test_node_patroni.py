@@ -6,12 +6,16 @@ while both sides send: Patroni promotes the synchronous standby, the active node
 the node steps down and a node takes the lease again on the new primary (node.py), loading its
 chains from there; London accepts messages again,
 and every message accepted before and after is delivered exactly once, in order; the chains are
-linear and an export of London's record verifies."""
+linear and an export of London's record verifies. Then the same, repeated: a bounded loop of
+kills, at random, of the active node, of the primary, or of both at once, with the same checks
+at the end. And `hotline node status` shows the servers' roles as Patroni reports them."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -34,6 +38,9 @@ from hotline.station.launch_nodes import make_side, node_of
 from hotline.store.postgres import PostgresStore
 from tests.patroni import PatroniCluster, can_run
 from tests.test_node_failover import _check_delivery, _Senders, _start, _up, _wait
+
+FAULT_ROUNDS = 5  # the repeated fault test: kills, of a node, the primary, or both at once
+FAULT_BUDGET_S = 100.0  # ... and no new round once this long has gone by (at least one each)
 
 needs_patroni = pytest.mark.skipif(can_run() is not None, reason=f"{can_run()}")
 
@@ -204,6 +211,77 @@ def test_the_side_follows_a_failover_of_its_database(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     log = "".join(node.log_file.read_text() for node in london)
     assert "the store failed" in log  # the node said why it stepped down
+
+
+def _up_and_accepting(
+    london: list[StationProcess], moscow: StationProcess, senders: _Senders
+) -> StationProcess:
+    """Wait for one active node, the link UP at both sides, and London accepting; that node."""
+    active = _active(london)
+    _wait(lambda: _up(active) and _up(moscow), "the link UP", 90)
+    before = senders.count("london"), senders.count("moscow")
+    _wait(
+        lambda: senders.count("london") > before[0] + 5 and senders.count("moscow") > before[1] + 5,
+        "traffic both ways",
+        90,
+    )
+    return active
+
+
+def _kill_node(london: list[StationProcess], active: StationProcess) -> None:
+    """SIGKILL the active node and start it again (as a supervisor would), without waiting."""
+    active.kill(signal.SIGKILL)
+    active.start(wait=False)
+
+
+def _wait_nodes_up(london: list[StationProcess]) -> None:
+    """Every node answers, as active or standby (a restarted one may take the lease first)."""
+
+    def running(node: StationProcess) -> bool:
+        return (node_of(node) or {}).get("role") in ("active", "standby")
+
+    for node in london:
+        try:
+            _wait(functools.partial(running, node), f"{node.name} running again", 90)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {node.log_file.read_text()[-3000:]}") from None
+
+
+@needs_patroni
+@pytest.mark.parametrize("side", [2], indirect=True, ids=["two nodes"])
+def test_repeated_kills_of_nodes_and_database_servers_lose_and_repeat_nothing(
+    cluster: PatroniCluster, side: tuple[Any, Any, str]
+) -> None:
+    """A bounded loop of faults mid-traffic, chosen at random: SIGKILL of the active London
+    node, of the PostgreSQL primary's postmaster, or of both at once; each kind at least once.
+    At the end, as after one fault: all accepted by either side delivered once, in order, both
+    stores verify (linear chains)."""
+    london, moscow, url = side
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    kinds = ["node", "database", "both"]
+    rng.shuffle(kinds)
+    kinds += [rng.choice(["node", "database", "both"]) for _ in range(FAULT_ROUNDS - 3)]
+    print(f"seed {seed}: {kinds}")
+    cluster.wait_healthy(60)
+    _start(london, moscow)
+    started, done = time.monotonic(), []
+    with _Senders(london, moscow) as senders:
+        for number, kind in enumerate(kinds):
+            if number >= 3 and time.monotonic() - started > FAULT_BUDGET_S:
+                break  # every kind done: the rest would only make the test longer
+            active = _up_and_accepting(london, moscow, senders)
+            if kind in ("node", "both"):
+                _kill_node(london, active)
+            if kind in ("database", "both"):
+                cluster.wait_failover(cluster.kill_primary(), 60)
+            _wait_nodes_up(london)
+            done.append(kind)
+        _up_and_accepting(london, moscow, senders)
+    print(f"rounds done: {done} in {time.monotonic() - started:.0f} s")
+    _check_delivery(_active(london), moscow, url, senders.accepted)
+    log = "".join(node.log_file.read_text() for node in london)
+    assert "the store failed" in log  # a database failover: the node stepped down, and said why
 
 
 def test_a_commit_the_standby_never_confirmed_is_not_accepted() -> None:

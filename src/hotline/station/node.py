@@ -253,7 +253,8 @@ class Node:
         if self.config.console.listen:  # imported now, not in the loop of an active term
             importlib.import_module("hotline.console.app")
         try:
-            await asyncio.to_thread(_migrate, self.config.store.url)
+            if not await self._migrate():
+                return
             pause = 0.0
             while True:
                 lease = await self._standby(pause)
@@ -266,6 +267,22 @@ class Node:
         finally:
             self.leadership.close()
             self.lock.release()
+
+    async def _migrate(self) -> bool:
+        """Bring the store's schema up to date, waiting for the store as long as it cannot be
+        reached (a node started while the database fails over, or before it is up): a standby
+        waits for the store, it does not exit. False: asked to stop meanwhile."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(_migrate, self.config.store.url)
+                return True
+            except StoreError as exc:
+                log.warning("node %s: waiting for the store: %s", self.name, exc)
+            await self._wait(self.config.node.poll_ms / 1000)
+        return False
 
     async def _term(self) -> bool:
         """Run the station while we hold the lease: True if it stopped as asked."""
