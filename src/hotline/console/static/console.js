@@ -102,7 +102,7 @@ const WORDS = {
     call_path: "path {path}: loss {loss}%, jitter {jitter} ms, RTT {rtt} ms", login_ringing: "A call is ringing: sign in to answer it",
     call_in_progress: "Call in progress", call_leave: "Leave the call", call_join_interpreter: "Join as interpreter", call_join_listener: "Join as listener",
     kind_certificate: "Console certificate expiring",
-    kind_failover: "This side failed over", state_STANDBY: "STANDBY",
+    kind_failover: "This side failed over", kind_peer_failover: "The peer failed over", state_STANDBY: "STANDBY",
     kind_clock_fault: "Clock fault", clock_fault: "clock fault", at_received: "Received", at_accepted: "Accepted",
     clock_fault_title: "Dated {when} by the sender's clock: further from this station's clock than allowed, not to be believed",
     // Issue 15, items 1, 2, 7 and 8.
@@ -208,7 +208,7 @@ const WORDS = {
     glossary: "Глоссарий линии", glossary_add: "Добавить термин", glossary_none: "Терминов пока нет",
     term_source: "Термин", term_target: "Передаётся как", delete: "Удалить", remark: "Замечание (необязательно)",
     kind_certificate: "Сертификат консоли истекает",
-    kind_failover: "Сторона переключилась на другой узел", state_STANDBY: "РЕЗЕРВ",
+    kind_failover: "Сторона переключилась на другой узел", kind_peer_failover: "Сторона партнёра переключилась на другой узел", state_STANDBY: "РЕЗЕРВ",
     kind_clock_fault: "Сбой часов", clock_fault: "сбой часов", at_received: "Получено", at_accepted: "Принято",
     clock_fault_title: "По часам отправителя {when}: расходится с часами станции больше допустимого, верить нельзя",
     ack_hold: "Удерживайте, чтобы подтвердить", ack_hold_hint: "Нажмите кнопку и удерживайте, пока она не заполнится (или перейдите к ней клавишей Tab и удерживайте пробел). Щелчок не подтверждает получение.",
