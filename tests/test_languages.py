@@ -189,7 +189,8 @@ async def test_the_console_acknowledges_in_a_language_of_the_link(
     """The person's console language when the link carries it; else one the link carries."""
     runtime = station.links["moscow"]
     link_id = runtime.link.config.link_id
-    assert station.store is not None
+    store = station.store
+    assert store is not None
     clerk, clerk_csrf, clerk_name = await signed_in(app, station, "operator")
     await clerk.put("/console/me/language", json={"language": "ru"},
                     headers={"X-CSRF-Token": clerk_csrf})  # fmt: skip
@@ -198,7 +199,7 @@ async def test_the_console_acknowledges_in_a_language_of_the_link(
         seq = await arrived(station, TEXT)
         done = await _post(clerk, clerk_csrf, f"/console/inbox/moscow/ROUTINE/{seq}/ack", {})
         assert done.status_code == 201, done.text
-        data = await station.store.call(lambda s: s.outbound(link_id, 3, done.json()["seq"]))
+        data = await store.call(lambda s: s.outbound(link_id, 3, done.json()["seq"]))
         body = decode_envelope(data or b"", None).body
         return body.language, body.text.split(":")[0]
 
