@@ -21,6 +21,7 @@ from hotline.cli.common import PASSPHRASE_ENV, read_passphrase
 from hotline.console.auth import password_matches
 from hotline.crypto.card import parse_card
 from hotline.errors import ConfigError, KeystoreError
+from hotline.protocol.envelope import MessageType, decode_envelope
 from hotline.station.datadir import DataDir
 from hotline.station.launch import StationProcess
 from hotline.station.runtime import open_store
@@ -375,6 +376,15 @@ def test_demo_pairs_two_station_processes_that_talk(tmp_path: Path) -> None:
     store = open_store(london, london.config())
     try:
         assert password_matches(store.operator("olga"), password), "enrolled with that password"
+    finally:
+        store.close()
+    moscow = DataDir(tmp_path / "demo" / "moscow")
+    store = open_store(moscow, moscow.config())
+    try:  # London acknowledged Moscow's Russian greeting in Russian, and said so
+        kind = int(MessageType.ACKNOWLEDGEMENT)
+        rows = store._rows("SELECT envelope FROM inbox WHERE type = ?", (kind,))
+        bodies = [decode_envelope(bytes(data), None).body for (data,) in rows]
+        assert ("Принято", "ru") in {(body.text, body.language) for body in bodies}
     finally:
         store.close()
 

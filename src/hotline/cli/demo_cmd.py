@@ -232,7 +232,9 @@ def _exchange(stations: dict[str, StationProcess]) -> None:
             station.call(
                 "POST",
                 f"/api/v1/links/{link}/inbox/{message['lane']}/{message['seq']}/ack",
-                {"text": "Received" if message["language"] == "en" else "Принято"},
+                {"text": "Received", "language": "en"}
+                if message["language"] == "en"
+                else {"text": "Принято", "language": "ru"},
             )
             console.print(
                 f"{name} received and acknowledged ({message['type']}): {message['text']}"
