@@ -161,6 +161,14 @@ def test_a_patroni_address_that_is_not_a_url_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in shown.stdout + shown.stderr
 
 
+def _up_through_the_active_node(london: list[StationProcess], moscow: StationProcess) -> bool:
+    """The link UP at both sides through the node active now: asked again at each look, since
+    right after a database failover the lease may pass from node to node while commits wait for
+    the old primary to come back as the synchronous standby."""
+    active = [node for node in london if (node_of(node) or {}).get("role") == "active"]
+    return len(active) == 1 and _up(active[0]) and _up(moscow)
+
+
 def _active(london: list[StationProcess]) -> StationProcess:
     """The node that says it is active (waiting for one, bounded)."""
     found: list[StationProcess] = []
@@ -186,8 +194,7 @@ def test_the_side_follows_a_failover_of_its_database(
         killed = cluster.kill_primary()
         cluster.wait_failover(killed, 60)  # Patroni promoted the synchronous standby
         _wait(lambda: senders.count("london") > before + 10, "London accepting again", 90)
-        active = _active(london)
-        _wait(lambda: _up(active) and _up(moscow), "the link UP again")
+        _wait(lambda: _up_through_the_active_node(london, moscow), "the link UP again", 120)
         sent = senders.count("london"), senders.count("moscow")
         _wait(
             lambda: (
@@ -217,15 +224,14 @@ def _up_and_accepting(
     london: list[StationProcess], moscow: StationProcess, senders: _Senders
 ) -> StationProcess:
     """Wait for one active node, the link UP at both sides, and London accepting; that node."""
-    active = _active(london)
-    _wait(lambda: _up(active) and _up(moscow), "the link UP", 90)
+    _wait(lambda: _up_through_the_active_node(london, moscow), "the link UP", 120)
     before = senders.count("london"), senders.count("moscow")
     _wait(
         lambda: senders.count("london") > before[0] + 5 and senders.count("moscow") > before[1] + 5,
         "traffic both ways",
         90,
     )
-    return active
+    return _active(london)
 
 
 def _kill_node(london: list[StationProcess], active: StationProcess) -> None:
