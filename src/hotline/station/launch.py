@@ -35,14 +35,31 @@ READY_TIMEOUT_S = 30.0
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports on 127.0.0.1 that were free a moment ago (the kernel picks them)."""
-    sockets = [socket.socket() for _ in range(count)]
+    """Ports on 127.0.0.1 that were free a moment ago for TCP and for UDP alike (the kernel
+    picks them): a path's media socket takes the UDP port of the same number as its TCP one, and
+    a port free for TCP may be some socket's UDP port (a station failed to start on one)."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
     try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
+        for _ in range(count * 20):  # bounded: a port taken for UDP is passed over
+            if len(ports) == count:
+                return ports
+            tcp = socket.socket()
+            held.append(tcp)
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            held.append(udp)
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+        raise OSError(f"no {count} ports free for both TCP and UDP on 127.0.0.1")
     finally:
-        for s in sockets:
+        for s in held:
             s.close()
 
 
