@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import random
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -41,13 +42,12 @@ from hotline.protocol.envelope import decode_envelope
 from hotline.station.launch import StationProcess, make_pair
 from hotline.store.sqlite import SqliteStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers of bench/e2e.py
+from e2e import emit
+
 RETRY_S = 0.05
 SEND_DEADLINE_S = 120.0  # a client gives up on one send after this long without an answer
 SETTLE_S = 120.0
-
-
-def emit(name: str, value: object) -> None:
-    print(f"{name}: {value}", flush=True)
 
 
 class Client(threading.Thread):

@@ -14,6 +14,7 @@ import httpx
 
 from hotline.station.launch import StationProcess
 from hotline.store.sqlite import SqliteStore
+from tests.consoledriver import wait_up
 
 
 def _audit(station: StationProcess) -> list[tuple[str, str, str]]:
@@ -38,25 +39,14 @@ def _api(station: StationProcess, path: str, body: Any, **headers: str) -> httpx
     return httpx.post(f"{station.api}{path}", json=body, headers=auth, timeout=30)
 
 
-def _wait_up(*stations: StationProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if all(s.call("GET", "/api/v1/status")["links"][0]["state"] == "UP" for s in stations):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the link did not come UP")
-
-
 def test_sends_acknowledgements_uploads_and_calls_through_the_api_are_audited_by_door(
     stations: tuple[StationProcess, StationProcess],
 ) -> None:
     london, moscow = stations
     london.start()
     moscow.start()
-    _wait_up(london, moscow)
+    wait_up(london)
+    wait_up(moscow)
     me = f"cli:{getpass.getuser()}"
     _hotline(london, "send", "--link", "moscow", "-p", "FLASH", "--key", "k1", "Stand by")
     _hotline(london, "send", "--link", "moscow", "-p", "FLASH", "--key", "k1", "Stand by")

@@ -18,20 +18,9 @@ import httpx
 from hotline.protocol.envelope import decode_envelope
 from hotline.station.launch import StationProcess
 from hotline.store.sqlite import SqliteStore
+from tests.consoledriver import wait_up
 
 ROUTE = "/api/v1/links/moscow/messages"
-
-
-def _wait_up(station: StationProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if station.call("GET", "/api/v1/status")["links"][0]["state"] == "UP":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{station.name} did not come UP")
 
 
 def _post(station: StationProcess, body: dict[str, Any], key: str | None) -> httpx.Response:
@@ -73,7 +62,7 @@ def test_a_retry_after_a_lost_answer_and_a_kill_is_answered_with_the_first_messa
     london, moscow = stations
     london.start()
     moscow.start()
-    _wait_up(london)
+    wait_up(london)
     body = {"text": "Stand by for the minister", "lane": "FLASH"}
     _send_losing_the_answer(london, body, "retry-1")
     assert london.kill(signal.SIGKILL) == -signal.SIGKILL

@@ -435,9 +435,10 @@ class LinkRuntime:
     ) -> Output:
         output = Output()
         for request in requests:
+            digest = request.digest() if request.key is not None else b""
             if request.key is not None and request.key in earlier:
                 asked, made = earlier[request.key]  # before, or earlier in this same batch
-                if asked == request.digest():
+                if asked == digest:
                     accepted.append((request, Sent(made, first=False)))
                 else:
                     request.done.set_exception(
@@ -458,8 +459,8 @@ class LinkRuntime:
             envelope = output.batch.outbound[-1]
             accepted.append((request, Sent(envelope)))
             if request.key is not None:  # a repeat in this same batch is answered with it
-                keyed.append(KeyedSend(request.key, request.digest(), envelope.lane, envelope.seq))
-                earlier[request.key] = (request.digest(), envelope)
+                keyed.append(KeyedSend(request.key, digest, envelope.lane, envelope.seq))
+                earlier[request.key] = (digest, envelope)
             if request.door is not None:
                 output.batch.audit.append(_audited(request, envelope))
             if ref is not None:  # a second request for it in this same batch is refused too

@@ -376,8 +376,7 @@ class PeopleRecords(SqlBackend):
     def open_calls(self, link_id: bytes) -> list[tuple[str, str]]:
         """The calls of a link that had not ended when last noted: (call id hex, note JSON)."""
         prefix = f"call.{link_id.hex()}."
-        rows = self._rows("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",))
-        return [(str(key)[len(prefix) :], str(value)) for key, value in rows]
+        return [(key[len(prefix) :], value) for key, value in self.meta_like(prefix)]
 
     def meta_like(self, prefix: str) -> list[tuple[str, str]]:
         """The station's own notes (`meta`) whose keys begin with `prefix`: (key, value)."""
@@ -402,11 +401,7 @@ class PeopleRecords(SqlBackend):
 
     def set_open_call(self, link_id: bytes, call_id: str, note: str | None) -> None:
         """Note a call in progress (or, with None, that its record is written)."""
-        key = f"call.{link_id.hex()}.{call_id}"
-        with self.transaction():
-            self._execute("DELETE FROM meta WHERE key = ?", (key,))
-            if note is not None:
-                self._execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, note))
+        self.set_meta(f"call.{link_id.hex()}.{call_id}", note)
 
     # -- shift log and audit ---------------------------------------------------------------------
 

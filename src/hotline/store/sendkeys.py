@@ -45,17 +45,20 @@ def request_digest(
 class SendKeyRecords(SqlBackend):
     def keyed_sends(self, link_id: bytes, keys: Iterable[str]) -> dict[str, KeyedSend]:
         """The sends made before under any of these keys, with their messages."""
-        found: dict[str, KeyedSend] = {}
-        for key in set(keys):
-            rows = self._rows(
-                "SELECT k.request, k.lane, k.seq, o.envelope FROM send_keys k JOIN outbox o "
-                "ON o.link_id = k.link_id AND o.lane = k.lane AND o.seq = k.seq "
-                "WHERE k.link_id = ? AND k.key = ?",
-                (link_id, key),
-            )
-            for request, lane, seq, envelope in rows:
-                found[key] = KeyedSend(key, bytes(request), lane, seq, bytes(envelope))
-        return found
+        wanted = sorted(set(keys))  # a batch's keys (at most SEND_BATCH): one query
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = self._rows(
+            "SELECT k.key, k.request, k.lane, k.seq, o.envelope FROM send_keys k JOIN outbox o "  # noqa: S608 - placeholders only
+            "ON o.link_id = k.link_id AND o.lane = k.lane AND o.seq = k.seq "
+            f"WHERE k.link_id = ? AND k.key IN ({marks})",
+            (link_id, *wanted),
+        )
+        return {
+            str(key): KeyedSend(str(key), bytes(request), lane, seq, bytes(envelope))
+            for key, request, lane, seq, envelope in rows
+        }
 
     def _commit_send_keys(self, link_id: bytes, sends: Sequence[KeyedSend], now_ns: int) -> None:
         """Inside the transaction that commits their messages (a repeat of a key already here
