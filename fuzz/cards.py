@@ -67,6 +67,9 @@ def seeds() -> Iterator[bytes]:
     yield with_mode(0, card.armored().encode("utf-8"))
     yield with_mode(1, card.to_bytes())
     yield with_mode(3, card.body_bytes)
+    side = make_card(MOSCOW, "Москва", ["198.51.100.7:7400"], CREATED, [["198.51.100.8:7400"]])
+    yield with_mode(1, side.to_bytes())  # version 2: a side on two nodes
+    yield with_mode(3, side.body_bytes)
     new_card = make_card(NEW_MOSCOW, "Moscow 2", [], CREATED + 86_400)
     rotation = make_rotation(MOSCOW, new_card, CREATED + 86_400)
     yield with_mode(2, rotation)

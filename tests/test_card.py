@@ -15,10 +15,12 @@ from hotline.crypto.card import (
     CardBody,
     SignedCard,
     card_from_bytes,
+    encode_body,
     make_card,
     parse_card,
 )
 from hotline.crypto.identity import StationIdentity
+from hotline.crypto.signed import encode_signed
 from hotline.errors import CardError
 
 Make = Callable[[], StationIdentity]
@@ -53,7 +55,7 @@ def test_card_survives_surrounding_text_and_rewrapping() -> None:
 
 def _resign_with_body(card: SignedCard, body: CardBody, identity: StationIdentity | None) -> str:
     """A card whose body was changed; signed by `identity`, or keeping the old signature."""
-    body_bytes = msgspec.msgpack.encode(body)
+    body_bytes = encode_body(body)
     signature = identity.sign("card", body_bytes) if identity else card.signature
     return (
         SignedCard(card.body, body_bytes, signature)
@@ -85,7 +87,7 @@ def test_card_with_swapped_keys_is_refused(make_identity: Make) -> None:
 
 def test_card_of_another_version_is_refused_by_name() -> None:
     future = msgspec.structs.replace(CARD.body, version=CARD_VERSION + 1)
-    with pytest.raises(CardError, match="format version 2 is not supported"):
+    with pytest.raises(CardError, match=r"format version 3 is not supported .*versions 1 and 2"):
         parse_card(_resign_with_body(CARD, future, IDENTITY))
 
 
@@ -183,3 +185,82 @@ def test_paths_are_checked_whole_and_counted_when_read() -> None:
     body = msgspec.structs.replace(CARD.body, paths=[f"127.0.0.1:{7000 + i}" for i in range(17)])
     with pytest.raises(CardError, match="at most 16 paths"):
         parse_card(_resign_with_body(CARD, body, IDENTITY))
+
+
+# A side on several machines (docs/operations.md, "One side on two machines"): version 2 lists the
+# other nodes' paths too, one list per node. Version 1 stays what a one-node station writes.
+NODES = [["127.0.0.2:7001", "127.0.0.2:7002"], ["[::2]:7001"]]
+SIDE = make_card(IDENTITY, "London", ["127.0.0.1:7001", "127.0.0.1:7002"], 17, NODES)
+
+
+def _signed(fields: list[object]) -> bytes:
+    """The binary form of a card whose body is exactly these fields, signed by IDENTITY (so only
+    its content can be refused, never its signature)."""
+    body_bytes = msgspec.msgpack.encode(fields)
+    return encode_signed(body_bytes, IDENTITY.sign("card", body_bytes))
+
+
+def _fields(version: int, paths: list[str], *nodes: object) -> list[object]:
+    public = IDENTITY.public
+    return [version, "London", 17, public.dh, public.ed25519, public.mldsa65, paths, *nodes]
+
+
+def test_a_card_lists_the_other_nodes_of_its_side_and_reads_back() -> None:
+    card = parse_card(SIDE.armored())
+    assert (card.body.version, card.body.paths, card.body.nodes) == (
+        2, ["127.0.0.1:7001", "127.0.0.1:7002"], NODES
+    )  # fmt: skip
+    assert card.body_bytes == SIDE.body_bytes
+    assert card.fingerprint == CARD.fingerprint  # the same station, whatever its nodes
+    assert msgspec.msgpack.decode(card.body_bytes)[7] == NODES  # field 7, after the paths
+    altered = msgspec.structs.replace(SIDE.body, nodes=[["127.0.0.3:7001"]])
+    with pytest.raises(CardError, match="signature does not verify"):
+        parse_card(_resign_with_body(SIDE, altered, None))  # the nodes are signed too
+
+
+def test_a_version_1_card_still_reads_and_is_what_one_node_writes() -> None:
+    """A card made before version 2 (the 7-field array) reads as a side of one node; and a
+    station of one node still writes exactly that, so builds that know only version 1 read it."""
+    paths = ["127.0.0.1:7001", "[::1]:7002", "h.example:1"]
+    old = card_from_bytes(_signed(_fields(1, paths)))
+    assert (old.body.version, old.body.paths, old.body.nodes) == (1, paths, [])
+    assert make_card(IDENTITY, "London", paths, 17).body_bytes == old.body_bytes
+    assert CARD.body.version == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (_fields(1, ["127.0.0.1:1"], [["127.0.0.2:1"]]), "a version 1 body has 7 fields, not 8"),
+        (_fields(2, ["127.0.0.1:1"]), "a version 2 body has 8 fields, not 7"),
+        (_fields(2, ["127.0.0.1:1"], []), "a version 2 card lists no other node"),
+        (_fields(2, ["127.0.0.1:1"], ["127.0.0.2:1"]), "corrupted"),
+        (_fields(2, ["127.0.0.1:1"], [[7001]]), "corrupted"),
+        (_fields(2, ["127.0.0.1:1"], [[]]), "each other node on a card has at least one path"),
+        (_fields(2, ["127.0.0.1:1"], [["127.0.0.2"]]), "host:port"),
+        (
+            _fields(2, ["127.0.0.1:1"], [[f"127.0.0.2:{p}" for p in range(1, 18)]]),
+            "at most 16 paths",
+        ),
+        (
+            _fields(2, ["127.0.0.1:1"], [[f"127.0.1.{n}:1"] for n in range(9)]),
+            "at most 8 other nodes",
+        ),
+        (_fields(2, ["127.0.0.1:1"], [["127.0.0.1:1"]]), "on the card twice: 127.0.0.1:1"),
+        (_fields(2, [], [["127.0.0.2:1"], ["127.0.0.2:1"]]), "on the card twice: 127.0.0.2:1"),
+    ],
+)
+def test_a_card_whose_nodes_are_malformed_is_refused_with_a_clear_message(
+    fields: list[object], message: str
+) -> None:
+    with pytest.raises(CardError, match=message):
+        card_from_bytes(_signed(fields))
+
+
+def test_make_card_checks_the_other_nodes() -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        make_card(IDENTITY, "London", ["127.0.0.1:1"], 0, [["127.0.0.2:0"]])
+    with pytest.raises(ValueError, match="twice"):
+        make_card(IDENTITY, "London", ["127.0.0.1:1"], 0, [["127.0.0.1:1"]])
+    with pytest.raises(ValueError, match="at least one path"):
+        make_card(IDENTITY, "London", ["127.0.0.1:1"], 0, [[]])

@@ -13,6 +13,10 @@ The base64 holds a MessagePack array [body, signature]. `body` is the exact byte
 signed and is kept as such (never re-encoded); the signature is the station's hybrid signature
 over it for purpose "card". The header lines are for people; they are checked against the signed
 body, so an edited header is refused like an edited body.
+
+A side that runs on several machines (docs/operations.md, "One side on two machines") lists its
+other nodes' paths too, one list per node: that is version 2 of the body, one field more. A card
+with no other nodes is written as version 1, which every build reads; both versions are read.
 """
 
 from __future__ import annotations
@@ -33,14 +37,18 @@ __all__ = [
     "CardBody",
     "SignedCard",
     "card_from_bytes",
+    "encode_body",
     "make_card",
     "parse_card",
+    "validate_nodes",
 ]
 
-CARD_VERSION = 1
+CARD_VERSION = 2  # the newest version this build reads and writes
+_FIELDS = {1: 7, 2: 8}  # each version's number of fields in the body
 _BEGIN, _END = "-----BEGIN HOTLINE STATION CARD-----", "-----END HOTLINE STATION CARD-----"
 MAX_NAME_LEN = 64
 MAX_PATHS = 16
+MAX_OTHER_NODES = 8  # a side of at most 9 nodes
 _PATH_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 
 
@@ -53,7 +61,10 @@ class CardBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True, froz
     dh: bytes  # X25519 public key
     ed25519: bytes
     mldsa65: bytes
-    paths: list[str]  # where this station listens, "host:port"
+    paths: list[str]  # where this station (the node the card was made on) listens, "host:port"
+    # Version 2: where the side's other nodes listen, one list of paths per node. Version 1 has
+    # no such field, and reads as none.
+    nodes: list[list[str]] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,21 @@ def validate_paths(paths: list[str]) -> None:
         validate_path(path)
 
 
+def validate_nodes(paths: list[str], nodes: list[list[str]]) -> None:
+    """The other nodes of a side: at most MAX_OTHER_NODES, each with 1 to MAX_PATHS paths, and no
+    address twice on the card (on two nodes, or on one)."""
+    if len(nodes) > MAX_OTHER_NODES:
+        raise ValueError(f"a card lists at most {MAX_OTHER_NODES} other nodes")
+    for node in nodes:
+        if not node:
+            raise ValueError("each other node on a card has at least one path")
+        validate_paths(node)
+    every = [*paths, *(a for node in nodes for a in node)]
+    if nodes and len(set(every)) != len(every):  # (version 1 cards were never checked so)
+        twice = sorted({a for a in every if every.count(a) > 1})
+        raise ValueError(f"an address is on the card twice: {', '.join(twice)}")
+
+
 def validate_path(path: str) -> str:
     match = _PATH_RE.fullmatch(path)
     if not match or not 0 < int(match.group(2)) < 65536:
@@ -110,14 +136,30 @@ def validate_path(path: str) -> str:
     return path
 
 
-def make_card(identity: StationIdentity, name: str, paths: list[str], created: int) -> SignedCard:
-    """Make and sign a card for our own station."""
+def make_card(
+    identity: StationIdentity,
+    name: str,
+    paths: list[str],
+    created: int,
+    nodes: list[list[str]] | None = None,
+) -> SignedCard:
+    """Make and sign a card for our own station: `paths` are this node's, `nodes` the side's
+    other nodes' (version 2), if it runs on several; else a version 1 card."""
+    nodes = [list(node) for node in nodes or []]
     validate_name(name)
     validate_paths(paths)
+    validate_nodes(paths, nodes)
     public = identity.public
-    body = CardBody(CARD_VERSION, name, created, public.dh, public.ed25519, public.mldsa65, paths)
-    body_bytes = msgspec.msgpack.encode(body)
+    version = 2 if nodes else 1
+    body = CardBody(version, name, created, public.dh, public.ed25519, public.mldsa65, paths, nodes)
+    body_bytes = encode_body(body)
     return SignedCard(body, body_bytes, identity.sign("card", body_bytes))
+
+
+def encode_body(body: CardBody) -> bytes:
+    """The body's MessagePack array, with the fields of its version (version 1: no `nodes`)."""
+    fields = msgspec.structs.astuple(body)
+    return msgspec.msgpack.encode(fields[: _FIELDS.get(body.version, len(fields))])
 
 
 def parse_card(text: str) -> SignedCard:
@@ -160,6 +202,7 @@ def card_from_bytes(blob: bytes) -> SignedCard:
     try:
         validate_name(body.name)
         validate_paths(body.paths)
+        validate_nodes(body.paths, body.nodes)
     except ValueError as exc:
         raise CardError(f"station card is invalid: {exc}") from None
     return SignedCard(body, envelope.body, envelope.signature)
@@ -167,19 +210,27 @@ def card_from_bytes(blob: bytes) -> SignedCard:
 
 def _decode_body(body_bytes: bytes) -> CardBody:
     try:
-        first = msgspec.msgpack.decode(body_bytes, type=list[msgspec.Raw])[0]
-        version: int | None = msgspec.msgpack.decode(first, type=int)
+        fields = msgspec.msgpack.decode(body_bytes, type=list[msgspec.Raw])
+        version: int | None = msgspec.msgpack.decode(fields[0], type=int)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, IndexError):
-        version = None  # not even a versioned array: reported below as corruption
-    if version is not None and version != CARD_VERSION:
+        version, fields = None, []  # not even a versioned array: reported below as corruption
+    if version is not None and version not in _FIELDS:
         raise CardError(
             f"station card format version {version} is not supported (this build reads "
-            f"version {CARD_VERSION})"
+            f"versions {' and '.join(map(str, _FIELDS))})"
+        )
+    if version is not None and len(fields) != _FIELDS[version]:
+        raise CardError(
+            f"station card is corrupted: a version {version} body has {_FIELDS[version]} "
+            f"fields, not {len(fields)}"
         )
     try:
-        return msgspec.msgpack.decode(body_bytes, type=CardBody)
+        body = msgspec.msgpack.decode(body_bytes, type=CardBody)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise CardError(f"station card is corrupted: {exc}") from None
+    if body.version == 2 and not body.nodes:  # one meaning, one encoding: that is version 1
+        raise CardError("station card is corrupted: a version 2 card lists no other node")
+    return body
 
 
 def _check_header(header: dict[str, str], card: SignedCard) -> None:
