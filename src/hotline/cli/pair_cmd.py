@@ -11,6 +11,10 @@ By a one-time code, over a direct connection:
 
 hotline pair --listen HOST:PORT                        print a one-time code, wait for the other
 hotline pair --connect HOST:PORT --code CODE
+
+And once paired, a newer card of the same peer (its side's nodes changed):
+
+hotline pair --update THEIRS.card                      checked against the pinned keys
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ from hotline.cli.common import (
     read_passphrase,
 )
 from hotline.cli.common import peer as shown_name
-from hotline.crypto.card import SignedCard
+from hotline.crypto.card import SignedCard, parse_card
 from hotline.crypto.identity import format_fingerprint
-from hotline.errors import ConfigError
+from hotline.errors import CardError, ConfigError
 from hotline.station import offers
 from hotline.station.datadir import DataDir, write_atomically
-from hotline.station.links import add_link
+from hotline.station.links import add_link, update_link
 from hotline.station.pake import make_code, pair_as_dialer, pair_as_listener
 
 
@@ -66,6 +70,9 @@ def pair(
         None, "--code", help="The one-time code the other side read out."
     ),
     wait: float = typer.Option(600, "--wait", help="Seconds to wait for the other station.", min=1),
+    update: Path | None = typer.Option(
+        None, "--update", help="A newer card of a paired peer: put it in place of the one held."
+    ),
     data: Path | None = DATA_DIR_OPTION,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
 ) -> None:
@@ -73,7 +80,11 @@ def pair(
     authentication string), or by a one-time code over a direct connection."""
     directory = data_dir(data)
     by_files = any(x is not None for x in (offer_file, reveal_to, reveal, sas))
-    if listen or connect:
+    if update is not None:
+        if by_files or offer is not None or listen or connect:
+            raise ConfigError("--update replaces a paired peer's card: give it alone")
+        _update(directory, update)
+    elif listen or connect:
         if by_files or offer is not None or (listen and connect):
             raise ConfigError("pair either by card files, or by --listen, or by --connect --code")
         peer, psk = _by_code(directory.card(), listen, connect, code, wait)
@@ -145,6 +156,30 @@ def _show(peer: SignedCard) -> None:
     console.print(f"Fingerprint    {format_fingerprint(peer.fingerprint)}")
     paths = ", ".join(peer.body.paths) or "(none: it will dial us)"
     console.print(Text.assemble("Paths          ", shown_name(paths)))
+    for node in peer.body.nodes:  # a side on several machines: each other node's paths
+        console.print(Text.assemble("Other node     ", shown_name(", ".join(node))))
+
+
+def _update(directory: DataDir, path: Path) -> None:
+    try:
+        card = parse_card(_read(path))
+    except CardError as exc:
+        raise CardError(f"{path}: {exc}") from None
+    name, changes = update_link(directory, card)
+    _show(card)
+    if not changes:
+        console.print(Text.assemble("Link '", shown_name(name), "' already holds this card."))
+        return
+    for change in changes:
+        console.print(Text.assemble("  ", shown_name(change)))
+    console.print(
+        Text.assemble(
+            "Link '",
+            shown_name(name),
+            "' holds the new card: restart the station "
+            "(hotline serve) for it to dial the addresses it lists.",
+        )
+    )
 
 
 def _by_code(

@@ -33,7 +33,14 @@ from typing import Any, Literal
 import msgspec
 
 from hotline.crypto.atrest import totp_key
-from hotline.crypto.card import SignedCard, make_card, parse_card, validate_name, validate_path
+from hotline.crypto.card import (
+    SignedCard,
+    make_card,
+    parse_card,
+    validate_name,
+    validate_nodes,
+    validate_path,
+)
 from hotline.crypto.identity import SEED_LEN, StationIdentity
 from hotline.crypto.keystore import NONCE_LEN, SALT_LEN, KdfParams, seal, unseal
 from hotline.durable import sync_dir
@@ -48,6 +55,7 @@ __all__ = [
     "Deadlines",
     "NodeSection",
     "StationConfig",
+    "card_problem",
     "is_loopback",
     "write_atomically",
 ]
@@ -101,6 +109,9 @@ class NodeSection(msgspec.Struct, forbid_unknown_fields=True):
     # The REST APIs of the Patronis that run the store's database servers (http://host:8008),
     # for `hotline node status` to show each server's role; empty: not shown.
     patroni: list[str] = msgspec.field(default_factory=list)
+    # The side's other nodes' paths (their [station] listen), one list per node: this side's card
+    # lists them, so that the peer dials every node (`hotline card --remake`).
+    other_nodes: list[list[str]] = msgspec.field(default_factory=list)
 
 
 class Deadlines(msgspec.Struct, forbid_unknown_fields=True):
@@ -242,13 +253,33 @@ class StationConfig(msgspec.Struct, forbid_unknown_fields=True):
             f"poll_ms = {self.node.poll_ms}\n"
             f"console_url = {_toml_string(self.node.console_url)}\n"
             "# Patroni's REST API on each database server, for `hotline node status`.\n"
-            f"patroni = [{', '.join(_toml_string(url) for url in self.node.patroni)}]\n\n"
+            f"patroni = [{', '.join(_toml_string(url) for url in self.node.patroni)}]\n"
+            "# The other nodes' [station] listen, one list per node, for the side's card.\n"
+            f"other_nodes = {_toml_nodes(self.node.other_nodes)}\n\n"
             '# Machine drafts for the translators: kind = "none", "ctranslate2" (model = an\n'
             '# .argosmodel file) or "libretranslate" (url = a server you run). See\n'
             "# docs/operations.md, Translation engines.\n"
             "[translate]\n"
             'kind = "none"\n'
         )
+
+
+def card_problem(config: StationConfig, card: SignedCard) -> str | None:
+    """What the card says of where the side listens that station.toml does not, if anything:
+    the card lists every node's paths ([station] listen and [node] other_nodes), in any order of
+    nodes (each node's card begins with its own), each node's paths in their order."""
+    ours = [tuple(config.station.listen), *map(tuple, config.node.other_nodes)]
+    listed = [tuple(card.body.paths), *map(tuple, card.body.nodes)]
+    if sorted(ours) == sorted(listed):
+        return None
+    if tuple(config.station.listen) not in listed:
+        told = "does not list this node's paths ([station] listen)"
+    else:
+        told = "lists other nodes than [node] other_nodes"
+    return (
+        f"the station card {told}, so the peer does not dial where this side listens: make it "
+        "again (hotline card --remake) and send it to the peer (hotline pair --update CARD)"
+    )
 
 
 def is_loopback(address: str) -> bool:
@@ -292,12 +323,18 @@ def _check_calls(calls: CallsSection) -> None:
         raise ValueError("calls.ring_timeout_s must be between 5 and 600 s")
 
 
-def _check_node(node: NodeSection, store_url: str) -> None:
+def _check_node(node: NodeSection, store_url: str, listen: list[str]) -> None:
     for url in node.patroni:
         if not re.fullmatch(r"https?://[^\s/]+", url):
             raise ValueError(f"node.patroni: {url!r} is not http(s)://host:port, nothing after")
     if node.patroni and not store_url.startswith(("postgresql://", "postgres://")):
         raise ValueError("node.patroni is set: Patroni runs a PostgreSQL store.url")
+    if node.other_nodes and not node.name:
+        raise ValueError("node.other_nodes is set: name this node too (node.name)")
+    try:
+        validate_nodes(listen, node.other_nodes)
+    except ValueError as exc:
+        raise ValueError(f"node.other_nodes: {exc}") from None
     if not node.name:
         return
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", node.name):
@@ -332,6 +369,11 @@ def _tighten(path: Path, tightened: list[str]) -> None:
 def _toml_string(value: str) -> str:
     """A TOML basic string. JSON string escapes are a subset of TOML's."""
     return msgspec.json.encode(value).decode("utf-8")
+
+
+def _toml_nodes(nodes: list[list[str]]) -> str:
+    """A TOML array of arrays of strings, as JSON writes it (a subset of TOML's)."""
+    return ", ".join(msgspec.json.encode(node).decode("utf-8") for node in nodes).join("[]")
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -560,7 +602,7 @@ class DataDir:
             if not 0 < config.attachments.max_size_mib <= 1024 * 1024:
                 raise ValueError("attachments.max_size_mib must be between 1 and 1048576")
             _check_calls(config.calls)
-            _check_node(config.node, config.store.url)
+            _check_node(config.node, config.store.url, config.station.listen)
             EngineSettings.from_toml(config.translate, self.path)
         except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigError(f"{self.config_file}: {exc}") from None
@@ -575,6 +617,21 @@ class DataDir:
             raise ConfigError(f"{self.card_file} is missing") from None
         except CardError as exc:
             raise ConfigError(f"{self.card_file}: {exc}") from None
+
+    def remake_card(self, identity: StationIdentity) -> SignedCard:
+        """Make and sign the card again from station.toml: this node's `[station] listen` and the
+        side's `[node] other_nodes`; the same name and keys, a later `created` than the card it
+        replaces (a peer takes a card only over an older one: `links.update_link`)."""
+        config, old = self.config(), self.card()
+        created = max(int(time.time()), old.body.created + 1)
+        try:
+            card = make_card(
+                identity, old.body.name, config.station.listen, created, config.node.other_nodes
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{self.config_file}: {exc}") from None
+        write_atomically(self.card_file, card.armored().encode("utf-8"), mode=0o600)
+        return card
 
     def open_keystore(self, passphrase: bytes) -> StationIdentity:
         """Unseal our identity and check that it matches our card.

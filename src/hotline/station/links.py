@@ -3,9 +3,11 @@
     <data dir>/links/<name>/peer.card    the peer's card, as received and verified
     <data dir>/links/<name>/link.toml    how this side uses it: the paths to dial, the languages
 
-A peer side that runs on several machines (docs/operations.md, "One side on two machines") has
-the addresses of its other nodes in `other_nodes`, one list per node, written by the operators:
-every address is dialled, and only the peer's active node answers.
+A peer side that runs on several machines (docs/operations.md, "One side on two machines") lists
+its other nodes' addresses on its card (version 2), one list per node; `other_nodes` in link.toml
+adds nodes by hand, merged with the card's. Every address is dialled, and only the peer's active
+node answers. When the peer's side changes its nodes it sends a new card, which `update_link`
+puts in place of the old one: the same keys, a later date.
 
 `name` is the peer station's name in lower case (letters, digits and dashes), the name operators
 use on the command line. A link exists only once both files are written, the card first.
@@ -33,7 +35,7 @@ from hotline.protocol.state import LinkConfig
 from hotline.station.datadir import DataDir, write_atomically
 from hotline.station.languages import DEFAULT_LANGUAGES, valid_language_problem
 
-__all__ = ["Link", "add_link", "link_name", "load_links"]
+__all__ = ["Link", "add_link", "link_name", "load_links", "update_link"]
 
 
 class _LinkSection(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,7 +47,8 @@ class _LinkSection(msgspec.Struct, forbid_unknown_fields=True):
     # The peer's media (UDP) address per path, where it differs from its card's paths (a relay
     # or a NAT between the stations); empty: the card's paths.
     media: list[str] = msgspec.field(default_factory=list)
-    # The peer's other nodes, when its side runs on several machines: each node's addresses.
+    # The peer's other nodes, when its side runs on several machines: each node's addresses,
+    # written by hand, dialled besides those its card lists (merged: `_merge_nodes`).
     other_nodes: list[list[str]] = msgspec.field(default_factory=list)
     # The languages people write in on this link, as BCP 47 tags (hotline.station.languages).
     languages: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_LANGUAGES))
@@ -64,7 +67,8 @@ class Link:
     dial: list[str]  # the peer's addresses we dial; empty when the peer dials us
     record_calls: bool | None = None  # this link's own choice, if link.toml makes one
     media: tuple[str, ...] = ()  # the peer's UDP address per path, if not its card's paths
-    other_nodes: tuple[tuple[str, ...], ...] = ()  # the peer's other nodes' addresses, each
+    # The peer's other nodes' addresses, each: its card's, then link.toml's own
+    other_nodes: tuple[tuple[str, ...], ...] = ()
     languages: tuple[str, ...] = DEFAULT_LANGUAGES  # what people write in on it (link.toml)
 
     @property
@@ -129,6 +133,8 @@ def add_link(
             f'peer_fingerprint = "{peer.fingerprint.hex()}"\n'
             f"dial = [{dial}]\npaired_at = {now_s}\n"
             f'method = "{"code" if psk is not None else "sas"}"\n'
+            "# The peer's other nodes, if its side runs on several, are on its card (peer.card)\n"
+            "# and dialled too; other_nodes = [[...], ...] here adds nodes by hand.\n"
             "# What people write in on this link, as BCP 47 tags; the first when none is said.\n"
             f"languages = {msgspec.json.encode(list(DEFAULT_LANGUAGES)).decode()}\n"
         ).encode(),
@@ -137,13 +143,93 @@ def add_link(
 
 
 def load_links(data: DataDir, identity: StationIdentity) -> list[Link]:
+    return [_load_one(d, identity) for d in _link_dirs(data)]
+
+
+def update_link(data: DataDir, peer: SignedCard) -> tuple[str, list[str]]:
+    """Put a newer card of a paired peer in place of the one held: the same keys (the pinned
+    fingerprint), the same name, a later `created`. The card is signed by the pinned keys, so it
+    needs no ceremony: whoever carried it could not have changed it. `dial` in link.toml follows
+    the card's paths if it was the old card's (as `add_link` wrote it); hand-written, it stays.
+    Returns the link's name and what was changed, for people; it takes effect at the next start.
+
+    Raises:
+        ConfigError: no link has this peer, or the card is not newer or names another station.
+    """
+    for directory in _link_dirs(data):
+        old, section = _read(directory)
+        if old.fingerprint == peer.fingerprint:
+            break
+    else:
+        raise ConfigError(
+            "no link is paired with the station of this card (its fingerprint): pair with it "
+            "first (hotline pair)"
+        )
+    if peer.body_bytes == old.body_bytes:
+        return directory.name, []
+    if peer.body.name != old.body.name:
+        raise ConfigError(
+            f"the card names the station {peer.body.name!r}, the link {directory.name!r} was "
+            f"paired with {old.body.name!r}: not updated"
+        )
+    if peer.body.created <= old.body.created:
+        raise ConfigError(
+            f"the card was made at {peer.body.created}, not after the one the link "
+            f"{directory.name!r} holds ({old.body.created}): not updated"
+        )
+    changes = [f"paths {_shown(old.body.paths)} -> {_shown(peer.body.paths)}"]
+    changes.append(f"other nodes {_shown_nodes(old.body.nodes)} -> {_shown_nodes(peer.body.nodes)}")
+    link_file = directory / "link.toml"
+    text = link_file.read_text(encoding="utf-8")
+    if section.dial == old.body.paths and section.dial != peer.body.paths:
+        dial = ", ".join(msgspec.json.encode(p).decode() for p in peer.body.paths)
+        text, count = re.subn(r"(?m)^dial = \[[^\]\n]*\]$", f"dial = [{dial}]", text)
+        if count != 1 or tomllib.loads(text)["link"]["dial"] != peer.body.paths:
+            raise ConfigError(f"link {directory.name}: cannot rewrite dial in {link_file}")
+    elif section.dial != peer.body.paths:
+        changes.append(f"dial in {link_file} was written by hand: left as it is")
+    write_atomically(directory / "peer.card", peer.armored().encode("utf-8"))
+    write_atomically(link_file, text.encode("utf-8"), mode=link_file.stat().st_mode & 0o777)
+    return directory.name, changes
+
+
+def _shown(paths: list[str]) -> str:
+    return ", ".join(paths) or "(none)"
+
+
+def _shown_nodes(nodes: list[list[str]]) -> str:
+    return "; ".join(_shown(node) for node in nodes) or "(none)"
+
+
+def _merge_nodes(
+    dial: list[str], card: list[list[str]], by_hand: list[list[str]]
+) -> tuple[tuple[str, ...], ...]:
+    """The peer's other nodes: its card's, then those link.toml adds. An address already dialled
+    is not dialled twice (a hand-written node the card now lists, say); a node left without
+    addresses goes."""
+    seen = set(dial)
+    merged = []
+    for node in [*card, *by_hand]:
+        kept = tuple(a for a in node if a not in seen)
+        seen.update(kept)
+        if kept:
+            merged.append(kept)
+    return tuple(merged)
+
+
+def _link_dirs(data: DataDir) -> list[Path]:
     root = data.path / "links"
     if not root.is_dir():
         return []
-    return [_load_one(d, identity) for d in sorted(root.iterdir()) if (d / "link.toml").exists()]
+    return [d for d in sorted(root.iterdir()) if (d / "link.toml").exists()]
 
 
-def _load_one(directory: Path, identity: StationIdentity) -> Link:
+def _read(directory: Path) -> tuple[SignedCard, _LinkSection]:
+    """A link's card and link.toml, each checked on its own.
+
+    Raises:
+        ConfigError: either is missing or not valid, naming the link.
+    """
     try:
         card = parse_card((directory / "peer.card").read_text(encoding="utf-8"))
         raw = tomllib.loads((directory / "link.toml").read_text(encoding="utf-8"))
@@ -166,6 +252,11 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
         raise ConfigError(f"link {directory.name}: {exc}") from None
     if section.peer_fingerprint != card.fingerprint.hex():
         raise ConfigError(f"link {directory.name}: peer.card is not the card that was paired")
+    return card, section
+
+
+def _load_one(directory: Path, identity: StationIdentity) -> Link:
+    card, section = _read(directory)
     keys = card_pairing_keys(identity, card.identity)
     if section.method == "code":
         keys = dataclasses.replace(keys, psk=_unseal_psk(directory, identity, keys.link_id))
@@ -180,7 +271,7 @@ def _load_one(directory: Path, identity: StationIdentity) -> Link:
         section.dial,
         section.record_calls,
         tuple(section.media),
-        tuple(tuple(node) for node in section.other_nodes if node),
+        _merge_nodes(section.dial, card.body.nodes, section.other_nodes),
         tuple(section.languages),
     )
 

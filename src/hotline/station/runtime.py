@@ -31,7 +31,7 @@ from hotline.protocol.link import Timing
 from hotline.protocol.state import LinkConfig
 from hotline.station.calls import CallDesk
 from hotline.station.connections import PathManager
-from hotline.station.datadir import DataDir, StationConfig
+from hotline.station.datadir import DataDir, StationConfig, card_problem
 from hotline.station.discipline import Discipline
 from hotline.station.events import EventHub
 from hotline.station.files import FileStore
@@ -420,6 +420,8 @@ def _add_link(store: SqlStore, config: LinkConfig) -> None:
 
 def serve(data_dir: Path, identity: StationIdentity) -> None:
     data = DataDir(data_dir)
+    if problem := card_problem(data.config(), data.card()):  # said at every start, not silent
+        log.warning("%s", problem)
     if data.config().node.name:  # one node of a side on several machines
         from hotline.station.node import Node  # noqa: PLC0415 - only for such a side
 
