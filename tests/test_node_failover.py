@@ -214,7 +214,15 @@ def side(tmp_path: Path, url: str, request: pytest.FixtureRequest) -> Iterator[A
 @pytest.mark.parametrize("side", ["moscow"], indirect=True)
 def test_the_standby_takes_over_when_the_active_node_is_killed(side: Any, url: str) -> None:
     (a, b), moscow = side
+    # Moscow knows node b from London's card alone (version 2): its link.toml names no node.
+    link_toml = (moscow.data.path / "links" / "london" / "link.toml").read_text()
+    assert "\nother_nodes" not in link_toml
+    assert a.data.card().body.nodes == [b.data.config().station.listen]
     _start([a, b], moscow)
+    dialled = moscow.call("GET", "/api/v1/status")["links"][0]["paths"]
+    assert {p["address"] for p in dialled} == {
+        *a.data.config().station.listen, *b.data.config().station.listen
+    }  # fmt: skip
     # The standby names the active node: its API with 503, its console with a redirect.
     refused = httpx.get(f"{b.api}/api/v1/status", timeout=5)
     assert refused.status_code == 503

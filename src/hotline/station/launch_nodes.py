@@ -5,9 +5,11 @@ it (issue 14; docs/operations.md, "One side on two machines").
 "a", and makes its other nodes ("b", ...) as a second machine would be made: a copy of its data
 directory (the sealed keystore, the card, the links), with addresses of its own for the paths,
 the API and the console (node "b" on 127.0.0.2, as if on a machine of its own; Moscow is on
-127.0.0.100), and the same store. The peer dials every node's addresses when it is the side
-that dials (its link.toml `other_nodes`): the card lists only the first node's paths, the limit
-this slice leaves (docs/operations.md).
+127.0.0.100), and the same store. Then as operators do it: each node's `[node] other_nodes`
+names the others' paths, the card is made again on node "a" (`hotline card --remake`) and copied
+to the other nodes, and Moscow takes it in place of the one it paired with (`hotline pair
+--update`). So Moscow knows every node from London's card alone, and dials them all when it is
+the side that dials; its link.toml is never edited.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import msgspec
 
 from hotline.station.datadir import DataDir, NodeSection, write_atomically
 from hotline.station.launch import READY_TIMEOUT_S, StationProcess, make_pair
+from hotline.station.links import update_link
 
 __all__ = ["Timing", "make_side", "node_of", "wait_role"]
 
@@ -60,11 +63,18 @@ def make_side(
     side = [london]
     for index in range(1, nodes):
         side.append(_another_node(london, chr(ord("a") + index), root))
-    if dialer == "moscow":
-        others = [side_node.data.config().station.listen for side_node in side[1:]]
-        link_file = moscow.data.path / "links" / "london" / "link.toml"
-        text = link_file.read_text() + f"other_nodes = {msgspec.json.encode(others).decode()}\n"
-        write_atomically(link_file, text.encode(), mode=0o600)
+    listens = [side_node.data.config().station.listen for side_node in side]
+    for index, side_node in enumerate(side):
+        config = side_node.data.config()
+        others = [listen for i, listen in enumerate(listens) if i != index]
+        node = msgspec.structs.replace(config.node, other_nodes=others)
+        config = msgspec.structs.replace(config, node=node)
+        write_atomically(side_node.data.config_file, config.to_toml().encode(), mode=0o600)
+    passphrase = london.passphrase_file.read_bytes().rstrip(b"\n")
+    card = london.data.remake_card(london.data.open_keystore(passphrase))
+    for side_node in side[1:]:
+        write_atomically(side_node.data.card_file, card.armored().encode(), mode=0o600)
+    update_link(moscow.data, card)
     return side, moscow
 
 
