@@ -55,9 +55,10 @@ def demo(args: list[str]) -> None:
 
 def machine_parts() -> None:
     """What the tests run for real beside Python: a PostgreSQL server's binaries, Debian's
-    chromium, `ip` and `iptables` for the paths' tests in network namespaces, and etcd and
-    Patroni for the replicated store's (tests/patroni.py). Installed from the machine's packages
-    when missing and we may (root, apt-get)."""
+    chromium, `ip` and `iptables` for the paths' tests in network namespaces, etcd and
+    Patroni for the replicated store's (tests/patroni.py), and systemd's systemd-analyze for the
+    unit in docs/operations.md. Installed from the machine's packages when missing and we may
+    (root, apt-get)."""
     wanted = []
     if not shutil.which("initdb") and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         wanted.append("postgresql")
@@ -71,6 +72,8 @@ def machine_parts() -> None:
         wanted.append("etcd-server")
     if not shutil.which("patroni"):
         wanted.append("patroni")
+    if not shutil.which("systemd-analyze"):  # tests/test_systemd_unit.py
+        wanted.append("systemd")
     if wanted and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         _run("apt-get", "update", "-qq")
         _run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *wanted)
