@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hotline import __version__
-from hotline.errors import ProtocolError
+from hotline.errors import ProtocolError, StoreError
 from hotline.protocol.envelope import (
     MAX_ATTACHMENTS,
     Attachment,
@@ -323,6 +323,8 @@ async def upload_file(files: FileStore, request: Request) -> Uploaded:
         raise HTTPException(400, "the upload was cut off") from None
     except OSError as exc:
         raise HTTPException(507, f"the station's disk refused the file: {exc.strerror}") from None
+    except StoreError as exc:  # a side of several nodes: the file is kept in its store too
+        raise HTTPException(503, f"the side's store did not take the file: {exc}") from None
     return Uploaded(sha256=sha256.hex(), size=size)
 
 

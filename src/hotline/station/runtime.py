@@ -26,7 +26,7 @@ import uvloop
 
 from hotline.crypto.atrest import totp_key
 from hotline.crypto.identity import StationIdentity
-from hotline.errors import ConfigError, LeaseLost
+from hotline.errors import ConfigError, LeaseLost, StoreError
 from hotline.protocol.link import Timing
 from hotline.protocol.state import LinkConfig
 from hotline.station.calls import CallDesk
@@ -177,6 +177,14 @@ class Station:
             store.close()
             raise
         self.store = StoreThread(store, on_lost=self._fail if self.node is not None else None)
+        if self.node is not None:  # the files too go to the side's store, on a connection of
+            blobs = open_store(self.data, self.config)  # their own: a large one waits for no one
+            try:
+                self.node.fence(blobs)
+            except BaseException:
+                blobs.close()
+                raise
+            self.files.replica = StoreThread(blobs, on_lost=self._fail)
         await self.translation.start()
         for link in load_links(self.data, self.identity):
             await self.store.call(functools.partial(_add_link, config=link.config))
@@ -203,6 +211,9 @@ class Station:
                 runtime.transfers.stop()
         if self.store is not None:
             self.store.close()
+        if self.files.replica is not None:
+            self.files.replica.close()
+            self.files.replica = None
 
     async def _run(self) -> None:
         tasks: list[asyncio.Task[None]] = []
@@ -269,6 +280,8 @@ class Station:
 
     def _start_tasks(self, manager: PathManager) -> list[asyncio.Task[None]]:
         tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.discipline.run())]
+        if self.files.replica is not None:
+            tasks.append(asyncio.create_task(self._restore_files()))
         for runtime in self.links.values():
             tasks.append(asyncio.create_task(runtime.run_sender()))
             if runtime.calls is not None:  # the records of calls that a stop cut short
@@ -281,6 +294,16 @@ class Station:
                     for a in runtime.link.dial_all
                 ]
         return tasks
+
+    async def _restore_files(self) -> None:
+        """A node that took over: the attachment files its disk lacks, from the side's store
+        (while they come, a peer asking for one is answered when it asks again)."""
+        try:
+            await self.files.restore_missing()
+        except LeaseLost:
+            raise
+        except StoreError as exc:
+            log.error("attachment files not copied from the side's store: %s", exc)
 
     async def _tick(self) -> None:
         while True:

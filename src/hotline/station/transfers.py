@@ -313,6 +313,13 @@ class Transfers:
             incoming.failed_until_ns = time.time_ns() + RETRY_AFTER_NS
             incoming.finishing = incoming.arrived = False
             return
+        try:  # on a side of several nodes, in its store before anyone is told it is held
+            await self.files.keep(sha256)
+        except StoreError as exc:  # whole on disk: try again in a while, from the disk
+            log.error("link %s: attachment %s: %s", self.runtime.link.name, sha256.hex()[:16], exc)
+            incoming.finishing, incoming.arrived = False, True
+            self._spawn(self._finish_later(sha256))
+            return
         # Taken and forgotten at once: a message naming the file from now on finds it on disk.
         del self.incoming[sha256]
         identity, now = self.runtime.link.config.identity, time.time_ns()
@@ -330,6 +337,10 @@ class Transfers:
             self._publish(
                 "in", envelope.lane, envelope.seq, index, sha256, incoming.fetch.size, True
             )
+
+    async def _finish_later(self, sha256: bytes) -> None:
+        await asyncio.sleep(RETRY_AFTER_NS / 1e9)
+        self._finish_soon(sha256)
 
     async def _on_ask(self, sid: int, ask: Ask) -> None:
         rows = await self._store(lambda s: s.attachments_of(self.link_id, "in", ask.lane, ask.seq))

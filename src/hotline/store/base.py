@@ -20,6 +20,7 @@ from hotline.protocol.state import Batch, LinkConfig, LinkState, empty_heads
 from hotline.protocol.statements import Checkpoint, Head, Heads, Receipt, Signed
 from hotline.store.attachments import AttachmentRecords
 from hotline.store.backend import Row
+from hotline.store.fileblobs import FileBlobRecords
 from hotline.store.handshakes import HandshakeRecords
 from hotline.store.people import PeopleRecords
 from hotline.store.schema import MIGRATIONS
@@ -30,7 +31,12 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
-    PeopleRecords, AttachmentRecords, TranslationRecords, HandshakeRecords, SendKeyRecords
+    PeopleRecords,
+    AttachmentRecords,
+    FileBlobRecords,
+    TranslationRecords,
+    HandshakeRecords,
+    SendKeyRecords,
 ):
     """The link's records (here) and the people's (PeopleRecords), over a backend's primitives."""
 

@@ -29,6 +29,9 @@ Tables (the same in both dialects):
     node_lease   the side's one lease when it runs on several nodes (PostgreSQL only: on SQLite
                  the table stays empty, the data directory's lock being the one-writer rule):
                  which node is active, its fencing epoch, until when (store/lease.py)
+    send_keys    the keys of sends that can be retried, each with the message it made
+    file_chunks, file_blobs  the bytes of attachment files on a side of several nodes, in
+                 chunks; a file is whole once its file_blobs row is (store/fileblobs.py)
 """
 
 from __future__ import annotations
@@ -308,6 +311,22 @@ CREATE TABLE send_keys (
 # what it said).
 _V12 = ["ALTER TABLE drafts ADD COLUMN reason TEXT"]
 
+# Version 13: the bytes of attachment files, for a side of several nodes (store/fileblobs.py): a
+# file is in the store once its row in file_blobs is, its chunks written before it.
+_V13 = """
+CREATE TABLE file_chunks (
+    sha256 {blob} NOT NULL,
+    idx INTEGER NOT NULL,
+    data {blob} NOT NULL,
+    PRIMARY KEY (sha256, idx)
+);
+CREATE TABLE file_blobs (
+    sha256 {blob} PRIMARY KEY,
+    size BIGINT NOT NULL,
+    stored_ns BIGINT NOT NULL
+)
+"""
+
 # MIGRATIONS[dialect][n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[str, list[list[str]]] = {
     dialect: [
@@ -323,6 +342,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _statements(_V10),
         _statements(_V11.format(**types)),
         _V12,
+        _statements(_V13.format(**types)),
     ]
     for dialect, types in _DIALECTS.items()
 }
