@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import wave
 from collections.abc import Callable, Iterable
@@ -12,6 +13,8 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hotline.errors import RemoteError
 from hotline.station.audio import (
@@ -22,6 +25,7 @@ from hotline.station.audio import (
     Pcm,
     level_dbfs,
     mix,
+    mix_heard,
     mix_minus,
     packet_has_fec,
 )
@@ -327,6 +331,37 @@ def test_timestamps_wrap_at_32_bits() -> None:
     )
 
 
+@given(st.integers(1, 450), st.integers(-2, 2), st.integers(0, 2**32))
+def test_the_target_is_the_spread_of_the_last_four_seconds_of_transits(
+    count: int, drift_ms: int, seed: int
+) -> None:
+    """Against the definition, over more packets than the window holds: the 99th percentile of
+    the last 200 transits (4 s of 20 ms frames) above their fastest, at least the floor (a frame
+    for 10 s after a gap in the sequence), at most the ceiling."""
+    rng = random.Random(seed)
+    buffer = JitterBuffer(min_delay_ms=5, max_delay_ms=200)
+    transits: list[int] = []
+    seq, newest, gap_ns = 0, -1, None
+    for _ in range(count):
+        skip, pop = rng.choice((0, 0, 0, 1, 3)), rng.random() < 0.9
+        jitter_ms = rng.randrange(rng.choice((5, 40, 150)))
+        seq += skip  # frames that never come: a gap
+        arrival = seq * FRAME_NS + jitter_ms * MS + seq // 10 * drift_ms * MS + 50 * MS
+        outcome = buffer.push(seq, seq * 960, b"x", arrival)
+        if outcome in ("accepted", "late"):
+            transits.append(arrival - seq * FRAME_NS)
+        if outcome == "accepted":
+            gap_ns = arrival if seq > newest + 1 and newest >= 0 else gap_ns
+            newest = max(newest, seq)
+        window = sorted(transits[-200:])
+        floor = 20 * MS if gap_ns is not None and arrival - gap_ns < 10_000 * MS else 5 * MS
+        spread = window[int(0.99 * (len(window) - 1))] - window[0]
+        assert round(buffer.target_delay_ms * MS) == min(max(spread, floor), 200 * MS)
+        if pop:
+            buffer.pop(arrival)
+        seq += 1
+
+
 def test_the_buffer_says_when_its_next_frame_is_due() -> None:
     """A playout clock beats where the buffer's frames are due, not at a tick of its own that
     would hold each frame up to a period longer."""
@@ -386,6 +421,35 @@ def test_mix_minus_never_returns_anyones_own_voice() -> None:
     outgoing, heard = mix_minus({"a": voices["a"]}, None, ["a"])
     assert not heard["a"].any()
     assert np.array_equal(outgoing, voices["a"])
+
+
+def test_each_hears_every_voice_but_their_own_in_every_make_up_of_a_call() -> None:
+    """Whoever hears one voice gets it as it is; two or more are added up and saturated; nobody
+    ever hears themselves, whether the peer speaks or not."""
+    rng = np.random.default_rng(5)
+    for speakers in range(4):
+        for with_peer in (False, True):
+            voices = {f"s{i}": rng.integers(-30000, 30000, 480).astype(np.int16)
+                      for i in range(speakers)}  # fmt: skip
+            peer = rng.integers(-30000, 30000, 480).astype(np.int16) if with_peer else None
+            listeners = [*voices, "listener"]
+            heard = mix_heard(voices, peer, listeners, 480)
+            assert list(heard) == listeners
+            for who in listeners:
+                others = [v for w, v in voices.items() if w != who]
+                others += [peer] if peer is not None else []
+                assert np.array_equal(heard[who], mix(others, 480))
+                assert heard[who].dtype == np.int16
+                assert heard[who].shape == (480,)
+    with pytest.raises(ValueError, match="cannot be mixed"):
+        mix_heard({"a": np.zeros(480, np.int16)}, np.zeros(960, np.int16), ["a"], 480)
+
+
+def test_level_dbfs_is_the_mean_square_of_the_samples() -> None:
+    rng = np.random.default_rng(6)
+    for frame in (rng.integers(-32768, 32767, 960).astype(np.int16), np.full(3, -32768, np.int16)):
+        mean_square = float(np.mean(np.square(frame, dtype=np.float64)))
+        assert level_dbfs(frame) == max(20 * math.log10(math.sqrt(mean_square) / 32768), -100.0)
 
 
 def test_level_dbfs() -> None:

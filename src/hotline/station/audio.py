@@ -39,6 +39,7 @@ __all__ = [
     "frame_samples",
     "level_dbfs",
     "mix",
+    "mix_heard",
     "mix_minus",
     "packet_has_fec",
     "packet_samples",
@@ -229,23 +230,51 @@ def mix_minus(
 ) -> tuple[Pcm, dict[str, Pcm]]:
     """N-1 mixing: (what goes to the peer: the local speakers, what each listener hears: the peer
     and every local speaker but themselves). Sums stay in int32 until each output is saturated."""
-    frames = [*local.values(), *([] if peer is None else [peer])]
+    n = _length([*local.values(), *([] if peer is None else [peer])], samples)
+    return mix(list(local.values()), n), mix_heard(local, peer, listeners, n)
+
+
+def mix_heard(
+    local: Mapping[str, Pcm], peer: Pcm | None, listeners: Sequence[str], samples: int | None = None
+) -> dict[str, Pcm]:
+    """What each listener hears (mix_minus's second half): the peer and every local speaker but
+    themselves. Whoever hears a single voice gets that frame as it is, with nothing added up: a
+    call between one person at each end mixes nothing at all."""
+    names, voices = list(local), [*local.values(), *([] if peer is None else [peer])]
+    n = _length(voices, samples)
+    for voice in voices:
+        if voice.shape != (n,):
+            raise ValueError(f"frames of {voice.shape} and ({n},) cannot be mixed")
+    silence: Pcm | None = None
+    everyone: npt.NDArray[np.int32] | None = None
+    heard: dict[str, Pcm] = {}
+    for who in listeners:
+        own = local.get(who)
+        at = names.index(who) if own is not None else len(voices)
+        others = voices[:at] + voices[at + 1 :]
+        if not others:
+            silence = np.zeros(n, np.int16) if silence is None else silence
+            heard[who] = silence
+        elif len(others) == 1:
+            heard[who] = others[0]
+        else:
+            everyone = _sum(voices, n) if everyone is None else everyone
+            heard[who] = _saturate(everyone if own is None else everyone - own)
+    return heard
+
+
+def _length(frames: Sequence[Pcm], samples: int | None) -> int:
     n = samples if samples is not None else (len(frames[0]) if frames else None)
     if n is None:
         raise ValueError("mixing no frames needs their length")
-    if not local:  # nobody speaks here (the usual case at the listening end): all hear the peer
-        silence = np.zeros(n, np.int16)
-        heard_peer = silence if peer is None else mix([peer], n)
-        return silence, dict.fromkeys(listeners, heard_peer)
-    speakers = _sum(list(local.values()), n)
-    everyone = speakers + _sum([] if peer is None else [peer], n)
-    heard = {
-        who: _saturate(everyone - local[who] if who in local else everyone) for who in listeners
-    }
-    return _saturate(speakers), heard
+    return n
 
 
 def level_dbfs(frame: Pcm) -> float:
     """RMS level in dB below full scale (a full-scale square wave is 0, a sine -3.01)."""
-    rms = math.sqrt(float(np.mean(np.square(frame, dtype=np.float64)))) if frame.size else 0.0
+    # Each square is at most 2**30, so in float64 their sum is exact (for any frame shorter than
+    # 2**23 samples) whatever the order of adding: a dot product gives the mean of squares's figure
+    # in a third of its time.
+    wide = frame.astype(np.float64)
+    rms = math.sqrt(float(wide @ wide) / frame.size) if frame.size else 0.0
     return max(20 * math.log10(rms / 32768), SILENCE_DBFS) if rms > 0 else SILENCE_DBFS

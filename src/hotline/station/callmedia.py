@@ -23,7 +23,7 @@ import numpy as np
 
 from hotline.errors import MediaError
 from hotline.protocol.media import AudioFrame, MediaOpener, MediaSealer, Probe, ProbeReply
-from hotline.station.audio import OpusDecoder, OpusEncoder, level_dbfs, mix, mix_minus
+from hotline.station.audio import OpusDecoder, OpusEncoder, level_dbfs, mix, mix_heard
 from hotline.station.jitter import JitterBuffer
 from hotline.station.participants import MAX_QUEUED_FRAMES, Participant
 from hotline.station.pathstats import PathStats
@@ -239,7 +239,7 @@ class CallMedia:
         playout = self.buffer.pop(now_ns)
         peer = None if playout is None else self.decoder.play(playout)
         local = self._local.popleft() if self._local else {}
-        _, heard = mix_minus(local, peer, list(self.participants), self.frame_samples)
+        heard = mix_heard(local, peer, list(self.participants), self.frame_samples)
         for pid, participant in self.participants.items():
             participant.deliver(heard[pid])
 
