@@ -7,6 +7,7 @@ with its `OpusDecoder`), so the simulator plays calls through the same buffer.
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ class JitterBuffer:
         self._newest_ts: int | None = None
         self._gap_ns: int | None = None  # when a packet last came with frames missing before it
         self._transits: deque[int] = deque(maxlen=_WINDOW_MS // frame_ms)
+        self._ordered: list[int] = []  # the same transits, kept sorted as they come and go
         self._sizes: deque[int] = deque(maxlen=_WINDOW_MS // frame_ms)  # of recent packets
         self._target_ns = min_delay_ms * 1_000_000
         self._jitter_ns = 0.0
@@ -118,7 +120,7 @@ class JitterBuffer:
         if not self._playing:
             return self._start_ns + self._target_ns if self._buf else None
         assert self._next_ts is not None
-        return self._next_ts * 1_000_000_000 // RATE + min(self._transits) + self._target_ns
+        return self._next_ts * 1_000_000_000 // RATE + self._ordered[0] + self._target_ns
 
     def figures(self) -> dict[str, int]:
         """The counters and delays (ms), for the station's status and the call record."""
@@ -174,7 +176,7 @@ class JitterBuffer:
         assert self._next_ts is not None
         self._maybe_drop(now_ns)
         ts = self._next_ts
-        self._delay_ns = now_ns - ts * 1_000_000_000 // RATE - min(self._transits)
+        self._delay_ns = now_ns - ts * 1_000_000_000 // RATE - self._ordered[0]
         head = self._buf.pop(ts, None)
         if head is None:
             # Missing: while less than the target is buffered behind it, it is probably on its
@@ -240,8 +242,11 @@ class JitterBuffer:
         transit = arrival_ns - timestamp * 1_000_000_000 // RATE
         if self._transits:  # RFC 3550 §6.4.1: J += (|D| - J) / 16
             self._jitter_ns += (abs(transit - self._transits[-1]) - self._jitter_ns) / 16
+        ordered = self._ordered
+        if len(self._transits) == self._transits.maxlen:  # the oldest leaves the window
+            del ordered[bisect_left(ordered, self._transits[0])]
         self._transits.append(transit)
-        ordered = sorted(self._transits)
+        insort(ordered, transit)
         spread = ordered[int(_QUANTILE * (len(ordered) - 1))] - ordered[0]
         floor = self.min_delay_ms * 1_000_000
         if self._gap_ns is not None and arrival_ns - self._gap_ns < _LOSS_MEMORY_NS:
