@@ -9,9 +9,17 @@ is replaced, once, by the console's address), and keeps none of the browser's bu
 address the page was loaded from.
 
 aiortc holds each received audio packet until four more have come (its jitter buffer's
-`prefetch`, fixed): 80 ms more on every word from the page, and no setting for it. On the
-console's own network, where packets come in order, the station releases each as soon as the
-next one starts (`_no_prefetch`); the call's own jitter buffer is on the link's side.
+`prefetch`, fixed), and even without prefetch until the next one starts (a video frame may take
+several packets): 80 ms, then 20 ms more on every word from the page, and no setting for it. An
+Opus packet is a whole frame (RFC 7587), so the station takes each the moment it comes
+(`_EachPacket`); the call's own jitter buffer is on the link's side.
+
+Towards the page the station encodes itself (`_ToBrowser`): aiortc's encoder is libopus in its
+`voip` mode (6.5 ms of look-ahead); on the console's own network, where bitrate costs nothing,
+the restricted low-delay mode (2.5 ms) at 64 kb/s. Packets are the call's frames: split into
+10 ms packets that come in pairs, Chrome's jitter buffer held 20 ms more, not less. The answer
+asks the page for packets of the call's frame too (`a=ptime`; Chrome sends 20 ms by default).
+Measured in docs/benchmarks.md ("Calls from the console").
 """
 
 from __future__ import annotations
@@ -29,7 +37,10 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer as RtpJitterBuffer
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_gt
 
 from hotline.station.participants import Participant, Role
 
@@ -40,7 +51,8 @@ __all__ = ["BrowserLeg", "only_host_candidates"]
 
 log = logging.getLogger("hotline.webrtc")
 RATE = 48000
-QUEUED = 10  # frames waiting for the browser; past that the oldest go (a slow page hears now)
+QUEUED = 3  # frames waiting for the browser; past that the oldest go (a slow page hears now)
+TO_BROWSER_BITRATE = 64000  # on the console's own network: the call's audio, barely touched
 _CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (?:udp|UDP) \d+ (\S+) \d+ typ host", re.MULTILINE)
 
 
@@ -49,14 +61,31 @@ def only_host_candidates(host: str) -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
 
 
+class _EachPacket(RtpJitterBuffer):
+    """aiortc's jitter buffer for the page's audio: each packet is released the moment it
+    comes; one not newer than the last released (late, or a duplicate) is dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._last: int | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        seq = packet.sequence_number
+        if self._last is not None and not uint16_gt(seq, self._last):
+            return False, None
+        self._last = seq
+        data = getattr(packet, "_data", packet.payload)  # aiortc's receiver depayloads into it
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
+
+
 def _no_prefetch(pc: RTCPeerConnection) -> None:
-    """Release each audio packet from the page once the next one starts (see the docstring).
-    The attribute is aiortc's private one: if a version renames it, nothing is changed, and the
-    page's words come 80 ms later, as aiortc made them."""
+    """Release each audio packet from the page the moment it comes (see the docstring). The
+    attribute is aiortc's private one: if a version renames it, nothing is changed, and the
+    page's words come 100 ms later, as aiortc made them."""
     for receiver in pc.getReceivers():
         name = "_RTCRtpReceiver__jitter_buffer"
         if receiver.track.kind == "audio" and hasattr(receiver, name):
-            setattr(receiver, name, RtpJitterBuffer(capacity=16, prefetch=0))
+            setattr(receiver, name, _EachPacket())
         elif receiver.track.kind == "audio":
             log.warning("aiortc keeps its audio prefetch: its receiver has changed")
 
@@ -74,9 +103,50 @@ def keep_candidates(sdp: str, allowed: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+def with_ptime(sdp: str, ms: int) -> str:
+    """The station's answer asking the page for Opus packets of `ms` (`a=ptime`, RFC 4566 §6)
+    in its audio section."""
+    lines = [line for line in sdp.splitlines() if not line.startswith("a=ptime:")]
+    at = next((i for i, line in enumerate(lines) if line.startswith("m=audio")), None)
+    if at is None:
+        return sdp
+    end = next((i for i in range(at + 1, len(lines)) if lines[i].startswith("m=")), len(lines))
+    lines.insert(end, f"a=ptime:{ms}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+class _LowDelayEncoder:
+    """One frame of PCM in, one Opus packet out: PyAV's libopus in its restricted low-delay
+    mode (2.5 ms of look-ahead, against 6.5 in `voip`), for the page (see the docstring)."""
+
+    def __init__(self, frame_samples: int, bitrate: int = TO_BROWSER_BITRATE) -> None:
+        ctx = av.CodecContext.create("libopus", "w")
+        ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = RATE, "mono", "s16", bitrate
+        ctx.options = {
+            "application": "lowdelay",
+            "frame_duration": str(frame_samples * 1000 // RATE),
+        }
+        ctx.open()
+        self._ctx, self.frame_samples, self._pts = ctx, frame_samples, 0
+
+    @property
+    def look_ahead(self) -> int:
+        """Samples of look-ahead (the OpusHead's pre-skip, RFC 7845 §5.1)."""
+        return int.from_bytes((self._ctx.extradata or b"")[10:12], "little")
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate, frame.pts = RATE, self._pts
+        self._pts += self.frame_samples
+        return b"".join(bytes(packet) for packet in self._ctx.encode(frame))
+
+
 class _ToBrowser(MediaStreamTrack):
-    """What the person should hear (the call's N-1 mix for them), one frame per frame period;
-    silence while the call is not yet answered."""
+    """What the person should hear (the call's N-1 mix for them) as Opus packets, one per frame
+    of the call, encoded here (see the docstring); silence at the frame rate while the call is
+    not yet answered, or its clock has paused."""
 
     kind = "audio"
 
@@ -84,7 +154,9 @@ class _ToBrowser(MediaStreamTrack):
         super().__init__()
         self.frame_samples = frame_samples
         self.queue: asyncio.Queue[np.ndarray] = asyncio.Queue(QUEUED)
+        self.encoder = _LowDelayEncoder(frame_samples)
         self._pts = 0
+        self._anchor: float | None = None  # the loop's time of the stream's sample 0
         self._silence = np.zeros(frame_samples, dtype=np.int16)
 
     def push(self, frame: np.ndarray) -> None:
@@ -92,17 +164,31 @@ class _ToBrowser(MediaStreamTrack):
             self.queue.get_nowait()
         self.queue.put_nowait(frame)
 
-    async def recv(self) -> av.AudioFrame:
-        period = self.frame_samples / RATE
+    async def recv(self) -> av.Packet[Any]:
+        packet = av.Packet(self.encoder.encode(await self._next_frame()))
+        packet.pts, packet.time_base = self._pts, fractions.Fraction(1, RATE)
+        self._pts += self.frame_samples
+        return packet
+
+    async def _next_frame(self) -> np.ndarray:
+        """The next frame of the mix, or silence if none came two frames after it was due.
+        The first is the newest waiting: what came before the page's connection was up would
+        be sent at once, and the page's jitter buffer would start that much behind."""
+        loop = asyncio.get_running_loop()
+        if self._anchor is None:
+            while self.queue.qsize() > 1:
+                self.queue.get_nowait()
+            self._anchor = loop.time()
+        due = self._anchor + (self._pts + 2 * self.frame_samples) / RATE
         try:
-            pcm = await asyncio.wait_for(self.queue.get(), 3 * period)
+            if self.queue.empty():
+                pcm = await asyncio.wait_for(self.queue.get(), max(0.0, due - loop.time()))
+            else:  # however late: a frame of the call is never passed over for silence
+                pcm = self.queue.get_nowait()
         except TimeoutError:
-            pcm = self._silence  # ringing, or the call's clock paused: keep the stream going
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = RATE, self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
-        self._pts += len(pcm)
-        return frame
+            return self._silence
+        self._anchor = loop.time() - self._pts / RATE  # the stream follows the call's clock
+        return pcm
 
 
 class BrowserLeg:
@@ -130,7 +216,7 @@ class BrowserLeg:
         )
         _no_prefetch(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return str(self.pc.localDescription.sdp)
+        return with_ptime(str(self.pc.localDescription.sdp), self.frame_samples * 1000 // RATE)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":

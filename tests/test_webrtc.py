@@ -1,0 +1,140 @@
+"""The station's side of the console's browser phone (hotline.station.webrtc), with aiortc's own
+objects: what the station does with the page's packets, what it asks of the page, and what it
+sends it. The whole phone, in chromium between two stations, is in test_console_phone_browser."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RtpPacket
+
+from hotline.station.audio import OpusDecoder, packet_samples
+from hotline.station.webrtc import _no_prefetch, _ToBrowser, with_ptime
+
+FRAME = 960  # 20 ms at 48 kHz, the calls' default frame
+
+
+def _page_packet(seq: int) -> RtpPacket:
+    """An Opus packet from the page as aiortc's receiver hands it to its jitter buffer."""
+    packet = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * FRAME)
+    packet.payload = bytes([0xF8, seq & 0xFF])
+    packet._data = packet.payload  # type: ignore[attr-defined]  # depayloaded, as aiortc does
+    return packet
+
+
+def _receiving_buffer() -> object:
+    """The audio jitter buffer of a station that took a page's offer, as BrowserLeg does."""
+
+    async def make() -> object:
+        page, station = RTCPeerConnection(), RTCPeerConnection()
+        page.addTransceiver("audio")
+        await page.setLocalDescription(await page.createOffer())
+        await station.setRemoteDescription(page.localDescription)
+        _no_prefetch(station)
+        (receiver,) = station.getReceivers()
+        for pc in (page, station):
+            await pc.close()
+        return receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+
+    return asyncio.run(make())
+
+
+def test_each_packet_from_the_page_is_released_the_moment_it_comes() -> None:
+    # aiortc released a packet only once the next one had come: 20 ms on every word.
+    buffer = _receiving_buffer()
+    for seq in (65534, 65535, 0, 1):  # across the sequence number's wrap
+        _, frame = buffer.add(_page_packet(seq))  # type: ignore[attr-defined]
+        assert frame is not None
+        assert frame.data == bytes([0xF8, seq & 0xFF])
+        assert frame.timestamp == seq * FRAME
+
+
+def test_a_late_or_repeated_packet_from_the_page_is_dropped() -> None:
+    buffer = _receiving_buffer()
+    for seq in (10, 12):
+        assert buffer.add(_page_packet(seq))[1] is not None  # type: ignore[attr-defined]
+    assert buffer.add(_page_packet(12))[1] is None  # type: ignore[attr-defined]
+    assert buffer.add(_page_packet(11))[1] is None  # type: ignore[attr-defined]
+    assert buffer.add(_page_packet(13))[1] is not None  # type: ignore[attr-defined]
+
+
+def test_the_answer_asks_the_page_for_packets_of_the_calls_frame() -> None:
+    async def negotiate() -> tuple[str, str]:
+        page, station = RTCPeerConnection(), RTCPeerConnection()
+        page.addTransceiver("audio")
+        station.addTransceiver("audio")
+        await page.setLocalDescription(await page.createOffer())
+        await station.setRemoteDescription(page.localDescription)
+        await station.setLocalDescription(await station.createAnswer())
+        answer = with_ptime(with_ptime(station.localDescription.sdp, 20), 10)
+        await page.setRemoteDescription(RTCSessionDescription(answer, "answer"))  # it parses
+        for pc in (page, station):
+            await pc.close()
+        return station.localDescription.sdp, answer
+
+    plain, answer = asyncio.run(negotiate())
+    assert "a=ptime" not in plain
+    audio = answer[answer.index("m=audio") :]
+    assert [line for line in answer.splitlines() if line.startswith("a=ptime")] == ["a=ptime:10"]
+    assert "a=ptime:10" in audio
+
+
+def _tone(amplitude: int, samples: int = FRAME) -> np.ndarray:
+    t = np.arange(samples) / 48000
+    return np.asarray(amplitude * np.sin(2 * np.pi * 1000 * t), dtype=np.int16)
+
+
+def _sent(track: _ToBrowser, count: int) -> list[av.Packet[Any]]:
+    async def take() -> list[av.Packet[Any]]:
+        return [await track.recv() for _ in range(count)]
+
+    return asyncio.run(take())
+
+
+def test_the_page_gets_opus_packets_of_the_calls_frame_with_little_look_ahead() -> None:
+    track = _ToBrowser(FRAME)
+    decoder, heard = OpusDecoder(20), []
+    for k in range(10):
+        track.push(_tone(12000))
+        (packet,) = _sent(track, 1)
+        assert isinstance(packet, av.Packet)  # encoded here, not by aiortc's encoder
+        assert packet.pts == k * FRAME
+        assert packet_samples(bytes(packet)) == FRAME
+        heard.append(decoder.decode(bytes(packet)))
+    # libopus's restricted low-delay mode: 2.5 ms of look-ahead (voip, aiortc's: 6.5 ms).
+    assert track.encoder.look_ahead == 120
+    level = np.abs(np.concatenate(heard)[FRAME:].astype(float)).max()
+    assert 9000 < level < 15000  # the tone, barely touched
+
+
+def test_what_waited_before_the_page_was_connected_is_not_sent_late() -> None:
+    # Sent all at once when the connection came up, the page's jitter buffer would start that
+    # far behind; the first packet is the newest frame.
+    track = _ToBrowser(FRAME)
+    for amplitude in (0, 0, 16000):
+        track.push(_tone(amplitude))
+    first, second = _sent(track, 2)
+    decoder = OpusDecoder(20)
+    assert np.abs(decoder.decode(bytes(first))[200:].astype(float)).max() > 8000
+    assert np.abs(decoder.decode(bytes(second))[240:].astype(float)).max() < 8000  # silence
+
+
+def test_a_frame_waiting_is_sent_however_late_the_stream_is() -> None:
+    # The stream's clock says the next frame was due long ago (the loop stalled): the frame
+    # that waits is sent, not silence in its place.
+    track = _ToBrowser(FRAME)
+    track.push(_tone(0))
+    _sent(track, 1)
+
+    async def late() -> av.Packet[Any]:
+        track._anchor = asyncio.get_running_loop().time() - 10.0
+        track.push(_tone(16000))
+        return await track.recv()
+
+    packet = asyncio.run(late())
+    decoder = OpusDecoder(20)
+    assert np.abs(decoder.decode(bytes(packet)).astype(float)).max() > 8000
