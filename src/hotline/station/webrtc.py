@@ -19,6 +19,9 @@ Towards the page the station encodes itself (`_ToBrowser`): aiortc's encoder is 
 the restricted low-delay mode (2.5 ms) at 64 kb/s. Packets are the call's frames: split into
 10 ms packets that come in pairs, Chrome's jitter buffer held 20 ms more, not less. The answer
 asks the page for packets of the call's frame too (`a=ptime`; Chrome sends 20 ms by default).
+The stream to the page keeps to the time that passes: when the call's playout beat has sent a
+frame more (it catches up after its jitter buffer concealed a late frame), a quiet frame is
+passed over, else Chrome's jitter buffer keeps that frame as delay for the rest of the call.
 Measured in docs/benchmarks.md ("Calls from the console").
 """
 
@@ -29,6 +32,7 @@ import contextlib
 import fractions
 import logging
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +56,7 @@ __all__ = ["BrowserLeg", "only_host_candidates"]
 log = logging.getLogger("hotline.webrtc")
 RATE = 48000
 QUEUED = 3  # frames waiting for the browser; past that the oldest go (a slow page hears now)
+QUIET = 330  # a frame whose peak is under -40 dBFS may be passed over (see `_ToBrowser._ahead`)
 TO_BROWSER_BITRATE = 64000  # on the console's own network: the call's audio, barely touched
 _CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (?:udp|UDP) \d+ (\S+) \d+ typ host", re.MULTILINE)
 
@@ -157,6 +162,10 @@ class _ToBrowser(MediaStreamTrack):
         self.encoder = _LowDelayEncoder(frame_samples)
         self._pts = 0
         self._anchor: float | None = None  # the loop's time of the stream's sample 0
+        self._recent: deque[tuple[float, float]] = deque()  # (time, offset): the last second
+        self._pace: float | None = None  # the offset the stream keeps to (see `_ahead`)
+        self._ahead_since: float | None = None
+        self.passed_over = 0
         self._silence = np.zeros(frame_samples, dtype=np.int16)
 
     def push(self, frame: np.ndarray) -> None:
@@ -171,6 +180,14 @@ class _ToBrowser(MediaStreamTrack):
         return packet
 
     async def _next_frame(self) -> np.ndarray:
+        """The next frame to send: of the mix, or silence if none came two frames after it was
+        due; a frame is passed over while the stream runs ahead (`_ahead`)."""
+        while True:
+            pcm = await self._next_mixed()
+            if pcm is self._silence or not self._ahead(pcm):
+                return pcm
+
+    async def _next_mixed(self) -> np.ndarray:
         """The next frame of the mix, or silence if none came two frames after it was due.
         The first is the newest waiting: what came before the page's connection was up would
         be sent at once, and the page's jitter buffer would start that much behind."""
@@ -189,6 +206,37 @@ class _ToBrowser(MediaStreamTrack):
             return self._silence
         self._anchor = loop.time() - self._pts / RATE  # the stream follows the call's clock
         return pcm
+
+    def _ahead(self, pcm: np.ndarray) -> bool:
+        """Whether to pass this frame over: the stream runs half a frame or more ahead of its
+        pace (the earliest it ran in the last second, which moves later when the whole second
+        ran later, never earlier), and the frame is quiet, or a second went by without a quiet
+        one. The call's playout beat runs fast for a while after its jitter buffer concealed a
+        late frame in place, and a frame of silence through a stall is a frame more too: sent
+        on, the page gets more audio than the time that passed, and Chrome's jitter buffer
+        keeps it as delay for the rest of the call (it only shortens what is far over its
+        target). When the beat runs slow Chrome stretches what it has; what follows is ahead."""
+        now = asyncio.get_running_loop().time()
+        offset = now - self._pts / RATE  # the loop's time of the stream's sample 0, by this frame
+        self._recent.append((now, offset))
+        while now - self._recent[0][0] > 1.0:
+            self._recent.popleft()
+        earliest = min(o for _, o in self._recent)
+        if self._pace is None or now - self._recent[0][0] < 0.9:  # the first second: settle
+            self._pace = earliest if self._pace is None else min(self._pace, earliest)
+            return False
+        self._pace = max(self._pace, earliest)
+        if self._pace - offset < self.frame_samples / 2 / RATE:
+            self._ahead_since = None
+            return False
+        if self._ahead_since is None:
+            self._ahead_since = now
+        quiet = int(np.abs(pcm.astype(np.int32)).max(initial=0)) < QUIET
+        if quiet or now - self._ahead_since >= 1.0:
+            self._ahead_since = None
+            self.passed_over += 1
+            return True
+        return False
 
 
 class BrowserLeg:
