@@ -1,7 +1,7 @@
 """Calls between two consoles in Debian's chromium: how long from "call" clicked at London to the
 ring shown at Moscow, and browser-to-browser mouth to ear.
 
-    .venv/bin/python bench/console_call.py [--quick]
+    .venv/bin/python bench/console_call.py [--quick] [--frame-ms 10]
 
 Two real stations (`make_pair`, loopback only, in a temporary directory), each with its console,
 and one chromium per station under Playwright. Prints `name: value` lines:
@@ -10,17 +10,26 @@ and one chromium per station under Playwright. Prints `name: value` lines:
       page (the click event's time) to the moment Moscow's page shows the ringing overlay (a
       MutationObserver's time), over several calls, each declined and the next placed.
   mouth_to_ear_p50_ms / _p99_ms (and _min_ms): 2 s after the answer, then again 12 s after it
-      (mouth_to_ear_settled_*: a WebRTC receiver starts with a cautious buffer and comes down):
-      1 kHz tone bursts (100 ms, one every 600 ms
+      (mouth_to_ear_settled_*), over three calls: 1 kHz tone bursts (100 ms, one every 600 ms
       plus a random 0-20 ms) made in London's page by WebAudio in place of its microphone (a
       gain switched on at a known `performance` time, then sent by the page's own WebRTC
-      connection as a microphone would be); each burst's onset is found in Moscow's page by an
-      AudioWorklet on the remote stream the console plays (the first sample above 40% of the
-      tone's peak, timed from the render quantum it fell in). Both times are the machine's one
-      clock (`performance.timeOrigin + performance.now()` in each page). It holds both WebRTC
-      legs (browser to its station: Opus, DTLS-SRTP, the browser's jitter buffer), both
-      stations and the link's media, and WebAudio's render quanta (2.7 ms) at both ends; not a
-      sound card's buffers.
+      connection as a microphone would be), each burst's onset found in what Moscow's page
+      hands to its audio output: a MediaStreamTrackProcessor on the remote track takes its
+      chunks as the browser's renderer pulls them for the output (the first sample above 40% of
+      the tone's peak, timed at the chunk's arrival plus its place in the chunk). Both times
+      are the machine's one clock (`performance.timeOrigin + performance.now()` in each page).
+      It holds both WebRTC legs (browser to its station: Opus, DTLS-SRTP, the browser's jitter
+      buffer), both stations and the link's media; not the sound card's buffer, which the
+      browser reports apart (_output_ms: the delay of the audio output it plays into, 30 ms
+      for headless chromium's fake device).
+  mouth_to_ear_webaudio_*: the same onsets found by an AudioWorklet on a
+      MediaStreamAudioSourceNode in a second AudioContext, as this script did before: that
+      node's FIFO and the context's render quanta add 5-10 ms that nobody hears.
+  mouth_to_ear_jitter_buffer_ms: Moscow's WebRTC jitter buffer (NetEQ), its
+      jitterBufferDelay per sample played while the bursts were heard (getStats).
+
+    --frame-ms 10 sets both stations' `[calls] frame_ms` (10 ms frames on the link and to and
+    from the pages).
 
 The pages load an init script (Playwright's, with the pages' CSP bypassed for the worklet's blob
 URL): it replaces getUserMedia and watches the ring overlay. Nothing of the console changes.
@@ -108,6 +117,31 @@ INIT_SCRIPT = r"""
       }
     }
     registerProcessor("onsets", Onsets);`;
+  // What is handed to the audio output: the remote track's chunks as the browser's renderer
+  // pulls them (a MediaStreamTrackProcessor is a sink of the track, as the output is), each
+  // onset timed at its sample: the chunk's arrival plus its place in the chunk.
+  window.__heard = [];
+  const handed = (track) => {
+    const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+    let quiet = 0;
+    const next = async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const at = now(), n = value.numberOfFrames, x = new Float32Array(n);
+        value.copyTo(x, { planeIndex: 0, format: "f32-planar" });
+        const rate = value.sampleRate / 1000;
+        value.close();
+        for (let i = 0; i < n; i++) {
+          if (Math.abs(x[i]) > 0.2) {
+            if (quiet > 9600) window.__heard.push(at + i / rate);
+            quiet = 0;
+          } else quiet++;
+        }
+      }
+    };
+    next();
+  };
   const listen = async (stream) => {
     const actx = new AudioContext({ sampleRate: 48000 });
     const code = new Blob([worklet], { type: "text/javascript" });
@@ -124,10 +158,28 @@ INIT_SCRIPT = r"""
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = function (...args) {
     const pc = new Native(...args);
-    pc.addEventListener("track", (e) => listen(e.streams[0] || new MediaStream([e.track])));
+    window.__pcs = [...(window.__pcs || []), pc];
+    pc.addEventListener("track", (e) => {
+      handed(e.track);
+      listen(e.streams[0] || new MediaStream([e.track]));
+    });
     return pc;
   };
   window.RTCPeerConnection.prototype = Native.prototype;
+  // The receiving browser's own figures: its jitter buffer (NetEQ) per sample played, and the
+  // output's delay it reports (media-playout: the sound device's buffer, not in the figures).
+  window.__received = async () => {
+    const pc = window.__pcs.filter((p) => p.connectionState !== "closed").at(-1);
+    const out = {};
+    if (!pc) return out;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") Object.assign(out, {
+        jb: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount });
+      if (s.type === "media-playout") Object.assign(out, {
+        playout: s.totalPlayoutDelay, samples: s.totalSamplesCount });
+    });
+    return out;
+  };
 })();
 """
 
@@ -178,30 +230,56 @@ def call_to_ring(page_l: Page, page_m: Page, stations: tuple[StationProcess, ...
     emit("call_to_ring_calls", len(delays))
 
 
-def bursts_heard(page_l: Page, page_m: Page, bursts: int, seed: int) -> list[float]:
-    """Tone bursts made at London, each timed to its onset heard at Moscow (ms)."""
-    start = page_m.evaluate("window.__onsets.length")
+# Where each page keeps the onsets it heard: handed to the audio output (the figure), and on a
+# WebAudio graph (MediaStreamAudioSourceNode and an AudioWorklet in a second AudioContext: its
+# FIFO and render quanta add delay nobody hears; kept to compare with earlier runs).
+HEARD = {"": "__heard", "_webaudio": "__onsets"}
+
+
+def bursts_heard(page_l: Page, page_m: Page, bursts: int, seed: int) -> dict[str, list[float]]:
+    """Tone bursts made at London, each timed to its onset heard at Moscow (ms), for each way
+    of hearing; and Moscow's jitter buffer (`_jitter_buffer`: NetEQ's delay per sample played
+    meanwhile) and the output delay its browser reports (`_output`: not in the onsets)."""
+    start = {way: page_m.evaluate(f"window.{name}.length") for way, name in HEARD.items()}
+    before = page_m.evaluate("window.__received()")
     sent = []
     for k in range(bursts):
         sent.append(page_l.evaluate("window.__burst(100)"))
         time.sleep(0.6 + (seed * 7919 + k * 104729) % 20 / 1000)
     time.sleep(1.0)
-    heard = page_m.evaluate(f"window.__onsets.slice({start})")
-    # Each burst's onset is the first one heard after it was made, and before the next.
-    delays = []
-    for k, at in enumerate(sent):
-        until = sent[k + 1] if k + 1 < len(sent) else at + 2000
-        found = [h for h in heard if at <= h < until]
-        if found:
-            delays.append(found[0] - at)
-    if len(delays) < len(sent):
-        print(f"# {len(sent) - len(delays)} of {len(sent)} bursts not heard", file=sys.stderr)
-    return delays
+    after = page_m.evaluate("window.__received()")
+    result: dict[str, list[float]] = {}
+    for way, name in HEARD.items():
+        heard = page_m.evaluate(f"window.{name}.slice({start[way]})")
+        # Each burst's onset is the first one heard after it was made, and before the next.
+        delays = []
+        for k, at in enumerate(sent):
+            until = sent[k + 1] if k + 1 < len(sent) else at + 2000
+            found = [h for h in heard if at <= h < until]
+            if found:
+                delays.append(found[0] - at)
+        if len(delays) < len(sent):
+            missed = len(sent) - len(delays)
+            print(
+                f"# {missed} of {len(sent)} bursts not heard ({way or 'handed'})", file=sys.stderr
+            )
+        result[way] = delays
+    for way, total, count in (
+        ("_jitter_buffer", "jb", "emitted"),
+        ("_output", "playout", "samples"),
+    ):
+        if all(key in stats for stats in (before, after) for key in (total, count)):
+            done = after[count] - before[count]
+            if done > 0:
+                result[way] = [1000 * (after[total] - before[total]) / done]
+    return result
 
 
-def mouth_to_ear(page_l: Page, page_m: Page, bursts: int, seed: int) -> tuple[list[float], ...]:
+def mouth_to_ear(
+    page_l: Page, page_m: Page, bursts: int, seed: int
+) -> tuple[dict[str, list[float]], ...]:
     """One call: bursts 2 s after the answer, and again once the browsers' buffers have had
-    10 s more to settle (a WebRTC receiver starts with a cautious buffer, and comes down)."""
+    10 s more to settle (a WebRTC receiver may start with a cautious buffer, and come down)."""
     page_l.select_option('[data-link="moscow"] .call-precedence', "FLASH")
     page_l.click('[data-link="moscow"] .call-place')
     page_m.wait_for_selector("#call-ring", state="visible")
@@ -217,9 +295,33 @@ def mouth_to_ear(page_l: Page, page_m: Page, bursts: int, seed: int) -> tuple[li
     return early, settled
 
 
+def set_frame_ms(station: StationProcess, frame_ms: int) -> None:
+    """The station's `[calls] frame_ms` (its configuration file, before it starts)."""
+    path = station.data.config_file
+    lines = path.read_text().splitlines()
+    lines = [f"frame_ms = {frame_ms}" if line.startswith("frame_ms =") else line for line in lines]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def report(rounds: dict[str, dict[str, list[float]]]) -> None:
+    for name, ways in rounds.items():
+        for way in HEARD:
+            delays = ways.get(way, [])
+            if delays:
+                emit(f"{name}{way}_p50_ms", f"{statistics.median(delays):.1f}")
+                emit(f"{name}{way}_p99_ms", f"{percentile(delays, 99):.1f}")
+                emit(f"{name}{way}_min_ms", f"{min(delays):.1f}")
+                emit(f"{name}{way}_bursts", len(delays))
+        for way in ("_jitter_buffer", "_output"):
+            if ways.get(way):
+                emit(f"{name}{way}_ms", f"{statistics.median(ways[way]):.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run, to check it works")
+    frames = "the stations' [calls] frame_ms (default as configured: 20)"
+    parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=None, help=frames)
     args = parser.parse_args()
     rings, calls, bursts = (3, 1, 6) if args.quick else (10, 3, 10)
 
@@ -233,6 +335,8 @@ def main() -> None:
         london, moscow = make_pair(Path(directory))
         try:
             for station in (london, moscow):
+                if args.frame_ms is not None:
+                    set_frame_ms(station, args.frame_ms)
                 station.start()
             wait_up(london)
             wait_up(moscow)
@@ -244,22 +348,16 @@ def main() -> None:
                     page_l = open_console(browsers[0], olga, INIT_SCRIPT)
                     page_m = open_console(browsers[1], ivan, INIT_SCRIPT)
                     call_to_ring(page_l, page_m, (london, moscow), rings)
-                    early: list[float] = []
-                    settled: list[float] = []
+                    rounds: dict[str, dict[str, list[float]]] = {
+                        "mouth_to_ear": {}, "mouth_to_ear_settled": {}}  # fmt: skip
                     for k in range(calls):
                         wait_idle(london, moscow)
-                        first, then = mouth_to_ear(page_l, page_m, bursts, seed=k)
-                        emit(f"mouth_to_ear_call{k + 1}_p50_ms", f"{statistics.median(first):.1f}")
-                        emit(f"mouth_to_ear_settled_call{k + 1}_p50_ms",
-                             f"{statistics.median(then):.1f}")  # fmt: skip
-                        early += first
-                        settled += then
-                    rounds = {"mouth_to_ear": early, "mouth_to_ear_settled": settled}
-                    for name, delays in rounds.items():
-                        emit(f"{name}_p50_ms", f"{statistics.median(delays):.1f}")
-                        emit(f"{name}_p99_ms", f"{percentile(delays, 99):.1f}")
-                        emit(f"{name}_min_ms", f"{min(delays):.1f}")
-                        emit(f"{name}_bursts", len(delays))
+                        for name, got in zip(rounds, mouth_to_ear(page_l, page_m, bursts, seed=k),
+                                             strict=True):  # fmt: skip
+                            emit(f"{name}_call{k + 1}_p50_ms", f"{statistics.median(got['']):.1f}")
+                            for way, values in got.items():
+                                rounds[name].setdefault(way, []).extend(values)
+                    report(rounds)
                 finally:
                     for browser in browsers:
                         browser.close()
