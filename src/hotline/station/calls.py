@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from hotline.errors import CallError, CallRefused
+from hotline.errors import CallError, CallRefused, StoreError
 from hotline.protocol.callframes import CallEnd, CallFrame, CallInvite
 from hotline.protocol.callframes import CallMedia as CallMediaFrame
 from hotline.protocol.callrecord import CallRecord, decode_record, encode_record
@@ -49,6 +49,7 @@ from hotline.station.udp import MediaSockets
 
 if TYPE_CHECKING:
     from hotline.station.link_runtime import LinkRuntime
+    from hotline.station.sidefiles import SideFiles
     from hotline.store.base import SqlStore
 
 __all__ = ["CallDesk"]
@@ -83,6 +84,7 @@ class CallDesk:
         self.sockets = sockets
         self.settings = settings
         self.recordings = data / "recordings"
+        self.side_files: SideFiles | None = None  # a side of several nodes keeps them in its store
         self.table = CallTable()
         self.live: dict[bytes, _Live] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_CALLS)
@@ -126,6 +128,9 @@ class CallDesk:
                 log.error("link %s: the note of call %s is unreadable: %s", self.name, call_id, exc)
                 continue
             log.warning("link %s: call %s was cut short by a stop", self.name, call_id[:8])
+            kept = [{"name": r.name.removeprefix(f"{call_id}-").removesuffix(".opus"),
+                     "sha256": r.sha256} for r in record.recordings]  # fmt: skip
+            await self._keep_recordings(bytes.fromhex(call_id), kept)
             await self._write_record(bytes.fromhex(call_id), record)
 
     async def _recorded_calls(self) -> set[str]:
@@ -384,6 +389,7 @@ class CallDesk:
             if call.local_index is not None:
                 self.sockets.unregister(call.local_index)
             recordings = await media.stop()
+            await self._keep_recordings(call.call_id, recordings)
         people = [*live.past, *live.participants.values()] if live else []
         for participant in people:
             participant.left_ns = participant.left_ns or call.ended_ns
@@ -392,6 +398,20 @@ class CallDesk:
         self._publish(call, "ended", reason=call.end_reason)
         log.info("link %s: call %s ended: %s", self.name, call.call_id.hex()[:8], call.end_reason)
         await self._write_record(call.call_id, record)
+
+    async def _keep_recordings(self, call_id: bytes, recordings: list[dict[str, Any]]) -> None:
+        """On a side of several nodes, the sealed recordings into the side's store before the
+        record names them. A store that refuses costs the copy, never the record."""
+        if self.side_files is None:
+            return
+        for rec in recordings:
+            name = f"{self.recordings.name}/{call_id.hex()}-{rec['name']}.opus"
+            try:
+                await self.side_files.keep(name, bytes.fromhex(rec["sha256"]))
+            except StoreError as exc:
+                log.error(
+                    "link %s: recording %s not kept in the side's store: %s", self.name, name, exc
+                )
 
     async def _write_record(self, call_id: bytes, record: CallRecord) -> None:
         text = encode_record(record)

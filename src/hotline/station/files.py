@@ -12,18 +12,15 @@ would land in a file another link's checked hash then vouches for), and what is 
 link is bytes that came on it (issue 13, item 6; docs/link.md §6). Uploads over the size limit
 are refused as they arrive, not after: the disk never holds more than the limit for one.
 
-On a side of several nodes the files are in the shared store as well (`replica`, set by the
-station; store/fileblobs.py): `keep` copies a file there before anyone is told it is held, and
-`restore_missing` copies back, at a node's start, what its own disk lacks.
+On a side of several nodes the files are in the shared store as well (`side`, set by the station;
+station/sidefiles.py): `keep` copies a file there before anyone is told it is held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
-import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -34,12 +31,9 @@ from hotline.durable import sync_dir
 from hotline.errors import HotlineError
 
 if TYPE_CHECKING:
-    from hotline.station.storethread import StoreThread
-    from hotline.store.base import SqlStore
+    from hotline.station.sidefiles import SideFiles
 
 __all__ = ["DEFAULT_MAX_SIZE", "FileStore", "FileTooLarge", "PartialFile"]
-
-log = logging.getLogger("hotline.files")
 
 DEFAULT_MAX_SIZE = 100 * 1024 * 1024
 _READ = 1024 * 1024
@@ -55,7 +49,7 @@ class FileStore:
         self.max_size = max_size
         self.partial_dir = root / "partial"
         self.upload_dir = root / "upload"
-        self.replica: StoreThread | None = None  # the side's store, on a side of several nodes
+        self.side: SideFiles | None = None  # the side's store, on a side of several nodes
         for path in (root, self.partial_dir, self.upload_dir):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         for leftover in self.upload_dir.iterdir():  # an upload cut off by a crash: never named
@@ -106,47 +100,8 @@ class FileStore:
         """On a side of several nodes, copy a file held whole here into the side's store (if it
         is not there already): then the loss of this node's disk does not lose it. Raises
         StoreError (or LeaseLost) if the store did not take it."""
-        if self.replica is None:
-            return
-        path = self.path(sha256)
-        await self.replica.call(lambda store: store.put_file_blob(sha256, path))
-
-    async def restore_missing(self) -> int:
-        """Copy back from the side's store every file this node's disk lacks (a node that takes
-        over from another); each is checked against its name. How many were copied."""
-        if self.replica is None:
-            return 0
-        held = await self.replica.call(lambda store: store.file_blob_sizes())
-        restored = 0
-        for sha256, size in held.items():
-            if self.size_of(sha256) == size:
-                continue
-            if await self.replica.call(functools.partial(self._restore, sha256=sha256)):
-                restored += 1
-        if restored:
-            log.info("%d attachment file(s) copied from the side's store to this node", restored)
-        return restored
-
-    def _restore(self, store: SqlStore, *, sha256: bytes) -> bool:
-        """In the replica's thread: the file's chunks into an upload file, hashed, then named."""
-        tmp = self.upload_dir / secrets.token_hex(16)
-        try:
-            digest = hashlib.sha256()
-            with tmp.open("wb") as out:
-                for chunk in store.file_blob_chunks(sha256):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.digest() != sha256:  # a store is no more trusted than a disk
-                log.error(
-                    "attachment %s in the side's store does not hash to its name", sha256.hex()[:16]
-                )
-                return False
-            self._name(tmp, sha256)
-            return True
-        finally:
-            tmp.unlink(missing_ok=True)
+        if self.side is not None:
+            await self.side.keep(f"attachments/{sha256.hex()}", sha256)  # the data dir's
 
     def _name(self, tmp: Path, sha256: bytes) -> None:
         if self.size_of(sha256) is None:

@@ -38,6 +38,7 @@ from hotline.station.files import FileStore
 from hotline.station.limits import HeadWaits, guarded_http, raise_open_files_limit
 from hotline.station.link_runtime import STATION_TIMING, LinkRuntime
 from hotline.station.links import load_links
+from hotline.station.sidefiles import SideFiles
 from hotline.station.storethread import StoreThread
 from hotline.station.transfers import Transfers
 from hotline.station.translation import TranslationDesk
@@ -145,6 +146,7 @@ class Station:
         self.discipline = Discipline(self, self.config.console)
         self.links: dict[str, LinkRuntime] = {}
         self.files = FileStore(data.path / "attachments", self.config.attachments.max_size)
+        self.side_files: SideFiles | None = None  # on a side of several nodes (sidefiles.py)
         self.translation = TranslationDesk(
             EngineSettings.from_toml(self.config.translate, data.path), data.path
         )
@@ -184,7 +186,8 @@ class Station:
             except BaseException:
                 blobs.close()
                 raise
-            self.files.replica = StoreThread(blobs, on_lost=self._fail)
+            self.side_files = SideFiles(StoreThread(blobs, on_lost=self._fail), self.data.path)
+            self.files.side = self.side_files
         await self.translation.start()
         for link in load_links(self.data, self.identity):
             await self.store.call(functools.partial(_add_link, config=link.config))
@@ -198,6 +201,7 @@ class Station:
             runtime.calls = CallDesk(
                 runtime, self.media, self.config.calls, self.data.path, self.card.body.name
             )
+            runtime.calls.side_files = self.side_files
             self.links[link.name] = runtime
 
     def _timing(self) -> Timing:
@@ -211,9 +215,9 @@ class Station:
                 runtime.transfers.stop()
         if self.store is not None:
             self.store.close()
-        if self.files.replica is not None:
-            self.files.replica.close()
-            self.files.replica = None
+        if self.side_files is not None:
+            self.side_files.replica.close()
+            self.files.side = self.side_files = None
 
     async def _run(self) -> None:
         tasks: list[asyncio.Task[None]] = []
@@ -280,8 +284,8 @@ class Station:
 
     def _start_tasks(self, manager: PathManager) -> list[asyncio.Task[None]]:
         tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.discipline.run())]
-        if self.files.replica is not None:
-            tasks.append(asyncio.create_task(self._restore_files()))
+        if self.side_files is not None:
+            tasks.append(asyncio.create_task(self._restore_files(self.side_files)))
         for runtime in self.links.values():
             tasks.append(asyncio.create_task(runtime.run_sender()))
             if runtime.calls is not None:  # the records of calls that a stop cut short
@@ -295,15 +299,15 @@ class Station:
                 ]
         return tasks
 
-    async def _restore_files(self) -> None:
-        """A node that took over: the attachment files its disk lacks, from the side's store
-        (while they come, a peer asking for one is answered when it asks again)."""
+    async def _restore_files(self, side_files: SideFiles) -> None:
+        """A node that took over: the attachment files and recordings its disk lacks, from the
+        side's store (while they come, a peer asking for a file is answered when it asks again)."""
         try:
-            await self.files.restore_missing()
+            await side_files.restore_missing()
         except LeaseLost:
             raise
         except StoreError as exc:
-            log.error("attachment files not copied from the side's store: %s", exc)
+            log.error("files not copied from the side's store: %s", exc)
 
     async def _tick(self) -> None:
         while True:

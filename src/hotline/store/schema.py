@@ -30,8 +30,9 @@ Tables (the same in both dialects):
                  the table stays empty, the data directory's lock being the one-writer rule):
                  which node is active, its fencing epoch, until when (store/lease.py)
     send_keys    the keys of sends that can be retried, each with the message it made
-    file_chunks, file_blobs  the bytes of attachment files on a side of several nodes, in
-                 chunks; a file is whole once its file_blobs row is (store/fileblobs.py)
+    file_chunks, file_blobs  on a side of several nodes, the bytes of its attachment files and
+                 call recordings, in chunks; a file is whole once its file_blobs row is
+                 (store/fileblobs.py)
 """
 
 from __future__ import annotations
@@ -311,17 +312,19 @@ CREATE TABLE send_keys (
 # what it said).
 _V12 = ["ALTER TABLE drafts ADD COLUMN reason TEXT"]
 
-# Version 13: the bytes of attachment files, for a side of several nodes (store/fileblobs.py): a
+# Version 13: the files of the data directory that a side of several nodes keeps in its store
+# (store/fileblobs.py): attachments and call recordings, by their place in the data directory. A
 # file is in the store once its row in file_blobs is, its chunks written before it.
 _V13 = """
 CREATE TABLE file_chunks (
-    sha256 {blob} NOT NULL,
+    name TEXT NOT NULL,
     idx INTEGER NOT NULL,
     data {blob} NOT NULL,
-    PRIMARY KEY (sha256, idx)
+    PRIMARY KEY (name, idx)
 );
 CREATE TABLE file_blobs (
-    sha256 {blob} PRIMARY KEY,
+    name TEXT PRIMARY KEY,
+    sha256 {blob} NOT NULL,
     size BIGINT NOT NULL,
     stored_ns BIGINT NOT NULL
 )
