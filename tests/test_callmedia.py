@@ -130,3 +130,47 @@ def test_a_late_speaker_is_waited_for_not_filled_in_with_silence() -> None:
     of the speaker for the rest of the call (the peer's buffer would grow by it)."""
     sent, spoken = asyncio.run(_a_late_frame())
     assert sent <= spoken + 1  # at most one of silence before the speaker's first frame
+
+
+async def _forwarded(interpreter: bool) -> tuple[list[bytes], list[bytes], list[np.ndarray]]:
+    caller, callee, sockets = await _pair()
+    sent: list[bytes] = []
+    send_audio = caller._send_audio
+
+    def keep(opus: bytes, now_ns: int) -> None:
+        sent.append(opus)
+        send_audio(opus, now_ns)
+
+    caller._send_audio = keep  # type: ignore[method-assign]
+    packets: list[bytes] = []
+    heard: list[np.ndarray] = []
+    speaker = _join(caller, "london", [])
+    listener = _join(callee, "moscow", heard)
+    listener.packet_sink = lambda opus, frame: packets.append(opus)
+    if interpreter:  # another speaker at Moscow, silent: Moscow's principal hears a mix
+        _join(callee, "vera", [])
+    caller.start()
+    callee.start()
+    try:
+        for seq in range(50):
+            speaker.mic(_tone(seq))
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        return sent, packets, heard
+    finally:
+        await _close(caller, callee, sockets=sockets)
+
+
+def test_who_hears_the_peer_alone_is_handed_the_peers_packets_as_they_came() -> None:
+    sent, packets, heard = asyncio.run(_forwarded(interpreter=False))
+    forwarded = [p for p in packets if p]  # b"": a frame concealed, left to the client
+    assert len(forwarded) >= 45
+    assert set(forwarded) <= set(sent)  # the caller's own packets, not encoded again
+    assert len(heard) <= 5  # frames decoded here: only those concealed or not yet begun
+
+
+def test_who_hears_another_local_speaker_too_is_handed_the_mix() -> None:
+    _, packets, heard = asyncio.run(_forwarded(interpreter=True))
+    assert packets == []
+    loud = [f for f in heard if np.sqrt(np.mean(f.astype(np.float64) ** 2)) > 2000]
+    assert len(loud) >= 45

@@ -12,7 +12,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
-from hotline.station.audio import OpusDecoder, packet_samples
+from hotline.station.audio import OpusDecoder, OpusEncoder, packet_samples
 from hotline.station.webrtc import _no_prefetch, _ToBrowser, with_ptime
 
 FRAME = 960  # 20 ms at 48 kHz, the calls' default frame
@@ -173,3 +173,52 @@ def test_a_frame_more_than_the_time_that_passed_is_taken_back_at_a_quiet_one() -
     decoder = OpusDecoder(20)
     loud = sum(np.abs(decoder.decode(bytes(p))[240:].astype(float)).max() > 6000 for p in sent)
     assert loud == sum(1 for f in pushed if f.any())  # every loud frame went; a quiet one did not
+
+
+def test_the_peers_packets_go_to_the_page_as_they_came_in_one_stream() -> None:
+    # Whoever hears the peer alone is sent the peer's packets themselves: no encoding again at
+    # the station (2.5 ms of look-ahead, and the CPU). A frame lost on the way is not sent: its
+    # time goes by, and the page's decoder conceals it from its own state, as for a loss.
+    call_encoder, station_decoder = OpusEncoder(20, 40000), OpusDecoder(20)
+    track = _ToBrowser(FRAME)
+    peers: dict[int, bytes] = {}
+    sent: list[av.Packet[Any]] = []
+    at_station: list[np.ndarray] = []
+    for k in range(12):
+        if k == 6:  # lost, or late, on the link: the station's jitter buffer concealed it
+            at_station.append(station_decoder.conceal())
+            track.push_packet(b"", at_station[-1])
+            continue
+        peers[k] = call_encoder.encode(_tone(12000))
+        at_station.append(station_decoder.decode(peers[k]))
+        track.push_packet(peers[k], at_station[-1])
+        sent += _sent(track, 1)
+    assert track.forwarded == 11
+    assert track.left_to_page == 1
+    assert [bytes(p) for p in sent] == list(peers.values())  # the very packets, untouched
+    assert [p.pts for p in sent] == [k * FRAME for k in peers]  # the lost one's time went by
+    page = OpusDecoder(20)  # one decoder for the whole stream, as the page has
+    heard = [page.decode(bytes(p)) for p in sent[:6]] + [page.conceal()]
+    heard += [page.decode(bytes(p)) for p in sent[6:]]
+    assert all(np.array_equal(a, b) for a, b in zip(heard, at_station, strict=True))
+    assert all(8000 < np.abs(f.astype(float)).max() < 16000 for f in heard[1:7])  # the tone
+
+
+def test_a_frame_of_the_mix_between_forwarded_packets_is_encoded_in_the_same_stream() -> None:
+    # An interpreter joined for a frame: that frame is the mix, encoded here; the stream's
+    # timestamps go on a frame apart, and the page's one decoder plays it.
+    call_encoder, station_decoder = OpusEncoder(20, 40000), OpusDecoder(20)
+    track = _ToBrowser(FRAME)
+    sent: list[av.Packet[Any]] = []
+    for k in range(8):
+        packet = call_encoder.encode(_tone(12000))
+        if k == 5:
+            track.push(station_decoder.decode(packet))
+        else:
+            track.push_packet(packet, station_decoder.decode(packet))
+        sent += _sent(track, 1)
+    assert track.forwarded == 7
+    assert [p.pts for p in sent] == [k * FRAME for k in range(8)]
+    page = OpusDecoder(20)
+    levels = [np.abs(page.decode(bytes(p)).astype(float)).max() for p in sent]
+    assert 8000 < levels[5] < 16000

@@ -238,10 +238,18 @@ class CallMedia:
         """What each participant hears for one frame: the peer and the other local speakers."""
         playout = self.buffer.pop(now_ns)
         peer = None if playout is None else self.decoder.play(playout)
+        # Whoever hears the peer alone (no other local speaker, even one silent this frame)
+        # and decodes Opus itself is handed the peer's packet as it came; for a frame rebuilt
+        # from FEC or concealed, nothing (b""): their decoder conceals it from its own state.
+        packet = None if playout is None else playout.opus if playout.kind == "packet" else b""
         local = self._local.popleft() if self._local else {}
         heard = mix_heard(local, peer, list(self.participants), self.frame_samples)
+        speakers = [pid for pid, p in self.participants.items() if not p.muted]
         for pid, participant in self.participants.items():
-            participant.deliver(heard[pid])
+            frame = heard[pid]
+            alone = frame is peer and speakers in ([], [pid])
+            if not (alone and packet is not None and participant.deliver_packet(packet, frame)):
+                participant.deliver(frame)
 
     # -- sending ---------------------------------------------------------------------------------
 

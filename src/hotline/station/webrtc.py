@@ -14,7 +14,13 @@ several packets): 80 ms, then 20 ms more on every word from the page, and no set
 Opus packet is a whole frame (RFC 7587), so the station takes each the moment it comes
 (`_EachPacket`); the call's own jitter buffer is on the link's side.
 
-Towards the page the station encodes itself (`_ToBrowser`): aiortc's encoder is libopus in its
+Towards the page, a person who hears the peer alone (one person at each end, the usual call)
+is sent the peer's Opus packets as they came over the link, at the call's playout beat: the
+page decodes them itself (they are the call's Opus: 48 kHz mono, the call's frame, in-band FEC,
+which any Opus decoder plays). A frame the call's jitter buffer concealed or rebuilt from FEC
+is not sent: its time goes by, and the page's decoder conceals it from its own state, or from
+the next packet's FEC, as for any loss. Whoever hears more than the peer (an interpreter at
+this station) is sent the mix, encoded here (`_ToBrowser`): aiortc's encoder is libopus in its
 `voip` mode (6.5 ms of look-ahead); on the console's own network, where bitrate costs nothing,
 the restricted low-delay mode (2.5 ms) at 64 kb/s. Packets are the call's frames: split into
 10 ms packets that come in pairs, Chrome's jitter buffer held 20 ms more, not less. The answer
@@ -149,17 +155,22 @@ class _LowDelayEncoder:
 
 
 class _ToBrowser(MediaStreamTrack):
-    """What the person should hear (the call's N-1 mix for them) as Opus packets, one per frame
-    of the call, encoded here (see the docstring); silence at the frame rate while the call is
-    not yet answered, or its clock has paused."""
+    """What the person should hear as Opus packets, one per frame of the call: the peer's own
+    packets when they hear the peer alone, else the call's N-1 mix for them encoded here (see
+    the docstring); silence at the frame rate while the call is not yet answered, or its clock
+    has paused."""
 
     kind = "audio"
 
     def __init__(self, frame_samples: int) -> None:
         super().__init__()
         self.frame_samples = frame_samples
-        self.queue: asyncio.Queue[np.ndarray] = asyncio.Queue(QUEUED)
+        # Each frame of the mix, with the peer's Opus packet it came from when it is forwarded.
+        self.queue: asyncio.Queue[tuple[np.ndarray, bytes | None]] = asyncio.Queue(QUEUED)
         self.encoder = _LowDelayEncoder(frame_samples)
+        self.forwarded = 0  # packets of the peer's sent as they came
+        self.left_to_page = 0  # frames lost on the way, for the page's decoder to conceal
+        self._last_forwarded: np.ndarray | None = None  # to prime the encoder after them
         self._pts = 0
         self._anchor: float | None = None  # the loop's time of the stream's sample 0
         self._recent: deque[tuple[float, float]] = deque()  # (time, offset): the last second
@@ -169,25 +180,50 @@ class _ToBrowser(MediaStreamTrack):
         self._silence = np.zeros(frame_samples, dtype=np.int16)
 
     def push(self, frame: np.ndarray) -> None:
+        """A frame of the mix, to encode here."""
+        self._put(frame, None)
+
+    def push_packet(self, opus: bytes, frame: np.ndarray) -> None:
+        """The peer's Opus packet, to send as it came (`frame`: what it decodes to), or b""
+        for a frame lost on the way: none is sent, and its time goes by (the page's decoder
+        conceals it, or rebuilds it from the next packet's FEC, from its own state)."""
+        self._put(frame, opus)
+
+    def _put(self, frame: np.ndarray, opus: bytes | None) -> None:
         if self.queue.full():
             self.queue.get_nowait()
-        self.queue.put_nowait(frame)
+        self.queue.put_nowait((frame, opus))
 
     async def recv(self) -> av.Packet[Any]:
-        packet = av.Packet(self.encoder.encode(await self._next_frame()))
+        pcm, opus = await self._next_frame()
+        while opus == b"":
+            self.left_to_page += 1
+            self._pts += self.frame_samples
+            pcm, opus = await self._next_frame()
+        if opus is not None:
+            self.forwarded += 1
+            self._last_forwarded = pcm
+        else:
+            if self._last_forwarded is not None:
+                # Back from forwarded packets: the encoder's look-ahead holds what it last saw,
+                # long ago; the last frame the page heard goes in first, its packet unsent.
+                self.encoder.encode(self._last_forwarded)
+                self._last_forwarded = None
+            opus = self.encoder.encode(pcm)
+        packet = av.Packet(opus)
         packet.pts, packet.time_base = self._pts, fractions.Fraction(1, RATE)
         self._pts += self.frame_samples
         return packet
 
-    async def _next_frame(self) -> np.ndarray:
+    async def _next_frame(self) -> tuple[np.ndarray, bytes | None]:
         """The next frame to send: of the mix, or silence if none came two frames after it was
         due; a frame is passed over while the stream runs ahead (`_ahead`)."""
         while True:
-            pcm = await self._next_mixed()
+            pcm, opus = await self._next_mixed()
             if pcm is self._silence or not self._ahead(pcm):
-                return pcm
+                return pcm, opus
 
-    async def _next_mixed(self) -> np.ndarray:
+    async def _next_mixed(self) -> tuple[np.ndarray, bytes | None]:
         """The next frame of the mix, or silence if none came two frames after it was due.
         The first is the newest waiting: what came before the page's connection was up would
         be sent at once, and the page's jitter buffer would start that much behind."""
@@ -199,13 +235,13 @@ class _ToBrowser(MediaStreamTrack):
         due = self._anchor + (self._pts + 2 * self.frame_samples) / RATE
         try:
             if self.queue.empty():
-                pcm = await asyncio.wait_for(self.queue.get(), max(0.0, due - loop.time()))
+                got = await asyncio.wait_for(self.queue.get(), max(0.0, due - loop.time()))
             else:  # however late: a frame of the call is never passed over for silence
-                pcm = self.queue.get_nowait()
+                got = self.queue.get_nowait()
         except TimeoutError:
-            return self._silence
+            return self._silence, None
         self._anchor = loop.time() - self._pts / RATE  # the stream follows the call's clock
-        return pcm
+        return got
 
     def _ahead(self, pcm: np.ndarray) -> bool:
         """Whether to pass this frame over: the stream runs half a frame or more ahead of its
@@ -250,6 +286,7 @@ class BrowserLeg:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.out = _ToBrowser(frame_samples)
         self.participant: Participant = desk.join(call_id, person, role, self.out.push)
+        self.participant.packet_sink = self.out.push_packet
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_close: Callable[[], None] = lambda: None
         self.pc.addTrack(self.out)
