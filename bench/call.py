@@ -11,7 +11,7 @@ P.862.2 (PESQ wide band, the `pesq` package) at 16 kHz: the heard audio is align
 by cross-correlation, and both are resampled by sox. Prints `name: value` lines:
 
   pesq_wb_codec_only_<bitrate>: the speech through libopus alone (`OpusEncoder` with the call's
-      settings, `OpusDecoder`; 20 ms frames) at 24, 32 and 40 kbit/s; pesq_wb_codec_only is the
+      settings, `OpusDecoder`; 20 ms frames) at 24, 32, 40 and 48 kbit/s; pesq_wb_codec_only is the
       one at the station's default bit rate, and pesq_wb_codec_only_10ms the same in 10 ms
       frames. pesq_wb_codec_loss10_ideal: 10% of the packets lost at random, each recovered
       from the next packet's FEC when that one came, else concealed, as a receiver with a
@@ -624,7 +624,7 @@ def setup_and_answer(pair: Pair, count: int) -> tuple[list[float], list[float]]:
 
 
 def part_codec(speech: Pcm, judge: Judge) -> None:
-    for bitrate in (24_000, 32_000, 40_000):
+    for bitrate in (24_000, 32_000, 40_000, 48_000):
         emit(f"pesq_wb_codec_only_{bitrate}", f"{codec_only(speech, bitrate, judge):.3f}")
     emit("pesq_wb_codec_only", f"{codec_only(speech, BITRATE, judge):.3f}")
     emit("pesq_wb_codec_only_10ms", f"{codec_only(speech, BITRATE, judge, 10):.3f}")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hotline.errors import RemoteError
 from hotline.station.audio import (
+    COMPLEXITY,
     RATE,
     SILENCE_DBFS,
     OpusDecoder,
@@ -511,3 +512,17 @@ def test_wav_round_trip_and_conversion(tmp_path: Path) -> None:
     (tmp_path / "c.wav").write_bytes(b"RIFF not really")
     with pytest.raises(RemoteError):
         read_wav(tmp_path / "c.wav")
+
+
+def test_the_encoder_works_at_the_complexity_it_is_given() -> None:
+    """The station's encoder runs at COMPLEXITY (the cost of a call hangs on it): FFmpeg takes
+    the setting, and another complexity gives other packets."""
+    speech = [
+        (np.sin(np.arange(960) * 0.03 * (i % 7 + 1)) * 9000).astype(np.int16) for i in range(50)
+    ]
+
+    def packets(encoder: OpusEncoder) -> list[bytes]:
+        return [encoder.encode(frame) for frame in speech]
+
+    assert packets(OpusEncoder()) == packets(OpusEncoder(complexity=COMPLEXITY))
+    assert packets(OpusEncoder()) != packets(OpusEncoder(complexity=10))

@@ -171,8 +171,9 @@ class CallsSection(msgspec.Struct, forbid_unknown_fields=True):
     ring_timeout_s: int = 45  # unanswered by then: a missed call (alarm here, "no answer" there)
     frame_ms: int = 20  # 20 or 10: shorter frames, less delay, more packets
     # Opus bits per second. With in-band FEC on, Opus spends part of them on the previous frame:
-    # 40 kbit/s keeps espeak-ng speech at PESQ-WB 3.9 (32: 3.6), a trifle beside a link's paths.
-    bitrate: int = 40000
+    # 48 kbit/s keeps espeak-ng speech at PESQ-WB 4.1 at the encoder's complexity (audio.py), a
+    # trifle beside a link's paths.
+    bitrate: int = 48000
     record: bool = False  # record every call (a link's link.toml can say otherwise)
     udp: bool = True  # false: media over the TCP sessions only (where UDP is blocked)
     all_paths: bool = True  # every media frame on every live path; false: on the best one only
