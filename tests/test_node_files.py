@@ -232,7 +232,7 @@ def test_a_call_recorded_by_a_node_that_dies_is_held_by_the_node_that_takes_over
     assert call.status(a)["recorded"]
     time.sleep(1.0)  # a second of the call's frames in each recording
     call.end()
-    _wait(lambda: _london_records(url), "London's call record")
+    _wait(lambda: bool(_london_records(url)), "London's call record")
     a.kill(signal.SIGKILL)
     wait_role(b, "active")
     (record,) = _london_records(url)
