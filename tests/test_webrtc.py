@@ -176,37 +176,34 @@ def test_a_frame_more_than_the_time_that_passed_is_taken_back_at_a_quiet_one() -
 
 
 def test_the_peers_packets_go_to_the_page_as_they_came_in_one_stream() -> None:
-    # Whoever hears the peer alone is sent the peer's packets themselves: no encoding again at
-    # the station (2.5 ms of look-ahead, and the CPU). A frame lost on the way is not sent: its
-    # time goes by, and the page's decoder conceals it from its own state, as for a loss.
+    # Whoever hears the peer alone is sent the peer's packets themselves, as they come: no
+    # second jitter buffer in front of the page's, no encoding again (2.5 ms of look-ahead).
+    # A frame lost on the way leaves its gap in the timestamps, for the page's decoder to
+    # conceal from its own state, as for any loss; one out of order goes back to its place.
     call_encoder, station_decoder = OpusEncoder(20, 40000), OpusDecoder(20)
     track = _ToBrowser(FRAME)
-    peers: dict[int, bytes] = {}
+    base = 2**32 - 3 * FRAME  # the peer's timestamps wrap on the way
+    peers = {k: call_encoder.encode(_tone(12000)) for k in range(12)}
     sent: list[av.Packet[Any]] = []
-    at_station: list[np.ndarray] = []
-    for k in range(12):
-        if k == 6:  # lost, or late, on the link: the station's jitter buffer concealed it
-            at_station.append(station_decoder.conceal())
-            track.push_packet(b"", at_station[-1])
-            continue
-        peers[k] = call_encoder.encode(_tone(12000))
-        at_station.append(station_decoder.decode(peers[k]))
-        track.push_packet(peers[k], at_station[-1])
+    for k in (0, 1, 2, 3, 4, 5, 8, 7, 9, 10, 11):  # 6 lost, 8 before 7
+        track.push_packet(peers[k], (base + k * FRAME) % 2**32)
         sent += _sent(track, 1)
     assert track.forwarded == 11
-    assert track.left_to_page == 1
-    assert [bytes(p) for p in sent] == list(peers.values())  # the very packets, untouched
-    assert [p.pts for p in sent] == [k * FRAME for k in peers]  # the lost one's time went by
-    page = OpusDecoder(20)  # one decoder for the whole stream, as the page has
-    heard = [page.decode(bytes(p)) for p in sent[:6]] + [page.conceal()]
-    heard += [page.decode(bytes(p)) for p in sent[6:]]
+    assert [bytes(p) for p in sent] == [peers[k] for k in (0, 1, 2, 3, 4, 5, 8, 7, 9, 10, 11)]
+    assert [p.pts for p in sent] == [k * FRAME for k in (0, 1, 2, 3, 4, 5, 8, 7, 9, 10, 11)]
+    # The page's decoder, in timestamp order, plays what the station's own decoder would.
+    page, at_station = OpusDecoder(20), []
+    for k in range(12):
+        at_station.append(station_decoder.conceal() if k == 6 else station_decoder.decode(peers[k]))
+    by_pts = {(p.pts or 0) // FRAME: bytes(p) for p in sent}
+    heard = [page.conceal() if k not in by_pts else page.decode(by_pts[k]) for k in range(12)]
     assert all(np.array_equal(a, b) for a, b in zip(heard, at_station, strict=True))
     assert all(8000 < np.abs(f.astype(float)).max() < 16000 for f in heard[1:7])  # the tone
 
 
 def test_a_frame_of_the_mix_between_forwarded_packets_is_encoded_in_the_same_stream() -> None:
-    # An interpreter joined for a frame: that frame is the mix, encoded here; the stream's
-    # timestamps go on a frame apart, and the page's one decoder plays it.
+    # An interpreter joined: the mix is encoded here, and the stream goes on a frame apart;
+    # the peer's packets after it go on from there, whatever their timestamps.
     call_encoder, station_decoder = OpusEncoder(20, 40000), OpusDecoder(20)
     track = _ToBrowser(FRAME)
     sent: list[av.Packet[Any]] = []
@@ -215,10 +212,28 @@ def test_a_frame_of_the_mix_between_forwarded_packets_is_encoded_in_the_same_str
         if k == 5:
             track.push(station_decoder.decode(packet))
         else:
-            track.push_packet(packet, station_decoder.decode(packet))
+            track.push_packet(packet, 5000 + k * FRAME + (7 * FRAME if k > 5 else 0))
         sent += _sent(track, 1)
     assert track.forwarded == 7
     assert [p.pts for p in sent] == [k * FRAME for k in range(8)]
     page = OpusDecoder(20)
     levels = [np.abs(page.decode(bytes(p)).astype(float)).max() for p in sent]
     assert 8000 < levels[5] < 16000
+
+
+def test_a_pause_in_the_peers_packets_is_not_filled_with_silence() -> None:
+    # Silence sent into the gap would take the time of the packets that come late, and the
+    # page would play silence in their place; its own jitter buffer fills the gap instead.
+    track = _ToBrowser(FRAME)
+    encoder = OpusEncoder(20, 40000)
+    packets = [encoder.encode(_tone(12000)) for _ in range(2)]
+
+    async def pause() -> list[av.Packet[Any]]:
+        track.push_packet(packets[0], 0)
+        first = await track.recv()
+        asyncio.get_running_loop().call_later(0.1, track.push_packet, packets[1], FRAME)
+        return [first, await track.recv()]
+
+    sent = asyncio.run(pause())
+    assert [bytes(p) for p in sent] == packets
+    assert [p.pts for p in sent] == [0, FRAME]

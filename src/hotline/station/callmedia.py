@@ -1,7 +1,8 @@
 """The media of one answered call at this station: every frame period, mix the local speakers,
 encode, seal and send on every live path (and on TCP when the peer hears no UDP); play what came
 first from the peer through the jitter buffer, and give each local participant the peer plus the
-other local speakers (N-1).
+other local speakers (N-1); or, to one whose client decodes Opus itself (the browser phone) and
+who hears the peer alone, the peer's packets the moment they come.
 
 The peer's datagrams arrive on any path, in any order, twice or more: the opener's replay window
 refuses a datagram seen before, and the jitter buffer keeps the first copy of each frame and counts
@@ -21,9 +22,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hotline.errors import MediaError
+from hotline.errors import MediaError, RemoteError
 from hotline.protocol.media import AudioFrame, MediaOpener, MediaSealer, Probe, ProbeReply
-from hotline.station.audio import OpusDecoder, OpusEncoder, level_dbfs, mix, mix_heard
+from hotline.station.audio import (
+    OpusDecoder,
+    OpusEncoder,
+    level_dbfs,
+    mix,
+    mix_heard,
+    packet_samples,
+)
 from hotline.station.jitter import JitterBuffer
 from hotline.station.participants import MAX_QUEUED_FRAMES, Participant
 from hotline.station.pathstats import PathStats
@@ -238,18 +246,39 @@ class CallMedia:
         """What each participant hears for one frame: the peer and the other local speakers."""
         playout = self.buffer.pop(now_ns)
         peer = None if playout is None else self.decoder.play(playout)
-        # Whoever hears the peer alone (no other local speaker, even one silent this frame)
-        # and decodes Opus itself is handed the peer's packet as it came; for a frame rebuilt
-        # from FEC or concealed, nothing (b""): their decoder conceals it from its own state.
-        packet = None if playout is None else playout.opus if playout.kind == "packet" else b""
         local = self._local.popleft() if self._local else {}
         heard = mix_heard(local, peer, list(self.participants), self.frame_samples)
-        speakers = [pid for pid, p in self.participants.items() if not p.muted]
+        forwarded = self._forwarded_to()
         for pid, participant in self.participants.items():
-            frame = heard[pid]
-            alone = frame is peer and speakers in ([], [pid])
-            if not (alone and packet is not None and participant.deliver_packet(packet, frame)):
-                participant.deliver(frame)
+            if pid not in forwarded:  # those were handed the peer's packets as they came
+                participant.deliver(heard[pid])
+
+    def _forwarded_to(self) -> list[str]:
+        """Who is handed the peer's packets as they come rather than the frames played here:
+        those whose client decodes Opus itself and who hear the peer alone (no other local
+        speaker, even one silent for now)."""
+        speakers = [pid for pid, p in self.participants.items() if not p.muted]
+        return [
+            pid
+            for pid, p in self.participants.items()
+            if p.packet_sink is not None and speakers in ([], [pid])
+        ]
+
+    def _forward(self, frame: AudioFrame) -> None:
+        """The peer's packet, the moment it comes, to whoever takes packets (`_forwarded_to`):
+        their own jitter buffer stands for the station's (one buffer on the way, not two in a
+        row), and their decoder conceals a frame lost on the way, or rebuilds it from the next
+        packet's FEC, as for any loss. Nothing is decoded and encoded again for them."""
+        forwarded = self._forwarded_to()
+        try:
+            if not forwarded or packet_samples(frame.opus) != self.frame_samples:
+                return
+        except RemoteError:  # a packet that does not parse goes to nobody's decoder
+            return
+        for pid in forwarded:
+            sink = self.participants[pid].packet_sink
+            if sink is not None:
+                sink(frame.opus, frame.timestamp)
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -319,6 +348,8 @@ class CallMedia:
         match payload:
             case AudioFrame():
                 outcome = self.buffer.push(payload.seq, payload.timestamp, payload.opus, now_ns)
+                if outcome in ("accepted", "late"):  # late here, perhaps not for their buffer
+                    self._forward(payload)
                 if outcome == "accepted" and not self.buffer.playing:
                     self._align_playout()
                 self.used.add("tcp" if index == TCP_PATH else "udp")

@@ -40,10 +40,10 @@ class Participant:
     # The call's media sends as soon as every speaker's frame is in, rather than on a tick
     # (which would add up to a frame of delay); it sets this hook when the audio starts.
     on_mic: Callable[[], None] = lambda: None
-    # A client that decodes Opus itself (the browser phone) may take the peer's packets as
-    # they came, with the frame each decodes to, whenever it hears the peer alone: the station
-    # then does not encode again for it (docs/calls.md §6). b"" for a frame it should conceal.
-    packet_sink: Callable[[bytes, np.ndarray], None] | None = None
+    # A client that decodes Opus itself (the browser phone) and hears the peer alone is handed
+    # the peer's packets the moment they come, with their timestamps (48 kHz), rather than the
+    # frames the station plays: its own jitter buffer and decoder take them (docs/calls.md §6).
+    packet_sink: Callable[[bytes, int], None] | None = None
 
     @property
     def muted(self) -> bool:
@@ -78,15 +78,6 @@ class Participant:
 
     def deliver(self, frame: np.ndarray) -> None:
         self.sink(frame)
-
-    def deliver_packet(self, opus: bytes, frame: np.ndarray) -> bool:
-        """Hand over the peer's packet as it came, or b"" for a frame lost on the way (`frame`
-        is what the station's decoder made of it), if this person's client takes packets;
-        False if it does not (then `deliver` the frame)."""
-        if self.packet_sink is None:
-            return False
-        self.packet_sink(opus, frame)
-        return True
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -15,17 +15,18 @@ Opus packet is a whole frame (RFC 7587), so the station takes each the moment it
 (`_EachPacket`); the call's own jitter buffer is on the link's side.
 
 Towards the page, a person who hears the peer alone (one person at each end, the usual call)
-is sent the peer's Opus packets as they came over the link, at the call's playout beat: the
-page decodes them itself (they are the call's Opus: 48 kHz mono, the call's frame, in-band FEC,
-which any Opus decoder plays). A frame the call's jitter buffer concealed or rebuilt from FEC
-is not sent: its time goes by, and the page's decoder conceals it from its own state, or from
-the next packet's FEC, as for any loss. Whoever hears more than the peer (an interpreter at
-this station) is sent the mix, encoded here (`_ToBrowser`): aiortc's encoder is libopus in its
-`voip` mode (6.5 ms of look-ahead); on the console's own network, where bitrate costs nothing,
-the restricted low-delay mode (2.5 ms) at 64 kb/s. Packets are the call's frames: split into
-10 ms packets that come in pairs, Chrome's jitter buffer held 20 ms more, not less. The answer
-asks the page for packets of the call's frame too (`a=ptime`; Chrome sends 20 ms by default).
-The stream to the page keeps to the time that passes: when the call's playout beat has sent a
+is sent the peer's Opus packets the moment they come over the link (`_ToBrowser.push_packet`),
+placed in the stream by the peer's timestamps: the page's jitter buffer is then the only one on
+the way (not the call's and then the page's), and the page decodes the call's Opus itself (48
+kHz mono, the call's frame, in-band FEC, which any Opus decoder plays). A frame lost on the way
+leaves its gap, which the page's decoder conceals, or rebuilds from the next packet's FEC, as
+for any loss. Whoever hears more than the peer (an interpreter at this station) is sent their
+mix at the call's playout beat, encoded here in libopus's restricted low-delay mode (2.5 ms of
+look-ahead, where aiortc's own encoder uses `voip`: 6.5 ms) at 64 kb/s, as bitrate costs
+nothing on the console's own network. Packets are the call's frames: split into 10 ms packets
+that come in pairs, Chrome's jitter buffer held 20 ms more, not less. The answer asks the page
+for packets of the call's frame too (`a=ptime`; Chrome sends 20 ms by default).
+The mix sent to the page keeps to the time that passes: when the call's playout beat has sent a
 frame more (it catches up after its jitter buffer concealed a late frame), a quiet frame is
 passed over, else Chrome's jitter buffer keeps that frame as delay for the rest of the call.
 Measured in docs/benchmarks.md ("Calls from the console").
@@ -156,22 +157,21 @@ class _LowDelayEncoder:
 
 class _ToBrowser(MediaStreamTrack):
     """What the person should hear as Opus packets, one per frame of the call: the peer's own
-    packets when they hear the peer alone, else the call's N-1 mix for them encoded here (see
-    the docstring); silence at the frame rate while the call is not yet answered, or its clock
-    has paused."""
+    packets as they come when they hear the peer alone, else the call's N-1 mix for them
+    encoded here (see the docstring); silence at the frame rate while the call is not yet
+    answered, or its clock has paused."""
 
     kind = "audio"
 
     def __init__(self, frame_samples: int) -> None:
         super().__init__()
         self.frame_samples = frame_samples
-        # Each frame of the mix, with the peer's Opus packet it came from when it is forwarded.
-        self.queue: asyncio.Queue[tuple[np.ndarray, bytes | None]] = asyncio.Queue(QUEUED)
+        # Frames of the mix to encode, or the peer's packets with their timestamps.
+        self.queue: asyncio.Queue[np.ndarray | tuple[bytes, int]] = asyncio.Queue(QUEUED)
         self.encoder = _LowDelayEncoder(frame_samples)
-        self.forwarded = 0  # packets of the peer's sent as they came
-        self.left_to_page = 0  # frames lost on the way, for the page's decoder to conceal
-        self._last_forwarded: np.ndarray | None = None  # to prime the encoder after them
-        self._pts = 0
+        self.forwarded = 0  # the peer's packets sent as they came
+        self._pts = 0  # the stream's next sample
+        self._peer: tuple[int, int] | None = None  # (peer's timestamp, pts) of the last forwarded
         self._anchor: float | None = None  # the loop's time of the stream's sample 0
         self._recent: deque[tuple[float, float]] = deque()  # (time, offset): the last second
         self._pace: float | None = None  # the offset the stream keeps to (see `_ahead`)
@@ -180,53 +180,68 @@ class _ToBrowser(MediaStreamTrack):
         self._silence = np.zeros(frame_samples, dtype=np.int16)
 
     def push(self, frame: np.ndarray) -> None:
-        """A frame of the mix, to encode here."""
-        self._put(frame, None)
+        """A frame of the mix, to encode here and send at the call's playout beat."""
+        self._put(frame)
 
-    def push_packet(self, opus: bytes, frame: np.ndarray) -> None:
-        """The peer's Opus packet, to send as it came (`frame`: what it decodes to), or b""
-        for a frame lost on the way: none is sent, and its time goes by (the page's decoder
-        conceals it, or rebuilds it from the next packet's FEC, from its own state)."""
-        self._put(frame, opus)
+    def push_packet(self, opus: bytes, timestamp: int) -> None:
+        """The peer's Opus packet, to send as it came; `timestamp` (the peer's, 48 kHz) places
+        it in the stream, so a frame lost on the way leaves its gap, for the page's decoder to
+        conceal or rebuild from the next packet's FEC, and one that came out of order goes
+        back to its place in the page's jitter buffer."""
+        self._put((opus, timestamp))
 
-    def _put(self, frame: np.ndarray, opus: bytes | None) -> None:
+    def _put(self, item: np.ndarray | tuple[bytes, int]) -> None:
         if self.queue.full():
             self.queue.get_nowait()
-        self.queue.put_nowait((frame, opus))
+        self.queue.put_nowait(item)
 
     async def recv(self) -> av.Packet[Any]:
-        pcm, opus = await self._next_frame()
-        while opus == b"":
-            self.left_to_page += 1
-            self._pts += self.frame_samples
-            pcm, opus = await self._next_frame()
-        if opus is not None:
+        item = await self._next_frame()
+        if isinstance(item, tuple):
+            opus, pts = item[0], self._place(item[1])
             self.forwarded += 1
-            self._last_forwarded = pcm
         else:
-            if self._last_forwarded is not None:
-                # Back from forwarded packets: the encoder's look-ahead holds what it last saw,
-                # long ago; the last frame the page heard goes in first, its packet unsent.
-                self.encoder.encode(self._last_forwarded)
-                self._last_forwarded = None
-            opus = self.encoder.encode(pcm)
+            opus, pts = self.encoder.encode(item), self._pts
+            self._pts += self.frame_samples
+            self._peer = None  # the next packet of the peer's goes on from here
         packet = av.Packet(opus)
-        packet.pts, packet.time_base = self._pts, fractions.Fraction(1, RATE)
-        self._pts += self.frame_samples
+        packet.pts, packet.time_base = pts, fractions.Fraction(1, RATE)
         return packet
 
-    async def _next_frame(self) -> tuple[np.ndarray, bytes | None]:
-        """The next frame to send: of the mix, or silence if none came two frames after it was
-        due; a frame is passed over while the stream runs ahead (`_ahead`)."""
-        while True:
-            pcm, opus = await self._next_mixed()
-            if pcm is self._silence or not self._ahead(pcm):
-                return pcm, opus
+    def _place(self, timestamp: int) -> int:
+        """Where in the stream a packet of the peer's goes: as far from the last one as the
+        peer's timestamps say (32 bits, wrapping); the first one after frames encoded here
+        goes on from those."""
+        pts = self._pts
+        if self._peer is not None:
+            last_ts, last_pts = self._peer
+            step = (timestamp - last_ts + 2**31) % 2**32 - 2**31
+            if abs(step) < 10 * RATE:  # else the peer's clock jumped: go on from here
+                pts = last_pts + step
+        if self._peer is None or pts > self._peer[1]:
+            self._peer = (timestamp, pts)
+        self._pts = max(self._pts, pts + self.frame_samples)
+        return pts
 
-    async def _next_mixed(self) -> tuple[np.ndarray, bytes | None]:
-        """The next frame of the mix, or silence if none came two frames after it was due.
-        The first is the newest waiting: what came before the page's connection was up would
-        be sent at once, and the page's jitter buffer would start that much behind."""
+    async def _next_frame(self) -> np.ndarray | tuple[bytes, int]:
+        """The next frame to send: of the mix, or silence if none came two frames after it was
+        due; a frame is passed over while the stream runs ahead (`_ahead`); or a packet of the
+        peer's, sent as it came."""
+        while True:
+            item = await self._next_mixed()
+            if isinstance(item, tuple):
+                self._recent.clear()  # the pace is the peer's: `_ahead` begins again after
+                self._pace = self._ahead_since = None
+                return item
+            if item is self._silence or not self._ahead(item):
+                return item
+
+    async def _next_mixed(self) -> np.ndarray | tuple[bytes, int]:
+        """The next frame of the mix or packet of the peer's; silence if no frame came two
+        frames after it was due (never while the peer's packets come: those keep their own
+        time, and the page's jitter buffer fills a gap). The first is the newest waiting: what
+        came before the page's connection was up would be sent at once, and the page's jitter
+        buffer would start that much behind."""
         loop = asyncio.get_running_loop()
         if self._anchor is None:
             while self.queue.qsize() > 1:
@@ -234,12 +249,14 @@ class _ToBrowser(MediaStreamTrack):
             self._anchor = loop.time()
         due = self._anchor + (self._pts + 2 * self.frame_samples) / RATE
         try:
-            if self.queue.empty():
-                got = await asyncio.wait_for(self.queue.get(), max(0.0, due - loop.time()))
-            else:  # however late: a frame of the call is never passed over for silence
+            if not self.queue.empty():  # however late: never passed over for silence
                 got = self.queue.get_nowait()
+            elif self._peer is not None:
+                got = await self.queue.get()
+            else:
+                got = await asyncio.wait_for(self.queue.get(), max(0.0, due - loop.time()))
         except TimeoutError:
-            return self._silence, None
+            return self._silence
         self._anchor = loop.time() - self._pts / RATE  # the stream follows the call's clock
         return got
 
