@@ -128,9 +128,6 @@ class CallDesk:
                 log.error("link %s: the note of call %s is unreadable: %s", self.name, call_id, exc)
                 continue
             log.warning("link %s: call %s was cut short by a stop", self.name, call_id[:8])
-            kept = [{"name": r.name.removeprefix(f"{call_id}-").removesuffix(".opus"),
-                     "sha256": r.sha256} for r in record.recordings]  # fmt: skip
-            await self._keep_recordings(bytes.fromhex(call_id), kept)
             await self._write_record(bytes.fromhex(call_id), record)
 
     async def _recorded_calls(self) -> set[str]:
@@ -389,7 +386,6 @@ class CallDesk:
             if call.local_index is not None:
                 self.sockets.unregister(call.local_index)
             recordings = await media.stop()
-            await self._keep_recordings(call.call_id, recordings)
         people = [*live.past, *live.participants.values()] if live else []
         for participant in people:
             participant.left_ns = participant.left_ns or call.ended_ns
@@ -399,21 +395,20 @@ class CallDesk:
         log.info("link %s: call %s ended: %s", self.name, call.call_id.hex()[:8], call.end_reason)
         await self._write_record(call.call_id, record)
 
-    async def _keep_recordings(self, call_id: bytes, recordings: list[dict[str, Any]]) -> None:
-        """On a side of several nodes, the sealed recordings into the side's store before the
-        record names them. A store that refuses costs the copy, never the record."""
+    async def _keep_recordings(self, record: CallRecord) -> None:
+        """On a side of several nodes, the recordings a record names into the side's store
+        before the record is written. A store that refuses costs the copy, never the record."""
         if self.side_files is None:
             return
-        for rec in recordings:
-            name = f"{self.recordings.name}/{call_id.hex()}-{rec['name']}.opus"
+        for recording in record.recordings:
+            name = f"{self.recordings.name}/{recording.name}"
             try:
-                await self.side_files.keep(name, bytes.fromhex(rec["sha256"]))
+                await self.side_files.keep(name, bytes.fromhex(recording.sha256))
             except StoreError as exc:
-                log.error(
-                    "link %s: recording %s not kept in the side's store: %s", self.name, name, exc
-                )
+                log.error("link %s: %s not kept in the side's store: %s", self.name, name, exc)
 
     async def _write_record(self, call_id: bytes, record: CallRecord) -> None:
+        await self._keep_recordings(record)
         text = encode_record(record)
         envelope = await self.runtime.send(Lane.ROUTINE, MessageType.CALL_RECORD, "zxx", text)
         link_id = self.runtime.link.config.link_id
