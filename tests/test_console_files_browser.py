@@ -74,8 +74,7 @@ def test_a_picture_goes_with_a_message_and_its_translation_is_certified(
     image = nina.locator("#message-body img.preview")
     expect(image).to_be_visible()
     # Shown as soon as the element is laid out; the picture itself comes a moment later.
-    nina.wait_for_function("document.querySelector('img.preview').complete", timeout=20_000)
-    assert nina.evaluate("document.querySelector('img.preview').naturalWidth") == 64
+    assert image.evaluate("img => img.decode().then(() => img.naturalWidth)") == 64
     expect(nina.locator("#translation-language option")).to_have_text(["Russian (ru)"])
     nina.select_option("#translation-language", "ru")
     nina.fill("#translation-text", "Карта места встречи прилагается")
