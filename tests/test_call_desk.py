@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from hotline.protocol.callframes import CallInvite
+from hotline.protocol.callframes import CallMedia as CallMediaFrame
 from hotline.station.calls import CallDesk
 from hotline.station.datadir import CallsSection
 from hotline.station.udp import MediaSockets
@@ -47,7 +48,9 @@ class Runtime:
         return result
 
     def write_frames(self, sid: int, frames: list[Any]) -> bool:
-        self.log += [type(frame).__name__ for frame in frames]
+        # Media rides the session from the answer on (the TCP fallback until the peer's UDP is
+        # heard), interleaved with signalling at the whim of timing: only signalling is logged.
+        self.log += [type(f).__name__ for f in frames if not isinstance(f, CallMediaFrame)]
         return True
 
 
