@@ -59,10 +59,12 @@ by cross-correlation, and both are resampled by sox. Prints `name: value` lines:
       station before the calls; machine_cpus_busy: stations and softphones together, in CPUs;
       load_average: the machine's before the round (other work counts too); send_late_p99_ms /
       _max_ms: how late London's softphones sent their frames against their own schedule; and
-      the lowest and the median PESQ of the N calls (London to Moscow). concurrent_calls: the
-      largest N whose every call stayed within 0.1 of pesq_wb_codec_only. Once a round keeps
-      75% of the CPUs busy, or its median call falls 0.5 below, the larger N are skipped
-      (concurrent_skipped_n<N> says why): they would only thrash the machine.
+      the lowest and the median PESQ of the N calls (London to Moscow); jitter_buffers: Moscow's
+      jitter buffer counters summed over the calls, and jitter_buffer_worst: those of the call
+      with the lowest PESQ (what the load cost: frames concealed, lost, dropped).
+      concurrent_calls: the largest N whose every call stayed within 0.1 of pesq_wb_codec_only.
+      Once a round keeps 75% of the CPUs busy, or its median call falls 0.5 below, the larger N
+      are skipped (concurrent_skipped_n<N> says why): they would only thrash the machine.
       concurrent_calls_cpu_bound: how many calls the CPUs would hold at the first round's cost
       per call (stations and softphones; and _stations_only, as if the people's machines were
       elsewhere). concurrent_calls_median: the largest N whose median call stayed within 0.1
@@ -389,12 +391,16 @@ class Live:
     moscow: Softphone
 
     def received(self) -> dict[str, Any]:
-        """Moscow's jitter buffer counters for this call (London's audio)."""
-        status = self.pair.moscow.call("GET", f"/api/v1/calls/{self.call_id}")
-        return dict(status["media"]["received"])
+        return received(self.pair, self.call_id)
 
     def paths(self, station: StationProcess) -> list[dict[str, Any]]:
         return list(station.call("GET", f"/api/v1/calls/{self.call_id}")["media"]["paths"])
+
+
+def received(pair: Pair, call_id: str) -> dict[str, Any]:
+    """Moscow's jitter buffer counters for this call (London's audio)."""
+    status = pair.moscow.call("GET", f"/api/v1/calls/{call_id}")
+    return dict(status["media"]["received"])
 
 
 @contextlib.contextmanager
@@ -757,15 +763,16 @@ def endpoint(station: StationProcess) -> Endpoint:
     return station.data.config().api.listen, station.data.api_token()
 
 
-def concurrent_round(pairs: list[Pair], speech: Pcm, judge: Judge) -> dict[str, float]:
+def concurrent_round(pairs: list[Pair], speech: Pcm, judge: Judge) -> dict[str, Any]:
     """One call on every pair, both ends speaking (each call's softphones in a process of
     their own); the stations' CPU over the speech, and each call's PESQ."""
     pids = [pid for pair in pairs for pid in pair.pids()]
     context = multiprocessing.get_context("spawn")
     with contextlib.ExitStack() as stack:
-        workers = []
+        workers, call_ids = [], []
         for pair in pairs:
             call_id = stack.enter_context(answered(pair))
+            call_ids.append(call_id)
             mine, theirs = context.Pipe()
             ends = (endpoint(pair.london), endpoint(pair.moscow))
             worker = context.Process(target=phone_worker, args=(theirs, ends, call_id, speech))
@@ -785,10 +792,15 @@ def concurrent_round(pairs: list[Pair], speech: Pcm, judge: Judge) -> dict[str, 
             results.append(conn.recv())
         wall = time.monotonic() - started
         cpu = sum(map(cpu_seconds, pids)) - cpu_before
+        buffers = [received(pair, call_id) for pair, call_id in zip(pairs, call_ids, strict=True)]
     phones_cpu = sum(r[2] for r in results)
     late = [lateness for r in results for lateness in r[1]]
     scores = [judge.score(r[0]) for r in results]
+    worst = buffers[scores.index(min(scores))]
+    counters = ("concealed", "lost", "late", "dropped", "recovered_fec")
     return {
+        "jitter_buffers": ",".join(f"{c}={sum(int(b[c]) for b in buffers)}" for c in counters),
+        "jitter_buffer_worst": jitter_buffer(worst),
         "send_late_p99_ms": percentile(late, 99),
         "send_late_max_ms": max(late),
         "cpu_pct_per_call": 100 * cpu / wall / len(pairs),
@@ -869,6 +881,8 @@ def part_concurrency(plan: Plan, root: Path, speech: Pcm, judge: Judge, codec: f
             emit(f"pesq_wb_concurrent_median_n{n}", f"{figures['pesq_median']:.3f}")
             emit(f"concurrent_send_late_p99_ms_n{n}", f"{figures['send_late_p99_ms']:.1f}")
             emit(f"concurrent_send_late_max_ms_n{n}", f"{figures['send_late_max_ms']:.1f}")
+            emit(f"concurrent_jitter_buffers_n{n}", figures["jitter_buffers"])
+            emit(f"concurrent_jitter_buffer_worst_n{n}", figures["jitter_buffer_worst"])
             per_call = figures["cpu_pct_per_call"] + figures["phones_cpu_pct_per_call"]
             if n == plan.concurrency[0]:  # the least contended round: the cost of one call
                 emit("concurrent_calls_cpu_bound", int(100 * cpus / per_call))
