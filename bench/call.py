@@ -61,7 +61,7 @@ by cross-correlation, and both are resampled by sox. Prints `name: value` lines:
       _max_ms: how late London's softphones sent their frames against their own schedule; and
       the lowest and the median PESQ of the N calls (London to Moscow); jitter_buffers: Moscow's
       jitter buffer counters summed over the calls, and jitter_buffer_worst: those of the call
-      with the lowest PESQ (what the load cost: frames concealed, lost, dropped).
+      with the lowest PESQ, with the microphone frames London dropped (what the load cost).
       concurrent_calls: the largest N whose every call stayed within 0.1 of pesq_wb_codec_only.
       Once a round keeps 75% of the CPUs busy, or its median call falls 0.5 below, the larger N
       are skipped (concurrent_skipped_n<N> says why): they would only thrash the machine.
@@ -127,6 +127,7 @@ SPEECH_FULL = (
     "me clearly, then read back these numbers: four, seven, nine, two."
 )  # about 9.5 s
 SPEECH_QUICK = "Please confirm that you can hear me clearly."  # about 2.5 s
+FRAME_S = CallsSection().frame_ms / 1000
 TONE_AMPLITUDE = 9830  # -10.4 dBFS peak
 BURST_MS, BURST_EVERY_MS = 100, 500
 AUDIBLE_DBFS = -40.0
@@ -661,7 +662,10 @@ def part_direct(plan: Plan, root: Path, speech: Pcm, judge: Judge) -> None:
 
 
 def jitter_buffer(figures: dict[str, Any]) -> str:
-    names = ("received", "lost", "concealed", "recovered_fec", "dropped", "late", "delay_ms")
+    names = (
+        *("received", "lost", "concealed", "recovered_fec", "dropped", "late", "paused"),
+        "delay_ms",
+    )
     return ", ".join(f"{name} {figures[name]}" for name in names)
 
 
@@ -728,8 +732,9 @@ def phone_worker(
     conn: Connection, ends: tuple[Endpoint, Endpoint], call_id: str, speech: Pcm
 ) -> None:
     """In a process of its own (one GIL per call, as each person has their own machine): both
-    softphones of one call. Joins, says "ready", speaks on "go" at both ends, and sends back
-    what Moscow heard, how late London's frames went, and this process's CPU seconds."""
+    softphones of one call. Joins, says "ready", speaks on "go" at both ends (after the delay
+    that comes with it), and sends back what Moscow heard, how late London's frames went, and
+    this process's CPU seconds."""
     # Past what the CPUs hold, the client's WebSocket pings time out and log each at length;
     # what matters shows in the figures sent back.
     logging.getLogger("websockets").setLevel(logging.CRITICAL)
@@ -739,7 +744,8 @@ def phone_worker(
     try:
         conn.send("ready")
         if conn.poll(120):
-            conn.recv()
+            _, delay_s = conn.recv()
+            time.sleep(delay_s)
             cpu = time.process_time()
             done = threading.Event()
             phones[1].start(speech)  # both speak; Moscow's softphone listens from now
@@ -748,6 +754,7 @@ def phone_worker(
             cpu = time.process_time() - cpu
             time.sleep(0.5)
             conn.send((heard(phones[1])[0], send_lateness(phones[0]), cpu))
+            conn.poll(30)  # still joined while the stations are asked how the call went
     finally:
         for softphone in phones:
             softphone.close()
@@ -783,8 +790,12 @@ def concurrent_round(pairs: list[Pair], speech: Pcm, judge: Judge) -> dict[str, 
             if not conn.poll(60) or conn.recv() != "ready":
                 raise RuntimeError("a softphone process did not join its call")
         cpu_before, started = sum(map(cpu_seconds, pids)), time.monotonic()
+        # Calls placed at different moments beat at different phases of the frame period: each
+        # starts at a random point of one (all on the same beat, every station and softphone
+        # would wake in the same millisecond, 50 times a second, as no set of real calls does).
+        phases = random.Random(len(pairs))
         for conn in workers:
-            conn.send("go")
+            conn.send(("go", phases.uniform(0, FRAME_S)))
         results = []
         for conn in workers:
             if not conn.poll(len(speech) / RATE + 60):
@@ -793,14 +804,19 @@ def concurrent_round(pairs: list[Pair], speech: Pcm, judge: Judge) -> dict[str, 
         wall = time.monotonic() - started
         cpu = sum(map(cpu_seconds, pids)) - cpu_before
         buffers = [received(pair, call_id) for pair, call_id in zip(pairs, call_ids, strict=True)]
+        senders = [pair.london.call("GET", f"/api/v1/calls/{call_id}")
+                   for pair, call_id in zip(pairs, call_ids, strict=True)]  # fmt: skip
+        for conn in workers:
+            conn.send("done")
     phones_cpu = sum(r[2] for r in results)
     late = [lateness for r in results for lateness in r[1]]
     scores = [judge.score(r[0]) for r in results]
-    worst = buffers[scores.index(min(scores))]
-    counters = ("concealed", "lost", "late", "dropped", "recovered_fec")
+    worst = scores.index(min(scores))
+    dropped = sum(int(p["mic_dropped"]) for p in senders[worst]["participants"])
+    counters = ("concealed", "lost", "late", "dropped", "recovered_fec", "paused")
     return {
         "jitter_buffers": ",".join(f"{c}={sum(int(b[c]) for b in buffers)}" for c in counters),
-        "jitter_buffer_worst": jitter_buffer(worst),
+        "jitter_buffer_worst": f"{jitter_buffer(buffers[worst])}, mic_dropped {dropped}",
         "send_late_p99_ms": percentile(late, 99),
         "send_late_max_ms": max(late),
         "cpu_pct_per_call": 100 * cpu / wall / len(pairs),

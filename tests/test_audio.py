@@ -301,6 +301,8 @@ def test_a_pause_plays_silence_and_is_not_loss() -> None:
     assert [s for k, s in played(out) if k == "packet"] == list(range(40))
     assert buffer.lost == 0
     assert buffer.concealed == 4
+    assert buffer.paused == 1  # playing stopped once, for the pause
+    assert buffer.figures()["paused"] == 1
 
 
 def test_a_lossy_call_through_buffer_and_decoder() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from hotline.protocol.media import MediaOpener, MediaSealer, media_keys
 from hotline.station.callmedia import CallMedia, MediaSettings
-from hotline.station.participants import Participant
+from hotline.station.participants import MAX_QUEUED_FRAMES, Participant
 from hotline.station.udp import MediaSockets
 
 SAMPLES = 960  # 20 ms at 48 kHz
@@ -176,3 +176,13 @@ def test_who_hears_another_local_speaker_too_is_handed_the_mix() -> None:
     assert packets == []
     loud = [f for f in heard if np.sqrt(np.mean(f.astype(np.float64) ** 2)) > 2000]
     assert len(loud) >= 45
+
+
+def test_a_participant_says_how_many_microphone_frames_were_dropped() -> None:
+    """A client whose clock runs fast has its oldest frames dropped past MAX_QUEUED_FRAMES; the
+    call's status shows how many, so a choppy voice can be traced to its client."""
+    speaker = Participant("p1", "A. Smith", "principal", sink=lambda frame: None)
+    for _ in range(MAX_QUEUED_FRAMES + 3):
+        speaker.mic(np.zeros(960, np.int16))
+    assert speaker.queued == MAX_QUEUED_FRAMES
+    assert speaker.to_json()["mic_dropped"] == 3

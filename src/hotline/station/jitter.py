@@ -58,7 +58,8 @@ class JitterBuffer:
     + one frame for `_HOLD_NS`: a quiet one (a packet half the median size or less), or any
     after `_FORCE_NS`. So clock drift between stations never grows the delay without bound.
     Counters: `received` (accepted), `late`, `duplicate`, `early`, `played`, `lost` (never there
-    in time, FEC-recovered ones included), `concealed`, `recovered_fec`, `dropped`.
+    in time, FEC-recovered ones included), `concealed`, `recovered_fec`, `dropped`, `paused`
+    (times playing stopped because nothing came: a pause, or a path gone quiet).
     """
 
     def __init__(
@@ -91,7 +92,7 @@ class JitterBuffer:
         self._jitter_ns = 0.0
         self._delay_ns = 0
         self.received = self.late = self.duplicate = self.early = self.played = 0
-        self.lost = self.concealed = self.recovered_fec = self.dropped = 0
+        self.lost = self.concealed = self.recovered_fec = self.dropped = self.paused = 0
 
     @property
     def target_delay_ms(self) -> float:
@@ -125,7 +126,7 @@ class JitterBuffer:
     def figures(self) -> dict[str, int]:
         """The counters and delays (ms), for the station's status and the call record."""
         counters = ("received", "played", "lost", "concealed", "recovered_fec", "late")
-        more = ("duplicate", "early", "dropped")
+        more = ("duplicate", "early", "dropped", "paused")
         delays = {"delay_ms": self._delay_ns, "target_delay_ms": self._target_ns}
         return {
             **{name: getattr(self, name) for name in counters + more},
@@ -189,6 +190,7 @@ class JitterBuffer:
                 return Playout("plc", (self._last_seq or 0) + 1)
             if not self._buf:
                 self._playing = False
+                self.paused += 1
                 return None
         self._next_ts = ts + self._frame
         for stale in [t for t in self._buf if t < self._next_ts]:  # misaligned timestamps

@@ -86,6 +86,7 @@ class Participant:
             "role": self.role,
             "muted": self.muted,
             "speaking": self.speaking,
+            "mic_dropped": self.dropped,
             "joined_ns": self.joined_ns,
             "left_ns": self.left_ns,
         }
