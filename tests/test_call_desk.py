@@ -30,8 +30,9 @@ class Runtime:
         card = SimpleNamespace(body=SimpleNamespace(name="Moscow"))
         self.link = SimpleNamespace(
             name="moscow", config=SimpleNamespace(link_id=LINK_ID), record_calls=None,
-            peer_card=card, media_addresses=["127.0.0.1:9"],
+            peer_card=card,
         )  # fmt: skip
+        self.media_addresses = ["127.0.0.1:9"]
         self.core = SimpleNamespace(carrier=lambda: 1)
         self.hub = SimpleNamespace(publish=lambda event: None)
         self.store = SimpleNamespace(call=self._call)

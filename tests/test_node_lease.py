@@ -283,7 +283,8 @@ def test_a_peer_of_two_nodes_is_up_through_either_and_the_other_is_standby(
     tmp_path: Path,
 ) -> None:
     """Moscow dials both London nodes' addresses (link.toml `other_nodes`); only the active
-    one answers. Its paths are UP, the other node's STANDBY (no path alarm), the link UP."""
+    one answers. Its paths are UP, the other node's STANDBY (no path alarm), the link UP; and a
+    call's media goes to the paths of the node that answers, not to the first node's."""
     from hotline.station.launch import make_pair  # noqa: PLC0415
 
     _, moscow = make_pair(tmp_path)
@@ -302,16 +303,19 @@ def test_a_peer_of_two_nodes_is_up_through_either_and_the_other_is_standby(
         return [runtime.paths[a].state for a in link.dial_all]
 
     assert runtime.state == "DOWN"
+    assert runtime.media_addresses == list(link.peer_card.body.paths)  # nobody answered yet
     runtime._set_path(first[0], "UP")
     assert (runtime.state, states()) == ("DEGRADED", ["UP", "DOWN", "STANDBY", "STANDBY"])
     runtime._set_path(first[1], "UP")
     assert (runtime.state, states()) == ("UP", ["UP", "UP", "STANDBY", "STANDBY"])
+    assert runtime.media_addresses == first
     for address in first:  # the active node dies: nobody answers, every path is DOWN
         runtime._set_path(address, "DOWN", "reset")
     assert (runtime.state, states()) == ("DOWN", ["DOWN"] * 4)
     for address in link.dial_all[2:]:  # the other node took over
         runtime._set_path(address, "UP")
     assert (runtime.state, states()) == ("UP", ["STANDBY", "STANDBY", "UP", "UP"])
+    assert runtime.media_addresses == ["127.0.0.2:1", "127.0.0.2:2"]
 
 
 class _Hub:

@@ -360,7 +360,7 @@ class CallDesk:
             settings,
             (MediaSealer(send, call.peer_index), MediaOpener(receive, call.local_index)),
             self.sockets,
-            [_address(p) for p in self.runtime.link.media_addresses],
+            [_address(p) for p in self.runtime.media_addresses],
             lambda datagram: self._send_tcp(call.call_id, datagram),
             live.participants,
         )

@@ -169,6 +169,17 @@ class LinkRuntime:
         # the station stops, and its next start rebuilds the core from the store.
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
 
+    @property
+    def media_addresses(self) -> list[str]:
+        """The peer's UDP address per path, for a call's media: link.toml's `media` where it
+        names them (a relay or a NAT between the stations); with a peer of several nodes, the
+        paths of the node that answered last, where its calls are; else its card's paths."""
+        if self.link.media:
+            return list(self.link.media)
+        if self.nodes and self.peer_node is not None:
+            return list(self.nodes[self.peer_node])
+        return list(self.link.peer_card.body.paths)
+
     async def start(self) -> None:
         state = await self.store.call(lambda s: s.load(self.link.config))
         self.core = LinkCore(self.link.config, state, time.time_ns(), self.timing)

@@ -82,10 +82,6 @@ class Link:
         return [list(self.dial), *map(list, self.other_nodes)] if self.other_nodes else []
 
     @property
-    def media_addresses(self) -> list[str]:
-        return list(self.media or self.peer_card.body.paths)
-
-    @property
     def dials(self) -> bool:
         """One side dials, the other listens: the side of direction 0 dials."""
         return self.config.direction == 0
