@@ -187,6 +187,18 @@ def test_paths_are_checked_whole_and_counted_when_read() -> None:
         parse_card(_resign_with_body(CARD, body, IDENTITY))
 
 
+@pytest.mark.parametrize("host", ["a" * 64 + ".example", ".".join(["host"] * 51)])
+def test_a_path_host_is_no_longer_than_a_resolver_takes(host: str) -> None:
+    """A card's hosts are read before anyone trusts the card: one of any length would go on
+    into logs, the status and the console. A label is at most 63 characters, a name 253."""
+    with pytest.raises(ValueError, match="at most 253 characters"):
+        make_card(IDENTITY, "London", [f"{host}:7001"], 0)
+    body = msgspec.structs.replace(CARD.body, paths=[f"{host}:7001"])
+    with pytest.raises(CardError, match="at most 253 characters"):
+        parse_card(_resign_with_body(CARD, body, IDENTITY))
+    assert make_card(IDENTITY, "London", [f"{'a' * 63}.{'b' * 63}.example:7001"], 0)
+
+
 # A side on several machines (docs/operations.md, "One side on two machines"): version 2 lists the
 # other nodes' paths too, one list per node. Version 1 stays what a one-node station writes.
 NODES = [["127.0.0.2:7001", "127.0.0.2:7002"], ["[::2]:7001"]]

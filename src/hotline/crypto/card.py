@@ -48,6 +48,7 @@ _FIELDS = {1: 7, 2: 8}  # each version's number of fields in the body
 _BEGIN, _END = "-----BEGIN HOTLINE STATION CARD-----", "-----END HOTLINE STATION CARD-----"
 MAX_NAME_LEN = 64
 MAX_PATHS = 16
+MAX_HOST_LEN = 253
 MAX_OTHER_NODES = 8  # a side of at most 9 nodes
 _PATH_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 
@@ -132,7 +133,15 @@ def validate_nodes(paths: list[str], nodes: list[list[str]]) -> None:
 def validate_path(path: str) -> str:
     match = _PATH_RE.fullmatch(path)
     if not match or not 0 < int(match.group(2)) < 65536:
-        raise ValueError(f"a path is host:port with a port from 1 to 65535, not {path!r}")
+        raise ValueError(f"a path is host:port with a port from 1 to 65535, not {path!r:.80}")
+    host = match.group(1)
+    # A name the resolver could look up (RFC 1035 §2.3.4): a card is read before anyone trusts
+    # it, and an address of any length would be carried into logs, status and the console.
+    if len(host) > MAX_HOST_LEN or any(len(label) > 63 for label in host.split(".")):
+        raise ValueError(
+            f"a path's host is at most {MAX_HOST_LEN} characters, in labels of at most 63, "
+            f"not {host[:40]!r}... ({len(host)} characters)"
+        )
     return path
 
 
