@@ -7,6 +7,7 @@ Between the stations' media sockets stands tests/udprelay.py, which drops what a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -26,6 +27,7 @@ import pytest
 from hotline.cli.softphone import Softphone
 from hotline.protocol.callrecord import decode_record
 from hotline.protocol.envelope import MessageType, decode_envelope
+from hotline.station.call_api import OUTBOUND_FRAMES, keep_newest
 from hotline.station.launch import StationProcess
 from hotline.station.recording import WavWriter, read_wav
 from tests.udprelay import UdpRelay
@@ -323,6 +325,60 @@ def test_a_flood_of_garbage_datagrams_does_not_disturb_a_call(relayed: Any) -> N
     assert received["lost"] == 0
     assert similarity(call.at_moscow.heard.audio(), spoken) > HEARD, call.status(moscow)["media"]
     call.end()
+
+
+def _stuck_listener(station: StationProcess, call_id: str) -> socket.socket:
+    """A participant whose client joins the call's media connection and then reads nothing (a
+    frozen browser tab): the WebSocket handshake by hand, on a socket with a small receive
+    buffer, so that what the station sends it backs up within a second."""
+    host, _, port = station.data.config().api.listen.rpartition(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(
+        (
+            f"GET /api/v1/calls/{call_id}/media?person=Note-taker&role=listener HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {station.data.api_token()}\r\n\r\n"
+        ).encode()
+    )
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+def test_a_participant_who_reads_nothing_costs_the_others_nothing(relayed: Any) -> None:
+    """A listener's client stops reading (its tab froze) while London speaks: Moscow's principal
+    still hears every word, the station still answers, and the call ends as calls do. (These
+    8 s back up in the kernel's socket buffer; past its few MB, the station's queue for that
+    client keeps the newest half second: test_a_slow_client_is_queued_the_newest_audio.)"""
+    london, moscow, _relay = relayed
+    call = Call(london, moscow)
+    stuck = _stuck_listener(moscow, call.id)
+    try:
+        _wait(lambda: len(call.status(moscow)["participants"]) == 2, "the listener to join")
+        spoken = speech_like(8.0, seed=13)
+        call.speak_from_london(spoken)
+        heard = call.at_moscow.heard.audio()
+        assert similarity(heard, spoken) > HEARD, call.status(moscow)["media"]
+        assert call.status(moscow)["media"]["received"]["lost"] == 0
+        people = {p["person"]: p for p in call.status(moscow)["participants"]}
+        assert people["Note-taker"]["role"] == "listener"  # still in the call, however slow
+        call.end()
+        _wait(lambda: _records(moscow), "Moscow's record")
+    finally:
+        stuck.close()
+
+
+def test_a_slow_client_is_queued_the_newest_audio() -> None:
+    async def fill() -> list[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(OUTBOUND_FRAMES)
+        for n in range(OUTBOUND_FRAMES + 10):  # never waits, however many come
+            keep_newest(queue, n.to_bytes(2, "big"))
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    kept = asyncio.run(fill())
+    assert kept == [n.to_bytes(2, "big") for n in range(10, OUTBOUND_FRAMES + 10)]
 
 
 def test_a_station_killed_mid_call_ends_it_at_the_peer_and_records_it_on_restart(

@@ -26,7 +26,7 @@ from hotline.station.participants import Participant, Role
 if TYPE_CHECKING:
     from hotline.station.runtime import Station
 
-__all__ = ["act_on_call", "add_call_routes", "find_call"]
+__all__ = ["act_on_call", "add_call_routes", "find_call", "keep_newest"]
 
 LaneName = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 RoleName = Literal["principal", "interpreter", "listener"]
@@ -150,6 +150,15 @@ def add_call_routes(app: FastAPI, station: Station) -> None:
         await _media_connection(station, websocket, call_id, person, role)
 
 
+def keep_newest(queue: asyncio.Queue[bytes], item: bytes) -> None:
+    """Queue what a participant should hear without ever waiting: when their client is slow
+    (or stuck) and the queue is full, the oldest goes, so they hear the newest audio, not a
+    backlog growing without bound, and the call's media loop is never held up by them."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
+
+
 def act_on_call(act: Any, desk: CallDesk) -> dict[str, Any]:
     """Answer, decline or end a call on `desk` (`act` does it): the call as it now stands, or
     409 with the reason the call table refused."""
@@ -171,9 +180,7 @@ async def _media_connection(
     outbound: asyncio.Queue[bytes] = asyncio.Queue(OUTBOUND_FRAMES)
 
     def sink(frame: np.ndarray) -> None:
-        if outbound.full():
-            outbound.get_nowait()  # a slow client hears the newest audio, not a growing backlog
-        outbound.put_nowait(frame.astype("<i2").tobytes())
+        keep_newest(outbound, frame.astype("<i2").tobytes())
 
     try:
         participant = desk.join(raw, person[:200], role, sink)
@@ -224,9 +231,7 @@ async def _send_frames(
 
     async def end_marker() -> None:
         await participant.changed.wait()
-        if outbound.full():
-            outbound.get_nowait()
-        outbound.put_nowait(b"")
+        keep_newest(outbound, b"")
 
     ended = asyncio.create_task(end_marker())
     try:
