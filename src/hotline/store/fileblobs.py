@@ -43,9 +43,8 @@ class FileBlobRecords(SqlBackend):
         False if the store held it already."""
         if self.file_blob(name) is not None:
             return False
-        with self.transaction():  # what an earlier copy, cut short, left
-            self._execute("DELETE FROM file_chunks WHERE name = ?", (name,))
         size = idx = 0
+        stale = True  # what an earlier copy, cut short, left: gone in the first transaction
         with path.open("rb") as source:
             while True:
                 rows: list[Sequence[Any]] = []
@@ -55,8 +54,11 @@ class FileBlobRecords(SqlBackend):
                         break
                     rows.append((name, idx, data))
                     idx, size = idx + 1, size + len(data)
-                if rows:
+                if stale or rows:
                     with self.transaction():
+                        if stale:
+                            self._execute("DELETE FROM file_chunks WHERE name = ?", (name,))
+                            stale = False
                         self._executemany(
                             "INSERT INTO file_chunks (name, idx, data) VALUES (?, ?, ?)", rows
                         )
