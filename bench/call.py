@@ -17,7 +17,9 @@ by cross-correlation, and both are resampled by sox. Prints `name: value` lines:
       from the next packet's FEC when that one came, else concealed, as a receiver with a
       perfect buffer would (median of 5 seeds; _range: the lowest and highest).
   pesq_wb_clean, pesq_wb_clean_10ms: the speech through a call with no loss (20 and 10 ms frames).
-      jitter_buffer_<case>: Moscow's jitter buffer counters at the end of that call.
+      jitter_buffer_<case>: Moscow's jitter buffer counters at the end of that call (and
+      `waited`, `waited_in_vain`: playout beats that waited for a late packet, and those whose
+      packet did not come in time; docs/calls.md §6).
   mouth_to_ear_p50_ms / _p99_ms (and _10ms with `frame_ms = 10` in both stations): tone bursts
       (100 ms of 1 kHz, one every 500 ms plus a random 0-20 ms, so that onsets fall anywhere in
       a frame) spoken at London; each burst's onset is found in what Moscow heard by the first
@@ -664,7 +666,7 @@ def part_direct(plan: Plan, root: Path, speech: Pcm, judge: Judge) -> None:
 def jitter_buffer(figures: dict[str, Any]) -> str:
     names = (
         *("received", "lost", "concealed", "recovered_fec", "dropped", "late", "paused"),
-        "delay_ms",
+        *("waited", "waited_in_vain", "delay_ms"),
     )
     return ", ".join(f"{name} {figures[name]}" for name in names)
 
@@ -813,7 +815,7 @@ def concurrent_round(pairs: list[Pair], speech: Pcm, judge: Judge) -> dict[str, 
     scores = [judge.score(r[0]) for r in results]
     worst = scores.index(min(scores))
     dropped = sum(int(p["mic_dropped"]) for p in senders[worst]["participants"])
-    counters = ("concealed", "lost", "late", "dropped", "recovered_fec", "paused")
+    counters = ("concealed", "lost", "late", "dropped", "recovered_fec", "paused", "waited")
     return {
         "jitter_buffers": ",".join(f"{c}={sum(int(b[c]) for b in buffers)}" for c in counters),
         "jitter_buffer_worst": f"{jitter_buffer(buffers[worst])}, mic_dropped {dropped}",

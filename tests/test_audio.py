@@ -383,6 +383,28 @@ def test_the_buffer_says_when_its_next_frame_is_due() -> None:
     assert buffer.due_ns() == 40 * MS + 5 * MS + 12 * MS
 
 
+def test_the_buffer_says_when_its_next_packet_is_probably_on_its_way() -> None:
+    """What lets a playout clock wait a little for a late packet instead of concealing a frame
+    of speech: only for the first missing frame, and only while less than the target is
+    buffered behind it (with more, the packet is lost, not late)."""
+    buffer = JitterBuffer(min_delay_ms=5)
+    assert not buffer.awaiting_next()  # not playing yet
+    for seq in range(3):
+        buffer.push(seq, seq * 960, b"x", seq * FRAME_NS + 5 * MS)
+    buffer.pop(10 * MS)
+    assert not buffer.awaiting_next()  # the next packet is here
+    buffer.pop(30 * MS)
+    buffer.pop(50 * MS)
+    assert buffer.awaiting_next()  # packet 3 is due and not here, nothing behind it
+    assert buffer.pop(70 * MS) == Playout("plc", 3)  # concealed in its turn
+    assert not buffer.awaiting_next()  # once concealed, it is not waited for again
+    buffer.push(3, 3 * 960, b"x", 72 * MS)
+    assert buffer.pop(90 * MS) == Playout("packet", 3, b"x")
+    for seq in (5, 6):  # packet 4 missing, a frame and more buffered behind it: lost, not late
+        buffer.push(seq, seq * 960, b"x", seq * FRAME_NS + 5 * MS)
+    assert not buffer.awaiting_next()
+
+
 def test_after_a_gap_the_target_holds_a_frame_so_fec_can_rebuild_the_next_loss() -> None:
     buffer = JitterBuffer(min_delay_ms=5, has_fec=lambda _: True)
     out = play(buffer, [a for a in steady(60) if a[0] not in (20, 40)], 62 * FRAME_NS)

@@ -54,6 +54,9 @@ TCP_PATH = 255  # the `path` of a frame that went over a TCP session
 SPEAKING_DBFS = -45.0
 FEEDING_FRAMES = 3  # a speaker whose microphone is silent this long no longer holds frames back
 ALIGN_SLACK_NS = MS // 2  # play this long after a packet is due, so the buffer counts it due
+# A packet not there at its beat, but probably on its way, is waited for this long (a share of
+# the frame) before its frame is concealed; it is played the moment it comes.
+GRACE_SHARE = 0.5
 
 
 def _nothing() -> None:
@@ -77,6 +80,8 @@ class _Figures:
     tcp_frames_sent: int = 0
     forged: int = 0  # datagrams that failed authentication (or were replays)
     tcp_frames_received: int = 0
+    waited: int = 0  # beats that waited for a late packet (`GRACE_SHARE`)
+    waited_in_vain: int = 0  # of those, the ones whose packet did not come in time
 
 
 class CallMedia:
@@ -108,6 +113,7 @@ class CallMedia:
         self._send_timer: asyncio.TimerHandle | None = None
         self._play_timer: asyncio.TimerHandle | None = None
         self._send_at = self._play_at = 0.0
+        self._grace_until: float | None = None  # the beat waits for a late packet until then
         # The local speakers' last frames, for the others at this station to hear (N-1): kept
         # from sending until the next playout beat, at most two, as the two clocks may drift.
         self._local: deque[dict[str, np.ndarray]] = deque(maxlen=2)
@@ -156,7 +162,7 @@ class CallMedia:
         for timer in (self._send_timer, self._play_timer):
             if timer is not None:
                 timer.cancel()
-        self._send_timer = self._play_timer = None
+        self._send_timer = self._play_timer = self._grace_until = None
         for participant in self.participants.values():
             participant.on_mic = _nothing
         for name, recorder in (("sent", self.sent_rec), ("received", self.received_rec)):
@@ -191,6 +197,30 @@ class CallMedia:
         return [p for p in self.participants.values() if not p.muted and p.feeding(now_ns, within)]
 
     def _on_play_timer(self) -> None:
+        """A beat: play the next frame; or, if its packet is late but probably on its way, wait
+        for it a little (`_on_late_packet` plays it as it comes). Concealing at once would put
+        a frame of concealment in the middle of speech whenever a busy machine delays one
+        packet a few ms past the buffer's target; waiting hands the listener that frame late
+        by as much, and the next beat keeps its time."""
+        if self._grace_until is None and self.buffer.awaiting_next():
+            self.figures.waited += 1
+            self._grace_until = self._play_at + GRACE_SHARE * self.frame_ns / 1e9
+            self._play_timer = self._loop.call_at(self._grace_until, self._on_grace_over)
+            return
+        self._beat()
+
+    def _on_grace_over(self) -> None:
+        self.figures.waited_in_vain += 1
+        self._beat()
+
+    def _on_late_packet(self) -> None:
+        if self._grace_until is not None and not self.buffer.awaiting_next():
+            if self._play_timer is not None:
+                self._play_timer.cancel()
+            self._beat()
+
+    def _beat(self) -> None:
+        self._grace_until = None
         self._guarded(self._play_frame)
         self._play_at = self._next_beat(self._play_at, self._play_due())
         self._play_timer = self._loop.call_at(self._play_at, self._on_play_timer)
@@ -352,6 +382,8 @@ class CallMedia:
                     self._forward(payload)
                 if outcome == "accepted" and not self.buffer.playing:
                     self._align_playout()
+                elif outcome == "accepted" and self._grace_until is not None:
+                    self._on_late_packet()
                 self.used.add("tcp" if index == TCP_PATH else "udp")
                 if index != TCP_PATH:
                     first = outcome == "accepted"
@@ -395,6 +427,11 @@ class CallMedia:
                 "datagrams": self.figures.datagrams_sent,
                 "tcp_frames": self.figures.tcp_frames_sent,
             },
-            "received": {**self.received_figures(), "forged": self.figures.forged},
+            "received": {
+                **self.received_figures(),
+                "forged": self.figures.forged,
+                "waited": self.figures.waited,
+                "waited_in_vain": self.figures.waited_in_vain,
+            },
             "paths": [p.to_json(now_ns) for p in self.paths],
         }
