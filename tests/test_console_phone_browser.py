@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from hotline.station.launch import StationProcess
 from hotline.station.recording import WavWriter
-from tests.consoledriver import chromium_path, open_console, staff, wait_up
+from tests.consoledriver import chromium_path, open_console, show, staff, wait_up
 from tests.test_call_station import _set_calls, similarity, speech_like
 
 
@@ -108,6 +108,7 @@ def phones(
 
 def test_a_call_from_the_board_rings_is_answered_and_carries_voice_both_ways(phones: Any) -> None:
     page_l, page_m, london, moscow, spoken_l, spoken_m = phones
+    show(page_m, "traffic")  # Moscow's operator is busy with something else
     page_l.select_option('[data-link="moscow"] .call-precedence', "FLASH")
     page_l.click('[data-link="moscow"] .call-place')
     ring = page_m.wait_for_selector("#call-ring", state="visible")
@@ -117,6 +118,11 @@ def test_a_call_from_the_board_rings_is_answered_and_carries_voice_both_ways(pho
     assert "olga" in text
     assert "This call is recorded" in text
     assert "flash" in (ring.get_attribute("class") or "")  # a FLASH call takes the whole screen
+    covered = page_m.evaluate(
+        """() => [[0.05, 0.05], [0.5, 0.5], [0.95, 0.95]].every(([x, y]) => document
+            .elementFromPoint(innerWidth * x, innerHeight * y)?.closest('#call-ring') !== null)"""
+    )
+    assert covered  # over the view the operator was in, corner to corner
     signed_out = httpx.get(f"{moscow.console}/console/ringing").json()
     assert signed_out == {"ringing": 1, "flash": True}  # says that a call rings, never who
 
