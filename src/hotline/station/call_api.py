@@ -4,7 +4,8 @@ connection through which a person takes part (a WebSocket under the same bearer 
 The media connection carries 48 kHz mono signed 16-bit little-endian PCM, one call frame per
 binary message, both ways: what the person says, and what they should hear (the peer and the other
 local speakers, never their own voice). Text messages are JSON notices: `joined` first (with the
-frame size), `ended` last. The console's browser phone joins through the station the same way.
+frame size), `ended` last. The console's browser phone joins over WebRTC instead
+(`station/webrtc.py`), as a participant of the same kind.
 """
 
 from __future__ import annotations
