@@ -24,6 +24,7 @@ from hotline.station.audio import (
     OpusDecoder,
     OpusEncoder,
     Pcm,
+    frame_samples,
     level_dbfs,
     mix,
     mix_heard,
@@ -89,6 +90,23 @@ def test_opus_round_trip_keeps_the_waveform(make: Callable[[], Pcm], frame_ms: i
     assert len(decoded) == len(signal)
     assert encoder.pre_skip == 312
     assert aligned_ncc(signal, decoded, encoder.pre_skip) > 0.9
+
+
+@pytest.mark.parametrize("frame_ms", [20, 10])
+def test_at_a_constant_bit_rate_speech_and_silence_make_packets_of_one_length(
+    frame_ms: int,
+) -> None:
+    """A packet's length travels in clear: at a variable bit rate it follows the speech, and
+    gives away what is said (RFC 6562). A station encodes at a constant one unless told not to."""
+    signal = np.concatenate([speech_like(1.0), np.zeros(RATE, np.int16), speech_like(1.0)])
+    n = frame_samples(frame_ms)
+
+    def lengths(encoder: OpusEncoder) -> set[int]:
+        return {len(encoder.encode(signal[i : i + n])) for i in range(0, len(signal), n)}
+
+    assert lengths(OpusEncoder(frame_ms)) == {64000 * frame_ms // 8000}
+    assert lengths(OpusEncoder(frame_ms, 48000)) == {48000 * frame_ms // 8000}
+    assert len(lengths(OpusEncoder(frame_ms, constant_bitrate=False))) > 10
 
 
 def test_encoder_refuses_anything_but_one_frame() -> None:
@@ -290,6 +308,16 @@ def test_the_frames_dropped_are_quiet_ones() -> None:
     assert buffer.dropped == len(skipped) >= 2
     assert all(s % 10 == 5 for s in skipped)
     assert buffer.lost == 0
+
+
+def test_at_a_constant_bit_rate_the_station_says_which_frames_are_quiet() -> None:
+    """Every packet as long as the others: the buffer asks `is_quiet` (the station decodes)."""
+    buffer = JitterBuffer(is_quiet=lambda opus: opus == b"quiet")
+    packets = lambda s: b"quiet" if s % 10 == 5 else b"voice"  # noqa: E731
+    out = Line(buffer, steady(3003, clock=1.001), packets).run(60_000 * MS)
+    skipped = set(range(2990)) - {s for k, s in played(out) if k == "packet"}
+    assert buffer.dropped == len(skipped) >= 2
+    assert all(s % 10 == 5 for s in skipped)
 
 
 def test_a_pause_plays_silence_and_is_not_loss() -> None:

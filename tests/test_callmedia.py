@@ -248,3 +248,36 @@ def test_a_packet_that_does_not_come_is_waited_for_only_a_little() -> None:
     assert played == 59  # the others, and the call's audio went on
     assert callee.figures.waited_in_vain >= 1
     assert callee.buffer.lost == 1  # frame LATE, rebuilt from the next packet or concealed
+
+
+async def _lengths_sent() -> tuple[set[int], CallMedia]:
+    caller, callee, sockets = await _pair()
+    lengths: set[int] = set()
+    send = caller.sockets.send
+
+    def keep(index: int, datagram: bytes, address: Any) -> bool:
+        lengths.add(len(datagram))
+        return send(index, datagram, address)
+
+    caller.sockets.send = keep  # type: ignore[method-assign]
+    speaker = _join(caller, "london", [])
+    _join(callee, "moscow", [])
+    caller.start()
+    callee.start()
+    try:
+        for seq in range(30):  # a tone, then silence, from the microphone
+            speaker.mic(_tone(seq) if seq < 15 else np.zeros(SAMPLES, np.int16))
+            await asyncio.sleep(0.02)
+        return lengths, callee
+    finally:
+        await _close(caller, callee, sockets=sockets)
+
+
+def test_what_goes_on_the_wire_is_as_long_for_speech_as_for_silence() -> None:
+    """Datagram lengths are in clear: at a variable bit rate they follow what is said."""
+    lengths, callee = asyncio.run(_lengths_sent())
+    audio = {n for n in lengths if n > 100}  # beside them: probes and their answers, far shorter
+    assert len(audio) == 1
+    encoder = OpusEncoder(20, 40000)
+    assert callee._quiet_packet(encoder.encode(np.zeros(SAMPLES, np.int16)))
+    assert not callee._quiet_packet(encoder.encode(_tone(3)))

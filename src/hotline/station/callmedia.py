@@ -52,6 +52,7 @@ ECHO_NS = 2000 * MS  # a probe's answer later than this is not a round trip wort
 UDP_QUIET_NS = 1000 * MS  # no authentic datagram for this long: the peer should use TCP too
 TCP_PATH = 255  # the `path` of a frame that went over a TCP session
 SPEAKING_DBFS = -45.0
+QUIET_DBFS = -50.0  # a frame the jitter buffer may drop unheard to shorten its delay
 FEEDING_FRAMES = 3  # a speaker whose microphone is silent this long no longer holds frames back
 ALIGN_SLACK_NS = MS // 2  # play this long after a packet is due, so the buffer counts it due
 # A packet not there at its beat, but probably on its way, is waited for this long (a share of
@@ -71,6 +72,7 @@ class MediaSettings:
     all_paths: bool
     jitter_min_ms: int
     record_dir: Path | None  # where to write the recordings, or None: not recorded
+    constant_bitrate: bool = True  # every packet of one length (docs/calls.md §6)
 
 
 @dataclass(slots=True)
@@ -121,9 +123,16 @@ class CallMedia:
         self._probe_every_ns = PROBE_EVERY_NS if settings.all_paths else SINGLE_PATH_PROBE_EVERY_NS
         frame_ms = settings.frame_ms
         self.frame_ns = frame_ms * MS
-        self.encoder = OpusEncoder(frame_ms, settings.bitrate)
+        self.encoder = OpusEncoder(
+            frame_ms, settings.bitrate, constant_bitrate=settings.constant_bitrate
+        )
         self.decoder = OpusDecoder(frame_ms)
-        self.buffer = JitterBuffer(frame_ms, min_delay_ms=settings.jitter_min_ms)
+        # At a constant bit rate a packet's length says nothing of its loudness: the buffer asks
+        # a decoder of its own whether a frame it may drop is quiet.
+        self._level_decoder = OpusDecoder(frame_ms)
+        self.buffer = JitterBuffer(
+            frame_ms, min_delay_ms=settings.jitter_min_ms, is_quiet=self._quiet_packet
+        )
         self.frame_samples = 48 * frame_ms
         self.seq = 0
         self.sent_rec: OggOpusRecorder | None = None
@@ -135,6 +144,12 @@ class CallMedia:
             self.received_rec = OggOpusRecorder(
                 stem.with_name(f"{stem.name}-received.opus"), frame_ms
             )
+
+    def _quiet_packet(self, opus: bytes) -> bool:
+        try:
+            return level_dbfs(self._level_decoder.decode(opus)) <= QUIET_DBFS
+        except RemoteError:  # a packet that does not decode is no loss to drop
+            return True
 
     # -- the clocks of the call ------------------------------------------------------------------
     # Two clocks, so that neither adds a frame of waiting. Sending follows the speakers: a frame

@@ -354,6 +354,7 @@ class CallDesk:
             self.settings.all_paths,
             self.settings.jitter_min_ms,
             self.recordings if call.recorded else None,
+            constant_bitrate=self.settings.constant_bitrate,
         )
         media = CallMedia(
             call.call_id,

@@ -55,8 +55,9 @@ class JitterBuffer:
     the packet after a lost one is there in time to rebuild it from its FEC). It grows by
     itself: a frame whose packet is not there yet is concealed without moving on (the delay
     grows by a frame); it shrinks by dropping a frame once the buffer has held more than target
-    + one frame for `_HOLD_NS`: a quiet one (a packet half the median size or less), or any
-    after `_FORCE_NS`. So clock drift between stations never grows the delay without bound.
+    + one frame for `_HOLD_NS`: a quiet one (`is_quiet`; by default a packet half the median
+    size or less), or any after `_FORCE_NS`. So clock drift between stations never grows the
+    delay without bound.
     Counters: `received` (accepted), `late`, `duplicate`, `early`, `played`, `lost` (never there
     in time, FEC-recovered ones included), `concealed`, `recovered_fec`, `dropped`, `paused`
     (times playing stopped because nothing came: a pause, or a path gone quiet).
@@ -68,12 +69,14 @@ class JitterBuffer:
         min_delay_ms: int = 20,
         max_delay_ms: int = 200,
         has_fec: Callable[[bytes], bool] = packet_has_fec,
+        is_quiet: Callable[[bytes], bool] | None = None,
     ) -> None:
         if not 0 <= min_delay_ms <= max_delay_ms:
             raise ValueError("need 0 <= min_delay_ms <= max_delay_ms")
         self.frame_ms, self.min_delay_ms, self.max_delay_ms = frame_ms, min_delay_ms, max_delay_ms
         self._frame = frame_samples(frame_ms)
         self._has_fec = has_fec
+        self._is_quiet = is_quiet or self._small
         self._buf: dict[int, _Entry] = {}
         self._next_ts: int | None = None  # the slot to play next; older packets are late
         self._playing = False
@@ -244,14 +247,18 @@ class JitterBuffer:
         head = self._buf.get(self._next_ts)
         if head is None or waited < _HOLD_NS:
             return
-        # Opus spends far fewer bytes on near-silence (17 against 60-90 for voice at 32 kb/s).
-        quiet = 2 * len(head.opus) <= statistics.median(self._sizes)
-        if quiet or waited >= _FORCE_NS:
+        if waited >= _FORCE_NS or self._is_quiet(head.opus):
             del self._buf[self._next_ts]
             self._last_seq = head.seq  # dropped on purpose: not a loss
             self._next_ts += self._frame
             self.dropped += 1
             self._excess_since = now_ns
+
+    def _small(self, opus: bytes) -> bool:
+        """Quiet by its length, at a variable bit rate: Opus spends far fewer bytes on
+        near-silence (17 against 60-90 for voice at 32 kb/s). At a constant bit rate every
+        packet is as long: the station passes `is_quiet`, which decodes."""
+        return 2 * len(opus) <= statistics.median(self._sizes)
 
     def _observe(self, timestamp: int, arrival_ns: int) -> None:
         transit = arrival_ns - timestamp * 1_000_000_000 // RATE
