@@ -11,7 +11,9 @@ P.862.2 (PESQ wide band, the `pesq` package) at 16 kHz: the heard audio is align
 by cross-correlation, and both are resampled by sox. Prints `name: value` lines:
 
   pesq_wb_codec_only_<bitrate>: the speech through libopus alone (`OpusEncoder` with the call's
-      settings, `OpusDecoder`; 20 ms frames) at 24, 32, 40 and 48 kbit/s; pesq_wb_codec_only is the
+      settings, `OpusDecoder`; 20 ms frames) at 32, 48, 56 and 64 kbit/s, constant bit rate
+      (_variable_<bitrate>: at a variable one, whose packet lengths follow the speech, as the
+      station does with `constant_bitrate = false`); pesq_wb_codec_only is the
       one at the station's default bit rate, and pesq_wb_codec_only_10ms the same in 10 ms
       frames. pesq_wb_codec_loss10_ideal: 10% of the packets lost at random, each recovered
       from the next packet's FEC when that one came, else concealed, as a receiver with a
@@ -221,12 +223,19 @@ class Judge:
 
 
 def codec_only(
-    speech: Pcm, bitrate: int, judge: Judge, frame_ms: int = 20, loss: float = 0.0, seed: int = 0
+    speech: Pcm,
+    bitrate: int,
+    judge: Judge,
+    frame_ms: int = 20,
+    loss: float = 0.0,
+    seed: int = 0,
+    constant: bool = True,
 ) -> float:
     """The speech through the call's Opus encoder settings and libopus's decoder, nothing else.
     With `loss`, that share of packets (at random) is lost and decoded as a receiver with a
     perfect buffer would: from the next packet's FEC if it came, else by concealment."""
-    encoder, decoder = OpusEncoder(frame_ms, bitrate), OpusDecoder(frame_ms)
+    encoder = OpusEncoder(frame_ms, bitrate, constant_bitrate=constant)
+    decoder = OpusDecoder(frame_ms)
     n = encoder.frame_samples
     frames = [speech[i : i + n] for i in range(0, len(speech) - n + 1, n)]
     packets = [encoder.encode(np.ascontiguousarray(f)) for f in frames]
@@ -633,8 +642,11 @@ def setup_and_answer(pair: Pair, count: int) -> tuple[list[float], list[float]]:
 
 
 def part_codec(speech: Pcm, judge: Judge) -> None:
-    for bitrate in (24_000, 32_000, 40_000, 48_000):
+    for bitrate in (32_000, 48_000, 56_000, 64_000):
         emit(f"pesq_wb_codec_only_{bitrate}", f"{codec_only(speech, bitrate, judge):.3f}")
+    for bitrate in (32_000, 48_000):  # what lengths that follow the speech would buy
+        score = codec_only(speech, bitrate, judge, constant=False)
+        emit(f"pesq_wb_codec_only_variable_{bitrate}", f"{score:.3f}")
     emit("pesq_wb_codec_only", f"{codec_only(speech, BITRATE, judge):.3f}")
     emit("pesq_wb_codec_only_10ms", f"{codec_only(speech, BITRATE, judge, 10):.3f}")
     ideal = [codec_only(speech, BITRATE, judge, loss=0.1, seed=seed) for seed in range(5)]
