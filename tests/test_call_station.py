@@ -216,6 +216,7 @@ def test_a_call_carries_the_voice_both_ways_and_both_chains_record_it(relayed: A
     assert 'hotline_calls_active{link="london"} 1.0' in metrics
     assert 'hotline_call_path_rtt_seconds{link="london",path="1"}' in metrics
     assert 'hotline_call_frames_total{fate="lost",link="london"} 0.0' in metrics
+    assert 'hotline_call_playout_waits_total{link="london",outcome="in_vain"}' in metrics
     call.end()
     _wait(lambda: _records(london) and _records(moscow), "both call records")
     (ours,), (theirs,) = _records(london), _records(moscow)

@@ -82,6 +82,11 @@ class _StationCollector(Collector):
         played = CounterMetricFamily(
             "hotline_call_frames", "the peer's frames, by fate", labels=["link", "fate"]
         )
+        waits = CounterMetricFamily(
+            "hotline_call_playout_waits",
+            "playout beats that waited for a late packet: it came in time, or in vain",
+            labels=["link", "outcome"],
+        )
         forged = CounterMetricFamily(
             "hotline_media_datagrams_refused", "media datagrams naming no call of ours"
         )
@@ -93,6 +98,9 @@ class _StationCollector(Collector):
                 media = status["media"]
                 for fate in ("played", "lost", "concealed", "recovered_fec", "late", "forged"):
                     played.add_metric([name, fate], media["received"].get(fate, 0))
+                waited, in_vain = media["received"]["waited"], media["received"]["waited_in_vain"]
+                waits.add_metric([name, "came"], waited - in_vain)
+                waits.add_metric([name, "in_vain"], in_vain)
                 for path in media["paths"]:
                     where = [name, str(path["path"])]
                     loss.add_metric(where, path["loss"])
@@ -100,7 +108,7 @@ class _StationCollector(Collector):
                     first.add_metric(where, path["first"])
                     if path["rtt_ms"] is not None:
                         rtt.add_metric(where, path["rtt_ms"] / 1000)
-        yield from (calls, loss, jitter, rtt, first, played, forged)
+        yield from (calls, loss, jitter, rtt, first, played, waits, forged)
 
     def _guards(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         paths = self.station._paths  # the station's own parts: read, never changed
