@@ -6,10 +6,12 @@ window refuses a datagram seen before) and played through the station's real `Ji
 keeps the first copy of each frame, whichever path brought it).
 
 The Opus packets are fakes, a few bytes naming their frame: b"\\x08" (a TOC byte), the frame's
-seq (4 bytes), a flag saying whether it carries FEC for the frame before, and padding (short for
-"quiet" frames, which the buffer prefers to drop). So every frame played can be checked against
-the frame it claims to be. A talk spurt of a few hundred frames per side, then silence: enough to
-exercise loss, copies and reordering without costing the run much.
+seq (4 bytes), a flag saying whether it carries FEC for the frame before, one saying whether it
+is "quiet" (which the buffer prefers to drop), and padding: all of one length, as the station's
+packets are at a constant bit rate. So every frame played can be checked against the frame it
+claims to be. The playout beat waits for a late packet as the station's does (GRACE_SHARE).
+A talk spurt of a few hundred frames per side, then silence: enough to exercise loss, copies
+and reordering without costing the run much.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ __all__ = ["TCP_PATH", "SimMedia", "fake_opus", "opus_seq"]
 TCP_PATH = 255  # the `path` of a frame sent in a CallMedia frame (as station/callmedia.py)
 UDP_QUIET_NS = 1 * SECOND  # no authentic datagram for this long: the peer should use TCP too
 IDLE_NS = 1 * SECOND  # nothing pushed for this long: the playout clock rests until the next one
+GRACE_SHARE = 0.5  # a beat waits this share of a frame for a late packet (station/callmedia.py)
 
 
 def fake_opus(seq: int, fec: bool, quiet: bool) -> bytes:
     """A stand-in Opus packet for frame `seq`."""
-    return b"\x08" + seq.to_bytes(4, "big") + bytes([fec]) + bytes(2 if quiet else 24)
+    return b"\x08" + seq.to_bytes(4, "big") + bytes([fec, quiet]) + bytes(24)
 
 
 def opus_seq(opus: bytes) -> int:
@@ -44,6 +47,10 @@ def opus_seq(opus: bytes) -> int:
 
 def _has_fec(opus: bytes) -> bool:
     return len(opus) > 5 and opus[5] == 1
+
+
+def _is_quiet(opus: bytes) -> bool:
+    return len(opus) > 6 and opus[6] == 1
 
 
 @dataclass(slots=True)
@@ -70,7 +77,7 @@ class SimMedia:
         self.frame_ns, self.frame_samples = frame_ms * MS, 48 * frame_ms
         self.routes, self.send_tcp, self.on_play = routes, send_tcp, on_play
         self.frames_to_send = frames
-        self.buffer = JitterBuffer(frame_ms, has_fec=_has_fec)
+        self.buffer = JitterBuffer(frame_ms, has_fec=_has_fec, is_quiet=_is_quiet)
         # The station sends every frame on TCP too until the peer's first keepalive says our
         # datagrams reach it. Here the frames go on TCP only once the peer says they do not: the
         # simulated connections let messages overtake one another (which a TCP connection never
@@ -81,6 +88,9 @@ class SimMedia:
         self.running = False
         self.last_udp_ns = self.last_push_ns = 0
         self._playing = False  # the playout clock is ticking
+        self._beat_ns = 0  # when the beat now playing (or waiting) was due
+        self._waiting = 0  # the wait under way (a number, so a stale end of one is ignored)
+        self._waits = 0
         self._seq = 0
 
     def start(self) -> None:
@@ -129,6 +139,8 @@ class SimMedia:
         self.figures.used.add(via)
         self.buffer.push(payload.seq, payload.timestamp, payload.opus, now)
         self.last_push_ns = now
+        if self._waiting and not self.buffer.awaiting_next():  # the late packet came
+            self._beat()
         if not self._playing:
             self._playing = True
             self.world.after(self.frame_ns, self._play)
@@ -136,7 +148,22 @@ class SimMedia:
 
     def _play(self) -> None:
         """One frame period of playout; the clock rests once the peer has been silent a while
-        (the buffer then plays nothing anyway) and starts again with the next frame."""
+        (the buffer then plays nothing anyway) and starts again with the next frame. A beat
+        whose packet is late but on its way waits for it up to GRACE_SHARE of a frame."""
+        self._beat_ns = self.world.now
+        if self.running and self.buffer.awaiting_next():
+            self._waits += 1
+            wait = self._waiting = self._waits
+            self.world.after(int(GRACE_SHARE * self.frame_ns), lambda: self._grace_over(wait))
+            return
+        self._beat()
+
+    def _grace_over(self, wait: int) -> None:
+        if self._waiting == wait:
+            self._beat()
+
+    def _beat(self) -> None:
+        self._waiting = 0
         if not self.running:
             self._playing = False
             return
@@ -146,7 +173,7 @@ class SimMedia:
         if self.world.now - self.last_push_ns >= IDLE_NS:
             self._playing = False
             return
-        self.world.after(self.frame_ns, self._play)
+        self.world.after(self._beat_ns + self.frame_ns - self.world.now, self._play)
 
     # -- what the call desk and the record see ---------------------------------------------------
 
