@@ -25,14 +25,13 @@ from hotline.protocol.callrecord import MediaFigures
 from hotline.protocol.media import AudioFrame, MediaOpener, MediaSealer
 from hotline.sim.network import Datagrams
 from hotline.sim.world import MS, SECOND, World
-from hotline.station.jitter import JitterBuffer, Playout
+from hotline.station.jitter import GRACE_SHARE, JitterBuffer, Playout
 
 __all__ = ["TCP_PATH", "SimMedia", "fake_opus", "opus_seq"]
 
 TCP_PATH = 255  # the `path` of a frame sent in a CallMedia frame (as station/callmedia.py)
 UDP_QUIET_NS = 1 * SECOND  # no authentic datagram for this long: the peer should use TCP too
 IDLE_NS = 1 * SECOND  # nothing pushed for this long: the playout clock rests until the next one
-GRACE_SHARE = 0.5  # a beat waits this share of a frame for a late packet (station/callmedia.py)
 
 
 def fake_opus(seq: int, fec: bool, quiet: bool) -> bytes:

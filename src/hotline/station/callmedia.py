@@ -32,7 +32,7 @@ from hotline.station.audio import (
     mix_heard,
     packet_samples,
 )
-from hotline.station.jitter import JitterBuffer
+from hotline.station.jitter import GRACE_SHARE, JitterBuffer
 from hotline.station.participants import MAX_QUEUED_FRAMES, Participant
 from hotline.station.pathstats import PathStats
 from hotline.station.recording import OggOpusRecorder
@@ -55,9 +55,6 @@ SPEAKING_DBFS = -45.0
 QUIET_DBFS = -50.0  # a frame the jitter buffer may drop unheard to shorten its delay
 FEEDING_FRAMES = 3  # a speaker whose microphone is silent this long no longer holds frames back
 ALIGN_SLACK_NS = MS // 2  # play this long after a packet is due, so the buffer counts it due
-# A packet not there at its beat, but probably on its way, is waited for this long (a share of
-# the frame) before its frame is concealed; it is played the moment it comes.
-GRACE_SHARE = 0.5
 
 
 def _nothing() -> None:
@@ -130,9 +127,8 @@ class CallMedia:
         # At a constant bit rate a packet's length says nothing of its loudness: the buffer asks
         # a decoder of its own whether a frame it may drop is quiet.
         self._level_decoder = OpusDecoder(frame_ms)
-        self.buffer = JitterBuffer(
-            frame_ms, min_delay_ms=settings.jitter_min_ms, is_quiet=self._quiet_packet
-        )
+        quiet = self._quiet_packet if settings.constant_bitrate else None  # None: by length
+        self.buffer = JitterBuffer(frame_ms, min_delay_ms=settings.jitter_min_ms, is_quiet=quiet)
         self.frame_samples = 48 * frame_ms
         self.seq = 0
         self.sent_rec: OggOpusRecorder | None = None
@@ -399,7 +395,7 @@ class CallMedia:
                     self._forward(payload)
                 if outcome == "accepted" and not self.buffer.playing:
                     self._align_playout()
-                elif outcome == "accepted" and self._grace_until is not None:
+                elif outcome == "accepted":
                     self._on_late_packet()
                 self.used.add("tcp" if index == TCP_PATH else "udp")
                 if index != TCP_PATH:

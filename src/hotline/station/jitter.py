@@ -15,7 +15,7 @@ from typing import Literal
 
 from hotline.station.audio import RATE, frame_samples, packet_has_fec
 
-__all__ = ["JitterBuffer", "Playout"]
+__all__ = ["GRACE_SHARE", "JitterBuffer", "Playout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,8 @@ _LOSS_MEMORY_NS = 10_000_000_000
 _HORIZON_MS = 1000  # beyond the playout point by more than max delay + this: refused as "early"
 _PAUSE_NS = 60_000_000  # nothing for the target delay and this long: a pause, played as silence
 _SEEN = 1024  # sequence numbers remembered to tell a duplicate from a late packet
+# A playout clock waits this share of a frame for a packet `awaiting_next` says is on its way.
+GRACE_SHARE = 0.5
 
 
 class JitterBuffer:
